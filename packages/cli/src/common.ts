@@ -1,0 +1,96 @@
+// Small pieces both commands share: option parsers, printing, exit codes, signals.
+import { InvalidArgumentError, type Command } from 'commander';
+import { exitCodeFor, isSshRSyncError, oneLine, type Outcome } from '@ssh-r-sync/core';
+
+// Commander collector for repeatable options.
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+// Parses a non-negative number of seconds.
+export function seconds(value: string): number {
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number) || number < 0) throw new InvalidArgumentError('expected a number of seconds (>= 0)');
+  return number;
+}
+
+// Usage errors print one line and exit 2; --help and --version exit 0.
+export function configureProgram(program: Command, prefix: string): Command {
+  return program
+    .exitOverride()
+    .configureOutput({
+      writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `${prefix}: ${text}` : text),
+      outputError: (text, write) => write(text.replace(/^error: /, 'error: ')),
+    })
+    .showSuggestionAfterError();
+}
+
+// Runs a program's main; maps thrown errors to one line on stderr and an exit code.
+export async function runMain(prefix: string, main: () => Promise<number>): Promise<never> {
+  let code: number;
+  try {
+    code = await main();
+  } catch (error) {
+    code = reportError(prefix, error);
+  }
+  process.exit(code);
+}
+
+// Prints an error as one line (plus its details, if any) and returns its exit code.
+export function reportError(prefix: string, error: unknown): number {
+  const commander = error as { code?: string; exitCode?: number };
+  if (typeof commander.code === 'string' && commander.code.startsWith('commander.')) {
+    return commander.code === 'commander.helpDisplayed' || commander.code === 'commander.version' || commander.exitCode === 0 ? 0 : 2;
+  }
+  process.stderr.write(`${prefix}: error: ${oneLine(error)}\n`);
+  if (isSshRSyncError(error) && error.details) process.stderr.write(indent(error.details));
+  if (!isSshRSyncError(error) && process.env.SSH_R_SYNC_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  return exitCodeFor(error);
+}
+
+// Prints how a run ended: a line on stderr for people, an object on stdout with --json.
+export function printOutcome(prefix: string, outcome: Outcome, extra: { name: string; json: boolean; snapshot?: string | null }): void {
+  if (extra.json) {
+    const json = {
+      status: outcome.status,
+      exitCode: outcome.exitCode,
+      name: extra.name || null,
+      rsyncExitCode: outcome.rsync?.exitCode ?? null,
+      files: outcome.rsync?.files ?? null,
+      bytes: outcome.rsync?.bytes ?? null,
+      durationMs: outcome.durationMs,
+      snapshot: extra.snapshot ?? null,
+      message: outcome.message,
+    };
+    process.stdout.write(`${JSON.stringify(json)}\n`);
+  }
+  if (outcome.status === 'success') {
+    const counts = outcome.rsync?.files == null ? '' : `: ${outcome.rsync.files} files, ${outcome.rsync.bytes ?? 0} bytes`;
+    process.stderr.write(`${prefix}: backup of ${extra.name} done${counts} in ${(outcome.durationMs / 1000).toFixed(1)} s\n`);
+  } else if (outcome.status === 'skipped') {
+    process.stderr.write(`${prefix}: skipped: ${outcome.message}\n`);
+  } else {
+    process.stderr.write(`${prefix}: error: ${outcome.message}\n`);
+    const details = outcome.error && isSshRSyncError(outcome.error) ? outcome.error.details : undefined;
+    if (details) process.stderr.write(indent(details));
+  }
+}
+
+function indent(text: string): string {
+  return `${text.trimEnd().replace(/^/gm, '  ')}\n`;
+}
+
+// First SIGINT/SIGTERM/SIGHUP stops the run (cleanup and done hooks still run); a second one kills it.
+export function onSignals(stop: (signal: string) => void, kill: (signal: string) => void): () => void {
+  let count = 0;
+  const handler = (signal: NodeJS.Signals) => {
+    count += 1;
+    if (count === 1) stop(signal);
+    else kill(signal);
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const signal of signals) process.on(signal, handler);
+  return () => {
+    for (const signal of signals) process.off(signal, handler);
+  };
+}

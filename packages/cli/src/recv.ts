@@ -1,0 +1,113 @@
+// `ssh-r-sync-recv`: the receiver. Runs the pipeline and pulls into BACKUP_ROOT/NAME.
+import { Command, Option } from 'commander';
+import {
+  UsageError,
+  applyNice,
+  assemblePipeline,
+  createLogger,
+  formatHookList,
+  listTaps,
+  localTransport,
+  parseNice,
+  validateName,
+} from '@ssh-r-sync/core';
+import { collect, configureProgram, onSignals, printOutcome, runMain, seconds } from './common.js';
+
+const PREFIX = 'ssh-r-sync-recv';
+
+interface RecvOptions {
+  local?: string;
+  name?: string;
+  rsync?: string;
+  mode?: 'privileged' | 'fake-super' | 'plain';
+  hook: string[];
+  hookTimeout?: number;
+  hookList?: boolean;
+  config?: string;
+  plugin: string[];
+  nice?: string;
+  handshakeTimeout?: number;
+  oneFileSystem?: boolean;
+  json?: boolean;
+  debug?: boolean;
+}
+
+// The receiver's command line.
+export function recvProgram(): Command {
+  const program = new Command(PREFIX)
+    .usage('[options] BACKUP_ROOT')
+    .description(
+      'Receive a backup: run as the ssh forced command of a client key, prove the reverse tunnel, and pull the ' +
+        "client's files read-only with rsync into BACKUP_ROOT/NAME, firing hook scripts and plugins on the way. " +
+        'With --local PATH it pulls from a local directory instead (tests, plugin development).',
+    )
+    .argument('[BACKUP_ROOT]', 'directory that holds one sub-directory per host')
+    .option('--name <NAME>', "the host's name; the client cannot change it (put it in the key's forced command)")
+    .option('--local <PATH>', 'pull from a local directory instead of a client over ssh (needs --name)')
+    .option('-r, --rsync <PATH>', 'rsync program to run (default: rsync from PATH)')
+    .addOption(new Option('-m, --mode <MODE>', 'how ownership, devices, ACLs and xattrs are kept (default: privileged as root, else fake-super)').choices(['privileged', 'fake-super', 'plain']))
+    .option('-x, --hook <POINT:PATH>', 'run a script at a hook point (repeatable, run in the order given; see --hook-list)', collect, [])
+    .option('--hook-timeout <SECONDS>', 'kill a hook (script or plugin) and fail the run after this long; 0 = no limit (default)', seconds)
+    .option('--hook-list', 'list hook points, their arguments and contracts, and the registered taps; then exit')
+    .option('--config <FILE>', 'config file (default: searched from the current directory: ssh-r-sync.config.{ts,js,json}, .ssh-r-syncrc, …)')
+    .option('--plugin <SPEC>', 'load a plugin: an npm package name or a .js/.mjs/.ts file (repeatable)', collect, [])
+    .option('--nice <[PRIO][:CLASS[.LEVEL]]>', 'CPU nice value and/or I/O class (rt, be, idle) with level 0-7, e.g. 10:idle or -5:be.2')
+    .option('-t, --handshake-timeout <SECONDS>', 'time limit for each handshake step (default 20)', seconds)
+    .option('--one-file-system', 'with --local: do not cross filesystem boundaries (rsync -x)')
+    .option('--json', 'print the result as one JSON object on stdout')
+    .option('--debug', 'log every step, including the rsync command line')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 success, 1 backup failed, 2 usage or configuration error, 75 skipped ("not now").\n' +
+        'Hook points: connect, handshake, rsync.pre, rsync, rsync.post, done; see --hook-list.',
+    );
+  return configureProgram(program, PREFIX);
+}
+
+// Parses argv and runs the receiver; resolves to the exit code.
+export async function recv(argv: string[]): Promise<number> {
+  if (argv[0] === '-c') {
+    throw new UsageError('ssh-r-sync-recv is not a login shell: use it as the forced command (command="…" or ForceCommand)');
+  }
+  const program = recvProgram();
+  program.parse(argv, { from: 'user' });
+  const options = program.opts<RecvOptions>();
+  const root = program.args[0];
+  const logger = createLogger({ prefix: PREFIX, debug: Boolean(options.debug) });
+  if (options.nice) await applyNice(parseNice(options.nice));
+  if (options.hookList) {
+    const { pipeline } = await assemblePipeline({ root: root ?? '.', ...common(options), logger });
+    const text = options.json ? `${JSON.stringify({ taps: listTaps(pipeline.hooks) })}\n` : formatHookList(pipeline.hooks);
+    process.stdout.write(text);
+    return 0;
+  }
+  if (!root) throw new UsageError('missing BACKUP_ROOT (see --help)');
+  const { pipeline } = await assemblePipeline({ root, ...common(options), logger });
+  if (!options.local) throw new UsageError('reverse-tunnel mode is not available yet: use --local PATH');
+  if (!options.name) throw new UsageError('--local needs --name NAME');
+  validateName(options.name);
+  const stopSignals = onSignals(
+    (signal) => pipeline.stop(`stopped by ${signal}`),
+    (signal) => pipeline.kill(`killed by ${signal}`),
+  );
+  const outcome = await pipeline.run(localTransport({ source: options.local, name: options.name, oneFileSystem: Boolean(options.oneFileSystem) }));
+  stopSignals();
+  printOutcome(PREFIX, outcome, { name: options.name, json: Boolean(options.json) });
+  return outcome.exitCode;
+}
+
+function common(options: RecvOptions) {
+  return {
+    configFile: options.config,
+    hooks: options.hook,
+    plugins: options.plugin,
+    mode: options.mode,
+    hookTimeoutSeconds: options.hookTimeout,
+    rsyncProgram: options.rsync,
+  };
+}
+
+// Entry point of the bin script.
+export function main(): Promise<never> {
+  return runMain(PREFIX, () => recv(process.argv.slice(2)));
+}

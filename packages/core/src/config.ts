@@ -1,0 +1,95 @@
+// The config file: found by cosmiconfig (module name `ssh-r-sync`, `.ts` through jiti) or
+// named with --config, then checked against one schema.
+import { dirname } from 'node:path';
+import { cosmiconfig } from 'cosmiconfig';
+import { createJiti } from 'jiti';
+import { z } from 'zod';
+import { SshRSyncError, oneLine } from './errors.js';
+import type { Plugin } from './plugin.js';
+
+const pluginObject = z.custom<Plugin>(
+  (value) => typeof value === 'object' && value !== null && typeof (value as Plugin).apply === 'function',
+  'expected a plugin object { name, apply }',
+);
+
+const pluginEntry = z.union([
+  z.string().min(1),
+  z.tuple([z.string().min(1), z.record(z.string(), z.unknown())]),
+  pluginObject,
+]);
+
+export const configSchema = z.strictObject({
+  /** Plugins: "pkg", ["pkg", {options}], "./file.ts", or plugin objects in a JS/TS config. */
+  plugins: z.array(pluginEntry).optional(),
+  /** Scripts per point: { "rsync.pre": ["./a.sh", "b"] }; relative paths from the config's folder. */
+  hooks: z.record(z.string(), z.union([z.string().min(1), z.array(z.string().min(1))])).optional(),
+  /** Seconds; bounds every hook, scripts and plugins. */
+  hookTimeout: z.number().nonnegative().optional(),
+  /** Receiver: how rsync keeps ownership; the client cannot raise it. */
+  mode: z.enum(['privileged', 'fake-super', 'plain']).optional(),
+  /** Receiver: the rsync program. */
+  rsync: z.string().min(1).optional(),
+  /** Receiver: key fingerprint (SHA256:…) → host name. */
+  names: z.record(z.string(), z.string()).optional(),
+  /** Seconds each handshake read may take. */
+  handshakeTimeout: z.number().positive().optional(),
+  /** Seconds to wait for a busy host's lock; 0 refuses at once. */
+  lockWait: z.number().nonnegative().optional(),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type PluginEntry = z.infer<typeof pluginEntry>;
+
+export interface LoadedConfig {
+  config: Config;
+  /** The file it came from; null when none was found. */
+  filepath: string | null;
+  /** Where relative paths and npm names in it resolve from. */
+  baseDir: string;
+}
+
+// Imports a TypeScript file at run time (plain Node 20 cannot).
+export async function importTypeScript(path: string): Promise<unknown> {
+  const jiti = createJiti(import.meta.url, { interopDefault: true, moduleCache: false });
+  return jiti.import(path, { default: true });
+}
+
+const tsLoader = (filepath: string) => importTypeScript(filepath);
+
+// Finds and validates the config: `file` when given, else a search from `cwd`.
+export async function loadConfig(options: { file?: string | undefined; cwd?: string } = {}): Promise<LoadedConfig> {
+  const cwd = options.cwd ?? process.cwd();
+  const explorer = cosmiconfig('ssh-r-sync', {
+    loaders: { '.ts': tsLoader, '.mts': tsLoader, '.cts': tsLoader },
+    searchPlaces: [
+      'package.json',
+      '.ssh-r-syncrc',
+      '.ssh-r-syncrc.json',
+      '.ssh-r-syncrc.yaml',
+      '.ssh-r-syncrc.yml',
+      '.ssh-r-syncrc.js',
+      '.ssh-r-syncrc.mjs',
+      '.ssh-r-syncrc.ts',
+      'ssh-r-sync.config.js',
+      'ssh-r-sync.config.mjs',
+      'ssh-r-sync.config.ts',
+      'ssh-r-sync.config.mts',
+      'ssh-r-sync.config.json',
+    ],
+  });
+  let found: { config: unknown; filepath: string; isEmpty?: boolean } | null;
+  try {
+    found = options.file ? await explorer.load(options.file) : await explorer.search(cwd);
+  } catch (error) {
+    const where = options.file ?? `the config found from ${cwd}`;
+    throw new SshRSyncError('ECONFIG', `cannot load ${where}: ${oneLine(error)}`, { cause: error });
+  }
+  if (!found || found.isEmpty) return { config: {}, filepath: found?.filepath ?? null, baseDir: found ? dirname(found.filepath) : cwd };
+  const parsed = configSchema.safeParse(found.config);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const at = issue?.path.length ? issue.path.join('.') : '(top level)';
+    throw new SshRSyncError('ECONFIG', `invalid config ${found.filepath}: ${at}: ${issue?.message ?? 'invalid'}`);
+  }
+  return { config: parsed.data, filepath: found.filepath, baseDir: dirname(found.filepath) };
+}

@@ -1,0 +1,84 @@
+// The values that travel through one run: who is backed up, where to, how rsync is called,
+// and how it ended. Hooks receive these objects; the pipeline owns them.
+import type { Logger } from './logger.js';
+
+export type Role = 'receiver' | 'client';
+export type Mode = 'privileged' | 'fake-super' | 'plain';
+export type Status = 'success' | 'failure' | 'skipped';
+
+export interface RunContext {
+  readonly role: Role;
+  /** BACKUP_ROOT with symlinks resolved. */
+  readonly root: string;
+  /** The host's name; known from the `handshake` point on (empty before). */
+  name: string;
+  /** ROOT/NAME, or where plugins moved it; known from `handshake` on (empty before). */
+  dir: string;
+  /** How rsync keeps ownership and devices: decided by the receiver, never by the client. */
+  mode: Mode;
+  /** The client asked for `-x/--one-file-system`. */
+  oneFileSystem: boolean;
+  /** Aborted when the run must stop (a signal, a dead peer). */
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+  readonly startedAt: Date;
+  /** Snapshot id that a plugin created, reported to the client. */
+  snapshot: string | null;
+  /** Free space for plugins, keyed by plugin name. */
+  readonly data: Map<string, unknown>;
+}
+
+/** The rsync call that `rsync.pre` taps edit and the `rsync` point runs. */
+export interface RsyncCommand {
+  /** The rsync program. */
+  program: string;
+  /** Options users see and hooks edit (stdin of `rsync.pre` scripts). */
+  args: string[];
+  /** Source and destination, appended after the options. */
+  source: string;
+  destination: string;
+  /** Options the transport needs (password file, …); not shown to hooks, kept when defaults are replaced. */
+  transportArgs: string[];
+  /** Environment for rsync, on top of the receiver's own. */
+  env: Record<string, string>;
+}
+
+/** What rsync did, as `rsync.post` taps see and may change it. */
+export interface RsyncResult {
+  exitCode: number;
+  /** The signal that killed rsync, if any. */
+  signal: string | null;
+  /** rsync's merged stdout and stderr (bounded: the middle of a huge output is dropped). */
+  output: string;
+  /** Regular files transferred and their total size, from `--stats` when present. */
+  files: number | null;
+  bytes: number | null;
+  durationMs: number;
+  /** The exit code before any `rsync.post` tap changed it. */
+  originalExitCode: number;
+}
+
+/** A tap's "not now": ends the run as skipped (exit 75), which is not a failure. */
+export interface Skip {
+  readonly skip: true;
+  readonly reason: string;
+}
+
+// Builds the value a tap returns to skip the run.
+export function skip(reason: string): Skip {
+  return { skip: true, reason };
+}
+
+export function isSkip(value: unknown): value is Skip {
+  return typeof value === 'object' && value !== null && (value as Skip).skip === true;
+}
+
+/** How a run ended. `exitCode` is what the CLI exits with. */
+export interface Outcome {
+  status: Status;
+  exitCode: 0 | 1 | 2 | 75;
+  message: string | null;
+  error: Error | null;
+  rsync: RsyncResult | null;
+  durationMs: number;
+}

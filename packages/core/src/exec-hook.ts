@@ -1,0 +1,84 @@
+// Runs one hook script: no shell, its own process group, stdin and stdout never the
+// protocol channel, stdout bounded, killed with its group when the tap is aborted.
+import { createInterface } from 'node:readline';
+import { execa } from 'execa';
+import { SshRSyncError } from './errors.js';
+import type { Logger } from './logger.js';
+import { killGroup } from './process-group.js';
+
+export interface ScriptRun {
+  path: string;
+  args: string[];
+  env: Record<string, string>;
+  /** Bytes for the script's stdin; /dev/null when undefined. */
+  input?: Buffer | string;
+  signal?: AbortSignal;
+  maxOutputBytes: number;
+  /** Where the script's stderr lines go. */
+  logger: Logger;
+}
+
+export interface ScriptResult {
+  exitCode: number | null;
+  signal: string | null;
+  stdout: Buffer;
+}
+
+// Runs a script to its end and returns its exit status and stdout; throws only when it cannot run.
+export async function runScript(run: ScriptRun): Promise<ScriptResult> {
+  const subprocess = execa(run.path, run.args, {
+    ...(run.input === undefined ? { stdin: 'ignore' as const } : { input: run.input }),
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: { stdout: true, stderr: false },
+    encoding: 'buffer',
+    maxBuffer: { stdout: run.maxOutputBytes },
+    env: run.env,
+    extendEnv: false,
+    detached: true,
+    reject: false,
+    shell: false,
+  });
+  const pid = subprocess.pid;
+  const abort = () => killGroup(pid, 'SIGKILL');
+  if (run.signal?.aborted) abort();
+  run.signal?.addEventListener('abort', abort, { once: true });
+  // A script that exits leaves nothing behind: whatever it started in its group is stopped,
+  // which also ends a background child that would otherwise hold stdout open forever.
+  let straggler: NodeJS.Timeout | undefined;
+  subprocess.once('exit', () => {
+    if (killGroup(pid, 'SIGTERM')) straggler = setTimeout(() => killGroup(pid, 'SIGKILL'), 2000).unref();
+  });
+  if (subprocess.stderr) {
+    createInterface({ input: subprocess.stderr, crlfDelay: Infinity }).on('line', (line) => run.logger.info(line.slice(0, 4096)));
+  }
+  const result = await subprocess;
+  run.signal?.removeEventListener('abort', abort);
+  if (straggler) clearTimeout(straggler);
+  if (result.isMaxBuffer) {
+    killGroup(pid, 'SIGKILL');
+    throw new SshRSyncError('EHOOK', `printed more than ${run.maxOutputBytes} bytes on stdout`);
+  }
+  const code = (result.cause as NodeJS.ErrnoException | undefined)?.code;
+  if (result.exitCode === undefined && result.signal === undefined && code) {
+    throw new SshRSyncError('ESPAWN', `cannot run ${run.path}: ${describeSpawnError(code)}`, { cause: result.cause });
+  }
+  return {
+    exitCode: result.exitCode ?? null,
+    signal: result.signal ?? null,
+    stdout: Buffer.from(result.stdout as Uint8Array),
+  };
+}
+
+function describeSpawnError(code: string): string {
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES') return 'permission denied (is it executable?)';
+  if (code === 'ENOEXEC') return 'not an executable format (missing #! line?)';
+  return code;
+}
+
+// How a finished script ended, in words: "exited with code 3" or "was killed by SIGKILL".
+export function describeExit(result: Pick<ScriptResult, 'exitCode' | 'signal'>): string {
+  if (result.signal) return `was killed by ${result.signal}`;
+  return `exited with code ${result.exitCode}`;
+}

@@ -1,0 +1,38 @@
+// The typed hook points of the pipeline. Each hook's class says what a tap's return value
+// means: a bail hook stops at the first defined value, a waterfall passes it on, a plain
+// series hook ignores it.
+import { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook } from 'tapable';
+import type { Outcome, RsyncCommand, RsyncResult, RunContext, Skip } from './context.js';
+import type { HookKey } from './points.js';
+
+export interface PipelineHooks {
+  /** `connect`: a client is connected, before any handshake byte. Return `skip()` for "not now". */
+  readonly connect: AsyncSeriesBailHook<[RunContext], Skip | undefined>;
+  /** `handshake`: the peer is proven and the host is known (`ctx.name`, `ctx.dir`). Return `skip()` for "not now". */
+  readonly handshake: AsyncSeriesBailHook<[RunContext], Skip | undefined>;
+  /** `rsync.pre`: right before rsync starts; edit `command` in place. Return `skip()` for "not now". */
+  readonly rsyncPre: AsyncSeriesBailHook<[RsyncCommand, RunContext], Skip | undefined>;
+  /** `rsync`: runs rsync. The first tap that returns a result replaces the built-in runner. */
+  readonly rsync: AsyncSeriesBailHook<[RsyncCommand, RunContext], RsyncResult | undefined>;
+  /** `rsync.post`: rsync exited, whatever its code. Return a changed result (e.g. exit 24 → 0) or nothing. */
+  readonly rsyncPost: AsyncSeriesWaterfallHook<[RsyncResult, RunContext]>;
+  /** `done`: always last, with the outcome: success, failure or skipped. Return values are ignored. */
+  readonly done: AsyncSeriesHook<[Outcome, RunContext]>;
+}
+
+// Every point has a hook and every hook a point: a compile error otherwise.
+type Exact<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const everyPointHasAHook: Exact<keyof PipelineHooks, HookKey> = true;
+void everyPointHasAHook;
+
+// Creates a fresh, frozen set of hooks: plugins may tap them but never replace them.
+export function createHooks(): PipelineHooks {
+  return Object.freeze({
+    connect: new AsyncSeriesBailHook<[RunContext], Skip | undefined>(['ctx'], 'connect'),
+    handshake: new AsyncSeriesBailHook<[RunContext], Skip | undefined>(['ctx'], 'handshake'),
+    rsyncPre: new AsyncSeriesBailHook<[RsyncCommand, RunContext], Skip | undefined>(['command', 'ctx'], 'rsync.pre'),
+    rsync: new AsyncSeriesBailHook<[RsyncCommand, RunContext], RsyncResult | undefined>(['command', 'ctx'], 'rsync'),
+    rsyncPost: new AsyncSeriesWaterfallHook<[RsyncResult, RunContext]>(['result', 'ctx'], 'rsync.post'),
+    done: new AsyncSeriesHook<[Outcome, RunContext]>(['outcome', 'ctx'], 'done'),
+  });
+}

@@ -1,0 +1,21 @@
+// Public API of @ssh-r-sync/core.
+export * from './errors.js';
+export * from './points.js';
+export * from './context.js';
+export * from './hooks.js';
+export * from './logger.js';
+export * from './plugin.js';
+export * from './pipeline.js';
+export * from './transport.js';
+export * from './local-transport.js';
+export * from './host-dir.js';
+export { currentTap, HookError, type TapScope } from './tap-guard.js';
+export { parseHookSpec, scriptsPlugin, tapScript, applyRsyncPreOutput, parseExitCodeOutput, hookEnvironment, type HookSpec } from './exec-plugin.js';
+export { runScript, describeExit, type ScriptRun, type ScriptResult } from './exec-hook.js';
+export { defaultRsyncArgs, runRsync, parseStats } from './rsync.js';
+export { loadConfig, configSchema, importTypeScript, type Config, type LoadedConfig, type PluginEntry } from './config.js';
+export { loadPlugin, resolvePackage } from './load-plugins.js';
+export { formatHookList, listTaps, type ListedTap } from './hook-list.js';
+export { killGroup } from './process-group.js';
+export { assemblePipeline, type AssembleOptions, type Assembled } from './assemble.js';
+export { parseNice, applyNice, type NiceSpec } from './nice.js';

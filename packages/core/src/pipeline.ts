@@ -1,0 +1,162 @@
+// The pipeline: connect → handshake → rsync.pre → rsync → rsync.post → done, as one run.
+import { realpath } from 'node:fs/promises';
+import type { Mode, Outcome, RsyncCommand, RsyncResult, Role, RunContext, Skip } from './context.js';
+import { SshRSyncError, isSshRSyncError, oneLine } from './errors.js';
+import { createHooks, type PipelineHooks } from './hooks.js';
+import { hostDirectory } from './host-dir.js';
+import { silentLogger, type Logger } from './logger.js';
+import { assertPlugin, type Plugin } from './plugin.js';
+import { defaultRsyncArgs, runRsync } from './rsync.js';
+import { guardHooks } from './tap-guard.js';
+import type { Transport } from './transport.js';
+
+export interface PipelineOptions {
+  role?: Role;
+  /** BACKUP_ROOT; must exist. */
+  root: string;
+  /** The receiver's choice; a client's fake-super wish may lower it. */
+  mode: Mode;
+  rsyncProgram?: string;
+  /** Per-tap limit in milliseconds (scripts and plugins alike); 0 = none. */
+  hookTimeoutMs?: number;
+  logger?: Logger;
+  /** Called once the host is known; returns a release function. Refuses or waits for a busy host. */
+  lock?: (ctx: RunContext) => Promise<() => Promise<void>>;
+}
+
+export class Pipeline {
+  readonly hooks: PipelineHooks = createHooks();
+  readonly plugins: Plugin[] = [];
+  private readonly stopController = new AbortController();
+  private readonly killController = new AbortController();
+
+  constructor(private readonly options: PipelineOptions) {
+    guardHooks(this.hooks, {
+      timeoutMs: options.hookTimeoutMs ?? 0,
+      signalFor: (point) => (point === 'done' ? this.killController.signal : this.stopController.signal),
+    });
+  }
+
+  // Applies a plugin; a plugin that throws while tapping is a configuration error.
+  use(plugin: Plugin): this {
+    assertPlugin(plugin, 'plugin');
+    try {
+      plugin.apply(this.hooks);
+    } catch (error) {
+      throw new SshRSyncError('ECONFIG', `plugin "${plugin.name}" failed to apply: ${oneLine(error)}`, { cause: error });
+    }
+    this.plugins.push(plugin);
+    return this;
+  }
+
+  /** Stops the stages (rsync and running hooks are killed); `done` hooks still run. */
+  stop(reason: string): void {
+    this.stopController.abort(new SshRSyncError('EINTERNAL', reason));
+  }
+
+  /** Stops everything, `done` hooks included. */
+  kill(reason: string): void {
+    this.stop(reason);
+    this.killController.abort(new SshRSyncError('EINTERNAL', reason));
+  }
+
+  // Runs every stage through the transport and returns how it ended; never throws.
+  async run(transport: Transport): Promise<Outcome> {
+    const started = performance.now();
+    const ctx: RunContext = {
+      role: this.options.role ?? 'receiver',
+      root: await realpath(this.options.root).catch(() => this.options.root),
+      name: '',
+      dir: '',
+      mode: this.options.mode,
+      oneFileSystem: false,
+      signal: this.stopController.signal,
+      logger: this.options.logger ?? silentLogger,
+      startedAt: new Date(),
+      snapshot: null,
+      data: new Map(),
+    };
+    const elapsed = () => Math.round(performance.now() - started);
+    let release: (() => Promise<void>) | undefined;
+    let outcome: Outcome;
+    try {
+      outcome = await this.stages(ctx, transport, (fn) => (release = fn), elapsed);
+    } catch (error) {
+      outcome = failure(error, null, elapsed());
+    }
+    try {
+      await transport.report(outcome, ctx);
+    } catch (error) {
+      ctx.logger.warn(`could not report the outcome: ${oneLine(error)}`);
+      if (outcome.status === 'success') outcome = failure(error, outcome.rsync, elapsed());
+    }
+    try {
+      await this.hooks.done.promise(outcome, ctx);
+    } catch (error) {
+      outcome = failure(error, outcome.rsync, elapsed());
+    }
+    try {
+      await release?.();
+      await transport.finish(outcome, ctx);
+    } catch (error) {
+      ctx.logger.warn(oneLine(error));
+    }
+    return outcome;
+  }
+
+  private async stages(
+    ctx: RunContext,
+    transport: Transport,
+    onLock: (release: () => Promise<void>) => void,
+    elapsed: () => number,
+  ): Promise<Outcome> {
+    const skipped = (s: Skip) => ({ ...empty(elapsed()), status: 'skipped' as const, exitCode: 75 as const, message: s.reason });
+    let skip = await this.hooks.connect.promise(ctx);
+    if (skip) return skipped(skip);
+
+    const peer = await transport.handshake(ctx);
+    ctx.name = peer.name;
+    ctx.oneFileSystem = peer.oneFileSystem;
+    if (peer.fakeSuper && ctx.mode === 'privileged') ctx.mode = 'fake-super';
+    ctx.dir = await hostDirectory(ctx.root, ctx.name);
+    if (this.options.lock) onLock(await this.options.lock(ctx));
+    skip = (await this.hooks.handshake.promise(ctx)) ?? (await transport.start(ctx));
+    if (skip) return skipped(skip);
+
+    const endpoint = await transport.endpoint(ctx);
+    const command: RsyncCommand = {
+      program: this.options.rsyncProgram ?? 'rsync',
+      args: defaultRsyncArgs({ mode: ctx.mode, oneFileSystem: ctx.oneFileSystem, compress: endpoint.compress }),
+      source: endpoint.source,
+      destination: `${ctx.dir}/`,
+      transportArgs: endpoint.transportArgs,
+      env: endpoint.env,
+    };
+    skip = await this.hooks.rsyncPre.promise(command, ctx);
+    if (skip) return skipped(skip);
+
+    ctx.signal.throwIfAborted();
+    const ran = (await this.hooks.rsync.promise(command, ctx)) ?? (await runRsync(command, ctx));
+    const result = await this.hooks.rsyncPost.promise(ran, ctx);
+    if (result.exitCode === 0) return { ...empty(elapsed()), status: 'success', exitCode: 0, rsync: result };
+    return failure(rsyncFailed(result), result, elapsed());
+  }
+}
+
+function empty(durationMs: number): Outcome {
+  return { status: 'success', exitCode: 0, message: null, error: null, rsync: null, durationMs };
+}
+
+// A failed outcome from any error: exit 2 for configuration errors, 1 otherwise.
+function failure(error: unknown, rsync: RsyncResult | null, durationMs: number): Outcome {
+  const wrapped = isSshRSyncError(error) ? error : new SshRSyncError('EINTERNAL', oneLine(error), { cause: error });
+  const exitCode = wrapped.code === 'EUSAGE' || wrapped.code === 'ECONFIG' ? 2 : 1;
+  return { status: 'failure', exitCode, message: wrapped.message, error: wrapped, rsync, durationMs };
+}
+
+function rsyncFailed(result: RsyncResult): SshRSyncError {
+  const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
+  const mapped = result.exitCode !== result.originalExitCode ? ` (rsync.post changed ${result.originalExitCode} to ${result.exitCode})` : '';
+  const tail = result.output.trimEnd().split('\n').slice(-20).join('\n');
+  return new SshRSyncError('ERSYNC', `rsync ${how}${mapped}`, { details: tail });
+}

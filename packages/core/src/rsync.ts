@@ -1,0 +1,116 @@
+// rsync's default options and the built-in runner of the `rsync` point.
+import { execa } from 'execa';
+import type { Mode, RsyncCommand, RsyncResult, RunContext } from './context.js';
+import { killGroup } from './process-group.js';
+import { currentTap } from './tap-guard.js';
+
+const MAX_OUTPUT_BYTES = 8 * 1024 * 1024;
+
+/** Options that keep what each mode can keep. Fake-super stores owner, group, mode, devices, ACLs and xattrs in xattrs. */
+const MODE_ARGS: Record<Mode, string[]> = {
+  privileged: ['-HaAXS', '--super', '--numeric-ids'],
+  'fake-super': ['-HaAXS', '--fake-super', '--numeric-ids'],
+  plain: ['-rltHES'],
+};
+
+export interface DefaultArgsOptions {
+  mode: Mode;
+  oneFileSystem: boolean;
+  /** Over a network: zstd level 1 when both sides have it. */
+  compress: boolean;
+}
+
+// The options the receiver starts from, before rsync.pre hooks: the original's defaults.
+export function defaultRsyncArgs(options: DefaultArgsOptions): string[] {
+  return [
+    ...MODE_ARGS[options.mode],
+    '--delete',
+    '--delete-excluded',
+    ...(options.compress ? ['--zl=1'] : []),
+    ...(options.oneFileSystem ? ['-x'] : []),
+    '--stats',
+  ];
+}
+
+// Runs rsync in its own process group, capturing its merged output (bounded).
+export async function runRsync(command: RsyncCommand, ctx: RunContext): Promise<RsyncResult> {
+  const started = performance.now();
+  const argv = [...command.args, ...command.transportArgs, command.source, command.destination];
+  ctx.logger.debug(`running ${command.program} ${argv.map((arg) => JSON.stringify(arg)).join(' ')}`);
+  const subprocess = execa(command.program, argv, {
+    stdin: 'ignore',
+    all: true,
+    buffer: false,
+    env: { RSYNC_COMPRESS_LIST: 'zstd none', ...command.env },
+    detached: true,
+    reject: false,
+  });
+  const signal = currentTap()?.signal ?? ctx.signal;
+  const stop = () => killGroup(subprocess.pid, 'SIGTERM');
+  signal.addEventListener('abort', stop, { once: true });
+  const output = new BoundedText(MAX_OUTPUT_BYTES);
+  subprocess.all?.on('data', (chunk: Buffer) => output.add(chunk));
+  const result = await subprocess;
+  signal.removeEventListener('abort', stop);
+  const text = output.text();
+  const cause = result.cause as NodeJS.ErrnoException | undefined;
+  if (result.exitCode === undefined && !result.signal && cause?.code) {
+    const message = `cannot run ${command.program}: ${cause.code === 'ENOENT' ? 'not found (is rsync installed?)' : cause.code}`;
+    return finished(127, null, message, started);
+  }
+  return { ...finished(result.exitCode ?? 128, result.signal ?? null, text, started), ...parseStats(text) };
+}
+
+function finished(exitCode: number, signal: string | null, output: string, started: number): RsyncResult {
+  return {
+    exitCode,
+    originalExitCode: exitCode,
+    signal,
+    output,
+    files: null,
+    bytes: null,
+    durationMs: Math.round(performance.now() - started),
+  };
+}
+
+// Reads the file and byte counts from `--stats` output.
+export function parseStats(output: string): { files: number | null; bytes: number | null } {
+  const number = (pattern: RegExp) => {
+    const match = pattern.exec(output);
+    return match?.[1] ? Number(match[1].replace(/[,.]/g, '')) : null;
+  };
+  return {
+    files: number(/^Number of regular files transferred: ([\d,.]+)/m),
+    bytes: number(/^Total transferred file size: ([\d,.]+) bytes/m),
+  };
+}
+
+/** Keeps the head and tail of a long output, dropping the middle. */
+class BoundedText {
+  private head: Buffer[] = [];
+  private headBytes = 0;
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
+  private dropped = 0;
+  constructor(private readonly limit: number) {}
+
+  add(chunk: Buffer): void {
+    if (this.headBytes < this.limit / 2) {
+      this.head.push(chunk);
+      this.headBytes += chunk.length;
+      return;
+    }
+    this.tail.push(chunk);
+    this.tailBytes += chunk.length;
+    while (this.tailBytes > this.limit / 2 && this.tail.length > 1) {
+      const first = this.tail.shift()!;
+      this.tailBytes -= first.length;
+      this.dropped += first.length;
+    }
+  }
+
+  text(): string {
+    const middle = this.dropped ? Buffer.from(`\n[... ${this.dropped} bytes of rsync output dropped ...]\n`) : Buffer.alloc(0);
+    return Buffer.concat([...this.head, middle, ...this.tail]).toString('utf8');
+  }
+}

@@ -1,0 +1,106 @@
+// Wraps every tap of every hook, scripts and TS plugins alike, with the same timeout and the
+// same error attribution. A tap can find its own abort signal through `currentTap()`.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import pTimeout, { TimeoutError } from 'p-timeout';
+import { SshRSyncError, isSshRSyncError, oneLine } from './errors.js';
+import type { PipelineHooks } from './hooks.js';
+import { HOOK_KEYS, POINT_NAMES, type PointName } from './points.js';
+
+export interface TapScope {
+  readonly point: PointName;
+  readonly tap: string;
+  /** Aborted when the tap times out or the run stops: a tap's subprocesses must die then. */
+  readonly signal: AbortSignal;
+}
+
+const scopes = new AsyncLocalStorage<TapScope>();
+
+// The point, name and abort signal of the tap that is running now.
+export function currentTap(): TapScope | undefined {
+  return scopes.getStore();
+}
+
+/** A tap's failure, attributed to its point and tap. */
+export class HookError extends SshRSyncError {
+  readonly point: PointName;
+  readonly tap: string;
+  constructor(code: 'EHOOK' | 'ETIMEOUT', point: PointName, tap: string, message: string, cause?: unknown) {
+    super(code, message, { cause });
+    this.point = point;
+    this.tap = tap;
+  }
+}
+
+export interface GuardOptions {
+  /** Per-tap time limit in milliseconds; 0 or undefined means none. */
+  timeoutMs?: number;
+  /** The signal that aborts a running tap of this point (the run's stop, or its kill for `done`). */
+  signalFor(point: PointName): AbortSignal;
+}
+
+type AnyFn = (...args: unknown[]) => unknown;
+
+// Installs the guard on every hook; taps registered later are wrapped as they come.
+export function guardHooks(hooks: PipelineHooks, options: GuardOptions): void {
+  for (const point of POINT_NAMES) {
+    const hook = hooks[HOOK_KEYS[point]];
+    hook.intercept({
+      name: 'ssh-r-sync-guard',
+      register: (tap) => {
+        const call = asPromise(tap.type, tap.fn as AnyFn);
+        return { ...tap, type: 'promise', fn: (...args: unknown[]) => runGuarded(point, tap.name, options, () => call(...args)) };
+      },
+    });
+  }
+}
+
+// Normalises sync, callback and promise taps into one promise-returning function.
+function asPromise(type: 'sync' | 'async' | 'promise', fn: AnyFn): (...args: unknown[]) => Promise<unknown> {
+  if (type === 'async') {
+    return (...args) =>
+      new Promise((resolve, reject) => {
+        fn(...args, (error: unknown, result: unknown) => (error ? reject(error) : resolve(result)));
+      });
+  }
+  return async (...args) => fn(...args);
+}
+
+async function runGuarded(point: PointName, tap: string, options: GuardOptions, call: () => Promise<unknown>): Promise<unknown> {
+  const controller = new AbortController();
+  const outer = options.signalFor(point);
+  const stop = () => controller.abort(outer.reason);
+  if (outer.aborted) stop();
+  else outer.addEventListener('abort', stop, { once: true });
+  const work = scopes.run({ point, tap, signal: controller.signal }, call);
+  try {
+    if (!options.timeoutMs) return await work;
+    return await pTimeout(work, { milliseconds: options.timeoutMs });
+  } catch (error) {
+    if (error instanceof TimeoutError) {
+      controller.abort(error);
+      // Give the tap a moment to kill its processes before the run moves on.
+      await Promise.race([work.catch(() => undefined), delay(5000)]);
+      throw new HookError('ETIMEOUT', point, tap, `${point} hook "${tap}" timed out after ${seconds(options.timeoutMs!)}`);
+    }
+    throw attribute(point, tap, error);
+  } finally {
+    outer.removeEventListener('abort', stop);
+    controller.abort();
+  }
+}
+
+// Wraps an error once, naming the point and the tap, and keeps the original as `cause`.
+function attribute(point: PointName, tap: string, error: unknown): HookError {
+  if (error instanceof HookError && error.point === point && error.tap === tap) return error;
+  const code = isSshRSyncError(error) && error.code === 'ETIMEOUT' ? 'ETIMEOUT' : 'EHOOK';
+  return new HookError(code, point, tap, `${point} hook "${tap}" failed: ${oneLine(error)}`, error);
+}
+
+function seconds(ms: number): string {
+  const s = ms / 1000;
+  return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Makes sure the system tools ssh-r-sync needs are present: rsync, rrsync, sshd, ssh, ssh-keygen.
+# As root: installs missing ones with apt-get and creates /run/sshd (sshd as root refuses to start
+# without it). As non-root: names the apt packages to install and exits 1.
+# Idempotent, silent and fast when nothing has to be done.
+set -euo pipefail
+
+# Debian package that provides each required path.
+declare -A PROVIDER=(
+  [/usr/bin/rsync]=rsync
+  [/usr/bin/rrsync]=rsync
+  [/usr/sbin/sshd]=openssh-server
+  [/usr/bin/ssh]=openssh-client
+  [/usr/bin/ssh-keygen]=openssh-client
+)
+
+missing_pkgs=()
+for path in /usr/bin/rsync /usr/bin/rrsync /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen; do
+  if [[ ! -x $path ]]; then
+    pkg=${PROVIDER[$path]}
+    [[ " ${missing_pkgs[*]-} " == *" $pkg "* ]] || missing_pkgs+=("$pkg")
+  fi
+done
+
+is_root=0
+[[ $(id -u) -eq 0 ]] && is_root=1
+
+if ((${#missing_pkgs[@]} > 0)); then
+  if ((!is_root)); then
+    echo "ensure-system: missing tools; run as root: apt-get install -y ${missing_pkgs[*]}" >&2
+    exit 1
+  fi
+  echo "ensure-system: installing ${missing_pkgs[*]} with apt-get" >&2
+  log=$(mktemp)
+  trap 'rm -f "$log"' EXIT
+  if ! { apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      rsync openssh-server openssh-client; } >"$log" 2>&1; then
+    echo "ensure-system: apt-get failed; last lines of its output:" >&2
+    tail -n 20 "$log" >&2
+    exit 1
+  fi
+  for path in "${!PROVIDER[@]}"; do
+    if [[ ! -x $path ]]; then
+      echo "ensure-system: $path is still missing after installing ${PROVIDER[$path]}" >&2
+      exit 1
+    fi
+  done
+  echo "ensure-system: installed ${missing_pkgs[*]}" >&2
+fi
+
+# sshd started as root needs its privilege separation directory.
+if ((is_root)) && [[ ! -d /run/sshd ]]; then
+  mkdir -p /run/sshd
+  chmod 0755 /run/sshd
+fi
