@@ -22,7 +22,7 @@
  *   ~/.bashrc may be slow (pyenv), which shows up in timings.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -87,8 +87,8 @@ const STOP_TIMEOUT_MS = 5_000;
 const MAX_ATTEMPTS = 5;
 const BIND_RACE = /Address already in use|Cannot bind any address/;
 
-/** Listener pids of servers that have not been stopped; killed synchronously on process exit. */
-const running = new Set<number>();
+/** Listener pid -> temp dir to remove, of servers not stopped yet; killed synchronously on process exit. */
+const running = new Map<number, string | undefined>();
 let exitHookInstalled = false;
 
 /** Generates an ed25519 key pair (no passphrase) at `path` and `path.pub`; returns the public key line. */
@@ -116,6 +116,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     const configFile = path.join(dir, 'sshd_config');
     const knownHostsFile = path.join(dir, 'known_hosts');
     const penalties = await hasPerSourcePenalties();
+    const deadline = Date.now() + START_TIMEOUT_MS; // for all attempts together
 
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
@@ -124,15 +125,16 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
         sshdConfig({ ...options, user, dir, port, hostKey, authorizedKeysFile, penalties }),
         { mode: 0o600 },
       );
-      const server = spawnSshd(configFile);
+      const server = spawnSshd(configFile, ownDir ? dir : undefined);
       try {
-        await waitReady(server, port);
+        await waitReady(server, port, deadline);
       } catch (err) {
         killTreeSync(server.child.pid);
         await server.exited;
         running.delete(server.child.pid ?? -1);
-        if (err instanceof BindRaceError && attempt < MAX_ATTEMPTS) continue;
-        throw err;
+        if (!(err instanceof BindRaceError)) throw err;
+        if (attempt < MAX_ATTEMPTS) continue;
+        throw new Error(`${err.message}\n(gave up after ${MAX_ATTEMPTS} ports that were taken before sshd could bind them)`);
       }
       server.child.unref(); // a forgotten server must not keep node alive; the exit hook kills it
       (server.child.stderr as net.Socket | null)?.unref();
@@ -149,6 +151,7 @@ interface Spawned {
   child: ChildProcess;
   log: () => string;
   exited: Promise<void>;
+  stderrClosed: Promise<void>;
   spawnError: () => Error | undefined;
 }
 
@@ -193,7 +196,7 @@ function sshdConfig(c: ConfigInput): string {
   return `${lines.join('\n')}\n`;
 }
 
-function spawnSshd(configFile: string): Spawned {
+function spawnSshd(configFile: string, ownDir: string | undefined): Spawned {
   const child = spawn(SSHD, ['-D', '-e', '-f', configFile], {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -202,28 +205,28 @@ function spawnSshd(configFile: string): Spawned {
   child.once('error', (err) => (spawnError = err));
   const tail = new TailBuffer(LOG_LIMIT);
   child.stderr?.on('data', (chunk: Buffer) => tail.push(chunk));
+  const stderrClosed = new Promise<void>((resolve) => child.stderr?.once('close', () => resolve()));
   const exited = new Promise<void>((resolve) => {
     if (child.pid === undefined) child.once('error', () => resolve());
     child.once('exit', () => resolve());
   });
   if (child.pid !== undefined) {
-    running.add(child.pid);
+    running.set(child.pid, ownDir);
     installExitHook();
   }
-  return { child, log: () => tail.toString(), exited, spawnError: () => spawnError };
+  return { child, log: () => tail.toString(), exited, stderrClosed, spawnError: () => spawnError };
 }
 
 class BindRaceError extends Error {}
 
-async function waitReady(server: Spawned, port: number): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
+async function waitReady(server: Spawned, port: number, deadline: number): Promise<void> {
   const { child } = server;
   for (;;) {
     const err = server.spawnError();
     if (err) throw new Error(`cannot run ${SSHD}: ${err.message} (run scripts/ensure-system.sh)`);
     if (child.exitCode !== null || child.signalCode !== null) {
-      // Give the stderr pipe a moment to deliver sshd's last words.
-      await new Promise((r) => setTimeout(r, 20));
+      // Let the stderr pipe deliver sshd's last words (bounded: a child could still hold it).
+      await Promise.race([server.stderrClosed, new Promise((r) => setTimeout(r, 200))]);
       const msg = `sshd exited (${child.exitCode ?? child.signalCode}) before accepting connections on ${HOST}:${port}; log:\n${server.log()}`;
       throw BIND_RACE.test(server.log()) ? new BindRaceError(msg) : new Error(msg);
     }
@@ -233,18 +236,22 @@ async function waitReady(server: Spawned, port: number): Promise<void> {
         `sshd did not accept connections on ${HOST}:${port} within ${START_TIMEOUT_MS} ms; log:\n${server.log()}`,
       );
     }
-    if ((await probe(port, Math.min(left, 1000))) && child.exitCode === null) return;
+    if ((await probe(port, Math.min(left, 1000), server.exited)) && child.exitCode === null) return;
     await new Promise((r) => setTimeout(r, 10));
   }
 }
 
-/** True when something on the port sends an SSH banner. Sends a client banner back before closing,
- * so that sshd logs the probe at INFO ("Connection closed") rather than ERROR (banner exchange). */
-function probe(port: number, timeoutMs: number): Promise<boolean> {
+/** True when something on the port sends an SSH banner; false on error, timeout or once `cancel`
+ * settles (sshd exited: whatever holds the port is not ours). Sends a client banner back before
+ * closing, so that sshd logs the probe at INFO ("Connection closed") rather than ERROR. */
+function probe(port: number, timeoutMs: number, cancel: Promise<void>): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: HOST, port });
     let data = '';
+    let settled = false;
     const done = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.removeAllListeners();
       socket.on('error', () => {});
@@ -259,6 +266,7 @@ function probe(port: number, timeoutMs: number): Promise<boolean> {
     });
     socket.on('error', () => done(false));
     socket.on('close', () => done(false));
+    void cancel.then(() => done(false));
   });
 }
 
@@ -421,7 +429,10 @@ async function waitGone(procs: ProcId[], timeoutMs: number): Promise<void> {
 }
 
 function killAllSync(): void {
-  for (const pid of running) killTreeSync(pid);
+  for (const [pid, dir] of running) {
+    killTreeSync(pid);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
   running.clear();
 }
 

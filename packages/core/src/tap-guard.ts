@@ -79,7 +79,7 @@ async function runGuarded(point: PointName, tap: string, options: GuardOptions, 
     if (error instanceof TimeoutError) {
       controller.abort(error);
       // Give the tap a moment to kill its processes before the run moves on.
-      await Promise.race([work.catch(() => undefined), delay(5000)]);
+      await settleWithin(work, 2000);
       throw new HookError('ETIMEOUT', point, tap, `${point} hook "${tap}" timed out after ${seconds(options.timeoutMs!)}`);
     }
     throw attribute(point, tap, error);
@@ -101,6 +101,9 @@ function seconds(ms: number): string {
   return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+// Waits for `work` to settle, but no longer than `ms`.
+async function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
