@@ -1,6 +1,7 @@
 // Splits a byte stream into bounded lines. It reads only while someone waits for a line: the
-// input is paused between waits, so at most one complete line's worth of chunk is read ahead,
-// and a line over the limit fails as soon as the buffer passes it, without waiting for "\n".
+// input is paused between waits, so what is read ahead is at most the rest of the chunk that
+// completed a line, and a line over the limit fails as soon as the buffer passes the limit,
+// without waiting for "\n" (so at most limit + one chunk is ever held).
 // After a failure (EOF, oversize, stream error, timeout) it stops reading for good.
 import type { Readable } from 'node:stream';
 import { SshRSyncError, oneLine } from '../errors.js';
@@ -43,10 +44,10 @@ export class LineReader {
   next(what: string, timeoutMs: number): Promise<Buffer> {
     const line = this.lines.shift();
     if (line !== undefined) return Promise.resolve(line);
-    if (this.failure === undefined && (this.input.readableEnded || this.input.destroyed)) this.onEnd();
-    if (this.failure === undefined && this.waiter !== undefined) {
+    if (this.waiter !== undefined) {
       return Promise.reject(new SshRSyncError('EINTERNAL', `already waiting for ${this.waiter.what}`));
     }
+    if (this.input.readableEnded || this.input.destroyed) this.ended(what);
     if (this.failure !== undefined) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       const timed = timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS;
@@ -59,9 +60,10 @@ export class LineReader {
     });
   }
 
-  // Stops reading for good; a pending wait is rejected with `error`.
+  // Stops reading for good; a pending wait is rejected with the first failure.
   stop(error: SshRSyncError): void {
     this.fail(error);
+    this.settle();
   }
 
   private readonly onData = (chunk: Buffer | string): void => {
@@ -70,14 +72,17 @@ export class LineReader {
   };
 
   private readonly onEnd = (): void => {
+    this.ended(this.waiter?.what ?? 'a message');
+    this.settle();
+  };
+
+  private ended(what: string): void {
     if (this.pendingBytes > 0) {
       this.fail(new SshRSyncError('EPROTOCOL', `truncated message from ${this.peer} (${this.pendingBytes} bytes without end of line)`));
     } else {
-      const what = this.waiter?.what ?? 'a message';
       this.fail(new SshRSyncError('EPROTOCOL', `${this.peer} closed the connection while we waited for ${what}`));
     }
-    this.settle();
-  };
+  }
 
   private readonly onError = (error: Error): void => {
     this.fail(new SshRSyncError('EPROTOCOL', `reading from ${this.peer} failed: ${oneLine(error)}`, { cause: error }));
@@ -91,8 +96,9 @@ export class LineReader {
   }
 
   private append(chunk: Buffer): void {
+    if (this.failure !== undefined) return;
     let start = 0;
-    for (let nl = chunk.indexOf(0x0a); nl !== -1 && this.failure === undefined; nl = chunk.indexOf(0x0a, start)) {
+    for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
       if (!this.hold(nl - start)) return;
       this.pending.push(chunk.subarray(start, nl));
       this.lines.push(this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending));
@@ -100,7 +106,7 @@ export class LineReader {
       this.pendingBytes = 0;
       start = nl + 1;
     }
-    if (start >= chunk.length || this.failure !== undefined || !this.hold(chunk.length - start)) return;
+    if (start >= chunk.length || !this.hold(chunk.length - start)) return;
     this.pending.push(chunk.subarray(start));
     this.pendingBytes += chunk.length - start;
     if (this.pending.length > MAX_PENDING_CHUNKS) this.pending = [Buffer.concat(this.pending)];

@@ -20,8 +20,8 @@ export function escapeText(text: string): string {
 
 // Quotes at most `max` characters of untrusted input, escaped and with hex secrets redacted.
 export function quote(text: string, max = 80): string {
-  const head = text.slice(0, max * 2 + 64).replace(hexRun, '<redacted>');
-  const chars = Array.from(head);
+  const head = text.slice(0, max * 2 + 64);
+  const chars = Array.from(head.replace(hexRun, '<redacted>'));
   const shown = chars.slice(0, max).join('');
   const more = chars.length > max || head.length < text.length ? '…' : '';
   return `"${shown.replace(unsafeOrQuote, escapeChar)}${more}"`;

@@ -1,0 +1,25 @@
+// The client ⇄ receiver protocol: message schemas, line codec and the message channel.
+export {
+  MAX_MESSAGE_BYTES,
+  MESSAGE_TYPES,
+  PROTOCOL_NAME,
+  PROTOCOL_VERSION,
+  isMessageType,
+  messageSchemas,
+  type ByeMessage,
+  type ErrorMessage,
+  type HelloMessage,
+  type Message,
+  type MessageInput,
+  type MessageType,
+  type OutcomeStatus,
+  type ReadyMessage,
+  type ReceiverMode,
+  type ResultMessage,
+  type SessionMessage,
+  type SkipMessage,
+  type StartMessage,
+} from './messages.js';
+export { decodeMessage, encodeMessage } from './codec.js';
+export { MessageChannel, openChannel, type ChannelOptions, type ReceiveOptions, type SendOptions } from './channel.js';
+export { escapeText, quote } from './text.js';
