@@ -1,17 +1,65 @@
 // `ssh-r-sync`: the client. Serves PATH read-only through a reverse tunnel to the receiver.
 import { Command } from 'commander';
-import { UsageError } from '@ssh-r-sync/core';
-import { configureProgram, runMain } from './common.js';
+import { applyNice, createLogger, parseNice, runClient, type ClientResult } from '@ssh-r-sync/core';
+import { collect, configureProgram, onSignals, port, runMain, seconds } from './common.js';
 
 const PREFIX = 'ssh-r-sync';
+
+interface ClientCliOptions {
+  name?: string;
+  nameFile?: string;
+  nameRpi?: boolean;
+  filterFile?: string;
+  filterDirFile?: string;
+  oneFileSystem?: boolean;
+  fakeSuper?: boolean;
+  handshakeTimeout?: number;
+  waitTimeout?: number;
+  port?: number;
+  sshKey?: string;
+  sshOption: string[];
+  sshOpts: boolean;
+  tunnelPort?: number;
+  rsync?: string;
+  nice?: string;
+  json?: boolean;
+  debug?: boolean;
+}
 
 // The client's command line.
 export function clientProgram(): Command {
   const program = new Command(PREFIX)
     .usage('[options] [user@]host[:port] PATH')
-    .description('Back up PATH to a backup server: open one outgoing ssh connection and let the server pull, read-only.')
-    .argument('<destination>', '[user@]host[:port] of the backup server')
-    .argument('<PATH>', 'directory to back up');
+    .description(
+      'Back up PATH to a backup server through one outgoing ssh connection: a one-time, read-only rsync daemon on ' +
+        "this machine's loopback is reached by the server through a reverse tunnel, and the server pulls. The server " +
+        "decides this machine's name, where the backup goes and with which privileges; this command prints the result.",
+    )
+    .argument('<destination>', '[user@]host[:port] of the backup server ([v6addr]:port for IPv6)')
+    .argument('<PATH>', 'directory to back up')
+    .option('-n, --name <NAME>', "name to ask for (default: this machine's host name); the server refuses a name that is not this key's")
+    .option('--name-file <FILE>', 'take the name from a file, e.g. /sys/class/dmi/id/board_serial (sanitized)')
+    .option('--name-rpi', "take the name from the Raspberry Pi's serial number in /proc/cpuinfo")
+    .option('-f, --filter-file <FILE>', 'rsync filter rules, enforced by this side\'s daemon (the server cannot override them)')
+    .option('-d, --filter-dir-file <NAME>', 'also honour per-directory filter files of this name (dir-merge), e.g. .rsync-filter')
+    .option('-x, --one-file-system', 'do not cross filesystem boundaries')
+    .option('-X, --fake-super', 'ask the server to store ownership and devices in xattrs (it may already do so)')
+    .option('-t, --handshake-timeout <SECONDS>', 'time limit for each handshake step (default 20)', seconds)
+    .option('--wait-timeout <SECONDS>', "time limit for the server's hooks and the transfer; 0 = none (default 0: ssh keepalives notice a dead link)", seconds)
+    .option('-p, --port <PORT>', 'ssh port of the server', port)
+    .option('-k, --ssh-key <FILE>', 'ssh private key to use (ssh -i)')
+    .option('-o, --ssh-option <OPTION>', 'extra ssh option, as for ssh -o (repeatable)', collect, [])
+    .option('--no-ssh-opts', "drop the default ssh options (BatchMode, keepalives, no multiplexing, ConnectTimeout, …)")
+    .option('--tunnel-port <PORT>', "port to forward on the server, matching the key's permitlisten (default: one the server picks)", port)
+    .option('-r, --rsync <PATH>', 'rsync program for the daemon (default: rsync from PATH)')
+    .option('--nice <[PRIO][:CLASS[.LEVEL]]>', 'CPU nice value and/or I/O class (rt, be, idle) with level 0-7 for this command and its children, e.g. 10:idle')
+    .option('--json', 'print the result as one JSON object on stdout')
+    .option('--debug', 'log every step, and the daemon\'s log')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 success, 1 backup failed, 2 usage or configuration error, 75 skipped (the server said "not now").\n' +
+        'The server side is `ssh-r-sync-recv`, run as the forced command of this key.',
+    );
   return configureProgram(program, PREFIX);
 }
 
@@ -19,7 +67,58 @@ export function clientProgram(): Command {
 export async function client(argv: string[]): Promise<number> {
   const program = clientProgram();
   program.parse(argv, { from: 'user' });
-  throw new UsageError('the client is not implemented yet');
+  const options = program.opts<ClientCliOptions>();
+  const [destination, path] = program.args as [string, string];
+  const logger = createLogger({ prefix: PREFIX, debug: Boolean(options.debug) });
+  if (options.nice) await applyNice(parseNice(options.nice));
+  const controller = new AbortController();
+  const stopSignals = onSignals(
+    (signal) => controller.abort(new Error(`stopped by ${signal}`)),
+    () => {},
+  );
+  try {
+    const result = await runClient({
+      destination,
+      path,
+      port: options.port,
+      name: options.name,
+      nameFile: options.nameFile,
+      nameRpi: options.nameRpi,
+      filterFile: options.filterFile,
+      dirMergeName: options.filterDirFile,
+      oneFileSystem: Boolean(options.oneFileSystem),
+      fakeSuper: Boolean(options.fakeSuper),
+      handshakeTimeoutMs: Math.round((options.handshakeTimeout ?? 20) * 1000) || 20_000,
+      waitTimeoutMs: Math.round((options.waitTimeout ?? 0) * 1000),
+      identityFile: options.sshKey,
+      sshOptions: options.sshOption,
+      sshDefaults: options.sshOpts,
+      tunnelPort: options.tunnelPort ?? 0,
+      rsyncProgram: options.rsync,
+      debug: Boolean(options.debug),
+      logger,
+      signal: controller.signal,
+    });
+    print(result, Boolean(options.json));
+    return result.exitCode;
+  } finally {
+    stopSignals();
+  }
+}
+
+function print(result: ClientResult, json: boolean): void {
+  if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  const seconds = (result.durationMs / 1000).toFixed(1);
+  if (result.status === 'success') {
+    const counts = result.files === null ? '' : `: ${result.files} files, ${result.bytes ?? 0} bytes`;
+    const snapshot = result.snapshot ? ` (snapshot ${result.snapshot})` : '';
+    process.stderr.write(`${PREFIX}: backup of ${result.name} done${counts}${snapshot} in ${seconds} s\n`);
+  } else if (result.status === 'skipped') {
+    process.stderr.write(`${PREFIX}: skipped: ${result.message ?? 'the server said not now'}\n`);
+  } else {
+    const code = result.rsyncExitCode ? ` (rsync exit ${result.rsyncExitCode})` : '';
+    process.stderr.write(`${PREFIX}: error: ${result.message ?? 'backup failed'}${code}\n`);
+  }
 }
 
 // Entry point of the bin script.

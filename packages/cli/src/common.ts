@@ -14,6 +14,13 @@ export function seconds(value: string): number {
   return number;
 }
 
+// Parses a TCP port number.
+export function port(value: string): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value) || number < 1 || number > 65535) throw new InvalidArgumentError('expected a port number (1-65535)');
+  return number;
+}
+
 // Usage errors print one line and exit 2; --help and --version exit 0.
 export function configureProgram(program: Command, prefix: string): Command {
   return program

@@ -8,10 +8,14 @@ import {
   formatHookList,
   listTaps,
   localTransport,
+  lockHost,
   parseNice,
+  receiverTransport,
   validateName,
+  type RunContext,
+  type Transport,
 } from '@ssh-r-sync/core';
-import { collect, configureProgram, onSignals, printOutcome, runMain, seconds } from './common.js';
+import { collect, configureProgram, onSignals, port, printOutcome, runMain, seconds } from './common.js';
 
 const PREFIX = 'ssh-r-sync-recv';
 
@@ -27,6 +31,9 @@ interface RecvOptions {
   plugin: string[];
   nice?: string;
   handshakeTimeout?: number;
+  waitTimeout?: number;
+  tunnelPort?: number;
+  lockWait?: number;
   oneFileSystem?: boolean;
   json?: boolean;
   debug?: boolean;
@@ -53,6 +60,9 @@ export function recvProgram(): Command {
     .option('--plugin <SPEC>', 'load a plugin: an npm package name or a .js/.mjs/.ts file (repeatable)', collect, [])
     .option('--nice <[PRIO][:CLASS[.LEVEL]]>', 'CPU nice value and/or I/O class (rt, be, idle) with level 0-7, e.g. 10:idle or -5:be.2')
     .option('-t, --handshake-timeout <SECONDS>', 'time limit for each handshake step (default 20)', seconds)
+    .option('--wait-timeout <SECONDS>', "how long the client's own pre-work may take before it says start; 0 = no limit (default 21600)", seconds)
+    .option('--tunnel-port <PORT>', "the only port this key may forward (match its permitlisten); default: the client's, proven by the tunnel check", port)
+    .option('--lock-wait <SECONDS>', 'wait this long for another run of the same host to end; 0 = refuse at once (default)', seconds)
     .option('--one-file-system', 'with --local: do not cross filesystem boundaries (rsync -x)')
     .option('--json', 'print the result as one JSON object on stdout')
     .option('--debug', 'log every step, including the rsync command line')
@@ -82,17 +92,36 @@ export async function recv(argv: string[]): Promise<number> {
     return 0;
   }
   if (!root) throw new UsageError('missing BACKUP_ROOT (see --help)');
-  const { pipeline } = await assemblePipeline({ root, ...common(options), logger });
-  if (!options.local) throw new UsageError('reverse-tunnel mode is not available yet: use --local PATH');
-  if (!options.name) throw new UsageError('--local needs --name NAME');
-  validateName(options.name);
+  if (options.local && !options.name) throw new UsageError('--local needs --name NAME');
+  if (options.name) validateName(options.name);
+  if (!options.local && options.json) throw new UsageError('--json is for --local runs: in reverse mode stdout is the channel to the client');
+  let lockWait = options.lockWait;
+  const lock = (ctx: RunContext) => lockHost({ root: ctx.root, name: ctx.name, waitSeconds: lockWait ?? 0, logger, signal: ctx.signal });
+  const { pipeline, loaded } = await assemblePipeline({ root, ...common(options), logger, lock });
+  lockWait ??= loaded.config.lockWait;
+  const handshakeTimeoutMs = Math.round((options.handshakeTimeout ?? loaded.config.handshakeTimeout ?? 20) * 1000);
+  const transport: Transport = options.local
+    ? localTransport({ source: options.local, name: options.name!, oneFileSystem: Boolean(options.oneFileSystem) })
+    : receiverTransport({
+        input: process.stdin,
+        output: process.stdout,
+        name: options.name,
+        names: loaded.config.names,
+        authFile: process.env.SSH_USER_AUTH,
+        tunnelPort: options.tunnelPort,
+        handshakeTimeoutMs,
+        startTimeoutMs: Math.round((options.waitTimeout ?? 21600) * 1000),
+      });
   const stopSignals = onSignals(
     (signal) => pipeline.stop(`stopped by ${signal}`),
     (signal) => pipeline.kill(`killed by ${signal}`),
   );
-  const outcome = await pipeline.run(localTransport({ source: options.local, name: options.name, oneFileSystem: Boolean(options.oneFileSystem) }));
+  const outcome = await pipeline.run(transport);
   stopSignals();
-  printOutcome(PREFIX, outcome, { name: options.name, json: Boolean(options.json) });
+  // In reverse mode the client prints the outcome; here it only goes to the log.
+  if (options.local || outcome.status !== 'success' || options.debug) {
+    printOutcome(PREFIX, outcome, { name: options.name ?? '', json: Boolean(options.json) });
+  }
   return outcome.exitCode;
 }
 

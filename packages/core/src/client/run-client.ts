@@ -1,0 +1,198 @@
+// The client's session: a read-only daemon behind a tunnel listener, one ssh connection, the
+// handshake, then waiting for the receiver's result. Everything started here is stopped here.
+import { randomBytes } from 'node:crypto';
+import { realpath, stat } from 'node:fs/promises';
+import { SshRSyncError, UsageError, isSshRSyncError, oneLine } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { killGroup } from '../process-group.js';
+import { PROTOCOL_NAME, PROTOCOL_VERSION, openChannel, type Message } from '../protocol/index.js';
+import { RSYNC_MODULE, RSYNC_USER, rsyncSecret } from '../reverse/receiver-transport.js';
+import { createSessionDir } from '../session-dir.js';
+import { startTunnelListener, type TunnelListener } from '../tunnel/index.js';
+import { clientName, type NameOptions } from './client-name.js';
+import { parseDestination } from './destination.js';
+import { writeDaemonConfig } from './rsyncd-conf.js';
+import { startSsh, type SshProcess } from './ssh.js';
+
+export interface ClientOptions extends NameOptions {
+  destination: string;
+  port?: number | undefined;
+  path: string;
+  filterFile?: string | undefined;
+  dirMergeName?: string | undefined;
+  oneFileSystem: boolean;
+  fakeSuper: boolean;
+  /** Each protocol step that does not wait for the receiver's hooks. */
+  handshakeTimeoutMs: number;
+  /** Waits that include the receiver's hooks and the transfer; 0 = no limit. */
+  waitTimeoutMs: number;
+  identityFile?: string | undefined;
+  sshOptions: string[];
+  sshDefaults: boolean;
+  sshProgram?: string | undefined;
+  /** Port to forward on the server (its permitlisten); 0 lets sshd choose. */
+  tunnelPort: number;
+  rsyncProgram?: string | undefined;
+  debug: boolean;
+  logger: Logger;
+  signal: AbortSignal;
+}
+
+export interface ClientResult {
+  status: 'success' | 'failure' | 'skipped';
+  exitCode: number;
+  name: string;
+  message: string | null;
+  rsyncExitCode: number | null;
+  files: number | null;
+  bytes: number | null;
+  durationMs: number;
+  snapshot: string | null;
+}
+
+// Runs one backup session and returns what the receiver reported (or why there is nothing).
+export async function runClient(options: ClientOptions): Promise<ClientResult> {
+  const started = performance.now();
+  const name = clientName(options);
+  const destination = parseDestination(options.destination, options.port);
+  const path = await realpath(options.path).catch(() => {
+    throw new UsageError(`${options.path} does not exist`);
+  });
+  if (!(await stat(path)).isDirectory()) throw new UsageError(`${options.path} is not a directory`);
+  const key = randomBytes(32);
+  const dir = createSessionDir('ssh-r-sync');
+  const log = options.logger;
+  let listener: TunnelListener | undefined;
+  let ssh: SshProcess | undefined;
+  const onAbort = () => killGroup(ssh?.pid, 'SIGTERM');
+  options.signal.addEventListener('abort', onAbort, { once: true });
+  const base = { name, rsyncExitCode: null, files: null, bytes: null, snapshot: null };
+  try {
+    const config = writeDaemonConfig({
+      dir,
+      path,
+      secret: rsyncSecret(key),
+      user: RSYNC_USER,
+      module: RSYNC_MODULE,
+      privileged: process.getuid?.() === 0,
+      filterFile: options.filterFile,
+      dirMergeName: options.dirMergeName,
+      debug: options.debug,
+    });
+    listener = await startTunnelListener({
+      key,
+      rsyncArgv: [options.rsyncProgram ?? 'rsync', '--daemon', `--config=${config}`],
+      handshakeTimeoutMs: options.handshakeTimeoutMs,
+      onEvent: (event) => log.debug(`tunnel: ${JSON.stringify(event)}`),
+    });
+    options.signal.throwIfAborted();
+    ssh = startSsh({
+      program: options.sshProgram,
+      destination,
+      localPort: listener.port,
+      remotePort: options.tunnelPort,
+      identityFile: options.identityFile,
+      extraOptions: options.sshOptions,
+      defaults: options.sshDefaults,
+      logger: log,
+    });
+    const channel = openChannel(ssh.stdout, ssh.stdin, { peer: 'receiver' });
+    const exited = new Promise<number | null>((resolve) => ssh!.once('exit', (code) => resolve(code)));
+    const wait = options.waitTimeoutMs;
+    const step = options.handshakeTimeoutMs;
+    const explain = async (error: unknown): Promise<never> => {
+      if (options.signal.aborted) throw options.signal.reason;
+      // A closed channel usually means ssh itself failed: say so, with ssh's own words.
+      const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('running'), 300))]);
+      if (code !== 'running' && code !== 0 && isSshRSyncError(error) && error.code === 'EPROTOCOL' && /closed the connection/.test(error.message)) {
+        throw new SshRSyncError('ETUNNEL', `ssh failed (exit ${code})${ssh!.lastError() ? `: ${ssh!.lastError()}` : ''}`, { cause: error });
+      }
+      throw error;
+    };
+    try {
+      const hello = await channel.receive('hello', { timeoutMs: wait, waitingFor: "the receiver's hello" });
+      if (!hello.versions.includes(PROTOCOL_VERSION)) {
+        throw new SshRSyncError('EPROTOCOL', `receiver speaks protocol versions ${hello.versions.join(', ')}; this client speaks ${PROTOCOL_VERSION}`);
+      }
+      const tunnelPort = await within(ssh.remotePort, step, 'the forwarded port from ssh');
+      log.debug(`forwarded 127.0.0.1:${tunnelPort} on the server to 127.0.0.1:${listener.port}`);
+      await channel.send(
+        {
+          v: PROTOCOL_VERSION,
+          type: 'session',
+          protocol: PROTOCOL_NAME,
+          version: PROTOCOL_VERSION,
+          name,
+          tunnelPort,
+          key: key.toString('hex'),
+          options: { oneFileSystem: options.oneFileSystem, fakeSuper: options.fakeSuper },
+        },
+        { timeoutMs: step },
+      );
+      const ready = await channel.receive(['ready', 'result'], { timeoutMs: wait, waitingFor: 'the handshake result' });
+      let result: Message<'result'>;
+      if (ready.type === 'ready') {
+        log.debug(`receiver accepted ${ready.name} (${ready.mode})`);
+        await channel.send({ v: PROTOCOL_VERSION, type: 'start' }, { timeoutMs: step });
+        result = await channel.receive('result', { timeoutMs: wait, waitingFor: 'the result' });
+      } else {
+        result = ready;
+      }
+      const bye = await channel.receive('bye', { timeoutMs: wait, waitingFor: "the receiver's goodbye" }).catch((error: unknown) => {
+        log.warn(`no goodbye from the receiver: ${oneLine(error)}`);
+        return null;
+      });
+      const doneFailed = bye?.status === 'failure' && result.status !== 'failure';
+      return {
+        ...base,
+        status: doneFailed ? 'failure' : result.status,
+        exitCode: doneFailed ? 1 : result.exitCode,
+        message: doneFailed ? bye!.message : result.message,
+        rsyncExitCode: result.rsyncExitCode,
+        files: result.files,
+        bytes: result.bytes,
+        durationMs: Math.round(performance.now() - started),
+        snapshot: result.snapshot,
+      };
+    } catch (error) {
+      return await explain(error);
+    } finally {
+      channel.close();
+    }
+  } catch (error) {
+    const message = options.signal.aborted ? oneLine(options.signal.reason) : oneLine(error);
+    if (!options.signal.aborted && isSshRSyncError(error) && (error.code === 'EUSAGE' || error.code === 'ECONFIG')) throw error;
+    return { ...base, status: 'failure', exitCode: 1, message, durationMs: Math.round(performance.now() - started) };
+  } finally {
+    options.signal.removeEventListener('abort', onAbort);
+    await stopSsh(ssh);
+    await listener?.close();
+    dir.remove();
+  }
+}
+
+// Lets ssh end by itself once its stdin is closed; then TERM, then KILL.
+async function stopSsh(ssh: SshProcess | undefined): Promise<void> {
+  if (!ssh || ssh.exitCode !== null || ssh.signalCode !== null) return;
+  const gone = new Promise<void>((resolve) => ssh.once('exit', () => resolve()));
+  const after = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+  ssh.stdin.end();
+  if (await Promise.race([gone.then(() => true), after(2000).then(() => false)])) return;
+  killGroup(ssh.pid, 'SIGTERM');
+  if (await Promise.race([gone.then(() => true), after(1000).then(() => false)])) return;
+  killGroup(ssh.pid, 'SIGKILL');
+  await gone;
+}
+
+// Awaits `promise` for at most `ms`.
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new SshRSyncError('ETIMEOUT', `timed out after ${ms / 1000} s waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

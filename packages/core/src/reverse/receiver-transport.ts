@@ -1,0 +1,109 @@
+// The receiver's side of a reverse-tunnel session: greet the client over the ssh channel,
+// check its claimed name against ours, prove the tunnel, then let rsync pull through it.
+import { createHmac } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import type { Outcome, RunContext, Skip } from '../context.js';
+import { skip } from '../context.js';
+import { SshRSyncError } from '../errors.js';
+import { PROTOCOL_NAME, PROTOCOL_VERSION, openChannel, type MessageChannel } from '../protocol/index.js';
+import { createSessionDir, type SessionDir } from '../session-dir.js';
+import type { Endpoint, Peer, Transport } from '../transport.js';
+import { TUNNEL_FILE_ENV, checkTunnel, rsyncConnectProg, writeTunnelFile } from '../tunnel/index.js';
+import { receiverName, type NameSources } from './receiver-name.js';
+
+export const RSYNC_USER = 'ssh-r-sync';
+export const RSYNC_MODULE = 'ssh-r-sync';
+
+// The rsync daemon's secret, derived from the session key on both sides (256 bits).
+export function rsyncSecret(key: Buffer): string {
+  return createHmac('sha256', key).update('ssh-r-sync rsyncd secret').digest('hex');
+}
+
+export interface ReceiverTransportOptions extends NameSources {
+  input: Readable;
+  output: Writable;
+  /** The one tunnel port this key may use (its permitlisten); otherwise the client's word, then proven. */
+  tunnelPort?: number | undefined;
+  handshakeTimeoutMs: number;
+  /** How long the client's own pre-work (its hooks) may take before it says start. */
+  startTimeoutMs: number;
+}
+
+// A transport that serves one client session on the given streams.
+export function receiverTransport(options: ReceiverTransportOptions): Transport & { readonly channel: MessageChannel } {
+  const channel = openChannel(options.input, options.output, { peer: 'client' });
+  const timeoutMs = options.handshakeTimeoutMs;
+  let key: Buffer | undefined;
+  let port = 0;
+  let dir: SessionDir | undefined;
+
+  return {
+    kind: 'reverse',
+    channel,
+    async handshake(): Promise<Peer> {
+      await channel.send({ v: PROTOCOL_VERSION, type: 'hello', protocol: PROTOCOL_NAME, versions: [PROTOCOL_VERSION] }, { timeoutMs });
+      const session = await channel.receive('session', { timeoutMs, waitingFor: 'the session message' });
+      if (session.version !== PROTOCOL_VERSION) {
+        throw new SshRSyncError('EPROTOCOL', `client chose protocol version ${session.version}; this receiver speaks ${PROTOCOL_VERSION}`);
+      }
+      const name = receiverName(options);
+      if (session.name !== name) {
+        throw new SshRSyncError('ENAME', `client claims to be ${JSON.stringify(session.name.slice(0, 80))}, but this key belongs to "${name}"`);
+      }
+      if (options.tunnelPort && session.tunnelPort !== options.tunnelPort) {
+        throw new SshRSyncError('ETUNNEL', `client forwarded port ${session.tunnelPort}, but this key's tunnel port is ${options.tunnelPort}`);
+      }
+      if (session.tunnelPort < 1024) throw new SshRSyncError('ETUNNEL', `refused tunnel port ${session.tunnelPort}: below 1024`);
+      key = Buffer.from(session.key, 'hex');
+      port = session.tunnelPort;
+      await checkTunnel({ port, key, timeoutMs });
+      return { name, oneFileSystem: session.options.oneFileSystem, fakeSuper: session.options.fakeSuper };
+    },
+    async start(ctx: RunContext): Promise<Skip | undefined> {
+      await channel.send({ v: PROTOCOL_VERSION, type: 'ready', name: ctx.name, mode: ctx.mode }, { timeoutMs });
+      const answer = await channel.receive(['start', 'skip'], { timeoutMs: options.startTimeoutMs, waitingFor: 'start' });
+      return answer.type === 'skip' ? skip(`the client said not now: ${answer.reason}`) : undefined;
+    },
+    async endpoint(): Promise<Endpoint> {
+      if (!key) throw new SshRSyncError('EINTERNAL', 'endpoint before handshake');
+      dir = createSessionDir('ssh-r-sync-recv');
+      const tunnelFile = dir.file('tunnel.json');
+      const passwordFile = dir.file('rsync.secret');
+      writeTunnelFile(tunnelFile, { port, key, timeoutMs });
+      writeFileSync(passwordFile, `${rsyncSecret(key)}\n`, { mode: 0o600, flag: 'wx' });
+      return {
+        source: `rsync://${RSYNC_USER}@tunnel/${RSYNC_MODULE}/`,
+        transportArgs: [`--password-file=${passwordFile}`],
+        env: { RSYNC_CONNECT_PROG: rsyncConnectProg(), [TUNNEL_FILE_ENV]: tunnelFile },
+        compress: true,
+      };
+    },
+    async report(outcome: Outcome, ctx: RunContext): Promise<void> {
+      dir?.remove();
+      await channel.send(
+        {
+          v: PROTOCOL_VERSION,
+          type: 'result',
+          status: outcome.status,
+          exitCode: outcome.exitCode === 2 ? 1 : outcome.exitCode,
+          rsyncExitCode: outcome.rsync ? Math.min(255, Math.max(0, outcome.rsync.exitCode)) : null,
+          message: outcome.message?.slice(0, 4096) ?? null,
+          files: outcome.rsync?.files ?? null,
+          bytes: outcome.rsync?.bytes ?? null,
+          durationMs: outcome.durationMs,
+          snapshot: ctx.snapshot,
+        },
+        { timeoutMs },
+      );
+    },
+    async finish(outcome: Outcome): Promise<void> {
+      dir?.remove();
+      try {
+        await channel.send({ v: PROTOCOL_VERSION, type: 'bye', status: outcome.status, message: outcome.message?.slice(0, 4096) ?? null }, { timeoutMs });
+      } finally {
+        channel.close();
+      }
+    },
+  };
+}
