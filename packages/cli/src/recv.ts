@@ -118,8 +118,8 @@ export async function recv(argv: string[]): Promise<number> {
   );
   const outcome = await pipeline.run(transport);
   stopSignals();
-  // In reverse mode the client prints the outcome; here it only goes to the log.
-  if (options.local || outcome.status !== 'success' || options.debug) {
+  // In reverse mode the client prints the outcome it was sent; here it is shown with --debug.
+  if (options.local || options.debug) {
     printOutcome(PREFIX, outcome, { name: options.name ?? '', json: Boolean(options.json) });
   }
   return outcome.exitCode;
