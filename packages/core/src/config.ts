@@ -1,8 +1,6 @@
 // The config file: found by cosmiconfig (module name `ssh-r-sync`, `.ts` through jiti) or
 // named with --config, then checked against one schema.
 import { dirname } from 'node:path';
-import { cosmiconfig } from 'cosmiconfig';
-import { createJiti } from 'jiti';
 import { z } from 'zod';
 import { SshRSyncError, oneLine } from './errors.js';
 import type { Plugin } from './plugin.js';
@@ -50,6 +48,8 @@ export interface LoadedConfig {
 
 // Imports a TypeScript file at run time (plain Node 20 cannot).
 export async function importTypeScript(path: string): Promise<unknown> {
+  // Loaded on demand: most runs have no TypeScript to load, and every run pays for imports.
+  const { createJiti } = await import('jiti');
   const jiti = createJiti(import.meta.url, { interopDefault: true, moduleCache: false });
   return jiti.import(path, { default: true });
 }
@@ -59,6 +59,7 @@ const tsLoader = (filepath: string) => importTypeScript(filepath);
 // Finds and validates the config: `file` when given, else a search from `cwd`.
 export async function loadConfig(options: { file?: string | undefined; cwd?: string } = {}): Promise<LoadedConfig> {
   const cwd = options.cwd ?? process.cwd();
+  const { cosmiconfig } = await import('cosmiconfig');
   const explorer = cosmiconfig('ssh-r-sync', {
     loaders: { '.ts': tsLoader, '.mts': tsLoader, '.cts': tsLoader },
     searchPlaces: [

@@ -1,7 +1,6 @@
 // Runs one hook script: no shell, its own process group, stdin and stdout never the
 // protocol channel, stdout bounded, killed with its group when the tap is aborted.
 import { createInterface } from 'node:readline';
-import { execa } from 'execa';
 import { SshRSyncError } from './errors.js';
 import type { Logger } from './logger.js';
 import { killGroup } from './process-group.js';
@@ -26,6 +25,7 @@ export interface ScriptResult {
 
 // Runs a script to its end and returns its exit status and stdout; throws only when it cannot run.
 export async function runScript(run: ScriptRun): Promise<ScriptResult> {
+  const { execa } = await import('execa');
   const subprocess = execa(run.path, run.args, {
     ...(run.input === undefined ? { stdin: 'ignore' as const } : { input: run.input }),
     stdout: 'pipe',
