@@ -21,6 +21,8 @@ interface ClientCliOptions {
   sshOpts: boolean;
   tunnelPort?: number;
   rsync?: string;
+  hook: string[];
+  hookTimeout?: number;
   nice?: string;
   json?: boolean;
   debug?: boolean;
@@ -52,6 +54,8 @@ export function clientProgram(): Command {
     .option('--no-ssh-opts', "drop the default ssh options (BatchMode, keepalives, no multiplexing, ConnectTimeout, …)")
     .option('--tunnel-port <PORT>', "port to forward on the server, matching the key's permitlisten (default: one the server picks)", port)
     .option('-r, --rsync <PATH>', 'rsync program for the daemon (default: rsync from PATH)')
+    .option('--hook <POINT:PATH>', 'run a script on this machine at a stage: connect (before ssh), handshake (accepted), rsync.pre (before serving), rsync.post (result arrived), done (repeatable)', collect, [])
+    .option('--hook-timeout <SECONDS>', 'kill a client-side hook and fail the run after this long; 0 = no limit (default)', seconds)
     .option('--nice <[PRIO][:CLASS[.LEVEL]]>', 'CPU nice value and/or I/O class (rt, be, idle) with level 0-7 for this command and its children, e.g. 10:idle')
     .option('--json', 'print the result as one JSON object on stdout')
     .option('--debug', 'log every step, and the daemon\'s log')
@@ -95,6 +99,8 @@ export async function client(argv: string[]): Promise<number> {
       sshDefaults: options.sshOpts,
       tunnelPort: options.tunnelPort ?? 0,
       rsyncProgram: options.rsync,
+      hooks: options.hook,
+      hookTimeoutMs: Math.round((options.hookTimeout ?? 0) * 1000),
       debug: Boolean(options.debug),
       logger,
       signal: controller.signal,

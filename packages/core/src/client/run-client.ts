@@ -13,6 +13,7 @@ import { clientName, type NameOptions } from './client-name.js';
 import { parseDestination } from './destination.js';
 import { writeDaemonConfig } from './rsyncd-conf.js';
 import { startSsh, type SshProcess } from './ssh.js';
+import { clientStages, type ClientStages } from './client-stages.js';
 
 export interface ClientOptions extends NameOptions {
   destination: string;
@@ -33,6 +34,9 @@ export interface ClientOptions extends NameOptions {
   /** Port to forward on the server (its permitlisten); 0 lets sshd choose. */
   tunnelPort: number;
   rsyncProgram?: string | undefined;
+  /** Client-side scripts, `POINT:PATH`, and their time limit (0 = none). */
+  hooks?: readonly string[];
+  hookTimeoutMs?: number;
   debug: boolean;
   logger: Logger;
   signal: AbortSignal;
@@ -50,7 +54,8 @@ export interface ClientResult {
   snapshot: string | null;
 }
 
-// Runs one backup session and returns what the receiver reported (or why there is nothing).
+// Runs one backup session and returns what the receiver reported (or why there is nothing);
+// the client's `done` scripts run last, whatever happened.
 export async function runClient(options: ClientOptions): Promise<ClientResult> {
   const started = performance.now();
   const name = clientName(options);
@@ -59,6 +64,34 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
     throw new UsageError(`${options.path} does not exist`);
   });
   if (!(await stat(path)).isDirectory()) throw new UsageError(`${options.path} is not a directory`);
+  const stages = clientStages({
+    hooks: options.hooks ?? [],
+    timeoutMs: options.hookTimeoutMs ?? 0,
+    path,
+    mode: process.getuid?.() === 0 ? 'privileged' : 'plain',
+    logger: options.logger,
+    signal: options.signal,
+  });
+  stages.ctx.name = name;
+  let result = await session(options, stages, { started, name, path, destination });
+  try {
+    const exitCode = result.exitCode === 0 || result.exitCode === 75 || result.exitCode === 2 ? result.exitCode : 1;
+    await stages.done({ status: result.status, exitCode, message: result.message, error: null, rsync: null, durationMs: result.durationMs });
+  } catch (error) {
+    result = { ...result, status: 'failure', exitCode: 1, message: oneLine(error) };
+  }
+  return result;
+}
+
+interface SessionFacts {
+  started: number;
+  name: string;
+  path: string;
+  destination: ReturnType<typeof parseDestination>;
+}
+
+async function session(options: ClientOptions, stages: ClientStages, facts: SessionFacts): Promise<ClientResult> {
+  const { started, name, path, destination } = facts;
   const key = randomBytes(32);
   const dir = createSessionDir('ssh-r-sync');
   const log = options.logger;
@@ -68,6 +101,8 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
   options.signal.addEventListener('abort', onAbort, { once: true });
   const base = { name, rsyncExitCode: null, files: null, bytes: null, snapshot: null };
   try {
+    const skipped = await stages.connect();
+    if (skipped) return { ...base, status: 'skipped', exitCode: 75, message: skipped.reason, durationMs: Math.round(performance.now() - started) };
     const config = writeDaemonConfig({
       dir,
       path,
@@ -133,8 +168,17 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
       let result: Message<'result'>;
       if (ready.type === 'ready') {
         log.debug(`receiver accepted ${ready.name} (${ready.mode})`);
-        await channel.send({ v: PROTOCOL_VERSION, type: 'start' }, { timeoutMs: step });
+        let ownSkip;
+        try {
+          ownSkip = await stages.beforeServing(ready.name);
+        } catch (error) {
+          await channel.send({ v: PROTOCOL_VERSION, type: 'error', message: `client: ${oneLine(error)}`.slice(0, 4096) }, { timeoutMs: step }).catch(() => {});
+          throw error;
+        }
+        if (ownSkip) await channel.send({ v: PROTOCOL_VERSION, type: 'skip', reason: ownSkip.reason.slice(0, 1024) }, { timeoutMs: step });
+        else await channel.send({ v: PROTOCOL_VERSION, type: 'start' }, { timeoutMs: step });
         result = await channel.receive('result', { timeoutMs: wait, waitingFor: 'the result' });
+        await stages.afterResult(result);
       } else {
         result = ready;
       }
