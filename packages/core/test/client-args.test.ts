@@ -1,0 +1,36 @@
+// The client's destination and name handling: IPv6, port conflicts, names from files.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { clientName, parseDestination } from '../src/index.js';
+
+test('destinations: user@host, host:port, [v6]:port, and -p', () => {
+  assert.deepEqual(parseDestination('backup@server.example'), { target: 'backup@server.example', port: null });
+  assert.deepEqual(parseDestination('server:2222'), { target: 'server', port: 2222 });
+  assert.deepEqual(parseDestination('bk@[2001:db8::1]:2222'), { target: 'bk@2001:db8::1', port: 2222 });
+  assert.deepEqual(parseDestination('2001:db8::1'), { target: '2001:db8::1', port: null });
+  assert.deepEqual(parseDestination('server', 2200), { target: 'server', port: 2200 });
+  assert.deepEqual(parseDestination('server:2200', 2200), { target: 'server', port: 2200 });
+});
+
+test('bad destinations are usage errors', () => {
+  assert.throws(() => parseDestination('server:22', 2222), /conflicting ports: 22 in the destination, 2222 from -p/);
+  assert.throws(() => parseDestination('-oProxyCommand=x'), /invalid destination/);
+  assert.throws(() => parseDestination('me@-oProxyCommand=x'), /invalid host/);
+  assert.throws(() => parseDestination('server:http'), /invalid port/);
+});
+
+test('names: -n is checked, --name-file is sanitized, --name-rpi reads the serial', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'srs-names-'));
+  assert.equal(clientName({ name: 'laptop-1.home' }), 'laptop-1.home');
+  assert.throws(() => clientName({ name: '../etc' }), /invalid name "\.\.\/etc"/);
+  writeFileSync(join(dir, 'serial'), '  ..Board/Serial: 12 34 \n');
+  assert.equal(clientName({ nameFile: join(dir, 'serial') }), 'Board_Serial_12_34');
+  writeFileSync(join(dir, 'cpuinfo'), 'processor\t: 0\nSerial\t\t: 00000000deadbeef\n');
+  assert.equal(clientName({ nameRpi: true, cpuinfo: join(dir, 'cpuinfo') }), '00000000deadbeef');
+  writeFileSync(join(dir, 'no-serial'), 'processor\t: 0\n');
+  assert.throws(() => clientName({ nameRpi: true, cpuinfo: join(dir, 'no-serial') }), /no "Serial" line/);
+  assert.throws(() => clientName({ nameFile: join(dir, 'missing') }), /cannot read .*missing: ENOENT/);
+});
