@@ -1,0 +1,8 @@
+// The tunnel between receiver and client: a loopback listener on the client whose every
+// connection is proven both ways before rsync runs on it (protocol in docs/protocol.md).
+export { startTunnelListener, type TunnelListener, type TunnelListenerOptions } from './listener.js';
+export type { TunnelEvent } from './events.js';
+export { checkTunnel, connectTunnel, proveTunnel, rsyncConnectProg } from './connect.js';
+export { TUNNEL_FILE_ENV, readTunnelFile, writeTunnelFile, type TunnelFile } from './tunnel-file.js';
+export { KEY_BYTES, type TunnelCommand } from './proof.js';
+export { nodeScriptArgv, type TunnelScript } from './script.js';

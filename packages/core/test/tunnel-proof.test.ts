@@ -1,0 +1,138 @@
+// The tunnel proof itself, against scripted peers: every way a proof can fail gives one line
+// within the timeout, and a good proof reads no byte past its end.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { connect, createServer, type Socket } from 'node:net';
+import { proveTunnel } from '../src/tunnel/index.js';
+import { proveAsClient } from '../src/tunnel/client-proof.js';
+import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, receiverMac } from '../src/tunnel/proof.js';
+import { LineSplitter } from '../src/tunnel/line-splitter.js';
+import { formatGateStatus, parseGateStatus } from '../src/tunnel/gate-status.js';
+
+const KEY = randomBytes(32);
+
+// Accepts one connection and runs `peer` on it as the client side; returns the receiver's socket.
+async function withPeer(peer: (socket: Socket) => unknown) {
+  let peerSocket: Socket | undefined;
+  let peerDone: Promise<unknown> = Promise.resolve();
+  const server = createServer((socket) => {
+    peerSocket = socket;
+    socket.on('error', () => undefined);
+    peerDone = Promise.resolve(peer(socket));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  const close = () => {
+    socket.destroy();
+    peerSocket?.destroy();
+    server.close();
+  };
+  return { socket, peerDone: () => peerDone, close };
+}
+
+// Reads exactly n bytes from a peer socket (test side, no care for over-reading).
+async function take(socket: Socket, n: number): Promise<Buffer> {
+  let data = Buffer.alloc(0);
+  for await (const chunk of socket) {
+    data = Buffer.concat([data, chunk as Buffer]);
+    if (data.length >= n) break;
+  }
+  return data;
+}
+
+// A scripted client: an opener, then (optionally) a proof made with `proofKey`.
+function scriptedClient(options: { magic?: string; proofKey?: Buffer; after?: Buffer }) {
+  return async (socket: Socket) => {
+    const nonce = randomBytes(NONCE_BYTES);
+    socket.pause();
+    socket.write(Buffer.concat([Buffer.from(options.magic ?? 'SRT1'), nonce]));
+    if (!options.proofKey) return;
+    const reply = await readN(socket, NONCE_BYTES + MAC_BYTES);
+    const receiverNonce = reply.subarray(0, NONCE_BYTES);
+    assert.ok(reply.subarray(NONCE_BYTES).equals(receiverMac(KEY, nonce, receiverNonce)));
+    socket.write(Buffer.concat([clientMac(options.proofKey, receiverNonce, nonce), options.after ?? Buffer.alloc(0)]));
+  };
+}
+
+function readN(socket: Socket, n: number): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const tryRead = () => {
+      const chunk = socket.read(n) as Buffer | null;
+      if (chunk) {
+        socket.off('readable', tryRead);
+        resolve(chunk);
+      }
+    };
+    socket.on('readable', tryRead);
+    tryRead();
+  });
+}
+
+async function proofError(peer: (socket: Socket) => void | Promise<void>, timeoutMs = 2000): Promise<{ message: string; ms: number }> {
+  const { socket, close } = await withPeer(peer);
+  const started = Date.now();
+  try {
+    await proveTunnel(socket, KEY, 'check', timeoutMs);
+  } catch (error) {
+    return { message: (error as Error).message, ms: Date.now() - started };
+  } finally {
+    close();
+  }
+  assert.fail('the proof should have failed');
+}
+
+test('a good proof sends the command and leaves the bytes after it unread', async () => {
+  const after = Buffer.from('@RSYNCD: 32.0\n');
+  const { socket, peerDone, close } = await withPeer(async (peer) => {
+    await scriptedClient({ proofKey: KEY, after })(peer);
+    return readN(peer, 1);
+  });
+  await proveTunnel(socket, KEY, 'rsync', 2000);
+  assert.deepEqual(await take(socket, after.length), after);
+  assert.deepEqual(await peerDone(), Buffer.from([1]));
+  close();
+});
+
+test('the receiver refuses a peer that does not speak the tunnel protocol', async () => {
+  const { message } = await proofError(scriptedClient({ magic: 'SSH-' }));
+  assert.equal(message, 'tunnel proof failed: wrong magic');
+});
+
+test("the receiver refuses a client whose proof is wrong", async () => {
+  const { message } = await proofError(scriptedClient({ proofKey: randomBytes(32) }));
+  assert.equal(message, "tunnel proof failed: client's proof is wrong");
+});
+
+test('a peer that closes early or stalls gives one line, in time', async () => {
+  const early = await proofError((socket) => void socket.end(Buffer.from('SRT1abcdef')));
+  assert.equal(early.message, 'tunnel proof failed: connection closed after 6 of 32 bytes');
+  const stalled = await proofError(() => undefined, 300);
+  assert.equal(stalled.message, 'tunnel proof timed out after 0.3s');
+  assert.ok(stalled.ms >= 290 && stalled.ms < 1500, `took ${stalled.ms} ms`);
+});
+
+test("the client half refuses a wrong receiver proof without sending anything more", () => {
+  const written: Buffer[] = [];
+  const channel = {
+    write: (data: Buffer) => void written.push(data),
+    read: (size: number) => randomBytes(size),
+  };
+  assert.throws(() => proveAsClient(channel, KEY), { message: "tunnel proof failed: receiver's proof is wrong" });
+  assert.equal(written.length, 1);
+  assert.equal(written[0]?.length, OPENER_BYTES);
+});
+
+test('status lines and log lines are bounded and cannot be forged by newlines', () => {
+  assert.equal(formatGateStatus({ kind: 'rejected', reason: 'a\nverified rsync' }), 'rejected a verified rsync\n');
+  assert.deepEqual(parseGateStatus('verified rsync'), { kind: 'verified', command: 'rsync' });
+  assert.equal(parseGateStatus('verified rsync now'), undefined);
+  const lines = new LineSplitter(5);
+  assert.deepEqual(lines.push('ab\ncdefghij'), ['ab', 'cdefg…']);
+  assert.deepEqual(lines.push('klm\nno'), []);
+  assert.deepEqual(lines.flush(), ['no']);
+});

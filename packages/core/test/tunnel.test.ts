@@ -1,0 +1,340 @@
+// The tunnel end to end with real rsync and no ssh: the "tunnel" is the listener's loopback port.
+// Checks what a user would notice: the pull works, strangers and wrong keys get nothing, stalls
+// are dropped, and no gate or rsync daemon survives close() or a SIGKILLed client.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { checkTunnel, rsyncConnectProg, startTunnelListener, writeTunnelFile, type TunnelEvent, type TunnelListener } from '../src/tunnel/index.js';
+
+const TIMEOUT_MS = 15_000;
+const children = new Set<ChildProcess>();
+const dirs: string[] = [];
+
+process.on('exit', () => {
+  for (const child of children) if (child.pid && child.exitCode === null) try { process.kill(-child.pid, 'SIGKILL'); } catch {}
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+// A temp dir with a source tree, a daemon config for it and the secrets rsync needs.
+function fixture() {
+  const dir = mkdtempSync(join(tmpdir(), 'ssh-r-sync-tunnel-'));
+  dirs.push(dir);
+  const src = join(dir, 'src');
+  mkdirSync(join(src, 'sub'), { recursive: true });
+  writeFileSync(join(src, 'hello.txt'), 'hello\n');
+  writeFileSync(join(src, 'sub', 'tool.sh'), '#!/bin/sh\necho hi\n');
+  chmodSync(join(src, 'sub', 'tool.sh'), 0o750);
+  writeFileSync(join(src, 'private'), randomBytes(5000));
+  chmodSync(join(src, 'private'), 0o600);
+  symlinkSync('sub/tool.sh', join(src, 'link'));
+  chmodSync(join(src, 'sub'), 0o710);
+  utimesSync(join(src, 'hello.txt'), 1_600_000_000, 1_600_000_000);
+  const password = randomBytes(32).toString('hex');
+  writeFileSync(join(dir, 'secrets'), `ssh-r-sync:${password}\n`, { mode: 0o600 });
+  writeFileSync(join(dir, 'password'), `${password}\n`, { mode: 0o600 });
+  const config = join(dir, 'rsyncd.conf');
+  writeFileSync(
+    config,
+    [
+      '[ssh-r-sync]',
+      `path = ${src}`,
+      'read only = yes',
+      'use chroot = no',
+      'auth users = ssh-r-sync',
+      `secrets file = ${join(dir, 'secrets')}`,
+      'numeric ids = yes',
+      'munge symlinks = no',
+      // A daemon started by root would otherwise switch to "nobody" and fail on 0600 files.
+      `uid = ${process.getuid?.()}`,
+      `gid = ${process.getgid?.()}`,
+      `log file = ${join(dir, 'rsyncd.log')}`,
+      '',
+    ].join('\n'),
+  );
+  const key = randomBytes(32);
+  return { dir, src, config, key, dst: join(dir, 'dst'), rsyncArgv: ['rsync', '--daemon', `--config=${config}`] };
+}
+type Fixture = ReturnType<typeof fixture>;
+
+async function listen(fx: Fixture, options: { handshakeTimeoutMs?: number; maxConcurrent?: number } = {}) {
+  const events: TunnelEvent[] = [];
+  const listener = await startTunnelListener({
+    key: fx.key,
+    rsyncArgv: fx.rsyncArgv,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? TIMEOUT_MS,
+    maxConcurrent: options.maxConcurrent,
+    onEvent: (event) => events.push(event),
+  });
+  return { listener, events };
+}
+
+// Pulls the module through the tunnel as the receiver would: rsync + RSYNC_CONNECT_PROG.
+function startPull(fx: Fixture, port: number, key: Buffer, extra: string[] = []) {
+  const tunnelFile = join(fx.dir, `tunnel-${randomBytes(4).toString('hex')}.json`);
+  writeTunnelFile(tunnelFile, { port, key, timeoutMs: TIMEOUT_MS });
+  const args = ['-a', ...extra, `--password-file=${join(fx.dir, 'password')}`, 'rsync://ssh-r-sync@tunnel/ssh-r-sync/', `${fx.dst}/`];
+  const env = { ...process.env, RSYNC_CONNECT_PROG: rsyncConnectProg(), SSH_R_SYNC_TUNNEL_FILE: tunnelFile };
+  const child = spawn('rsync', args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d));
+  child.stderr.on('data', (d: Buffer) => (output += d));
+  const result = once(child, 'close').then(([code]) => ({ code: code as number | null, output }));
+  return { child, result };
+}
+
+// Live (non-zombie) processes whose command line contains text.
+function processesWith(text: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmdline.includes(text) && Number(pid) !== process.pid) found.push(`${pid} ${cmdline}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+// Processes whose argv or environment holds the key, in hex or raw.
+function processesExposing(key: Buffer): string[] {
+  const needles = [Buffer.from(key.toString('hex')), Buffer.from(key.toString('hex').toUpperCase()), key];
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    for (const file of ['cmdline', 'environ']) {
+      try {
+        const data = readFileSync(`/proc/${pid}/${file}`);
+        if (needles.some((needle) => data.includes(needle))) found.push(`${pid} ${file}`);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return found;
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const daemonsOf = (fx: Fixture) => processesWith(fx.config).filter((line) => line.split(' ')[1] === 'rsync');
+
+// Everything about a tree a pull must reproduce: type, mode, size, content, link, mtime.
+function describeTree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string): void => {
+    const path = join(root, rel);
+    const stat = lstatSync(path);
+    const mode = (stat.mode & 0o7777).toString(8);
+    if (stat.isSymbolicLink()) out[rel] = `link ${readlinkSync(path)}`;
+    else if (stat.isDirectory()) {
+      out[rel] = `dir ${mode}`;
+      for (const name of readdirSync(path).sort()) walk(join(rel, name));
+    } else out[rel] = `file ${mode} ${Math.floor(stat.mtimeMs / 1000)} ${readFileSync(path).toString('base64')}`;
+  };
+  walk('.');
+  return out;
+}
+
+// A file big enough that a bandwidth-limited pull is still running when we interfere.
+function addBigFile(fx: Fixture): void {
+  writeFileSync(join(fx.src, 'big.bin'), randomBytes(16 * 1024 * 1024));
+}
+
+async function stopPull(pull: ReturnType<typeof startPull>): Promise<void> {
+  if (pull.child.exitCode === null && pull.child.pid) process.kill(-pull.child.pid, 'SIGKILL');
+  await pull.result;
+}
+
+test('a pull through the tunnel reproduces the tree', async () => {
+  const fx = fixture();
+  const { listener, events } = await listen(fx);
+  try {
+    const pull = startPull(fx, listener.port, fx.key);
+    const { code, output } = await pull.result;
+    assert.equal(code, 0, output);
+    assert.deepEqual(describeTree(fx.dst), describeTree(fx.src));
+    assert.deepEqual(
+      events.filter((e) => e.type !== 'log').map((e) => e.type),
+      ['verified', 'served'],
+    );
+    assert.deepEqual(events.find((e) => e.type === 'served'), { type: 'served', connection: 1, exitCode: 0 });
+  } finally {
+    await listener.close();
+  }
+});
+
+test('checkTunnel proves the tunnel without starting rsync', async () => {
+  const fx = fixture();
+  const { listener, events } = await listen(fx);
+  try {
+    await checkTunnel({ port: listener.port, key: fx.key, timeoutMs: TIMEOUT_MS });
+    await waitFor('the gate to exit', () => processesWith(fx.config).length === 0);
+    assert.deepEqual(events, [{ type: 'verified', connection: 1, command: 'check' }]);
+    assert.equal(existsSync(join(fx.dir, 'rsyncd.log')), false, 'rsync never ran');
+  } finally {
+    await listener.close();
+  }
+});
+
+test('a stranger gets the 36-byte opener and nothing else', async () => {
+  const fx = fixture();
+  const { listener, events } = await listen(fx);
+  try {
+    const socket = connect(listener.port, '127.0.0.1');
+    socket.on('error', () => undefined); // an RST for the bytes the gate never read is fine
+    let received = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+    const closed = new Promise((resolve) => socket.on('close', resolve));
+    socket.write(randomBytes(96));
+    await closed;
+    assert.equal(received.length, 36);
+    assert.equal(received.subarray(0, 4).toString(), 'SRT1');
+    assert.equal(received.includes('@RSYNCD'), false);
+    await waitFor('the rejection', () => events.find((e) => e.type === 'rejected'));
+    assert.deepEqual(events, [{ type: 'rejected', connection: 1, reason: "tunnel proof failed: receiver's proof is wrong" }]);
+  } finally {
+    await listener.close();
+  }
+});
+
+test('a receiver with the wrong key gets a one-line error at once and rsync never starts', async () => {
+  const fx = fixture();
+  const { listener, events } = await listen(fx);
+  try {
+    const started = Date.now();
+    const error = await checkTunnel({ port: listener.port, key: randomBytes(32), timeoutMs: TIMEOUT_MS }).then(
+      () => assert.fail('checkTunnel should fail'),
+      (e: Error) => e,
+    );
+    assert.equal(error.message, "tunnel proof failed: connection closed after 0 of 32 bytes (the client did not accept the receiver's proof: wrong key?)");
+    assert.ok(Date.now() - started < TIMEOUT_MS / 2);
+    await waitFor('the rejection', () => events.find((e) => e.type === 'rejected'));
+    assert.deepEqual(events, [{ type: 'rejected', connection: 1, reason: "tunnel proof failed: receiver's proof is wrong" }]);
+  } finally {
+    await listener.close();
+  }
+});
+
+test('a stalled peer is dropped after the handshake timeout and its gate is gone', async () => {
+  const fx = fixture();
+  const { listener, events } = await listen(fx, { handshakeTimeoutMs: 1500 });
+  try {
+    const socket = connect(listener.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.resume();
+    await once(socket, 'connect');
+    const started = Date.now();
+    await waitFor('the gate to start', () => processesWith(fx.config).length > 0);
+    await once(socket, 'close');
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 4000, `dropped after ${elapsed} ms`);
+    await waitFor('the gate to be gone', () => processesWith(fx.config).length === 0, 3000);
+    assert.deepEqual(
+      events.filter((e) => e.type === 'rejected'),
+      [{ type: 'rejected', connection: 1, reason: 'tunnel proof timed out after 1.5s' }],
+    );
+  } finally {
+    await listener.close();
+  }
+});
+
+test('connections beyond maxConcurrent are closed at once', async () => {
+  const fx = fixture();
+  const { listener, events } = await listen(fx, { maxConcurrent: 1 });
+  try {
+    const first = connect(listener.port, '127.0.0.1').on('error', () => undefined);
+    await waitFor('the first gate', () => processesWith(fx.config).length > 0);
+    const second = connect(listener.port, '127.0.0.1').on('error', () => undefined);
+    second.resume();
+    await once(second, 'close');
+    assert.deepEqual(events, [{ type: 'rejected', connection: 2, reason: 'too many tunnel connections (at most 1 at a time)' }]);
+    first.destroy();
+  } finally {
+    await listener.close();
+  }
+});
+
+test('a pull with the wrong key fails and writes nothing', async () => {
+  const fx = fixture();
+  const { listener } = await listen(fx);
+  try {
+    const { code, output } = await startPull(fx, listener.port, randomBytes(32)).result;
+    assert.notEqual(code, 0);
+    assert.match(output, /^ssh-r-sync: tunnel proof failed: connection closed after 0 of 32 bytes \(the client did not accept/m);
+    assert.equal(existsSync(fx.dst), false);
+  } finally {
+    await listener.close();
+  }
+});
+
+test('close() during a transfer leaves no gate and no rsync daemon; the key is never exposed', async () => {
+  const fx = fixture();
+  addBigFile(fx);
+  const { listener } = await listen(fx);
+  const pull = startPull(fx, listener.port, fx.key, ['--bwlimit=1000']);
+  try {
+    await waitFor('the rsync daemon', () => daemonsOf(fx).length > 0);
+    await waitFor('the transfer to start', () => existsSync(fx.dst) && readdirSync(fx.dst).some((name) => name.includes('big.bin')));
+    assert.ok(processesWith('connect-prog').length > 0, 'connect-prog is running');
+    assert.equal(processesWith(fx.config).length, 2, 'a gate and its rsync daemon');
+    assert.deepEqual(processesExposing(fx.key), []);
+    await listener.close();
+    assert.deepEqual(processesWith(fx.config), []);
+    const { code } = await pull.result;
+    assert.notEqual(code, 0, 'the interrupted pull fails');
+  } finally {
+    await listener.close();
+    await stopPull(pull);
+  }
+});
+
+test('a SIGKILLed client takes its gates (proving or serving) and rsync daemons with it', async () => {
+  const fx = fixture();
+  addBigFile(fx);
+  const listenerModule = pathToFileURL(fileURLToPath(new URL('../src/tunnel/listener.ts', import.meta.url))).href;
+  const script = join(fx.dir, 'owner.mjs');
+  writeFileSync(
+    script,
+    [
+      `import { startTunnelListener } from ${JSON.stringify(listenerModule)};`,
+      `const key = Buffer.from(await new Promise((r) => process.stdin.once('data', (d) => r(String(d).trim()))), 'hex');`,
+      `const listener = await startTunnelListener({ key, rsyncArgv: ${JSON.stringify(fx.rsyncArgv)}, handshakeTimeoutMs: ${TIMEOUT_MS} });`,
+      'process.stdout.write(`${listener.port}\\n`);',
+    ].join('\n'),
+  );
+  const owner = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.add(owner);
+  owner.stdin.write(`${fx.key.toString('hex')}\n`);
+  const [portLine] = (await once(owner.stdout, 'data')) as [Buffer];
+  const port = Number(String(portLine).trim());
+  const pull = startPull(fx, port, fx.key, ['--bwlimit=1000']);
+  // A second connection that never speaks: its gate is still waiting in the proof.
+  const stalled = connect(port, '127.0.0.1').on('error', () => undefined);
+  try {
+    await waitFor('the rsync daemon', () => daemonsOf(fx).length > 0);
+    await waitFor('both gates and the daemon', () => processesWith(fx.config).length === 3);
+    owner.kill('SIGKILL');
+    await once(owner, 'exit');
+    await waitFor('gates and daemon to die', () => processesWith(fx.config).length === 0, 5000);
+    const { code } = await pull.result;
+    assert.notEqual(code, 0);
+  } finally {
+    stalled.destroy();
+    await stopPull(pull);
+  }
+});
