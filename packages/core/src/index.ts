@@ -26,3 +26,4 @@ export { parseDestination, type Destination } from './client/destination.js';
 export { clientName, sanitizeName } from './client/client-name.js';
 export { lockHost, type LockOptions } from './host-lock.js';
 export { createSessionDir, type SessionDir } from './session-dir.js';
+export * from './tunnel/index.js';
