@@ -200,3 +200,16 @@ describe('--hook-list', () => {
     assert.ok(!existsSync(join(f.base, 'log')));
   });
 });
+
+describe('examples/', () => {
+  test('the example config loads with its scripts and plugin, and the example plugin limits bandwidth', async () => {
+    const f = await fixture();
+    const list = await runRecv(['--config', 'examples/ssh-r-sync.config.ts', '--hook-list']);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^ {2}rsync\.pre {3}1\. plugin bandwidth$/m);
+    assert.match(list.stdout, /^ {2}rsync\.post {2}1\. script .*\/hooks\/rsync-post-ignore-vanished$/m);
+    const run = await runRecv(['--local', f.src, '--name', 'host1', '--debug', '--plugin', 'examples/plugin-bandwidth.ts', f.root]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /"--bwlimit=1000"/);
+  });
+});
