@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import {
   UsageError,
+  oneLine,
   applyNice,
   assemblePipeline,
   createLogger,
@@ -34,6 +35,7 @@ interface RecvOptions {
   waitTimeout?: number;
   tunnelPort?: number;
   lockWait?: number;
+  ioTimeout?: number;
   oneFileSystem?: boolean;
   json?: boolean;
   debug?: boolean;
@@ -62,6 +64,7 @@ export function recvProgram(): Command {
     .option('-t, --handshake-timeout <SECONDS>', 'time limit for each handshake step (default 20)', seconds)
     .option('--wait-timeout <SECONDS>', "how long the client's own pre-work may take before it says start; 0 = no limit (default 21600)", seconds)
     .option('--tunnel-port <PORT>', "the only port this key may forward (match its permitlisten); default: the client's, proven by the tunnel check", port)
+    .option('--io-timeout <SECONDS>', 'end the pull when no data moves for this long (rsync --timeout); 0 = never (default 600)', seconds)
     .option('--lock-wait <SECONDS>', 'wait this long for another run of the same host to end; 0 = refuse at once (default)', seconds)
     .option('--one-file-system', 'with --local: do not cross filesystem boundaries (rsync -x)')
     .option('--json', 'print the result as one JSON object on stdout')
@@ -93,7 +96,13 @@ export async function recv(argv: string[]): Promise<number> {
   }
   if (!root) throw new UsageError('missing BACKUP_ROOT (see --help)');
   if (options.local && !options.name) throw new UsageError('--local needs --name NAME');
-  if (options.name) validateName(options.name);
+  if (options.name) {
+    try {
+      validateName(options.name);
+    } catch (error) {
+      throw new UsageError(`--name: ${oneLine(error)}`);
+    }
+  }
   if (!options.local && options.json) throw new UsageError('--json is for --local runs: in reverse mode stdout is the channel to the client');
   let lockWait = options.lockWait;
   const lock = (ctx: RunContext) => lockHost({ root: ctx.root, name: ctx.name, waitSeconds: lockWait ?? 0, logger, signal: ctx.signal });
@@ -111,6 +120,8 @@ export async function recv(argv: string[]): Promise<number> {
         tunnelPort: options.tunnelPort,
         handshakeTimeoutMs,
         startTimeoutMs: Math.round((options.waitTimeout ?? 21600) * 1000),
+        ioTimeoutSeconds: options.ioTimeout ?? 600,
+        onPeerGone: (why) => pipeline.stop(why),
       });
   const stopSignals = onSignals(
     (signal) => pipeline.stop(`stopped by ${signal}`),

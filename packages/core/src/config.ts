@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { z } from 'zod';
 import { SshRSyncError, oneLine } from './errors.js';
 import type { Plugin } from './plugin.js';
+import { NAME_PATTERN } from './host-dir.js';
 
 const pluginObject = z.custom<Plugin>(
   (value) => typeof value === 'object' && value !== null && typeof (value as Plugin).apply === 'function',
@@ -28,7 +29,7 @@ export const configSchema = z.strictObject({
   /** Receiver: the rsync program. */
   rsync: z.string().min(1).optional(),
   /** Receiver: key fingerprint (SHA256:…) → host name. */
-  names: z.record(z.string(), z.string()).optional(),
+  names: z.record(z.string(), z.string().regex(NAME_PATTERN, 'host names match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')).optional(),
   /** Seconds each handshake read may take. */
   handshakeTimeout: z.number().positive().optional(),
   /** Seconds to wait for a busy host's lock; 0 refuses at once. */

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { Outcome, RunContext, Skip } from '../context.js';
 import { skip } from '../context.js';
-import { SshRSyncError } from '../errors.js';
+import { SshRSyncError, oneLine } from '../errors.js';
 import { PROTOCOL_NAME, PROTOCOL_VERSION, openChannel, type MessageChannel } from '../protocol/index.js';
 import { createSessionDir, type SessionDir } from '../session-dir.js';
 import type { Endpoint, Peer, Transport } from '../transport.js';
@@ -28,6 +28,10 @@ export interface ReceiverTransportOptions extends NameSources {
   handshakeTimeoutMs: number;
   /** How long the client's own pre-work (its hooks) may take before it says start. */
   startTimeoutMs: number;
+  /** rsync's I/O timeout: a stalled transfer ends after this long; 0 = never. */
+  ioTimeoutSeconds?: number;
+  /** The client went away (or gave up) after `start`: the run should stop. */
+  onPeerGone?: (why: string) => void;
 }
 
 // A transport that serves one client session on the given streams.
@@ -37,6 +41,20 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
   let key: Buffer | undefined;
   let port = 0;
   let dir: SessionDir | undefined;
+  let finishing = false;
+
+  // After start the client has nothing more to say: EOF or an error message means it is gone.
+  const watchPeer = () => {
+    channel
+      .receive(['skip', 'start'], { timeoutMs: 0, waitingFor: 'the end of the run' })
+      .then(
+        () => 'the client spoke out of turn',
+        (error: unknown) => oneLine(error),
+      )
+      .then((why) => {
+        if (!finishing) options.onPeerGone?.(`the client went away during the run: ${why}`);
+      });
+  };
 
   return {
     kind: 'reverse',
@@ -63,7 +81,9 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
     async start(ctx: RunContext): Promise<Skip | undefined> {
       await channel.send({ v: PROTOCOL_VERSION, type: 'ready', name: ctx.name, mode: ctx.mode }, { timeoutMs });
       const answer = await channel.receive(['start', 'skip'], { timeoutMs: options.startTimeoutMs, waitingFor: 'start' });
-      return answer.type === 'skip' ? skip(`the client said not now: ${answer.reason}`) : undefined;
+      if (answer.type === 'skip') return skip(`the client said not now: ${answer.reason}`);
+      watchPeer();
+      return undefined;
     },
     async endpoint(): Promise<Endpoint> {
       if (!key) throw new SshRSyncError('EINTERNAL', 'endpoint before handshake');
@@ -74,12 +94,13 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
       writeFileSync(passwordFile, `${rsyncSecret(key)}\n`, { mode: 0o600, flag: 'wx' });
       return {
         source: `rsync://${RSYNC_USER}@tunnel/${RSYNC_MODULE}/`,
-        transportArgs: [`--password-file=${passwordFile}`],
+        transportArgs: [`--password-file=${passwordFile}`, ...(options.ioTimeoutSeconds === 0 ? [] : [`--timeout=${options.ioTimeoutSeconds ?? 600}`])],
         env: { RSYNC_CONNECT_PROG: rsyncConnectProg(), [TUNNEL_FILE_ENV]: tunnelFile },
         compress: true,
       };
     },
     async report(outcome: Outcome, ctx: RunContext): Promise<void> {
+      finishing = true;
       dir?.remove();
       await channel.send(
         {
