@@ -1,6 +1,7 @@
 // The values that travel through one run: who is backed up, where to, how rsync is called,
 // and how it ended. Hooks receive these objects; the pipeline owns them.
 import type { Logger } from './logger.js';
+import type { TapRecord } from './tap-guard.js';
 
 export type Role = 'receiver' | 'client';
 export type Mode = 'privileged' | 'fake-super' | 'plain';
@@ -26,6 +27,8 @@ export interface RunContext {
   snapshot: string | null;
   /** Free space for plugins, keyed by plugin name. */
   readonly data: Map<string, unknown>;
+  /** Every tap that finished so far in this run, in order (scripts and plugins). */
+  readonly taps: TapRecord[];
 }
 
 /** The rsync call that `rsync.pre` taps edit and the `rsync` point runs. */

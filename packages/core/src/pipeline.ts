@@ -7,7 +7,7 @@ import { hostDirectory } from './host-dir.js';
 import { silentLogger, type Logger } from './logger.js';
 import { assertPlugin, type Plugin } from './plugin.js';
 import { defaultRsyncArgs, runRsync } from './rsync.js';
-import { guardHooks } from './tap-guard.js';
+import { guardHooks, type TapRecord } from './tap-guard.js';
 import type { Transport } from './transport.js';
 
 export interface PipelineOptions {
@@ -29,11 +29,13 @@ export class Pipeline {
   readonly plugins: Plugin[] = [];
   private readonly stopController = new AbortController();
   private readonly killController = new AbortController();
+  private readonly tapRecords: TapRecord[] = [];
 
   constructor(private readonly options: PipelineOptions) {
     guardHooks(this.hooks, {
       timeoutMs: options.hookTimeoutMs ?? 0,
       signalFor: (point) => (point === 'done' ? this.killController.signal : this.stopController.signal),
+      record: (entry) => this.tapRecords.push(entry),
     });
   }
 
@@ -75,6 +77,7 @@ export class Pipeline {
       startedAt: new Date(),
       snapshot: null,
       data: new Map(),
+      taps: this.tapRecords,
     };
     const elapsed = () => Math.round(performance.now() - started);
     let release: (() => Promise<void>) | undefined;

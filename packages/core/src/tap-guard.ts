@@ -36,6 +36,16 @@ export interface GuardOptions {
   timeoutMs?: number;
   /** The signal that aborts a running tap of this point (the run's stop, or its kill for `done`). */
   signalFor(point: PointName): AbortSignal;
+  /** Called once per finished tap, for the run's record of hook outcomes. */
+  record?: (entry: TapRecord) => void;
+}
+
+/** How one tap ended: kept for the done mark and for debugging. */
+export interface TapRecord {
+  point: PointName;
+  tap: string;
+  outcome: 'ok' | 'skipped' | 'failed' | 'timed out';
+  durationMs: number;
 }
 
 type AnyFn = (...args: unknown[]) => unknown;
@@ -72,10 +82,15 @@ async function runGuarded(point: PointName, tap: string, options: GuardOptions, 
   if (outer.aborted) stop();
   else outer.addEventListener('abort', stop, { once: true });
   const work = scopes.run({ point, tap, signal: controller.signal }, call);
+  const started = performance.now();
+  const record = (outcome: TapRecord['outcome']) =>
+    options.record?.({ point, tap, outcome, durationMs: Math.round(performance.now() - started) });
   try {
-    if (!options.timeoutMs) return await work;
-    return await pTimeout(work, { milliseconds: options.timeoutMs });
+    const result = options.timeoutMs ? await pTimeout(work, { milliseconds: options.timeoutMs }) : await work;
+    record(typeof result === 'object' && result !== null && (result as { skip?: unknown }).skip === true ? 'skipped' : 'ok');
+    return result;
   } catch (error) {
+    record(error instanceof TimeoutError ? 'timed out' : 'failed');
     if (error instanceof TimeoutError) {
       controller.abort(error);
       // Give the tap a moment to kill its processes before the run moves on.

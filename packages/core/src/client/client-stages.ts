@@ -45,6 +45,7 @@ export function clientStages(options: ClientStagesOptions): ClientStages {
     startedAt: new Date(),
     snapshot: null,
     data: new Map(),
+    taps: [],
   };
   return {
     ctx,

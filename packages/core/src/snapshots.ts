@@ -1,0 +1,216 @@
+// The one snapshot layout that plugins agree on (link-dest, manifest, rotate, and the admin
+// command). Owned here so that no plugin copies it and no plugin imports another.
+//
+//   ROOT/NAME/2026-11-22T024512Z/          a snapshot: exactly the client's files
+//   ROOT/NAME/2026-11-22T024512Z.meta/     its metadata, beside it:
+//       in-progress                        while the run is going (or after it was interrupted)
+//       manifest.tsv                       the file list (plugin-manifest)
+//       done.json                          the done mark, written atomically; its presence alone
+//                                          makes the snapshot complete
+//   ROOT/NAME/latest -> 2026-11-22T024512Z the newest complete snapshot
+//
+// Without snapshots (a plain mirror in ROOT/NAME) the metadata lives in ROOT/.ssh-r-sync/mirror/NAME/.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Outcome, RunContext } from './context.js';
+
+/** Sortable UTC time, no colons: 2026-11-22T024512Z. */
+export const SNAPSHOT_ID = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
+export const LATEST_LINK = 'latest';
+const META_SUFFIX = '.meta';
+
+// The id of a snapshot started at `date`.
+export function snapshotId(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/:/g, '');
+}
+
+// The start time encoded in an id; null when it is not one.
+export function snapshotDate(id: string): Date | null {
+  const m = SNAPSHOT_ID.exec(id);
+  if (!m) return null;
+  const date = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
+  return snapshotId(date) === id ? date : null;
+}
+
+export interface SnapshotPaths {
+  id: string;
+  /** The snapshot's tree: restore from here. */
+  tree: string;
+  /** Its metadata directory. */
+  meta: string;
+  inProgress: string;
+  manifest: string;
+  doneMark: string;
+}
+
+// Where everything of snapshot `id` of the host in `hostDir` lives.
+export function snapshotPaths(hostDir: string, id: string): SnapshotPaths {
+  const meta = join(hostDir, `${id}${META_SUFFIX}`);
+  return {
+    id,
+    tree: join(hostDir, id),
+    meta,
+    inProgress: join(meta, 'in-progress'),
+    manifest: join(meta, 'manifest.tsv'),
+    doneMark: join(meta, 'done.json'),
+  };
+}
+
+// Metadata paths of a plain mirror (no snapshots): ROOT/.ssh-r-sync/mirror/NAME/.
+export function mirrorPaths(root: string, name: string, hostDir: string): SnapshotPaths {
+  const meta = join(root, '.ssh-r-sync', 'mirror', name);
+  return { id: '', tree: hostDir, meta, inProgress: join(meta, 'in-progress'), manifest: join(meta, 'manifest.tsv'), doneMark: join(meta, 'done.json') };
+}
+
+/** The done mark: what made the snapshot complete, and how the run went. */
+export interface DoneMark {
+  version: 1;
+  host: string;
+  snapshot: string | null;
+  completedAt: string;
+  startedAt: string;
+  rsyncExitCode: number | null;
+  /** rsync's own code, before an rsync.post hook mapped it. */
+  originalExitCode: number | null;
+  files: number | null;
+  bytes: number | null;
+  durationMs: number;
+  /** Every hook that ran, with how it ended. */
+  hooks: { point: string; tap: string; outcome: string; durationMs: number }[];
+  /** What plugins added (e.g. the manifest's entry count and hash). */
+  extra: Record<string, unknown>;
+}
+
+export interface SnapshotInfo {
+  id: string;
+  date: Date;
+  paths: SnapshotPaths;
+  complete: boolean;
+  /** The done mark of a complete snapshot. */
+  done: DoneMark | null;
+}
+
+// Every snapshot of a host, oldest first, complete or not; anything else in the folder is ignored.
+export async function listSnapshots(hostDir: string): Promise<SnapshotInfo[]> {
+  let entries: string[];
+  try {
+    entries = await readdir(hostDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const ids = new Set<string>();
+  for (const entry of entries) {
+    const id = entry.endsWith(META_SUFFIX) ? entry.slice(0, -META_SUFFIX.length) : entry;
+    if (snapshotDate(id)) ids.add(id);
+  }
+  const infos = await Promise.all(
+    [...ids].sort().map(async (id) => {
+      const paths = snapshotPaths(hostDir, id);
+      const done = await readDoneMark(paths);
+      return { id, date: snapshotDate(id)!, paths, complete: done !== null && entries.includes(id), done };
+    }),
+  );
+  return infos;
+}
+
+// The done mark if it is there and readable; a torn or foreign file counts as absent.
+export async function readDoneMark(paths: SnapshotPaths): Promise<DoneMark | null> {
+  try {
+    const mark = JSON.parse(await readFile(paths.doneMark, 'utf8')) as DoneMark;
+    return mark && mark.version === 1 ? mark : null;
+  } catch {
+    return null;
+  }
+}
+
+// Writes `content` to `path` atomically: a temporary file, fsync, rename.
+export async function writeAtomic(path: string, content: string): Promise<void> {
+  const temporary = `${path}.${randomBytes(6).toString('hex')}.part`;
+  const handle = await open(temporary, 'wx', 0o600);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, path);
+}
+
+// Creates a new snapshot's tree and metadata folders, marked in progress.
+export async function beginSnapshot(hostDir: string, now: Date): Promise<SnapshotPaths> {
+  let id = snapshotId(now);
+  // Two runs in the same second (a retry): take the next free second.
+  while ((await listSnapshots(hostDir)).some((s) => s.id >= id)) id = snapshotId(new Date(snapshotDate(id)!.getTime() + 1000));
+  const paths = snapshotPaths(hostDir, id);
+  await mkdir(paths.meta, { recursive: true, mode: 0o700 });
+  await writeFile(paths.inProgress, `${JSON.stringify({ pid: process.pid, startedAt: now.toISOString() })}\n`, { mode: 0o600 });
+  await mkdir(paths.tree, { mode: 0o700 });
+  return paths;
+}
+
+// Points ROOT/NAME/latest at a snapshot, replacing the link atomically.
+export async function pointLatest(hostDir: string, id: string): Promise<void> {
+  const temporary = join(hostDir, `.${LATEST_LINK}.${randomBytes(6).toString('hex')}`);
+  await symlink(id, temporary);
+  await rename(temporary, join(hostDir, LATEST_LINK));
+}
+
+// Removes a snapshot: the done mark first, so a half-deleted snapshot never looks complete.
+export async function removeSnapshot(paths: SnapshotPaths): Promise<void> {
+  await rm(paths.doneMark, { force: true });
+  await rm(paths.tree, { recursive: true, force: true });
+  await rm(paths.meta, { recursive: true, force: true });
+}
+
+// ---- the current run's snapshot, shared by plugins through ctx.data ----
+
+const CURRENT = 'ssh-r-sync:snapshot';
+const EXTRA = 'ssh-r-sync:done-mark-extra';
+const WRITTEN = 'ssh-r-sync:done-mark-written';
+
+// Records which snapshot this run writes (plugin-link-dest calls it at rsync.pre).
+export function setCurrentSnapshot(ctx: RunContext, paths: SnapshotPaths): void {
+  ctx.data.set(CURRENT, paths);
+  ctx.snapshot = paths.id;
+}
+
+// The snapshot this run writes, or the mirror's metadata paths when no plugin made snapshots.
+export function currentSnapshot(ctx: RunContext): SnapshotPaths {
+  return (ctx.data.get(CURRENT) as SnapshotPaths | undefined) ?? mirrorPaths(ctx.root, ctx.name, ctx.dir);
+}
+
+// Adds a field to the done mark this run will write (e.g. the manifest's summary).
+export function contributeToDoneMark(ctx: RunContext, key: string, value: unknown): void {
+  const extra = (ctx.data.get(EXTRA) as Record<string, unknown> | undefined) ?? {};
+  extra[key] = value;
+  ctx.data.set(EXTRA, extra);
+}
+
+// Writes the done mark once per successful run (any snapshot plugin may call it at `done`),
+// then clears the in-progress marker. Returns the mark, or null when the run did not succeed.
+export async function finishSnapshot(ctx: RunContext, outcome: Outcome): Promise<DoneMark | null> {
+  if (outcome.status !== 'success') return null;
+  if (ctx.data.get(WRITTEN)) return ctx.data.get(WRITTEN) as DoneMark;
+  const paths = currentSnapshot(ctx);
+  await mkdir(paths.meta, { recursive: true, mode: 0o700 });
+  const mark: DoneMark = {
+    version: 1,
+    host: ctx.name,
+    snapshot: paths.id || null,
+    completedAt: new Date().toISOString(),
+    startedAt: ctx.startedAt.toISOString(),
+    rsyncExitCode: outcome.rsync?.exitCode ?? null,
+    originalExitCode: outcome.rsync?.originalExitCode ?? null,
+    files: outcome.rsync?.files ?? null,
+    bytes: outcome.rsync?.bytes ?? null,
+    durationMs: outcome.durationMs,
+    hooks: ctx.taps.map((tap) => ({ ...tap })),
+    extra: (ctx.data.get(EXTRA) as Record<string, unknown> | undefined) ?? {},
+  };
+  await writeAtomic(paths.doneMark, `${JSON.stringify(mark, null, 2)}\n`);
+  await rm(paths.inProgress, { force: true });
+  ctx.data.set(WRITTEN, mark);
+  return mark;
+}
