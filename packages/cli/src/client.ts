@@ -44,7 +44,7 @@ export function clientProgram(): Command {
     .option('--name-rpi', "take the name from the Raspberry Pi's serial number in /proc/cpuinfo")
     .option('-f, --filter-file <FILE>', 'rsync filter rules, enforced by this side\'s daemon (the server cannot override them)')
     .option('-d, --filter-dir-file <NAME>', 'also honour per-directory filter files of this name (dir-merge), e.g. .rsync-filter')
-    .option('-x, --one-file-system', 'do not cross filesystem boundaries')
+    .option('-x, --one-file-system', 'do not cross filesystem boundaries (enforced by this side\'s daemon)')
     .option('-X, --fake-super', 'ask the server to store ownership and devices in xattrs (it may already do so)')
     .option('-t, --handshake-timeout <SECONDS>', 'time limit for each handshake step (default 20)', seconds)
     .option('--wait-timeout <SECONDS>', "time limit for the server's hooks and the transfer; 0 = none (default 0: ssh keepalives notice a dead link)", seconds)

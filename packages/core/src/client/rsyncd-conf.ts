@@ -15,6 +15,10 @@ export interface DaemonConfigOptions {
   filterFile?: string | undefined;
   dirMergeName?: string | undefined;
   debug: boolean;
+  /** -x: the daemon itself leaves out what is mounted below PATH, whatever the receiver asks. */
+  oneFileSystem?: boolean;
+  /** /proc/self/mountinfo, for tests. */
+  mountinfo?: string;
 }
 
 // Writes rsyncd.conf and its companions into the session directory; returns the config path.
@@ -59,6 +63,7 @@ function filterRules(options: DaemonConfigOptions): string {
     if (/[\s/]/.test(options.dirMergeName)) throw new SshRSyncError('EUSAGE', `invalid --filter-dir-file name ${JSON.stringify(options.dirMergeName)}`);
     rules.push(`dir-merge ${options.dirMergeName}`);
   }
+  if (options.oneFileSystem) rules.push(...mountExclusions(options.path, options.mountinfo ?? readMountinfo()));
   if (options.filterFile) {
     try {
       rules.push(readFileSync(options.filterFile, 'utf8').trimEnd());
@@ -67,4 +72,27 @@ function filterRules(options: DaemonConfigOptions): string {
     }
   }
   return rules.length ? `${rules.join('\n')}\n` : '';
+}
+
+function readMountinfo(): string {
+  try {
+    return readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+// Rules that hide the contents of every mount point below `root` (the mount point itself stays,
+// empty, as rsync -x leaves it).
+export function mountExclusions(root: string, mountinfo: string): string[] {
+  const rules: string[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const field = line.split(' ')[4];
+    if (!field) continue;
+    const point = field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+    if (!point.startsWith(`${root}/`) || point.includes('\n')) continue;
+    const relative = point.slice(root.length).replace(/[\\*?[]/g, (char) => `\\${char}`);
+    rules.push(`- ${relative}/*`);
+  }
+  return rules;
 }

@@ -112,6 +112,7 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
       privileged: process.getuid?.() === 0,
       filterFile: options.filterFile,
       dirMergeName: options.dirMergeName,
+      oneFileSystem: options.oneFileSystem,
       debug: options.debug,
     });
     listener = await startTunnelListener({

@@ -72,9 +72,13 @@ export function startSsh(options: SshOptions): SshProcess {
   createInterface({ input: child.stderr, crlfDelay: Infinity }).on('line', (line) => {
     const allocated = /^Allocated port (\d+) for remote forward to /.exec(line);
     if (allocated) resolvePort(Number(allocated[1]));
-    else if (line.trim()) {
+    else if (line.startsWith('ssh-r-sync-recv')) {
+      // The receiver's own log lines, relayed by sshd: worth showing as they come.
+      options.logger.info(`server: ${line.slice(0, 2000)}`);
+    } else if (line.trim()) {
+      // ssh's diagnostics: shown with --debug; the last one goes into the error if ssh fails.
       last = line.slice(0, 2000);
-      options.logger.info(`ssh: ${last}`);
+      options.logger.debug(`ssh: ${last}`);
     }
   });
   child.once('exit', () => rejectPort(new Error('ssh exited before it reported the forwarded port')));
