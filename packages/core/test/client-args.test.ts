@@ -34,3 +34,15 @@ test('names: -n is checked, --name-file is sanitized, --name-rpi reads the seria
   assert.throws(() => clientName({ nameRpi: true, cpuinfo: join(dir, 'no-serial') }), /no "Serial" line/);
   assert.throws(() => clientName({ nameFile: join(dir, 'missing') }), /cannot read .*missing: ENOENT/);
 });
+
+test('-x: mount points below PATH become daemon exclusions, with escapes decoded and wildcards escaped', async () => {
+  const { mountExclusions } = await import('../src/client/rsyncd-conf.js');
+  const mountinfo = [
+    '22 1 253:0 / / rw - ext4 /dev/vda rw',
+    '30 22 0:40 / /data rw - ext4 /dev/vdb rw',
+    '31 30 0:41 / /data/mnt\\040space rw - tmpfs none rw',
+    '32 30 0:42 / /data/odd*[name] rw - tmpfs none rw',
+    '33 22 0:43 / /database rw - tmpfs none rw',
+  ].join('\n');
+  assert.deepEqual(mountExclusions('/data', mountinfo), ['- /mnt space/*', '- /odd\\*\\[name]/*']);
+});
