@@ -131,7 +131,7 @@ export async function recv(argv: string[]): Promise<number> {
   stopSignals();
   // In reverse mode the client prints the outcome it was sent; here it is shown with --debug.
   if (options.local || options.debug) {
-    printOutcome(PREFIX, outcome, { name: options.name ?? '', json: Boolean(options.json) });
+    printOutcome(PREFIX, outcome, { name: options.name ?? '', json: Boolean(options.json), snapshot: outcome.snapshot ?? null });
   }
   return outcome.exitCode;
 }
@@ -149,5 +149,8 @@ function common(options: RecvOptions) {
 
 // Entry point of the bin script.
 export function main(): Promise<never> {
+  // When the client is gone, our stderr (its ssh) is too: a failed log line must not crash the
+  // run before its done hooks and its lock release.
+  process.stderr.on('error', () => {});
   return runMain(PREFIX, () => recv(process.argv.slice(2)));
 }

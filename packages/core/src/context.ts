@@ -84,4 +84,6 @@ export interface Outcome {
   error: Error | null;
   rsync: RsyncResult | null;
   durationMs: number;
+  /** The snapshot a plugin made in this run, if any. */
+  snapshot?: string | null;
 }

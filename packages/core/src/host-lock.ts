@@ -20,8 +20,15 @@ function startTime(pid: number): string | null {
   }
 }
 
+// A live owner: the same process (pid and start time), and not a zombie waiting to be reaped.
 function alive(owner: Owner): boolean {
-  return startTime(owner.pid) === owner.start;
+  try {
+    const stat = readFileSync(`/proc/${owner.pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X' && startTime(owner.pid) === owner.start;
+  } catch {
+    return false;
+  }
 }
 
 function readOwner(path: string): Owner | null {

@@ -87,6 +87,7 @@ export class Pipeline {
     } catch (error) {
       outcome = failure(error, null, elapsed());
     }
+    outcome.snapshot = ctx.snapshot;
     try {
       await transport.report(outcome, ctx);
     } catch (error) {
@@ -96,7 +97,7 @@ export class Pipeline {
     try {
       await this.hooks.done.promise(outcome, ctx);
     } catch (error) {
-      outcome = failure(error, outcome.rsync, elapsed());
+      outcome = { ...failure(error, outcome.rsync, elapsed()), snapshot: outcome.snapshot };
     }
     try {
       await release?.();

@@ -140,9 +140,11 @@ export async function writeAtomic(path: string, content: string): Promise<void> 
 
 // Creates a new snapshot's tree and metadata folders, marked in progress.
 export async function beginSnapshot(hostDir: string, now: Date): Promise<SnapshotPaths> {
-  let id = snapshotId(now);
-  // Two runs in the same second (a retry): take the next free second.
-  while ((await listSnapshots(hostDir)).some((s) => s.id >= id)) id = snapshotId(new Date(snapshotDate(id)!.getTime() + 1000));
+  // Ids must sort in run order: after the newest existing one, even in the same second or if the
+  // clock went back.
+  const newest = (await listSnapshots(hostDir)).at(-1);
+  const after = newest ? newest.date.getTime() + 1000 : 0;
+  const id = snapshotId(new Date(Math.max(Math.floor(now.getTime() / 1000) * 1000, after)));
   const paths = snapshotPaths(hostDir, id);
   await mkdir(paths.meta, { recursive: true, mode: 0o700 });
   await writeFile(paths.inProgress, `${JSON.stringify({ pid: process.pid, startedAt: now.toISOString() })}\n`, { mode: 0o600 });
