@@ -583,9 +583,9 @@ async function timeMany(command: Command, n: number, expectCode = 0): Promise<nu
 const PHASES: [string, RegExp | null][] = [
   ['client start-up: node, imports, daemon config, tunnel listener', /running .*"ssh"/],
   ['ssh login, login shell, receiver start-up and config, hello', /forwarded 127\.0\.0\.1:/],
-  ['session message, tunnel check (a gate process for it)', /"command":"check"/],
+  ['session message, tunnel check (in the client process)', /"command":"check"/],
   ['lock, ready, client hooks, start, rsync.pre; rsync spawned', /ssh-r-sync-recv: running rsync /],
-  ['RSYNC_CONNECT_PROG start-up, gate start-up, proof', /"command":"rsync"/],
+  ['connect-prog start-up (rsync --rsh), proof', /"command":"rsync"/],
   ['rsync itself (daemon on the client, receiver on the server)', /"type":"served"/],
   ['result, done hooks, bye, ssh and listener teardown, exit', null],
 ];
@@ -617,7 +617,6 @@ async function breakdown(setup: Setup, tinySource: string, tinyTarget: Target, r
     ['ssh-r-sync --help (client start-up with its imports)', { file: process.execPath, args: [clientBin, '--help'] }, 0],
     ['ssh-r-sync-recv --help (receiver start-up with its imports)', { file: process.execPath, args: [recvBin, '--help'] }, 0],
     ['connect-prog.js start-up (exits: no tunnel file)', { file: process.execPath, args: [tunnelScript('connect-prog.js')], env: { PATH: process.env.PATH ?? '' } }, 1],
-    ['gate.js start-up (exits: usage)', { file: process.execPath, args: [tunnelScript('gate.js')] }, 1],
     ['ssh login running `true` (kex, auth, login shell)', ssh('true'), 0],
   ];
   if (existsSync(join(os.homedir(), '.bashrc'))) parts.push(['bash -c \'. ~/.bashrc\' (bash run by sshd reads it)', { file: 'bash', args: ['-c', '. ~/.bashrc'] }, 0]);

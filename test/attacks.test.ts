@@ -473,7 +473,7 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
       assert.equal(exit.code, 0, c.stderr());
       assert.deepEqual([...hits], [], 'no secret in any /proc/*/cmdline or environ');
       const logs = c.stderr() + c.stdout();
-      assert.match(logs, /ssh: ssh-r-sync-recv: /, "the receiver's --debug log reached the client's stderr");
+      assert.match(logs, /server: ssh-r-sync-recv: /, "the receiver's --debug log reached the client's stderr");
       for (const n of needles) assert.ok(!logs.includes(n), `a secret in the logs of client or receiver`);
       const hookEnv = await readFile(join(work, 'rsync.pre.env'), 'utf8');
       for (const n of needles) assert.ok(!hookEnv.includes(n), 'a secret in the hook environment');

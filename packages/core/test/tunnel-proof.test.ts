@@ -1,15 +1,14 @@
 // The tunnel proof itself, against scripted peers: every way a proof can fail gives one line
-// within the timeout, and a good proof reads no byte past its end.
+// within the timeout, a good proof reads no byte past its end, and the two halves agree.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
 import { proveTunnel } from '../src/tunnel/index.js';
-import { proveAsClient } from '../src/tunnel/client-proof.js';
+import { proveReceiver, type ProofOutcome } from '../src/tunnel/client-proof.js';
 import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, receiverMac } from '../src/tunnel/proof.js';
 import { LineSplitter } from '../src/tunnel/line-splitter.js';
-import { formatGateStatus, parseGateStatus } from '../src/tunnel/gate-status.js';
 
 const KEY = randomBytes(32);
 
@@ -116,21 +115,91 @@ test('a peer that closes early or stalls gives one line, in time', async () => {
   assert.ok(stalled.ms >= 290 && stalled.ms < 1500, `took ${stalled.ms} ms`);
 });
 
-test("the client half refuses a wrong receiver proof without sending anything more", () => {
-  const written: Buffer[] = [];
-  const channel = {
-    write: (data: Buffer) => void written.push(data),
-    read: (size: number) => randomBytes(size),
+type Receiver = (socket: Socket, got: (n: number) => Promise<Buffer>) => unknown;
+
+// Runs the client half on an accepted (paused) connection while `receiver` drives the other end
+// (got(n) waits for the first n bytes from the client); returns the outcome and every byte the
+// receiver got. With own = true the receiver reads its socket itself and `sent` stays empty.
+async function clientOutcome(receiver: Receiver, timeoutMs = 2000, own = false): Promise<{ outcome: ProofOutcome; sent: Buffer }> {
+  let outcome: Promise<ProofOutcome> | undefined;
+  const server = createServer({ pauseOnConnect: true }, (socket) => {
+    socket.on('error', () => undefined);
+    outcome = new Promise((resolve) => proveReceiver(socket, KEY, timeoutMs, (result) => {
+      resolve(result);
+      socket.destroy();
+    }));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const socket = connect((server.address() as { port: number }).port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  let sent = Buffer.alloc(0);
+  const closed = once(socket, 'close');
+  const waiting = new Set<() => void>();
+  if (!own) {
+    socket.on('data', (chunk: Buffer) => {
+      sent = Buffer.concat([sent, chunk]);
+      waiting.forEach((wake) => wake());
+    });
+  }
+  const got = (n: number): Promise<Buffer> =>
+    new Promise((resolve) => {
+      const wake = (): void => {
+        if (sent.length < n) return;
+        waiting.delete(wake);
+        resolve(sent.subarray(0, n));
+      };
+      waiting.add(wake);
+      wake();
+    });
+  await once(socket, 'connect');
+  await receiver(socket, got);
+  if (own) socket.resume(); // to see the close
+  await closed;
+  server.close();
+  return { outcome: await outcome!, sent };
+}
+
+// A receiver that answers the opener with `reply(clientNonce)` and then sends `then`.
+function scriptedReceiver(reply: (clientNonce: Buffer) => Buffer, then?: Buffer): Receiver {
+  return async (socket, got) => {
+    const opener = await got(OPENER_BYTES);
+    socket.write(reply(opener.subarray(4)));
+    if (then) setTimeout(() => socket.write(then), 50);
   };
-  assert.throws(() => proveAsClient(channel, KEY), { message: "tunnel proof failed: receiver's proof is wrong" });
-  assert.equal(written.length, 1);
-  assert.equal(written[0]?.length, OPENER_BYTES);
+}
+
+const goodReply = (clientNonce: Buffer): Buffer => {
+  const receiverNonce = randomBytes(NONCE_BYTES);
+  return Buffer.concat([receiverNonce, receiverMac(KEY, clientNonce, receiverNonce)]);
+};
+
+test('the two halves agree on the command', async () => {
+  for (const command of ['check', 'rsync'] as const) {
+    const { outcome } = await clientOutcome((socket) => proveTunnel(socket, KEY, command, 2000), 2000, true);
+    assert.deepEqual(outcome, { command });
+  }
 });
 
-test('status lines and log lines are bounded and cannot be forged by newlines', () => {
-  assert.equal(formatGateStatus({ kind: 'rejected', reason: 'a\nverified rsync' }), 'rejected a verified rsync\n');
-  assert.deepEqual(parseGateStatus('verified rsync'), { kind: 'verified', command: 'rsync' });
-  assert.equal(parseGateStatus('verified rsync now'), undefined);
+test('the client half refuses a wrong receiver proof without sending anything more', async () => {
+  const { outcome, sent } = await clientOutcome(scriptedReceiver(() => randomBytes(NONCE_BYTES + MAC_BYTES)));
+  assert.deepEqual(outcome, { rejected: "tunnel proof failed: receiver's proof is wrong" });
+  assert.equal(sent.length, OPENER_BYTES);
+});
+
+test('the client half refuses stray bytes after the proof, an unknown command, a stall', async () => {
+  const stray = await clientOutcome(scriptedReceiver((nonce) => Buffer.concat([goodReply(nonce), Buffer.from('@')])));
+  assert.deepEqual(stray.outcome, { rejected: 'tunnel proof failed: receiver sent 1 byte after its proof' });
+  assert.equal(stray.sent.length, OPENER_BYTES);
+  const unknown = await clientOutcome(scriptedReceiver(goodReply, Buffer.from([7])));
+  assert.deepEqual(unknown.outcome, { rejected: 'tunnel proof failed: unknown command 0x07' });
+  const started = Date.now();
+  const stalled = await clientOutcome(() => undefined, 300);
+  assert.deepEqual(stalled.outcome, { rejected: 'tunnel proof timed out after 0.3s' });
+  assert.ok(Date.now() - started < 1500);
+});
+
+test('log lines are bounded', () => {
   const lines = new LineSplitter(5);
   assert.deepEqual(lines.push('ab\ncdefghij'), ['ab', 'cdefg…']);
   assert.deepEqual(lines.push('klm\nno'), []);

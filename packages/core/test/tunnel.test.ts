@@ -1,17 +1,20 @@
 // The tunnel end to end with real rsync and no ssh: the "tunnel" is the listener's loopback port.
-// Checks what a user would notice: the pull works, strangers and wrong keys get nothing, stalls
-// are dropped, and no gate or rsync daemon survives close() or a SIGKILLed client.
+// Checks what a user would notice: the pull works (byte for byte, also under a flood of silent
+// connections), strangers, wrong keys and stray bytes get nothing, stalls are dropped, a pending
+// connection costs no process, and no rsync daemon survives close() or a SIGKILLed client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { checkTunnel, rsyncConnectProg, startTunnelListener, writeTunnelFile, type TunnelEvent, type TunnelListener } from '../src/tunnel/index.js';
+import { fileURLToPath } from 'node:url';
+import { checkTunnel, nodeScriptArgv, rsyncConnectProg, startTunnelListener, writeTunnelFile, type TunnelEvent } from '../src/tunnel/index.js';
+import { proveReceiver } from '../src/tunnel/client-proof.js';
+import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, receiverMac } from '../src/tunnel/proof.js';
 
 const TIMEOUT_MS = 15_000;
 const children = new Set<ChildProcess>();
@@ -63,23 +66,24 @@ function fixture() {
 }
 type Fixture = ReturnType<typeof fixture>;
 
-async function listen(fx: Fixture, options: { handshakeTimeoutMs?: number; maxConcurrent?: number } = {}) {
+async function listen(fx: Fixture, options: { handshakeTimeoutMs?: number; maxConcurrent?: number; maxPending?: number } = {}) {
   const events: TunnelEvent[] = [];
   const listener = await startTunnelListener({
     key: fx.key,
     rsyncArgv: fx.rsyncArgv,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? TIMEOUT_MS,
     maxConcurrent: options.maxConcurrent,
+    maxPending: options.maxPending,
     onEvent: (event) => events.push(event),
   });
   return { listener, events };
 }
 
 // Pulls the module through the tunnel as the receiver would: rsync + RSYNC_CONNECT_PROG.
-function startPull(fx: Fixture, port: number, key: Buffer, extra: string[] = []) {
+function startPull(fx: Fixture, port: number, key: Buffer, extra: string[] = [], dst = fx.dst) {
   const tunnelFile = join(fx.dir, `tunnel-${randomBytes(4).toString('hex')}.json`);
   writeTunnelFile(tunnelFile, { port, key, timeoutMs: TIMEOUT_MS });
-  const args = ['-a', ...extra, `--password-file=${join(fx.dir, 'password')}`, 'rsync://ssh-r-sync@tunnel/ssh-r-sync/', `${fx.dst}/`];
+  const args = ['-a', ...extra, `--password-file=${join(fx.dir, 'password')}`, 'rsync://ssh-r-sync@tunnel/ssh-r-sync/', `${dst}/`];
   const env = { ...process.env, RSYNC_CONNECT_PROG: rsyncConnectProg(), SSH_R_SYNC_TUNNEL_FILE: tunnelFile };
   const child = spawn('rsync', args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
@@ -133,6 +137,74 @@ async function waitFor<T>(what: string, probe: () => T | undefined | false, time
 
 const daemonsOf = (fx: Fixture) => processesWith(fx.config).filter((line) => line.split(' ')[1] === 'rsync');
 
+// The live children of pid (pid and command line).
+function childrenOf(pid: number): string[] {
+  const found: string[] = [];
+  for (const child of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${child}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(ppid) === pid && state !== 'Z') found.push(`${child} ${readFileSync(`/proc/${child}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+// A process of its own that owns a listener, as the client does: plain node on the compiled
+// listener (tsx would add an esbuild child). scripts/test.mjs builds before running the tests.
+async function startOwner(fx: Fixture): Promise<{ owner: ChildProcess; port: number }> {
+  const compiled = fileURLToPath(new URL('../dist/tunnel/listener.js', import.meta.url));
+  assert.ok(existsSync(compiled), `${compiled} is missing: build first (node scripts/test.mjs builds)`);
+  const script = join(fx.dir, 'owner.mjs');
+  writeFileSync(
+    script,
+    [
+      `import { startTunnelListener } from ${JSON.stringify(compiled)};`,
+      `const key = Buffer.from(await new Promise((r) => process.stdin.once('data', (d) => r(String(d).trim()))), 'hex');`,
+      `const listener = await startTunnelListener({ key, rsyncArgv: ${JSON.stringify(fx.rsyncArgv)}, handshakeTimeoutMs: ${TIMEOUT_MS} });`,
+      'process.stdout.write(`${listener.port}\\n`);',
+    ].join('\n'),
+  );
+  const owner = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.add(owner);
+  owner.stdin.write(`${fx.key.toString('hex')}\n`);
+  const [portLine] = (await once(owner.stdout, 'data')) as [Buffer];
+  return { owner, port: Number(String(portLine).trim()) };
+}
+
+// A scripted receiver: proves itself with key, appending `withReply` to its 64-byte reply and
+// `withCommand` to its command byte (0x01). Resolves with all it got once the client closes.
+async function scriptedReceiver(port: number, key: Buffer, extra: { withReply?: Buffer; withCommand?: Buffer }): Promise<Buffer> {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  let received = Buffer.alloc(0);
+  let step = 0;
+  const closed = once(socket, 'close');
+  socket.on('data', (chunk: Buffer) => {
+    received = Buffer.concat([received, chunk]);
+    if (step === 0 && received.length >= OPENER_BYTES) {
+      step = 1;
+      const receiverNonce = randomBytes(NONCE_BYTES);
+      const clientNonce = received.subarray(4, OPENER_BYTES);
+      socket.write(Buffer.concat([receiverNonce, receiverMac(key, clientNonce, receiverNonce), extra.withReply ?? Buffer.alloc(0)]));
+    } else if (step === 1 && received.length >= OPENER_BYTES + MAC_BYTES) {
+      step = 2;
+      socket.write(Buffer.concat([Buffer.from([1]), extra.withCommand ?? Buffer.alloc(0)]));
+    }
+  });
+  await closed;
+  return received;
+}
+
+// Opens n connections that never say anything.
+async function silentConnections(port: number, n: number): Promise<Socket[]> {
+  const sockets = Array.from({ length: n }, () => connect(port, '127.0.0.1').on('error', () => undefined));
+  await Promise.all(sockets.map((socket) => once(socket, 'connect')));
+  return sockets;
+}
+
 // Everything about a tree a pull must reproduce: type, mode, size, content, link, mtime.
 function describeTree(root: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -160,6 +232,7 @@ async function stopPull(pull: ReturnType<typeof startPull>): Promise<void> {
   await pull.result;
 }
 
+
 test('a pull through the tunnel reproduces the tree', async () => {
   const fx = fixture();
   const { listener, events } = await listen(fx);
@@ -178,13 +251,66 @@ test('a pull through the tunnel reproduces the tree', async () => {
   }
 });
 
-test('checkTunnel proves the tunnel without starting rsync', async () => {
+test('no byte is lost at the hand-over: a multi-MB pull with -c is identical, and 20 quick pulls in a row succeed', { timeout: 120_000 }, async () => {
+  const fx = fixture();
+  writeFileSync(join(fx.src, 'big.bin'), randomBytes(6 * 1024 * 1024));
+  const { listener, events } = await listen(fx);
+  try {
+    const { code, output } = await startPull(fx, listener.port, fx.key, ['-c']).result;
+    assert.equal(code, 0, output);
+    assert.ok(readFileSync(join(fx.dst, 'big.bin')).equals(readFileSync(join(fx.src, 'big.bin'))), 'big.bin is byte-identical');
+    rmSync(join(fx.src, 'big.bin'));
+    for (let i = 0; i < 20; i++) {
+      const dst = join(fx.dir, `dst-${i}`);
+      const pull = await startPull(fx, listener.port, fx.key, ['-c'], dst).result;
+      assert.equal(pull.code, 0, `pull ${i}: ${pull.output}`);
+      assert.deepEqual(describeTree(dst), describeTree(fx.src), `pull ${i}`);
+    }
+    assert.deepEqual(events.filter((e) => e.type === 'rejected'), []);
+    assert.equal(events.filter((e) => e.type === 'served' && e.exitCode === 0).length, 21);
+  } finally {
+    await listener.close();
+  }
+});
+
+test("connect-prog holds rsync's bytes back until the daemon has spoken", async () => {
+  const fx = fixture();
+  const server = createServer({ pauseOnConnect: true });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const tunnelFile = join(fx.dir, 'tunnel.json');
+  writeTunnelFile(tunnelFile, { port: (server.address() as { port: number }).port, key: fx.key, timeoutMs: TIMEOUT_MS });
+  const [node, ...args] = nodeScriptArgv('connect-prog') as [string, ...string[]];
+  const prog = spawn(node, args, { env: { ...process.env, SSH_R_SYNC_TUNNEL_FILE: tunnelFile }, stdio: ['pipe', 'pipe', 'inherit'] });
+  children.add(prog);
+  prog.stdin.write('@RSYNCD: 32.0 (the client greeting)\n'); // at once, as rsync does
+  const [socket] = await accepted;
+  socket.on('error', () => undefined);
+  const outcome = await new Promise((resolve) => proveReceiver(socket, fx.key, TIMEOUT_MS, resolve));
+  assert.deepEqual(outcome, { command: 'rsync' });
+  let fromProg = '';
+  socket.on('data', (chunk: Buffer) => (fromProg += chunk));
+  let toRsync = '';
+  prog.stdout.on('data', (chunk: Buffer) => (toRsync += chunk));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(fromProg, '', 'nothing from rsync before the daemon greeted');
+  socket.write('@RSYNCD: 32.0 (the daemon greeting)\n');
+  await waitFor("rsync's greeting", () => fromProg === '@RSYNCD: 32.0 (the client greeting)\n');
+  await waitFor("the daemon's greeting", () => toRsync === '@RSYNCD: 32.0 (the daemon greeting)\n');
+  socket.end();
+  const [code] = await once(prog, 'exit');
+  assert.equal(code, 0);
+  server.close();
+});
+
+test('checkTunnel proves the tunnel without starting any process', async () => {
   const fx = fixture();
   const { listener, events } = await listen(fx);
   try {
     await checkTunnel({ port: listener.port, key: fx.key, timeoutMs: TIMEOUT_MS });
-    await waitFor('the gate to exit', () => processesWith(fx.config).length === 0);
     assert.deepEqual(events, [{ type: 'verified', connection: 1, command: 'check' }]);
+    assert.deepEqual(processesWith(fx.config), []);
     assert.equal(existsSync(join(fx.dir, 'rsyncd.log')), false, 'rsync never ran');
   } finally {
     await listener.close();
@@ -196,7 +322,7 @@ test('a stranger gets the 36-byte opener and nothing else', async () => {
   const { listener, events } = await listen(fx);
   try {
     const socket = connect(listener.port, '127.0.0.1');
-    socket.on('error', () => undefined); // an RST for the bytes the gate never read is fine
+    socket.on('error', () => undefined); // an RST for bytes the listener never read is fine
     let received = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
     const closed = new Promise((resolve) => socket.on('close', resolve));
@@ -207,6 +333,35 @@ test('a stranger gets the 36-byte opener and nothing else', async () => {
     assert.equal(received.includes('@RSYNCD'), false);
     await waitFor('the rejection', () => events.find((e) => e.type === 'rejected'));
     assert.deepEqual(events, [{ type: 'rejected', connection: 1, reason: "tunnel proof failed: receiver's proof is wrong" }]);
+  } finally {
+    await listener.close();
+  }
+});
+
+test('a receiver that sends a byte more than its proof is rejected before the client proves itself', async () => {
+  const fx = fixture();
+  const { listener, events } = await listen(fx);
+  try {
+    const received = await scriptedReceiver(listener.port, fx.key, { withReply: Buffer.from([0]) });
+    assert.equal(received.length, OPENER_BYTES, 'only the opener, no client proof');
+    await waitFor('the rejection', () => events.find((e) => e.type === 'rejected'));
+    assert.deepEqual(events, [{ type: 'rejected', connection: 1, reason: 'tunnel proof failed: receiver sent 1 byte after its proof' }]);
+  } finally {
+    await listener.close();
+  }
+});
+
+test('a receiver that sends rsync bytes together with its command byte is rejected and no daemon starts', async () => {
+  const fx = fixture();
+  const { listener, events } = await listen(fx);
+  try {
+    const greeting = Buffer.from('@RSYNCD: 32.0\n');
+    const received = await scriptedReceiver(listener.port, fx.key, { withCommand: greeting });
+    assert.equal(received.length, OPENER_BYTES + MAC_BYTES, 'the opener and the client proof, nothing from rsync');
+    await waitFor('the rejection', () => events.find((e) => e.type === 'rejected'));
+    assert.deepEqual(events, [{ type: 'rejected', connection: 1, reason: `tunnel proof failed: receiver sent ${greeting.length} bytes after its command` }]);
+    assert.deepEqual(processesWith(fx.config), []);
+    assert.equal(existsSync(join(fx.dir, 'rsyncd.log')), false, 'rsync never ran');
   } finally {
     await listener.close();
   }
@@ -230,7 +385,7 @@ test('a receiver with the wrong key gets a one-line error at once and rsync neve
   }
 });
 
-test('a stalled peer is dropped after the handshake timeout and its gate is gone', async () => {
+test('a stalled peer is dropped after the handshake timeout and costs no process meanwhile', async () => {
   const fx = fixture();
   const { listener, events } = await listen(fx, { handshakeTimeoutMs: 1500 });
   try {
@@ -239,11 +394,11 @@ test('a stalled peer is dropped after the handshake timeout and its gate is gone
     socket.resume();
     await once(socket, 'connect');
     const started = Date.now();
-    await waitFor('the gate to start', () => processesWith(fx.config).length > 0);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(processesWith(fx.config), []);
     await once(socket, 'close');
     const elapsed = Date.now() - started;
-    assert.ok(elapsed < 4000, `dropped after ${elapsed} ms`);
-    await waitFor('the gate to be gone', () => processesWith(fx.config).length === 0, 3000);
+    assert.ok(elapsed > 1000 && elapsed < 4000, `dropped after ${elapsed} ms`);
     assert.deepEqual(
       events.filter((e) => e.type === 'rejected'),
       [{ type: 'rejected', connection: 1, reason: 'tunnel proof timed out after 1.5s' }],
@@ -253,18 +408,54 @@ test('a stalled peer is dropped after the handshake timeout and its gate is gone
   }
 });
 
-test('connections beyond maxConcurrent are closed at once', async () => {
+test('connections beyond maxPending are closed at once', async () => {
   const fx = fixture();
-  const { listener, events } = await listen(fx, { maxConcurrent: 1 });
+  const { listener, events } = await listen(fx, { maxPending: 1 });
   try {
-    const first = connect(listener.port, '127.0.0.1').on('error', () => undefined);
-    await waitFor('the first gate', () => processesWith(fx.config).length > 0);
+    const [first] = await silentConnections(listener.port, 1);
     const second = connect(listener.port, '127.0.0.1').on('error', () => undefined);
     second.resume();
     await once(second, 'close');
-    assert.deepEqual(events, [{ type: 'rejected', connection: 2, reason: 'too many tunnel connections (at most 1 at a time)' }]);
-    first.destroy();
+    assert.deepEqual(events, [{ type: 'rejected', connection: 2, reason: 'too many pending tunnel connections (at most 1 at a time)' }]);
+    first?.destroy();
   } finally {
+    await listener.close();
+  }
+});
+
+test('60 silent connections at once do not stop a real pull through the same listener', { timeout: 60_000 }, async () => {
+  const fx = fixture();
+  const { listener, events } = await listen(fx);
+  const silent = await silentConnections(listener.port, 60);
+  try {
+    const { code, output } = await startPull(fx, listener.port, fx.key).result;
+    assert.equal(code, 0, output);
+    assert.deepEqual(describeTree(fx.dst), describeTree(fx.src));
+    assert.deepEqual(events.filter((e) => e.type === 'rejected'), []);
+    assert.ok(silent.every((socket) => !socket.destroyed), 'the silent connections are still pending');
+  } finally {
+    silent.forEach((socket) => socket.destroy());
+    await listener.close();
+  }
+});
+
+test('a proven rsync connection beyond maxConcurrent daemons is closed; the running pull goes on', { timeout: 60_000 }, async () => {
+  const fx = fixture();
+  addBigFile(fx);
+  const { listener, events } = await listen(fx, { maxConcurrent: 1 });
+  const first = startPull(fx, listener.port, fx.key, ['--bwlimit=2000']);
+  try {
+    await waitFor('the rsync daemon', () => daemonsOf(fx).length > 0);
+    const second = await startPull(fx, listener.port, fx.key, [], join(fx.dir, 'dst-2')).result;
+    assert.notEqual(second.code, 0, 'the second pull fails');
+    assert.deepEqual(
+      events.filter((e) => e.type === 'rejected'),
+      [{ type: 'rejected', connection: 2, reason: 'too many rsync daemons (at most 1 at a time)' }],
+    );
+    assert.equal(first.child.exitCode, null, 'the first pull is still running');
+    assert.equal(daemonsOf(fx).length, 1);
+  } finally {
+    await stopPull(first);
     await listener.close();
   }
 });
@@ -282,7 +473,30 @@ test('a pull with the wrong key fails and writes nothing', async () => {
   }
 });
 
-test('close() during a transfer leaves no gate and no rsync daemon; the key is never exposed', async () => {
+test('during a pull the listener process has exactly one child, the daemon; none after a check', { timeout: 60_000 }, async () => {
+  const fx = fixture();
+  addBigFile(fx);
+  const { owner, port } = await startOwner(fx);
+  const pull = startPull(fx, port, fx.key, ['--bwlimit=2000']);
+  try {
+    await waitFor('the transfer to start', () => existsSync(fx.dst) && readdirSync(fx.dst).some((name) => name.includes('big.bin')));
+    for (let i = 0; i < 10; i++) {
+      const kids = childrenOf(owner.pid!);
+      assert.equal(kids.length, 1, kids.join('\n'));
+      assert.match(kids[0]!, new RegExp(`^\\d+ rsync --daemon --config=${fx.config}$`));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await stopPull(pull);
+    await waitFor('the daemon to end', () => childrenOf(owner.pid!).length === 0);
+    await checkTunnel({ port, key: fx.key, timeoutMs: TIMEOUT_MS });
+    assert.deepEqual(childrenOf(owner.pid!), []);
+  } finally {
+    owner.kill('SIGKILL');
+    await stopPull(pull);
+  }
+});
+
+test('close() during a transfer leaves no rsync daemon; the key is never exposed', async () => {
   const fx = fixture();
   addBigFile(fx);
   const { listener } = await listen(fx);
@@ -291,7 +505,7 @@ test('close() during a transfer leaves no gate and no rsync daemon; the key is n
     await waitFor('the rsync daemon', () => daemonsOf(fx).length > 0);
     await waitFor('the transfer to start', () => existsSync(fx.dst) && readdirSync(fx.dst).some((name) => name.includes('big.bin')));
     assert.ok(processesWith('connect-prog').length > 0, 'connect-prog is running');
-    assert.equal(processesWith(fx.config).length, 2, 'a gate and its rsync daemon');
+    assert.equal(processesWith(fx.config).length, 1, 'the rsync daemon and nothing else');
     assert.deepEqual(processesExposing(fx.key), []);
     await listener.close();
     assert.deepEqual(processesWith(fx.config), []);
@@ -303,34 +517,19 @@ test('close() during a transfer leaves no gate and no rsync daemon; the key is n
   }
 });
 
-test('a SIGKILLed client takes its gates (proving or serving) and rsync daemons with it', async () => {
+test('a SIGKILLed client takes its rsync daemons with it; a connection still in the proof holds no process', async () => {
   const fx = fixture();
   addBigFile(fx);
-  const listenerModule = pathToFileURL(fileURLToPath(new URL('../src/tunnel/listener.ts', import.meta.url))).href;
-  const script = join(fx.dir, 'owner.mjs');
-  writeFileSync(
-    script,
-    [
-      `import { startTunnelListener } from ${JSON.stringify(listenerModule)};`,
-      `const key = Buffer.from(await new Promise((r) => process.stdin.once('data', (d) => r(String(d).trim()))), 'hex');`,
-      `const listener = await startTunnelListener({ key, rsyncArgv: ${JSON.stringify(fx.rsyncArgv)}, handshakeTimeoutMs: ${TIMEOUT_MS} });`,
-      'process.stdout.write(`${listener.port}\\n`);',
-    ].join('\n'),
-  );
-  const owner = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  children.add(owner);
-  owner.stdin.write(`${fx.key.toString('hex')}\n`);
-  const [portLine] = (await once(owner.stdout, 'data')) as [Buffer];
-  const port = Number(String(portLine).trim());
+  const { owner, port } = await startOwner(fx);
   const pull = startPull(fx, port, fx.key, ['--bwlimit=1000']);
-  // A second connection that never speaks: its gate is still waiting in the proof.
+  // A second connection that never speaks: it is still in the proof.
   const stalled = connect(port, '127.0.0.1').on('error', () => undefined);
   try {
     await waitFor('the rsync daemon', () => daemonsOf(fx).length > 0);
-    await waitFor('both gates and the daemon', () => processesWith(fx.config).length === 3);
+    assert.equal(processesWith(fx.config).length, 1, 'the daemon and nothing else');
     owner.kill('SIGKILL');
     await once(owner, 'exit');
-    await waitFor('gates and daemon to die', () => processesWith(fx.config).length === 0, 5000);
+    await waitFor('the daemon to die', () => processesWith(fx.config).length === 0, 5000);
     const { code } = await pull.result;
     assert.notEqual(code, 0);
   } finally {

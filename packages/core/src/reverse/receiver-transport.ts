@@ -9,7 +9,7 @@ import { SshRSyncError, oneLine } from '../errors.js';
 import { PROTOCOL_NAME, PROTOCOL_VERSION, openChannel, type MessageChannel } from '../protocol/index.js';
 import { createSessionDir, type SessionDir } from '../session-dir.js';
 import type { Endpoint, Peer, Transport } from '../transport.js';
-import { TUNNEL_FILE_ENV, checkTunnel, rsyncConnectProg, writeTunnelFile } from '../tunnel/index.js';
+import { TUNNEL_FILE_ENV, checkTunnel, rsyncRsh, writeTunnelFile } from '../tunnel/index.js';
 import { receiverName, type NameSources } from './receiver-name.js';
 
 export const RSYNC_USER = 'ssh-r-sync';
@@ -92,10 +92,16 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
       const passwordFile = dir.file('rsync.secret');
       writeTunnelFile(tunnelFile, { port, key, timeoutMs });
       writeFileSync(passwordFile, `${rsyncSecret(key)}\n`, { mode: 0o600, flag: 'wx' });
+      // Daemon protocol over --rsh: rsync starts connect-prog itself (no shell) and speaks to
+      // the client's daemon through it; connect-prog proves the tunnel on the connection it uses.
       return {
-        source: `rsync://${RSYNC_USER}@tunnel/${RSYNC_MODULE}/`,
-        transportArgs: [`--password-file=${passwordFile}`, ...(options.ioTimeoutSeconds === 0 ? [] : [`--timeout=${options.ioTimeoutSeconds ?? 600}`])],
-        env: { RSYNC_CONNECT_PROG: rsyncConnectProg(), [TUNNEL_FILE_ENV]: tunnelFile },
+        source: `${RSYNC_USER}@tunnel::${RSYNC_MODULE}/`,
+        transportArgs: [
+          `--rsh=${rsyncRsh()}`,
+          `--password-file=${passwordFile}`,
+          ...(options.ioTimeoutSeconds === 0 ? [] : [`--timeout=${options.ioTimeoutSeconds ?? 600}`]),
+        ],
+        env: { [TUNNEL_FILE_ENV]: tunnelFile },
         compress: true,
       };
     },

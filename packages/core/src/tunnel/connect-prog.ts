@@ -1,7 +1,8 @@
 // Entry script that rsync runs as RSYNC_CONNECT_PROG (via sh -c; see rsyncConnectProg()).
 // It reads the tunnel file named by SSH_R_SYNC_TUNNEL_FILE, connects to 127.0.0.1:port, proves
-// the connection with command "rsync", then relays stdin → socket and socket → stdout until
-// the client's side closes. Errors: one line "ssh-r-sync: …" on stderr, exit 1.
+// the connection with command "rsync", then relays socket → stdout and (once the daemon has
+// spoken) stdin → socket until the client's side closes. Errors: one line "ssh-r-sync: …" on
+// stderr, exit 1.
 import type { Socket } from 'node:net';
 import { oneLine } from '../errors.js';
 import { connectTunnel, proveTunnel } from './connect.js';
@@ -16,12 +17,15 @@ function die(error: unknown): never {
 // exit, which closes our stdio and shows rsync the end of the stream. (process.stdout.end()
 // does not close fd 1, so piping alone would leave rsync waiting.) The end of rsync's side is
 // passed on as a half-close, so the daemon sees it and finishes.
+// rsync's own bytes are held back until the first chunk from the daemon (its @RSYNCD greeting):
+// the client rejects any byte that reaches it before its daemon owns the connection. Both sides
+// of rsync's daemon protocol send their greeting without waiting, so this cannot deadlock.
 function relay(socket: Socket): void {
   socket.on('error', (error) => die(`tunnel connection lost: ${oneLine(error)}`));
   process.stdout.on('error', () => process.exit(0)); // rsync went away; nothing left to relay to
   process.stdin.on('error', () => socket.end());
-  process.stdin.pipe(socket);
   socket.pipe(process.stdout, { end: false });
+  socket.once('data', () => process.stdin.pipe(socket));
   socket.on('end', () => process.stdout.write('', () => process.exit(0)));
 }
 

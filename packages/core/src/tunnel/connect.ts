@@ -59,7 +59,7 @@ export async function proveTunnel(socket: Socket, key: Buffer, command: TunnelCo
 // Connects to the tunnel's loopback end within timeoutMs.
 export function connectTunnel(port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true, noDelay: true });
     const fail = (message: string): void => {
       socket.destroy();
       reject(new SshRSyncError('ETUNNEL', message));
@@ -82,7 +82,7 @@ export async function checkTunnel(options: { port: number; key: Buffer; timeoutM
   const deadline = startDeadline(options.timeoutMs);
   const socket = await connectTunnel(options.port, options.timeoutMs);
   await proveTunnel(socket, options.key, 'check', Math.max(1, remainingMs(deadline)));
-  // The gate exits after reading "check"; wait for its close, but never past the deadline.
+  // The listener ends the connection after reading "check"; wait for that, but never past the deadline.
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => socket.destroy(), remainingMs(deadline));
     socket.on('error', () => undefined);
@@ -103,4 +103,18 @@ function shellWord(word: string): string {
 // The RSYNC_CONNECT_PROG value that runs connect-prog (rsync runs it with sh -c).
 export function rsyncConnectProg(): string {
   return nodeScriptArgv('connect-prog').map(shellWord).join(' ');
+}
+
+// rsync's own word splitting for -e/--rsh: spaces separate, quotes keep spaces (no backslashes).
+function rshWord(word: string): string {
+  if (!/[\s'"]/.test(word)) return word;
+  if (!word.includes("'")) return `'${word}'`;
+  if (!word.includes('"')) return `"${word}"`;
+  throw new SshRSyncError('EINTERNAL', `cannot pass ${JSON.stringify(word)} to rsync -e: it holds both kinds of quotes`);
+}
+
+// The --rsh value that makes rsync reach the daemon through connect-prog: rsync runs it without a
+// shell and talks to it over a socket pair, so no loopback TCP hop (and its Nagle delays) is added.
+export function rsyncRsh(): string {
+  return nodeScriptArgv('connect-prog').map(rshWord).join(' ');
 }

@@ -3,11 +3,11 @@
 import type { TunnelCommand } from './proof.js';
 
 export type TunnelEvent =
-  /** A line the gate or its rsync wrote on stderr (cut at a bounded length). */
+  /** A line an rsync daemon wrote on stderr (cut at a bounded length), or a note about the listener. */
   | { type: 'log'; connection: number; line: string }
-  /** The receiver proved itself and chose a command; for 'rsync' the daemon starts now. */
+  /** The receiver proved itself and chose a command; for 'rsync' its daemon has just been started. */
   | { type: 'verified'; connection: number; command: TunnelCommand }
-  /** The connection was dropped before or during the proof: wrong proof, timeout, overload. */
+  /** The connection was dropped during or right after the proof: wrong proof, stray bytes, timeout, overload. */
   | { type: 'rejected'; connection: number; reason: string }
-  /** The rsync daemon of a verified connection ended; exitCode is null if it was killed. */
+  /** The rsync daemon of a verified connection ended; exitCode is null if it was killed or never started. */
   | { type: 'served'; connection: number; exitCode: number | null };

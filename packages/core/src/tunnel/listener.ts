@@ -1,11 +1,13 @@
-// The client's end of the tunnel: one loopback listener for the whole session. Every accepted
-// connection goes, unread, to its own gate process (gate.ts) that checks the receiver's proof
-// and then runs `rsync --daemon` in inetd mode on that same connection. The port is never
-// released and re-bound, so no other local process can slip in between check and pull.
-import { createServer, type AddressInfo, type Server } from 'node:net';
+// The client's end of the tunnel: one loopback listener for the whole session. Each accepted
+// connection runs the client half of the proof in-process (client-proof.ts); a check ends there,
+// and an rsync connection is handed, in the same tick, to `rsync --daemon` in inetd mode
+// (daemon.ts). The port is never released and re-bound, so no other local process can slip in
+// between check and pull. A pending connection costs a socket and a timer, no process.
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { SshRSyncError, oneLine } from '../errors.js';
+import { proveReceiver, type ProofOutcome } from './client-proof.js';
+import { parentDeathPrefix, startDaemon, type RunningDaemon } from './daemon.js';
 import type { TunnelEvent } from './events.js';
-import { startGate, type RunningGate } from './gate-process.js';
 import { assertTunnelKey } from './proof.js';
 
 export interface TunnelListenerOptions {
@@ -13,7 +15,9 @@ export interface TunnelListenerOptions {
   /** The daemon to run on a verified connection, e.g. ['rsync', '--daemon', '--config=FILE']. */
   rsyncArgv: string[];
   handshakeTimeoutMs: number;
-  /** Live connections allowed at once; more are closed at once. Default 4. */
+  /** Connections still in the proof allowed at once; more are closed at once. Default 64. */
+  maxPending?: number;
+  /** rsync daemons allowed at once; a proven rsync connection beyond that is closed. Default 4. */
   maxConcurrent?: number;
   onEvent?: (event: TunnelEvent) => void;
   env?: NodeJS.ProcessEnv;
@@ -21,19 +25,23 @@ export interface TunnelListenerOptions {
 
 export interface TunnelListener {
   readonly port: number;
-  /** Stops accepting, kills every gate and daemon, and resolves when they are gone. */
+  /** Stops accepting, drops pending connections, kills every daemon, and resolves when they are gone. */
   close(): Promise<void>;
 }
 
-function validate(options: TunnelListenerOptions): number {
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new SshRSyncError('EUSAGE', `${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function validate(options: TunnelListenerOptions): { maxPending: number; maxConcurrent: number } {
   assertTunnelKey(options.key);
-  const max = options.maxConcurrent ?? 4;
   if (options.rsyncArgv.length === 0) throw new SshRSyncError('EUSAGE', 'tunnel listener needs an rsync command');
-  if (!Number.isInteger(max) || max < 1) throw new SshRSyncError('EUSAGE', `maxConcurrent must be a positive integer, got ${max}`);
-  if (!Number.isInteger(options.handshakeTimeoutMs) || options.handshakeTimeoutMs <= 0) {
-    throw new SshRSyncError('EUSAGE', `handshakeTimeoutMs must be a positive integer, got ${options.handshakeTimeoutMs}`);
-  }
-  return max;
+  positiveInteger('handshakeTimeoutMs', options.handshakeTimeoutMs);
+  return {
+    maxPending: positiveInteger('maxPending', options.maxPending ?? 64),
+    maxConcurrent: positiveInteger('maxConcurrent', options.maxConcurrent ?? 4),
+  };
 }
 
 function listen(server: Server): Promise<number> {
@@ -48,24 +56,49 @@ function listen(server: Server): Promise<number> {
 
 // Opens the session's tunnel listener on 127.0.0.1 (a random port).
 export async function startTunnelListener(options: TunnelListenerOptions): Promise<TunnelListener> {
-  const maxConcurrent = validate(options);
+  const { maxPending, maxConcurrent } = validate(options);
   const key = Buffer.from(options.key);
+  const argv = [...(await parentDeathPrefix()), ...options.rsyncArgv];
+  const timeoutMs = options.handshakeTimeoutMs;
   const emit = (event: TunnelEvent): void => options.onEvent?.(event);
-  const gates = new Set<RunningGate>();
+  const pending = new Map<Socket, (why: string) => void>();
+  const daemons = new Set<RunningDaemon>();
   let connections = 0;
   let closing: Promise<void> | undefined;
 
-  const server = createServer({ pauseOnConnect: true }, (socket) => {
-    const connection = ++connections;
-    if (closing) return void socket.destroy();
-    if (gates.size >= maxConcurrent) {
-      socket.destroy();
-      emit({ type: 'rejected', connection, reason: `too many tunnel connections (at most ${maxConcurrent} at a time)` });
-      return;
+  const proven = (socket: Socket, connection: number, outcome: ProofOutcome): void => {
+    if ('rejected' in outcome) return emit({ type: 'rejected', connection, reason: outcome.rejected });
+    if (outcome.command === 'check') {
+      socket.resume(); // to see the receiver's end; it sends nothing else
+      socket.end();
+      setTimeout(() => socket.destroy(), timeoutMs).unref();
+      return emit({ type: 'verified', connection, command: 'check' });
     }
-    const gate = startGate(socket, { connection, key, rsyncArgv: options.rsyncArgv, handshakeTimeoutMs: options.handshakeTimeoutMs, env: options.env, emit });
-    gates.add(gate);
-    void gate.done.then(() => gates.delete(gate));
+    let refusal: string | undefined;
+    // Never true, as every chunk went through the proof; checked because such bytes would be lost.
+    if (socket.readableLength > 0) refusal = 'tunnel proof failed: receiver sent bytes after its command';
+    else if (daemons.size >= maxConcurrent) refusal = `too many rsync daemons (at most ${maxConcurrent} at a time)`;
+    if (refusal) {
+      socket.destroy();
+      return emit({ type: 'rejected', connection, reason: refusal });
+    }
+    pending.delete(socket);
+    const daemon = startDaemon(socket, { connection, argv, env: options.env, emit });
+    daemons.add(daemon);
+    void daemon.done.then(() => daemons.delete(daemon));
+    emit({ type: 'verified', connection, command: 'rsync' });
+  };
+
+  const server = createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+    const connection = ++connections;
+    socket.on('error', () => undefined); // every failure is reported through the proof's outcome
+    if (closing) return void socket.destroy();
+    if (pending.size >= maxPending) {
+      socket.destroy();
+      return emit({ type: 'rejected', connection, reason: `too many pending tunnel connections (at most ${maxPending} at a time)` });
+    }
+    socket.once('close', () => pending.delete(socket));
+    pending.set(socket, proveReceiver(socket, key, timeoutMs, (outcome) => proven(socket, connection, outcome)));
   });
   server.on('error', (error) => emit({ type: 'log', connection: 0, line: `tunnel listener: ${oneLine(error)}` }));
   const port = await listen(server).catch((error: unknown) => {
@@ -74,9 +107,13 @@ export async function startTunnelListener(options: TunnelListenerOptions): Promi
 
   const closeAll = async (): Promise<void> => {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    const running = [...gates];
-    running.forEach((gate) => gate.stop());
-    await Promise.all(running.map((gate) => gate.done));
+    for (const [socket, abort] of pending) {
+      abort('tunnel listener closed');
+      socket.destroy();
+    }
+    const running = [...daemons];
+    running.forEach((daemon) => daemon.stop());
+    await Promise.all(running.map((daemon) => daemon.done));
     await closed;
     key.fill(0);
   };

@@ -1,9 +1,9 @@
-// Locates the entry scripts that sit next to this file: dist/tunnel/*.js once compiled, or
+// Locates connect-prog, the entry script next to this file: dist/tunnel/*.js once compiled, or
 // src/tunnel/*.ts under tsx (tests), which then needs tsx's loader in the child too.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export type TunnelScript = 'gate' | 'connect-prog';
+export type TunnelScript = 'connect-prog';
 
 function tsxLoader(): string {
   try {
