@@ -1,16 +1,24 @@
 // The README's first command: a complete backup through a private sshd on 127.0.0.1, from the
 // real client into the real receiver, then a second, incremental run. Usage:
 //   npm run demo [-- DIRECTORY]      (backs up a sample tree, or DIRECTORY)
-import { mkdir, readFile, readdir, symlink, writeFile, link } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readFile, readdir, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startBackupServer } from '../test/helpers/backup-server.js';
-import { repoRoot } from '../test/helpers/cli.js';
+import { repoRoot, runNode } from '../test/helpers/cli.js';
 
 const say = (text: string) => process.stdout.write(`\n\u001b[1m== ${text}\u001b[0m\n`.replace(/\u001b\[[0-9;]*m/g, process.stdout.isTTY && !process.env.NO_COLOR ? '$&' : ''));
 
 const hooks = join(repoRoot, 'hooks');
+const plugin = (name: string) => join(repoRoot, 'packages', `plugin-${name}`, 'dist', 'index.js');
+// The receiver's config: the three snapshot plugins, as an administrator would write it.
+const config = join(await mkdtemp(join(tmpdir(), 'ssh-r-sync-demo-')), 'ssh-r-sync.config.json');
+await writeFile(
+  config,
+  JSON.stringify({ plugins: [plugin('link-dest'), plugin('manifest'), [plugin('rotate'), { keep: '14d 4w 6m 2y', keepLast: 3 }]] }, null, 2),
+);
 const server = await startBackupServer({
-  recvArgs: ['--name', 'demo-host', '-x', `rsync.post:${hooks}/rsync-post-ignore-vanished`, '-x', `done:${hooks}/done-log`],
+  recvArgs: ['--name', 'demo-host', '--config', config, '-x', `rsync.post:${hooks}/rsync-post-ignore-vanished`, '-x', `done:${hooks}/done-log`],
 });
 try {
   let source = process.argv[2] ? resolve(process.argv[2]) : '';
@@ -29,15 +37,33 @@ try {
   say(`First backup of ${source}: ssh-r-sync -n demo-host … root@127.0.0.1 ${source}`);
   const first = await server.backup(source, ['-n', 'demo-host', '--json']);
   process.stdout.write(first.stderr + first.stdout);
-  say('Second backup (only changes travel)');
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // a new second, so a new snapshot id
+  if (!process.argv[2]) await writeFile(join(source, 'docs', 'drafts', 'new idea.md'), '# one more file\n');
+  say('Second backup: only changes travel, into a new snapshot');
   const second = await server.backup(source, ['-n', 'demo-host', '--json']);
   process.stdout.write(second.stderr + second.stdout);
-  say(`What the server has in ${server.root}/demo-host:`);
-  const walk = async (dir: string, prefix = ''): Promise<string[]> =>
-    (await readdir(dir, { withFileTypes: true })).flatMap((entry) => [`${prefix}${entry.name}${entry.isDirectory() ? '/' : entry.isSymbolicLink() ? ' (symlink)' : ''}`]);
-  process.stdout.write(`${(await walk(join(server.root, 'demo-host'))).map((name) => `  ${name}`).join('\n')}\n`);
+  const host = join(server.root, 'demo-host');
+  say(`What the server has in ${host}:`);
+  for (const entry of await readdir(host, { withFileTypes: true })) {
+    const link = entry.isSymbolicLink() ? ` -> ${await readlink(join(host, entry.name))}` : entry.isDirectory() ? '/' : '';
+    process.stdout.write(`  ${entry.name}${link}\n`);
+  }
+  const snapshots = (await readdir(host)).filter((name) => /^\d{4}-\d\d-\d\dT\d{6}Z$/.test(name)).sort();
+  if (snapshots.length >= 2 && !process.argv[2]) {
+    const [older, newer] = snapshots.slice(-2) as [string, string];
+    const file = join('docs', 'report.txt');
+    const [a, b] = [await stat(join(host, older, file)), await stat(join(host, newer, file))];
+    say(`Unchanged files share an inode across snapshots (${file}):`);
+    process.stdout.write(`  ${older}: inode ${a.ino}, ${a.nlink} links\n  ${newer}: inode ${b.ino}, ${b.nlink} links\n`);
+    const manifest = (await readFile(join(host, `${newer}.meta`, 'manifest.tsv'), 'utf8')).split('\n');
+    say(`The manifest of ${newer} (first lines of ${manifest.length - 1}):`);
+    process.stdout.write(`${manifest.slice(0, 6).map((line) => `  ${line}`).join('\n')}\n`);
+  }
   say('The done hook wrote the run log:');
   process.stdout.write(await readFile(join(server.root, '.ssh-r-sync', 'runs.log'), 'utf8'));
+  say(`ssh-r-sync-admin status ${server.root}:`);
+  const status = await runNode(join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js'), ['status', server.root]);
+  process.stdout.write(status.stdout + status.stderr);
   process.exitCode = first.code || second.code || 0;
 } finally {
   await server.stop();

@@ -1,0 +1,92 @@
+// What the admin sub-commands share: the prefix, option parsers, the host listing, ages.
+import { stat, readdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { NAME_PATTERN, UsageError, oneLine, validateName } from '@ssh-r-sync/core';
+import { parseDuration } from '@ssh-r-sync/plugin-rotate';
+import { configureProgram } from './common.js';
+
+export const ADMIN_PREFIX = 'ssh-r-sync-admin';
+
+/** Where a sub-command leaves its exit code (commander's actions cannot return one). */
+export interface ExitCodeHolder {
+  code: number;
+}
+
+// A sub-command with the same usage-error handling as the program (exit 2, one line).
+export function subCommand(command: Command): Command {
+  return configureProgram(command, ADMIN_PREFIX);
+}
+
+// Commander parser: a duration such as 36h or 2d, in milliseconds.
+export function duration(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    throw new InvalidArgumentError(oneLine(error).replace(/^cannot read duration "[^"]*": /, ''));
+  }
+}
+
+// Commander parser: a whole number >= 1.
+export function positiveInteger(value: string): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(number) || number < 1) throw new InvalidArgumentError('expected a whole number >= 1');
+  return number;
+}
+
+// Commander parser: an ISO 8601 time, e.g. 2026-11-22T03:00:00Z.
+export function isoTime(value: string): Date {
+  const date = new Date(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(date.getTime())) throw new InvalidArgumentError('expected an ISO 8601 time such as 2026-11-22T03:00:00Z');
+  return date;
+}
+
+// BACKUP_ROOT as an absolute path; a usage error unless it is a directory.
+export async function backupRoot(root: string): Promise<string> {
+  const absolute = resolve(root);
+  const info = await stat(absolute).catch(() => null);
+  if (!info?.isDirectory()) throw new UsageError(`BACKUP_ROOT ${absolute} is not a directory`);
+  return absolute;
+}
+
+// The hosts to look at: the names given (checked), or every directory under ROOT named like a
+// host (`.ssh-r-sync` and anything else that is not a host name are skipped), sorted.
+export async function hostNames(root: string, names: string[]): Promise<string[]> {
+  if (names.length) {
+    for (const name of names) {
+      try {
+        validateName(name);
+      } catch (error) {
+        throw new UsageError(oneLine(error));
+      }
+    }
+    return [...new Set(names)];
+  }
+  const entries = await readdir(root, { withFileTypes: true });
+  return entries
+    .filter((entry) => entry.isDirectory() && NAME_PATTERN.test(entry.name))
+    .map((entry) => entry.name)
+    .sort();
+}
+
+export function hostDir(root: string, name: string): string {
+  return join(root, name);
+}
+
+// A rounded age for people: 45s, 12m, 5h 3m, 2d 4h, 40d.
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return m % 60 ? `${h}h ${m % 60}m` : `${h}h`;
+  const d = Math.floor(h / 24);
+  return d < 14 && h % 24 ? `${d}d ${h % 24}h` : `${d}d`;
+}
+
+// Lays out rows as left-aligned columns separated by two spaces.
+export function columns(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+}

@@ -1,0 +1,148 @@
+// `ssh-r-sync-admin status ROOT`: per host, the newest complete backup and its age, how many
+// snapshots are complete and incomplete, and the last failure. Exits 1 when a host has no
+// complete backup or (with --max-age) its newest one is too old, so that cron or a monitoring
+// system notices silence, not only errors.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { listSnapshots, mirrorPaths, readDoneMark } from '@ssh-r-sync/core';
+import { backupRoot, columns, duration, formatAge, hostDir, hostNames, isoTime, subCommand, type ExitCodeHolder } from './admin-shared.js';
+
+interface StatusOptions {
+  json?: boolean;
+  maxAge?: number;
+  now?: Date;
+}
+
+/** One host, as `status --json` prints it. */
+export interface HostStatus {
+  name: string;
+  /** `snapshots` (plugin-link-dest), `mirror` (a plain copy in ROOT/NAME) or `none` (nothing complete found). */
+  kind: 'snapshots' | 'mirror' | 'none';
+  newestComplete: {
+    /** The snapshot id; null for a mirror. */
+    id: string | null;
+    /** When that backup started (what the age is measured from). */
+    startedAt: string;
+    completedAt: string | null;
+    ageSeconds: number;
+  } | null;
+  complete: number;
+  incomplete: number;
+  lastFailure: { at: string; source: 'snapshot' | 'runs.log'; detail: string } | null;
+  /** Needs attention: no complete backup, or the newest is older than --max-age. */
+  stale: boolean;
+  /** Why it is stale, in words; null when fine. */
+  problem: string | null;
+}
+
+// The `status` sub-command.
+export function statusCommand(result: ExitCodeHolder): Command {
+  return subCommand(new Command('status'))
+    .usage('[options] BACKUP_ROOT [NAME...]')
+    .summary('each host: newest complete backup, its age, counts, last failure; exit 1 when one is stale')
+    .description(
+      'Show each host under BACKUP_ROOT (or only the NAMEs given): its newest complete backup and how old it is, ' +
+        'how many complete and incomplete snapshots it has, and its last failure. Exits 1 when a host has no complete ' +
+        'backup, or with --max-age when its newest complete backup is older than that: run it from cron or a monitoring ' +
+        'check to hear about silence, not only about errors.',
+    )
+    .argument('<BACKUP_ROOT>', 'directory that holds one sub-directory per host')
+    .argument('[NAME...]', 'only these hosts (a host given but missing counts as having no backup)')
+    .option('--max-age <DURATION>', 'a host whose newest complete backup started longer ago than this is stale (exit 1), e.g. 36h, 2d, 1w', duration)
+    .option('--json', 'print one JSON object on stdout: { root, now, maxAgeSeconds, ok, hosts: [...] }')
+    .option('--now <ISO_TIME>', 'measure ages from this time instead of now', isoTime)
+    .addHelpText(
+      'after',
+      '\nA complete backup is a snapshot with its done mark (ROOT/NAME/<id>.meta/done.json), or for a plain mirror\n' +
+        'the mark in ROOT/.ssh-r-sync/mirror/NAME/done.json. The last failure is the newest of: an incomplete snapshot\n' +
+        'newer than the newest complete one (failed, interrupted, or still running), and the last "failure" line of\n' +
+        'ROOT/.ssh-r-sync/runs.log, which the done-log hook script (hooks/done-log) writes.\n' +
+        '\nExamples:\n' +
+        '  ssh-r-sync-admin status /srv/backup\n' +
+        '  ssh-r-sync-admin status /srv/backup --max-age 36h || mail -s "stale backups" root < /dev/null\n' +
+        '  ssh-r-sync-admin status /srv/backup laptop nas --json\n' +
+        '\nExit codes: 0 every host has a fresh complete backup, 1 some host does not (or there is no host at all),\n' +
+        '2 usage error.',
+    )
+    .action(async (root: string, names: string[], options: StatusOptions) => {
+      result.code = await status(root, names, options);
+    });
+}
+
+async function status(rootArgument: string, names: string[], options: StatusOptions): Promise<number> {
+  const root = await backupRoot(rootArgument);
+  const now = options.now ?? new Date();
+  const failures = await runsLogFailures(root);
+  const hosts = await Promise.all((await hostNames(root, names)).map((name) => hostStatus(root, name, now, options.maxAge, failures.get(name))));
+  const ok = hosts.length > 0 && hosts.every((host) => !host.stale);
+  if (options.json) {
+    const maxAgeSeconds = options.maxAge === undefined ? null : options.maxAge / 1000;
+    process.stdout.write(`${JSON.stringify({ root, now: now.toISOString(), maxAgeSeconds, ok, hosts })}\n`);
+  } else {
+    process.stdout.write(hosts.length ? table(hosts) : `no hosts under ${root}\n`);
+  }
+  if (!hosts.length) process.stderr.write(`ssh-r-sync-admin: no host directories under ${root}: is it the right directory, and is its disk mounted?\n`);
+  for (const host of hosts) if (host.problem) process.stderr.write(`ssh-r-sync-admin: ${host.name}: ${host.problem}\n`);
+  return ok ? 0 : 1;
+}
+
+async function hostStatus(root: string, name: string, now: Date, maxAgeMs: number | undefined, logFailure: string | undefined): Promise<HostStatus> {
+  const snapshots = await listSnapshots(hostDir(root, name));
+  const complete = snapshots.filter((s) => s.complete);
+  const newest = complete.at(-1);
+  let kind: HostStatus['kind'] = 'none';
+  let newestComplete: HostStatus['newestComplete'] = null;
+  if (newest) {
+    kind = 'snapshots';
+    newestComplete = { id: newest.id, startedAt: newest.date.toISOString(), completedAt: newest.done?.completedAt ?? null, ageSeconds: 0 };
+  } else if (!snapshots.length) {
+    const mark = await readDoneMark(mirrorPaths(root, name, hostDir(root, name)));
+    if (mark) {
+      kind = 'mirror';
+      newestComplete = { id: null, startedAt: mark.startedAt, completedAt: mark.completedAt, ageSeconds: 0 };
+    }
+  }
+  if (newestComplete) newestComplete.ageSeconds = Math.round((now.getTime() - Date.parse(newestComplete.startedAt)) / 1000);
+
+  const candidates: NonNullable<HostStatus['lastFailure']>[] = [];
+  const unfinished = snapshots.filter((s) => !s.complete && (!newest || s.id > newest.id)).at(-1);
+  if (unfinished) candidates.push({ at: unfinished.date.toISOString(), source: 'snapshot', detail: `incomplete snapshot ${unfinished.id} (failed, interrupted or still running)` });
+  if (logFailure) candidates.push({ at: logFailure, source: 'runs.log', detail: 'a run ended as failure (runs.log)' });
+  const lastFailure = candidates.sort((a, b) => Date.parse(b.at) - Date.parse(a.at))[0] ?? null;
+
+  let problem: string | null = null;
+  if (!newestComplete) problem = snapshots.length ? `no complete backup among ${snapshots.length} snapshot(s)` : 'no complete backup';
+  else if (maxAgeMs !== undefined && newestComplete.ageSeconds * 1000 > maxAgeMs) {
+    problem = `the newest complete backup${newestComplete.id ? ` (${newestComplete.id})` : ''} is ${formatAge(newestComplete.ageSeconds * 1000)} old, more than --max-age ${formatAge(maxAgeMs)}`;
+  }
+  return { name, kind, newestComplete, complete: kind === 'mirror' ? 1 : complete.length, incomplete: snapshots.length - complete.length, lastFailure, stale: problem !== null, problem };
+}
+
+// The time of each host's last "failure" line in ROOT/.ssh-r-sync/runs.log (hooks/done-log:
+// `2026-11-22T02:45:12Z NAME STATUS`); empty when there is no such file.
+async function runsLogFailures(root: string): Promise<Map<string, string>> {
+  const failures = new Map<string, string>();
+  const text = await readFile(join(root, '.ssh-r-sync', 'runs.log'), 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    const [at, name, outcome] = line.trim().split(/\s+/);
+    if (at && name && outcome === 'failure' && !Number.isNaN(Date.parse(at))) failures.set(name, at);
+  }
+  return failures;
+}
+
+function table(hosts: HostStatus[]): string {
+  const rows = [['HOST', 'NEWEST COMPLETE', 'AGE', 'COMPLETE', 'INCOMPLETE', 'LAST FAILURE']];
+  for (const host of hosts) {
+    const newest = host.newestComplete;
+    rows.push([
+      host.name,
+      newest ? newest.id ?? `mirror, ${newest.startedAt.replace(/\.\d{3}Z$/, 'Z')}` : '-',
+      newest ? formatAge(newest.ageSeconds * 1000) : '-',
+      String(host.complete),
+      String(host.incomplete),
+      host.lastFailure ? `${host.lastFailure.at.replace(/\.\d{3}Z$/, 'Z')} ${host.lastFailure.source === 'snapshot' ? 'incomplete snapshot' : 'runs.log'}` : '-',
+    ]);
+  }
+  return columns(rows);
+}

@@ -1,0 +1,40 @@
+// `ssh-r-sync-admin`: looks at and maintains the backups on the server. One sub-command per
+// file (admin-status.ts, admin-prune.ts); this file only assembles them.
+import { Command } from 'commander';
+import { configureProgram, runMain } from './common.js';
+import { ADMIN_PREFIX, type ExitCodeHolder } from './admin-shared.js';
+import { statusCommand } from './admin-status.js';
+import { pruneCommand } from './admin-prune.js';
+
+// The admin command line with its sub-commands; each action stores its exit code in `result`.
+export function adminProgram(result: ExitCodeHolder): Command {
+  const program = configureProgram(
+    new Command(ADMIN_PREFIX)
+      .usage('<command> [options]')
+      .description('Look at and maintain the backups under BACKUP_ROOT: which hosts are fresh, and what the retention policy keeps.')
+      .addHelpText(
+        'after',
+        '\nExamples:\n' +
+          '  ssh-r-sync-admin status /srv/backup --max-age 36h        # exit 1 when a host has been silent for 36 h\n' +
+          "  ssh-r-sync-admin prune /srv/backup --keep '14d 4w 6m 2y' --dry-run\n" +
+          '\nExit codes: 0 fine, 1 something needs attention (a stale host, a failed delete), 2 usage error.',
+      ),
+    ADMIN_PREFIX,
+  );
+  // Without a sub-command commander prints the help on stderr: a usage error (exit 2).
+  program.addCommand(statusCommand(result));
+  program.addCommand(pruneCommand(result));
+  return program;
+}
+
+// Parses argv and runs the sub-command; resolves to the exit code.
+export async function admin(argv: string[]): Promise<number> {
+  const result: ExitCodeHolder = { code: 0 };
+  await adminProgram(result).parseAsync(argv, { from: 'user' });
+  return result.code;
+}
+
+// Entry point of the bin script.
+export function main(): Promise<never> {
+  return runMain(ADMIN_PREFIX, () => admin(process.argv.slice(2)));
+}

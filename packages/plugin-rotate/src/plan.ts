@@ -1,0 +1,107 @@
+// The retention decision as a pure function: which snapshots to keep and which to delete, each
+// with its reasons. Count-based, like borg and restic: a rule `14d` keeps the newest complete
+// snapshot of each of the 14 most recent days *that have one*, so a host that was offline for a
+// month keeps its history instead of having it expire. Rules are OR-ed: one snapshot may be the
+// daily, the weekly and the monthly at once, and then carries all three reasons.
+import { periodKey } from './periods.js';
+import { UNITS, parsePolicy, type RetentionPolicy, type Unit } from './policy.js';
+
+/** What the plan needs to know of a snapshot. */
+export interface SnapshotState {
+  id: string;
+  /** When the run started (the date in the id). */
+  date: Date;
+  /** It has its done mark. Incomplete snapshots never count toward any rule. */
+  complete: boolean;
+}
+
+export interface KeepDecision {
+  id: string;
+  reasons: string[];
+}
+
+export interface DeleteDecision {
+  id: string;
+  reason: string;
+}
+
+/** Both lists oldest first; every snapshot given appears in exactly one of them. */
+export interface RetentionPlan {
+  keep: KeepDecision[];
+  delete: DeleteDecision[];
+}
+
+// Decides, for one host's snapshots, what `policy` keeps and deletes at time `now`.
+export function plan(snapshots: readonly SnapshotState[], policy: RetentionPolicy, now: Date): RetentionPlan {
+  const p = parsePolicy(policy);
+  const sorted = sortSnapshots(snapshots);
+  const complete = sorted.filter((s) => s.complete).reverse(); // newest first
+  const newest = complete[0];
+  const reasons = new Map<string, string[]>();
+  const add = (id: string, reason: string) => reasons.set(id, [...(reasons.get(id) ?? []), reason]);
+
+  if (newest) add(newest.id, 'newest complete');
+  if (p.keepLast > 1) complete.slice(0, p.keepLast).forEach((s, i) => add(s.id, `keep-last ${i + 1}/${p.keepLast}`));
+
+  // For each rule: the periods it counts, each with the snapshot that represents it.
+  const counted = new Map<Unit, Map<string, string>>();
+  for (const rule of p.rules) {
+    const periods = new Map<string, string>();
+    for (const s of complete) {
+      const key = periodKey(rule.unit, s.date);
+      if (periods.has(key)) continue; // an older snapshot of a period already represented
+      if (periods.size >= rule.count) break;
+      periods.set(key, s.id);
+      add(s.id, `${UNITS[rule.unit].rule} ${periods.size}/${rule.count === Infinity ? '*' : rule.count} (${key})`);
+    }
+    counted.set(rule.unit, periods);
+  }
+
+  for (const s of sorted) {
+    if (!s.complete) {
+      if (!newest) add(s.id, 'incomplete, no complete snapshot yet');
+      else if (compare(s, newest) > 0) add(s.id, 'incomplete, newer than the newest complete');
+    }
+    const age = now.getTime() - s.date.getTime();
+    if (age < 0) add(s.id, 'dated in the future');
+    else if (age < p.minAgeMs) add(s.id, `younger than ${p.minAge} (min-age)`);
+  }
+
+  // Everything without a reason to stay is deleted, oldest first, up to the cap.
+  const expired = (s: SnapshotState): string => {
+    const beyond: string[] = [];
+    const superseded: string[] = [];
+    for (const rule of p.rules) {
+      const key = periodKey(rule.unit, s.date);
+      if (counted.get(rule.unit)!.has(key)) superseded.push(`${UNITS[rule.unit].period} ${key}`);
+      else beyond.push(rule.token);
+    }
+    const parts = [...(beyond.length ? [`beyond ${beyond.join(' ')}`] : []), ...(superseded.length ? [`not the newest of its ${superseded.join(', ')}`] : [])];
+    return `expired: ${parts.join('; ')}`;
+  };
+  const candidates = sorted
+    .filter((s) => !reasons.has(s.id))
+    .map((s) => ({ id: s.id, reason: s.complete ? expired(s) : `incomplete, superseded by ${newest!.id}` }));
+  const toDelete = candidates.slice(0, p.maxDeletes);
+  for (const c of candidates.slice(toDelete.length)) add(c.id, `deletion cap reached (${p.maxDeletes} per run); next run: ${c.reason}`);
+
+  return {
+    keep: sorted.filter((s) => reasons.has(s.id)).map((s) => ({ id: s.id, reasons: reasons.get(s.id)! })),
+    delete: toDelete,
+  };
+}
+
+function compare(a: SnapshotState, b: SnapshotState): number {
+  return a.date.getTime() - b.date.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+// Oldest first; refuses input that would make the plan ambiguous.
+function sortSnapshots(snapshots: readonly SnapshotState[]): SnapshotState[] {
+  const ids = new Set<string>();
+  for (const s of snapshots) {
+    if (!(s.date instanceof Date) || Number.isNaN(s.date.getTime())) throw new TypeError(`snapshot ${JSON.stringify(s.id)} has no valid date`);
+    if (ids.has(s.id)) throw new TypeError(`snapshot ${JSON.stringify(s.id)} is listed twice`);
+    ids.add(s.id);
+  }
+  return [...snapshots].sort(compare);
+}

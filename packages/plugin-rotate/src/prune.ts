@@ -1,0 +1,57 @@
+// Applies the retention plan to one host's directory: lists its snapshots, plans, and deletes
+// what the plan deletes, logging each one with its reason. Shared by the plugin (after every
+// successful run) and `ssh-r-sync-admin prune`.
+import { SshRSyncError, listSnapshots, oneLine, silentLogger, type Logger, type SnapshotInfo } from '@ssh-r-sync/core';
+import { deleteSnapshot } from './delete.js';
+import { plan, type RetentionPlan } from './plan.js';
+import type { RetentionPolicy } from './policy.js';
+
+export interface PruneOptions {
+  policy: RetentionPolicy;
+  /** The time the plan is made for (default: now). */
+  now?: Date;
+  /** Plan and log, delete nothing. */
+  dryRun?: boolean;
+  /** Parallel `rm` processes per delete. */
+  jobs?: number;
+  signal?: AbortSignal;
+  logger?: Logger;
+}
+
+export interface PruneResult {
+  snapshots: SnapshotInfo[];
+  plan: RetentionPlan;
+  /** Ids deleted in this call (none in a dry run). */
+  deleted: string[];
+  /** Deletes that failed, with rm's message. */
+  failed: { id: string; error: string }[];
+}
+
+// Plans the host in `hostDir` and, unless dry-run, deletes what the plan deletes (oldest first).
+export async function pruneHost(hostDir: string, options: PruneOptions): Promise<PruneResult> {
+  const logger = options.logger ?? silentLogger;
+  const snapshots = await listSnapshots(hostDir);
+  const decided = plan(snapshots, options.policy, options.now ?? new Date());
+  const newest = snapshots.filter((s) => s.complete).at(-1);
+  if (newest && decided.delete.some((d) => d.id === newest.id)) {
+    throw new SshRSyncError('EINTERNAL', `refusing to delete ${newest.id}: it is the newest complete snapshot (a bug in the plan)`);
+  }
+  const result: PruneResult = { snapshots, plan: decided, deleted: [], failed: [] };
+  if (options.dryRun) return result;
+  const byId = new Map(snapshots.map((s) => [s.id, s]));
+  for (const decision of decided.delete) {
+    options.signal?.throwIfAborted();
+    logger.info(`deleting ${decision.id}: ${decision.reason}`);
+    const started = performance.now();
+    try {
+      await deleteSnapshot(byId.get(decision.id)!.paths, { jobs: options.jobs, signal: options.signal });
+      result.deleted.push(decision.id);
+      logger.debug(`deleted ${decision.id} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      logger.error(`could not delete ${decision.id}: ${oneLine(error)}`);
+      result.failed.push({ id: decision.id, error: oneLine(error) });
+    }
+  }
+  return result;
+}
