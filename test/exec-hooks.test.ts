@@ -239,13 +239,17 @@ describe('skip, failure and timeout', () => {
     assert.ok(!existsSync(join(f.host, 'a.txt')));
   });
 
-  test('what a script leaves running in its group is stopped when it exits', async () => {
+  test('a background job that still holds the script\'s output is stopped after it exits; one that let go survives', async () => {
     const f = await fixture();
-    const marker = `${(Math.random() * 1000 + 2000).toFixed(3)}`;
-    const hook = await writeScript(f.base, 'bg.sh', `sleep ${marker} &\nexit 0`);
+    const held = `${(Math.random() * 1000 + 2000).toFixed(3)}`;
+    const detached = `${(Math.random() * 1000 + 4000).toFixed(3)}`;
+    const hook = await writeScript(f.base, 'bg.sh', `sleep ${held} &\nsetsid sleep ${detached} </dev/null >/dev/null 2>&1 &\nexit 0`);
     const result = await recv(f, '-x', `connect:${hook}`);
     assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(await processesMatching(`sleep ${marker}`), []);
+    assert.deepEqual(await processesMatching(`sleep ${held}`), []);
+    const survivors = await processesMatching(`sleep ${detached}`);
+    for (const line of survivors) process.kill(Number(line.split(':')[0]), 'SIGKILL');
+    assert.equal(survivors.length, 1, 'the job that redirected its output outlives the hook');
   });
 
   test('an unknown point is a usage error listing the valid ones', async () => {

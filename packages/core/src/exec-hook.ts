@@ -43,18 +43,24 @@ export async function runScript(run: ScriptRun): Promise<ScriptResult> {
   const abort = () => killGroup(pid, 'SIGKILL');
   if (run.signal?.aborted) abort();
   run.signal?.addEventListener('abort', abort, { once: true });
-  // A script that exits leaves nothing behind: whatever it started in its group is stopped,
-  // which also ends a background child that would otherwise hold stdout open forever.
-  let straggler: NodeJS.Timeout | undefined;
+  // A background child that still holds the script's stdout after the script exited would keep
+  // us waiting for ever: a second after the exit, whatever is left in the group is stopped. A
+  // child that let go of our pipes (`cmd </dev/null >/dev/null 2>&1 &`) is left alone, so work
+  // may outlive its hook without racing this.
+  const stragglers: NodeJS.Timeout[] = [];
   subprocess.once('exit', () => {
-    if (killGroup(pid, 'SIGTERM')) straggler = setTimeout(() => killGroup(pid, 'SIGKILL'), 2000).unref();
+    stragglers.push(
+      setTimeout(() => {
+        if (killGroup(pid, 'SIGTERM')) stragglers.push(setTimeout(() => killGroup(pid, 'SIGKILL'), 2000));
+      }, 1000),
+    );
   });
   if (subprocess.stderr) {
     createInterface({ input: subprocess.stderr, crlfDelay: Infinity }).on('line', (line) => run.logger.info(line.slice(0, 4096)));
   }
   const result = await subprocess;
   run.signal?.removeEventListener('abort', abort);
-  if (straggler) clearTimeout(straggler);
+  for (const timer of stragglers) clearTimeout(timer);
   if (result.isMaxBuffer) {
     killGroup(pid, 'SIGKILL');
     throw new SshRSyncError('EHOOK', `printed more than ${run.maxOutputBytes} bytes on stdout`);

@@ -40,8 +40,8 @@ export function formatHookList(hooks: PipelineHooks | null): string {
   lines.push(
     'Every script also gets SSH_R_SYNC_POINT, SSH_R_SYNC_ROLE, SSH_R_SYNC_ROOT, SSH_R_SYNC_DIR, SSH_R_SYNC_NAME and',
     'SSH_R_SYNC_MODE (plus SSH_R_SYNC_PRIVILEGED, SSH_R_SYNC_EXIT_CODE or SSH_R_SYNC_STATUS where it has them) in its',
-    'environment, which never holds secrets. Scripts run without a shell, in their own process group; when one exits,',
-    'anything it left running in that group is stopped. Several taps on one point run in the order they were given.',
+    'environment, which never holds secrets. Scripts run without a shell, in their own process group; a second after one',
+    'exits, whatever it left running that still holds its output is stopped. Taps on one point run in the order given.',
     '--hook-timeout SECONDS bounds every tap, scripts and plugins: on expiry its process group is killed and the run',
     'fails as a timeout. Exit 75 means "not now" only where the point says so.',
     '',
