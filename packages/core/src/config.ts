@@ -1,6 +1,7 @@
 // The config file: found by cosmiconfig (module name `ssh-r-sync`, `.ts` through jiti) or
 // named with --config, then checked against one schema.
-import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { SshRSyncError, oneLine } from './errors.js';
 import type { Plugin } from './plugin.js';
@@ -57,27 +58,32 @@ export async function importTypeScript(path: string): Promise<unknown> {
 
 const tsLoader = (filepath: string) => importTypeScript(filepath);
 
+/** Where the config is searched, in the working directory, in this order. */
+export const SEARCH_PLACES = [
+  'package.json',
+  '.ssh-r-syncrc',
+  '.ssh-r-syncrc.json',
+  '.ssh-r-syncrc.yaml',
+  '.ssh-r-syncrc.yml',
+  '.ssh-r-syncrc.js',
+  '.ssh-r-syncrc.mjs',
+  '.ssh-r-syncrc.ts',
+  'ssh-r-sync.config.js',
+  'ssh-r-sync.config.mjs',
+  'ssh-r-sync.config.ts',
+  'ssh-r-sync.config.mts',
+  'ssh-r-sync.config.json',
+];
+
 // Finds and validates the config: `file` when given, else a search from `cwd`.
 export async function loadConfig(options: { file?: string | undefined; cwd?: string } = {}): Promise<LoadedConfig> {
   const cwd = options.cwd ?? process.cwd();
+  // Most receivers have no config file: then cosmiconfig (and its parsers) need not load at all.
+  if (!options.file && !SEARCH_PLACES.some((place) => existsSync(join(cwd, place)))) return { config: {}, filepath: null, baseDir: cwd };
   const { cosmiconfig } = await import('cosmiconfig');
   const explorer = cosmiconfig('ssh-r-sync', {
     loaders: { '.ts': tsLoader, '.mts': tsLoader, '.cts': tsLoader },
-    searchPlaces: [
-      'package.json',
-      '.ssh-r-syncrc',
-      '.ssh-r-syncrc.json',
-      '.ssh-r-syncrc.yaml',
-      '.ssh-r-syncrc.yml',
-      '.ssh-r-syncrc.js',
-      '.ssh-r-syncrc.mjs',
-      '.ssh-r-syncrc.ts',
-      'ssh-r-sync.config.js',
-      'ssh-r-sync.config.mjs',
-      'ssh-r-sync.config.ts',
-      'ssh-r-sync.config.mts',
-      'ssh-r-sync.config.json',
-    ],
+    searchPlaces: SEARCH_PLACES,
   });
   let found: { config: unknown; filepath: string; isEmpty?: boolean } | null;
   try {

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { importTypeScript, type PluginEntry } from './config.js';
-import { SshRSyncError, oneLine } from './errors.js';
+import { SshRSyncError, isSshRSyncError, oneLine } from './errors.js';
 import { resolveScriptPath } from './exec-plugin.js';
 import { assertPlugin, type Plugin } from './plugin.js';
 
@@ -25,7 +25,8 @@ export async function loadPlugin(entry: PluginEntry, baseDir: string): Promise<P
     assertPlugin(plugin, `its default export`);
     return plugin;
   } catch (error) {
-    if (error instanceof SshRSyncError) throw error;
+    // By mark, not instanceof: a plugin may throw with its own copy of core.
+    if (isSshRSyncError(error)) throw error;
     throw new SshRSyncError('ECONFIG', `cannot load ${where} (from ${baseDir}): ${oneLine(error)}`, { cause: error });
   }
 }

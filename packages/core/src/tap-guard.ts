@@ -13,7 +13,10 @@ export interface TapScope {
   readonly signal: AbortSignal;
 }
 
-const scopes = new AsyncLocalStorage<TapScope>();
+// One store per process, even when a plugin brings its own copy of core (the commands ship
+// bundled): the copies find each other through a global symbol.
+const SCOPES = Symbol.for('ssh-r-sync.tap-scopes');
+const scopes: AsyncLocalStorage<TapScope> = ((globalThis as Record<symbol, unknown>)[SCOPES] ??= new AsyncLocalStorage<TapScope>()) as AsyncLocalStorage<TapScope>;
 
 // The point, name and abort signal of the tap that is running now.
 export function currentTap(): TapScope | undefined {
@@ -106,7 +109,8 @@ async function runGuarded(point: PointName, tap: string, options: GuardOptions, 
 
 // Wraps an error once, naming the point and the tap, and keeps the original as `cause`.
 function attribute(point: PointName, tap: string, error: unknown): HookError {
-  if (error instanceof HookError && error.point === point && error.tap === tap) return error;
+  const earlier = error as Partial<HookError>;
+  if (isSshRSyncError(error) && earlier.point === point && earlier.tap === tap) return error as HookError;
   const code = isSshRSyncError(error) && error.code === 'ETIMEOUT' ? 'ETIMEOUT' : 'EHOOK';
   return new HookError(code, point, tap, `${point} hook "${tap}" failed: ${oneLine(error)}`, error);
 }
