@@ -12,7 +12,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkTunnel, nodeScriptArgv, rsyncConnectProg, startTunnelListener, writeTunnelFile, type TunnelEvent } from '../src/tunnel/index.js';
+import { checkTunnel, nodeScriptArgv, rsyncRsh, startTunnelListener, writeTunnelFile, type TunnelEvent } from '../src/tunnel/index.js';
 import { proveReceiver } from '../src/tunnel/client-proof.js';
 import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, receiverMac } from '../src/tunnel/proof.js';
 
@@ -79,12 +79,12 @@ async function listen(fx: Fixture, options: { handshakeTimeoutMs?: number; maxCo
   return { listener, events };
 }
 
-// Pulls the module through the tunnel as the receiver would: rsync + RSYNC_CONNECT_PROG.
+// Pulls the module through the tunnel as the receiver does: rsync --rsh=connect-prog.
 function startPull(fx: Fixture, port: number, key: Buffer, extra: string[] = [], dst = fx.dst) {
   const tunnelFile = join(fx.dir, `tunnel-${randomBytes(4).toString('hex')}.json`);
   writeTunnelFile(tunnelFile, { port, key, timeoutMs: TIMEOUT_MS });
-  const args = ['-a', ...extra, `--password-file=${join(fx.dir, 'password')}`, 'rsync://ssh-r-sync@tunnel/ssh-r-sync/', `${dst}/`];
-  const env = { ...process.env, RSYNC_CONNECT_PROG: rsyncConnectProg(), SSH_R_SYNC_TUNNEL_FILE: tunnelFile };
+  const args = ['-a', ...extra, `--rsh=${rsyncRsh()}`, `--password-file=${join(fx.dir, 'password')}`, 'ssh-r-sync@tunnel::ssh-r-sync/', `${dst}/`];
+  const env = { ...process.env, SSH_R_SYNC_TUNNEL_FILE: tunnelFile };
   const child = spawn('rsync', args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let output = '';

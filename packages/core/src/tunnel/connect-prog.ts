@@ -1,4 +1,5 @@
-// Entry script that rsync runs as RSYNC_CONNECT_PROG (via sh -c; see rsyncConnectProg()).
+// Entry script that rsync runs as its --rsh program (no shell; see rsyncRsh()). Its arguments
+// (rsync's `host rsync --server --daemon .`) are ignored.
 // It reads the tunnel file named by SSH_R_SYNC_TUNNEL_FILE, connects to 127.0.0.1:port, proves
 // the connection with command "rsync", then relays socket → stdout and (once the daemon has
 // spoken) stdin → socket until the client's side closes. Errors: one line "ssh-r-sync: …" on

@@ -1,6 +1,6 @@
 // The receiver's end of the tunnel: it proves itself first, checks the client's proof, then says
 // what the connection is for. Used for the check before a run and, through connect-prog.ts as
-// rsync's RSYNC_CONNECT_PROG, for the pull itself, so both travel on verified connections.
+// rsync's --rsh program (connect-prog), for the pull itself, so both travel on verified connections.
 import { connect, type Socket } from 'node:net';
 import { SshRSyncError, oneLine } from '../errors.js';
 import { remainingMs, startDeadline, type Deadline } from './deadline.js';
@@ -95,15 +95,6 @@ export async function checkTunnel(options: { port: number; key: Buffer; timeoutM
   });
 }
 
-function shellWord(word: string): string {
-  // rsync replaces %H in RSYNC_CONNECT_PROG and turns %% into %, before sh -c sees it.
-  return `'${word.replace(/'/g, `'\\''`).replace(/%/g, '%%')}'`;
-}
-
-// The RSYNC_CONNECT_PROG value that runs connect-prog (rsync runs it with sh -c).
-export function rsyncConnectProg(): string {
-  return nodeScriptArgv('connect-prog').map(shellWord).join(' ');
-}
 
 // rsync's own word splitting for -e/--rsh: spaces separate, quotes keep spaces (no backslashes).
 function rshWord(word: string): string {
