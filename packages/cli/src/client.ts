@@ -1,7 +1,7 @@
 // `ssh-r-sync`: the client. Serves PATH read-only through a reverse tunnel to the receiver.
 import { Command } from 'commander';
 import { applyNice, createLogger, parseNice, runClient, type ClientResult } from '@ssh-r-sync/core';
-import { collect, configureProgram, onSignals, port, runMain, seconds } from './common.js';
+import { collect, configureProgram, onSignals, port, positiveSeconds, runMain, seconds } from './common.js';
 
 const PREFIX = 'ssh-r-sync';
 
@@ -46,7 +46,7 @@ export function clientProgram(): Command {
     .option('-d, --filter-dir-file <NAME>', 'also honour per-directory filter files of this name (dir-merge), e.g. .rsync-filter')
     .option('-x, --one-file-system', 'do not cross filesystem boundaries (enforced by this side\'s daemon)')
     .option('-X, --fake-super', 'ask the server to store ownership and devices in xattrs (it may already do so)')
-    .option('-t, --handshake-timeout <SECONDS>', 'time limit for each handshake step (default 20)', seconds)
+    .option('-t, --handshake-timeout <SECONDS>', 'time limit for each handshake step, above 0 (default 20)', positiveSeconds)
     .option('--wait-timeout <SECONDS>', "time limit for the server's hooks and the transfer; 0 = none (default 0: ssh keepalives notice a dead link)", seconds)
     .option('-p, --port <PORT>', 'ssh port of the server', port)
     .option('-k, --ssh-key <FILE>', 'ssh private key to use (ssh -i)')
@@ -92,7 +92,7 @@ export async function client(argv: string[]): Promise<number> {
       dirMergeName: options.filterDirFile,
       oneFileSystem: Boolean(options.oneFileSystem),
       fakeSuper: Boolean(options.fakeSuper),
-      handshakeTimeoutMs: Math.round((options.handshakeTimeout ?? 20) * 1000) || 20_000,
+      handshakeTimeoutMs: Math.max(1, Math.round((options.handshakeTimeout ?? 20) * 1000)),
       waitTimeoutMs: Math.round((options.waitTimeout ?? 0) * 1000),
       identityFile: options.sshKey,
       sshOptions: options.sshOption,

@@ -14,6 +14,13 @@ export function seconds(value: string): number {
   return number;
 }
 
+// Parses a positive number of seconds (a limit that must exist, e.g. for handshake steps).
+export function positiveSeconds(value: string): number {
+  const number = seconds(value);
+  if (number === 0) throw new InvalidArgumentError('expected a number of seconds above 0 (a handshake step always has a limit)');
+  return number;
+}
+
 // Parses a TCP port number.
 export function port(value: string): number {
   const number = Number(value);

@@ -46,3 +46,11 @@ test('-x: mount points below PATH become daemon exclusions, with escapes decoded
   ].join('\n');
   assert.deepEqual(mountExclusions('/data', mountinfo), ['- /mnt space/*', '- /odd\\*\\[name]/*']);
 });
+
+test('-t 0 is refused with a reason instead of being silently ignored (original weak spot 9)', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const bin = new URL('../../cli/bin/ssh-r-sync.js', import.meta.url).pathname;
+  const result = spawnSync(process.execPath, [bin, '-t', '0', 'backup@server', '/tmp'], { encoding: 'utf8' });
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /argument '0' is invalid\. expected a number of seconds above 0/);
+});
