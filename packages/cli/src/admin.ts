@@ -5,6 +5,8 @@ import { configureProgram, runMain } from './common.js';
 import { ADMIN_PREFIX, type ExitCodeHolder } from './admin-shared.js';
 import { statusCommand } from './admin-status.js';
 import { pruneCommand } from './admin-prune.js';
+import { authorizeCommand } from './admin-authorize.js';
+import { systemdCommand } from './admin-systemd.js';
 
 // The admin command line with its sub-commands; each action stores its exit code in `result`.
 export function adminProgram(result: ExitCodeHolder): Command {
@@ -24,6 +26,8 @@ export function adminProgram(result: ExitCodeHolder): Command {
   // Without a sub-command commander prints the help on stderr: a usage error (exit 2).
   program.addCommand(statusCommand(result));
   program.addCommand(pruneCommand(result));
+  program.addCommand(authorizeCommand(result));
+  program.addCommand(systemdCommand(result));
   return program;
 }
 

@@ -11,17 +11,24 @@ import {
   localTransport,
   lockHost,
   parseNice,
+  parseDestination,
+  pullTransport,
   receiverTransport,
   validateName,
   type RunContext,
   type Transport,
 } from '@ssh-r-sync/core';
-import { collect, configureProgram, onSignals, port, printOutcome, runMain, seconds } from './common.js';
+import { collect, configureProgram, onSignals, port, positiveSeconds, printOutcome, runMain, seconds } from './common.js';
 
 const PREFIX = 'ssh-r-sync-recv';
 
 interface RecvOptions {
   local?: string;
+  pull?: string;
+  sshPort?: number;
+  sshKey?: string;
+  sshOption: string[];
+  sshOpts: boolean;
   name?: string;
   rsync?: string;
   mode?: 'privileged' | 'fake-super' | 'plain';
@@ -44,15 +51,22 @@ interface RecvOptions {
 // The receiver's command line.
 export function recvProgram(): Command {
   const program = new Command(PREFIX)
-    .usage('[options] BACKUP_ROOT')
+    .usage('[options] BACKUP_ROOT\n       ssh-r-sync-recv --pull [user@]host[:port] --name NAME [options] BACKUP_ROOT')
     .description(
       'Receive a backup: run as the ssh forced command of a client key, prove the reverse tunnel, and pull the ' +
         "client's files read-only with rsync into BACKUP_ROOT/NAME, firing hook scripts and plugins on the way. " +
+        'With --pull it dials out instead and pulls over plain ssh from a client whose key for this server is ' +
+        'locked down with `restrict,command="/usr/bin/rrsync -ro DIR"`. ' +
         'With --local PATH it pulls from a local directory instead (tests, plugin development).',
     )
     .argument('[BACKUP_ROOT]', 'directory that holds one sub-directory per host')
     .option('--name <NAME>', "the host's name; the client cannot change it (put it in the key's forced command)")
     .option('--local <PATH>', 'pull from a local directory instead of a client over ssh (needs --name)')
+    .option('--pull <[user@]host[:port]>', "pull mode: ssh to the client and pull DIR of its rrsync -ro key (needs --name)")
+    .option('--ssh-port <PORT>', "with --pull: the client's ssh port", port)
+    .option('--ssh-key <FILE>', 'with --pull: ssh private key to use (ssh -i)')
+    .option('--ssh-option <OPTION>', 'with --pull: extra ssh option, as for ssh -o (repeatable)', collect, [])
+    .option('--no-ssh-opts', 'with --pull: drop the default ssh options (BatchMode, keepalives, no multiplexing, ConnectTimeout, …)')
     .option('-r, --rsync <PATH>', 'rsync program to run (default: rsync from PATH)')
     .addOption(new Option('-m, --mode <MODE>', 'how ownership, devices, ACLs and xattrs are kept (default: privileged as root, else fake-super)').choices(['privileged', 'fake-super', 'plain']))
     .option('-x, --hook <POINT:PATH>', 'run a script at a hook point (repeatable, run in the order given; see --hook-list)', collect, [])
@@ -61,12 +75,12 @@ export function recvProgram(): Command {
     .option('--config <FILE>', 'config file (default: searched from the current directory: ssh-r-sync.config.{ts,js,json}, .ssh-r-syncrc, …)')
     .option('--plugin <SPEC>', 'load a plugin: an npm package name or a .js/.mjs/.ts file (repeatable)', collect, [])
     .option('--nice <[PRIO][:CLASS[.LEVEL]]>', 'CPU nice value and/or I/O class (rt, be, idle) with level 0-7, e.g. 10:idle or -5:be.2')
-    .option('-t, --handshake-timeout <SECONDS>', 'time limit for each handshake step (default 20)', seconds)
+    .option('-t, --handshake-timeout <SECONDS>', 'time limit for each handshake step, above 0 (default 20)', positiveSeconds)
     .option('--wait-timeout <SECONDS>', "how long the client's own pre-work may take before it says start; 0 = no limit (default 21600)", seconds)
     .option('--tunnel-port <PORT>', "the only port this key may forward (match its permitlisten); default: the client's, proven by the tunnel check", port)
     .option('--io-timeout <SECONDS>', 'end the pull when no data moves for this long (rsync --timeout); 0 = never (default 600)', seconds)
     .option('--lock-wait <SECONDS>', 'wait this long for another run of the same host to end; 0 = refuse at once (default)', seconds)
-    .option('--one-file-system', 'with --local: do not cross filesystem boundaries (rsync -x)')
+    .option('--one-file-system', 'with --local or --pull: do not cross filesystem boundaries (rsync -x)')
     .option('--json', 'print the result as one JSON object on stdout')
     .option('--debug', 'log every step, including the rsync command line')
     .addHelpText(
@@ -95,7 +109,13 @@ export async function recv(argv: string[]): Promise<number> {
     return 0;
   }
   if (!root) throw new UsageError('missing BACKUP_ROOT (see --help)');
+  if (options.local && options.pull) throw new UsageError('--pull and --local are mutually exclusive');
   if (options.local && !options.name) throw new UsageError('--local needs --name NAME');
+  if (options.pull !== undefined && !options.name) throw new UsageError('--pull needs --name NAME');
+  if (options.pull === undefined && (options.sshPort !== undefined || options.sshKey || options.sshOption.length > 0 || !options.sshOpts)) {
+    throw new UsageError('--ssh-port, --ssh-key, --ssh-option and --no-ssh-opts are for --pull');
+  }
+  if (options.pull !== undefined) parseDestination(options.pull, options.sshPort);
   if (options.name) {
     try {
       validateName(options.name);
@@ -103,7 +123,8 @@ export async function recv(argv: string[]): Promise<number> {
       throw new UsageError(`--name: ${oneLine(error)}`);
     }
   }
-  if (!options.local && options.json) throw new UsageError('--json is for --local runs: in reverse mode stdout is the channel to the client');
+  const direct = Boolean(options.local) || options.pull !== undefined;
+  if (!direct && options.json) throw new UsageError('--json is for --local and --pull runs: in reverse mode stdout is the channel to the client');
   let lockWait = options.lockWait;
   const lock = (ctx: RunContext) => lockHost({ root: ctx.root, name: ctx.name, waitSeconds: lockWait ?? 0, logger, signal: ctx.signal });
   const { pipeline, loaded } = await assemblePipeline({ root, ...common(options), logger, lock });
@@ -111,6 +132,17 @@ export async function recv(argv: string[]): Promise<number> {
   const handshakeTimeoutMs = Math.round((options.handshakeTimeout ?? loaded.config.handshakeTimeout ?? 20) * 1000);
   const transport: Transport = options.local
     ? localTransport({ source: options.local, name: options.name!, oneFileSystem: Boolean(options.oneFileSystem) })
+    : options.pull !== undefined
+    ? pullTransport({
+        destination: options.pull,
+        port: options.sshPort,
+        identityFile: options.sshKey,
+        sshOptions: options.sshOption,
+        sshDefaults: options.sshOpts,
+        name: options.name!,
+        oneFileSystem: Boolean(options.oneFileSystem),
+        ioTimeoutSeconds: options.ioTimeout ?? 600,
+      })
     : receiverTransport({
         input: process.stdin,
         output: process.stdout,
@@ -130,7 +162,7 @@ export async function recv(argv: string[]): Promise<number> {
   const outcome = await pipeline.run(transport);
   stopSignals();
   // In reverse mode the client prints the outcome it was sent; here it is shown with --debug.
-  if (options.local || options.debug) {
+  if (direct || options.debug) {
     printOutcome(PREFIX, outcome, { name: options.name ?? '', json: Boolean(options.json), snapshot: outcome.snapshot ?? null });
   }
   return outcome.exitCode;

@@ -28,3 +28,4 @@ export { lockHost, type LockOptions } from './host-lock.js';
 export { createSessionDir, type SessionDir } from './session-dir.js';
 export * from './tunnel/index.js';
 export * from './snapshots.js';
+export { pullTransport, pullSshArgv, pullSource, PULL_SSH_OPTIONS, type PullTransportOptions } from './pull/pull-transport.js';

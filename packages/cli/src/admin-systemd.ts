@@ -1,0 +1,204 @@
+// `ssh-r-sync-admin systemd`: prints (or installs) a oneshot service and a timer that run one
+// backup command on a schedule, at low priority, with only the hardening that cannot break a
+// backup. It never runs systemctl; it prints the line to run.
+import { accessSync, constants, statSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { NAME_PATTERN, UsageError } from '@ssh-r-sync/core';
+import { subCommand, type ExitCodeHolder } from './admin-shared.js';
+
+interface SystemdOptions {
+  name: string;
+  pull?: boolean;
+  calendar: string;
+  delay: string;
+  user?: string;
+  nice: string;
+  root?: string;
+  install?: boolean;
+  dryRun?: boolean;
+  dir: string;
+  json?: boolean;
+}
+
+export const SYSTEMD_DIR = '/etc/systemd/system';
+
+// The `systemd` sub-command.
+export function systemdCommand(result: ExitCodeHolder): Command {
+  return subCommand(new Command('systemd'))
+    .usage('--name NAME [options] -- COMMAND [ARGS...]')
+    .summary('print or install a systemd service and timer that run a backup command on a schedule')
+    .description(
+      'Print ssh-r-sync-NAME.service (Type=oneshot, low CPU and I/O priority, light hardening) running COMMAND ARGS, and ' +
+        'ssh-r-sync-NAME.timer (OnCalendar, RandomizedDelaySec, Persistent=true). With --install, write both into ' +
+        `${SYSTEMD_DIR} (or --dir); then run the printed systemctl line yourself.\n\n` +
+        'Reverse mode (default) is the client: COMMAND is ssh-r-sync. --pull is the server pulling with ssh-r-sync-recv --pull; ' +
+        'its service may write only BACKUP_ROOT (the last argument, or --root).',
+    )
+    .argument('<COMMAND...>', 'the command to run (a bare name is looked up in PATH), after --')
+    .requiredOption('--name <NAME>', 'the host name: the units are ssh-r-sync-NAME.service and .timer')
+    .option('--pull', 'the unit runs the receiver in pull mode on the server (writable: only BACKUP_ROOT)')
+    .option('--calendar <SPEC>', 'when to run (systemd OnCalendar=)', 'daily')
+    .option('--delay <SPAN>', 'random delay added to each start, so that clients do not all start at once (RandomizedDelaySec=)', '1h')
+    .option('--user <USER>', 'run as this user (default: root, which a client needs to read everything)')
+    .option('--nice <[PRIO][:CLASS[.LEVEL]]>', 'CPU nice value and I/O class (rt, be, idle) for the service', '10:idle')
+    .option('--root <BACKUP_ROOT>', '--pull: the directory the service may write (default: the last argument of COMMAND)')
+    .option('--install', `write the units into ${SYSTEMD_DIR} (or --dir) instead of printing them`)
+    .option('--dry-run', 'with --install: print what would be written where, write nothing')
+    .option('--dir <DIR>', 'with --install: the directory to write into', SYSTEMD_DIR)
+    .option('--json', 'print one JSON object: { service, timer, serviceName, timerName, enable }')
+    .addHelpText(
+      'after',
+      '\nHardening, and why not more:\n' +
+        '  both      NoNewPrivileges, ProtectKernelTunables, ProtectKernelModules, ProtectControlGroups, RestrictRealtime,\n' +
+        '            LockPersonality: nothing a backup uses. Low priority: Nice/IOSchedulingClass from --nice, CPUSchedulingPolicy=batch.\n' +
+        '  client    ProtectSystem=full (/usr, /boot, /etc read-only): rsync only reads; hooks that dump a database write\n' +
+        '            elsewhere. No ProtectHome and no PrivateTmp: the backup must read everything it backs up, /home and /tmp included.\n' +
+        '  --pull    ProtectSystem=strict plus ReadWritePaths=BACKUP_ROOT: the receiver writes only there; PrivateTmp=yes;\n' +
+        '            ProtectHome=read-only (ssh reads its key and known_hosts; a BACKUP_ROOT under /home stays writable).\n' +
+        '  never     PrivateDevices (snapshot hooks need block devices), RestrictSUIDSGID (a privileged receiver must restore setuid files), MemoryDenyWriteExecute (node\'s JIT).\n' +
+        '\nExamples:\n' +
+        '  ssh-r-sync-admin systemd --name laptop -- /opt/srs/node_modules/.bin/ssh-r-sync -k /root/.ssh/backup_key --tunnel-port 22101 -n laptop backup@server /\n' +
+        '  ssh-r-sync-admin systemd --name web1 --pull --install --dry-run -- /opt/srs/node_modules/.bin/ssh-r-sync-recv --pull backup@web1 --name web1 /srv/backup\n' +
+        '\nExit codes: 0 printed or written, 1 cannot write, 2 usage error.',
+    )
+    .action(async (command: string[], options: SystemdOptions) => {
+      result.code = await systemd(command, options);
+    });
+}
+
+export interface Units {
+  serviceName: string;
+  timerName: string;
+  service: string;
+  timer: string;
+  enable: string;
+}
+
+async function systemd(command: string[], options: SystemdOptions): Promise<number> {
+  const units = makeUnits(command, options);
+  if (options.dryRun && !options.install) throw new UsageError('--dry-run goes with --install');
+  if (options.install) {
+    const dir = resolve(options.dir);
+    for (const [file, text] of [[units.serviceName, units.service], [units.timerName, units.timer]] as const) {
+      const path = join(dir, file);
+      if (options.dryRun) process.stdout.write(`# would write ${path}:\n${text}\n`);
+      else {
+        await mkdir(dir, { recursive: true });
+        await writeFile(path, text, { mode: 0o644 });
+        process.stdout.write(`wrote ${path}\n`);
+      }
+    }
+    process.stdout.write(`# now run:\n${units.enable}\n`);
+    return 0;
+  }
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(units)}\n`);
+    return 0;
+  }
+  process.stdout.write(`# ${join(SYSTEMD_DIR, units.serviceName)}\n${units.service}\n# ${join(SYSTEMD_DIR, units.timerName)}\n${units.timer}\n# then:\n# ${units.enable}\n`);
+  return 0;
+}
+
+/** Builds both units; usage errors for bad names and values. */
+export function makeUnits(command: string[], options: SystemdOptions): Units {
+  if (!NAME_PATTERN.test(options.name)) throw new UsageError(`invalid --name "${printable(options.name)}": names match ${NAME_PATTERN.source}`);
+  for (const [what, value] of [['--calendar', options.calendar], ['--delay', options.delay], ['--user', options.user ?? 'root'], ['--nice', options.nice]] as const) {
+    if (value.trim() === '' || /[\x00-\x1f\x7f]/.test(value)) throw new UsageError(`invalid ${what} "${printable(value)}": empty, or a newline or control character`);
+  }
+  if (options.user !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(options.user)) throw new UsageError(`invalid --user "${printable(options.user)}"`);
+  if (!/^[0-9][0-9a-z ]*$/.test(options.delay)) throw new UsageError(`invalid --delay "${printable(options.delay)}": expected a time span such as 1h, 30min, 0`);
+  if (!command.length) throw new UsageError('missing COMMAND (after --)');
+  for (const word of command) if (/[\x00-\x1f\x7f]/.test(word)) throw new UsageError(`a newline or control character in the command: "${printable(word)}"`);
+  const argv = [absoluteProgram(command[0]!), ...command.slice(1)];
+  const nice = niceSettings(options.nice);
+
+  const unit = `ssh-r-sync-${options.name}`;
+  const hardening = ['NoNewPrivileges=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectControlGroups=yes', 'RestrictRealtime=yes', 'LockPersonality=yes'];
+  if (options.pull) {
+    const root = options.root ?? command.at(-1)!;
+    if (!isAbsolute(root)) throw new UsageError(`BACKUP_ROOT must be absolute (give it as the last argument or --root): "${printable(root)}"`);
+    hardening.push('# the receiver writes only into BACKUP_ROOT', 'ProtectSystem=strict', `ReadWritePaths=${unitWord(root)}`, 'ProtectHome=read-only', 'PrivateTmp=yes');
+  } else {
+    hardening.push('# a client backup must read everything it backs up: no ProtectHome, no PrivateTmp', 'ProtectSystem=full');
+  }
+  const service = [
+    '[Unit]',
+    `Description=ssh-r-sync backup of ${options.name}${options.pull ? ' (pull)' : ''}`,
+    'Wants=network-online.target',
+    'After=network-online.target',
+    '',
+    '[Service]',
+    'Type=oneshot',
+    `ExecStart=${argv.map(unitWord).join(' ')}`,
+    ...(options.user ? [`User=${options.user}`] : []),
+    ...nice,
+    'CPUSchedulingPolicy=batch',
+    ...hardening,
+    '',
+  ].join('\n');
+  const timer = [
+    '[Unit]',
+    `Description=scheduled ssh-r-sync backup of ${options.name}`,
+    '',
+    '[Timer]',
+    `OnCalendar=${options.calendar}`,
+    `RandomizedDelaySec=${options.delay}`,
+    'Persistent=true',
+    `Unit=${unit}.service`,
+    '',
+    '[Install]',
+    'WantedBy=timers.target',
+    '',
+  ].join('\n');
+  return { serviceName: `${unit}.service`, timerName: `${unit}.timer`, service, timer, enable: `systemctl daemon-reload && systemctl enable --now ${unit}.timer` };
+}
+
+// Nice=, IOSchedulingClass=, IOSchedulingPriority= from `10:idle`, `5`, `:be.7`.
+function niceSettings(value: string): string[] {
+  const match = /^(-?\d+)?(?::(rt|be|idle|realtime|best-effort)(?:\.([0-7]))?)?$/.exec(value);
+  if (!match || (match[1] === undefined && match[2] === undefined)) throw new UsageError(`invalid --nice "${printable(value)}": expected PRIO, PRIO:CLASS or :CLASS.LEVEL, e.g. 10:idle`);
+  const lines: string[] = [];
+  if (match[1] !== undefined) {
+    const prio = Number(match[1]);
+    if (prio < -20 || prio > 19) throw new UsageError(`invalid --nice priority ${prio}: expected -20..19`);
+    lines.push(`Nice=${prio}`);
+  }
+  if (match[2] !== undefined) {
+    const cls = { rt: 'realtime', be: 'best-effort' }[match[2]] ?? match[2];
+    lines.push(`IOSchedulingClass=${cls}`);
+    if (match[3] !== undefined) lines.push(`IOSchedulingPriority=${match[3]}`);
+  }
+  return lines;
+}
+
+// ExecStart wants an absolute program: a path is made absolute, a bare name is found in PATH.
+function absoluteProgram(program: string): string {
+  if (program.includes('/')) return resolve(program);
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, program);
+    try {
+      if (statSync(candidate).isFile()) {
+        accessSync(candidate, constants.X_OK);
+        return resolve(candidate);
+      }
+    } catch {
+      // not here
+    }
+  }
+  throw new UsageError(`COMMAND ${program} is not in PATH: give its absolute path`);
+}
+
+// A word for ExecStart= / a unit value: plain when safe, else "…" with \ and " escaped;
+// % (specifiers) and $ (variables) doubled so that systemd passes them through.
+function unitWord(word: string): string {
+  const escaped = word.replace(/%/g, '%%').replace(/\$/g, '$$$$');
+  if (/^[A-Za-z0-9_./:=,+@%$-]+$/.test(escaped)) return escaped;
+  return `"${escaped.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+function printable(text: string): string {
+  return JSON.stringify(text).slice(1, -1);
+}

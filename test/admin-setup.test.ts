@@ -1,0 +1,218 @@
+// `ssh-r-sync-admin authorize` and `ssh-r-sync-admin systemd`, the real binary: the exact shape of
+// the printed authorized_keys lines (reverse and pull), refusals (exit 2, one line), --json, the
+// systemd units and --install/--dry-run; and one end-to-end check: the printed line, put into a
+// throwaway sshd, lets the real client back up with the printed --tunnel-port, and refuses another.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { clientBin, recvBin, repoRoot, runNode, tempDir } from './helpers/cli.js';
+import { startSshd, type Sshd } from './helpers/sshd.js';
+
+const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
+const admin = (args: string[]) => runNode(adminBin, args);
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let key: string; // private key path; `${key}.pub` is the public one
+let publicKey: string;
+before(async () => {
+  ({ dir, cleanup } = await tempDir('srs-admin-setup-'));
+  key = join(dir, 'client_key');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'client@test', '-f', key]);
+  publicKey = readFileSync(`${key}.pub`, 'utf8').trim();
+});
+after(() => cleanup());
+
+function assertUsageError(r: { code: number | null; stdout: string; stderr: string }, pattern: RegExp): void {
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stdout, '');
+  assert.equal(r.stderr.trimEnd().split('\n').length, 1, `not one line: ${r.stderr}`);
+  assert.match(r.stderr, pattern);
+}
+
+describe('ssh-r-sync-admin authorize', () => {
+  test('reverse mode: the authorized_keys line, the Match block and the client command', async () => {
+    const r = await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, '--recv', '/opt/srs/node_modules/.bin/ssh-r-sync-recv', '/srv/backup']);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    const line = lines.find((l) => l.startsWith('restrict,'));
+    const port = Number(/tunnel port (\d+)/.exec(r.stdout)?.[1]);
+    assert.ok(port >= 22000 && port <= 22999, r.stdout);
+    assert.equal(
+      line,
+      `restrict,port-forwarding,permitlisten="127.0.0.1:${port}",command="/opt/srs/node_modules/.bin/ssh-r-sync-recv --name laptop --tunnel-port ${port} /srv/backup" ${publicKey}`,
+    );
+    const match = lines.slice(lines.indexOf('Match User backup'), lines.indexOf('Match User backup') + 9);
+    assert.deepEqual(match.map((l) => l.trim()), [
+      'Match User backup',
+      'AllowTcpForwarding remote',
+      'AllowStreamLocalForwarding no',
+      'PermitOpen none',
+      'X11Forwarding no',
+      'AllowAgentForwarding no',
+      'PermitTunnel no',
+      'PermitTTY no',
+      'PermitUserRC no',
+    ]);
+    assert.ok(lines.includes(`ssh-r-sync --tunnel-port ${port} -n laptop backup@SERVER PATH`), r.stdout);
+    // Stable: the same name gives the same port.
+    const again = await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, '--json', '/srv/backup']);
+    assert.equal(JSON.parse(again.stdout).port, port);
+  });
+
+  test('--json, --port, --option, --user, a multi-word --recv and the default --recv', async () => {
+    const r = await admin([
+      'authorize', '--name', 'nas.1', '--key', `${key}.pub`, '--port', '22777', '--user', 'bk', '--option', 'from="192.0.2.0/24"',
+      '--server', 'backup.example.org', '--path', '/home', '--recv', `/usr/bin/node '/opt/my srs/ssh-r-sync-recv.js'`, '--json', '/srv/my backups',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const json = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(json).sort(), ['authorizedKeys', 'clientCommand', 'mode', 'port', 'sshdMatch']);
+    assert.equal(json.port, 22777);
+    assert.equal(
+      json.authorizedKeys,
+      `restrict,port-forwarding,permitlisten="127.0.0.1:22777",from="192.0.2.0/24",command="/usr/bin/node '/opt/my srs/ssh-r-sync-recv.js' --name nas.1 --tunnel-port 22777 '/srv/my backups'" ${publicKey}`,
+    );
+    assert.match(json.sshdMatch as string, /^Match User bk\n {4}AllowTcpForwarding remote\n/);
+    assert.equal(json.clientCommand, 'ssh-r-sync --tunnel-port 22777 -n nas.1 bk@backup.example.org /home');
+    const installed = JSON.parse((await admin(['authorize', '--name', 'x', '--key', `${key}.pub`, '--json', '/srv'])).stdout) as { authorizedKeys: string };
+    const recv = /command="(\S+)/.exec(installed.authorizedKeys)?.[1] ?? '';
+    assert.ok(recv.startsWith('/') && /ssh-r-sync-recv(\.js)?$/.test(recv) && existsSync(recv), recv);
+  });
+
+  test('pull mode: the rrsync line for the client and the receiver command', async () => {
+    const r = await admin(['authorize', '--pull', '--name', 'web1', '--key', `${key}.pub`, '--client', 'web1.example.org', '--root', '/srv/backup', '/var/www']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.split('\n').includes(`restrict,command="/usr/bin/rrsync -ro /var/www" ${publicKey}`), r.stdout);
+    assert.match(r.stdout, /^# ssh-r-sync-recv --pull backup@web1\.example\.org --name web1 \/srv\/backup$/m);
+    const json = JSON.parse((await admin(['authorize', '--pull', '--name', 'web1', '--key', `${key}.pub`, '--rrsync', '/usr/local/bin/rrsync', '--json', '/var/www'])).stdout);
+    assert.equal(json.authorizedKeys, `restrict,command="/usr/local/bin/rrsync -ro /var/www" ${publicKey}`);
+    assert.equal(json.mode, 'pull');
+  });
+
+  test('refusals: a private key, a bad name, a relative ROOT, a quote in a word, not a key (exit 2, one line)', async () => {
+    assertUsageError(await admin(['authorize', '--name', 'laptop', '--key', key, '/srv/backup']), /is a private key: give the public key/);
+    assertUsageError(await admin(['authorize', '--name', '-bad', '--key', `${key}.pub`, '/srv/backup']), /./);
+    assertUsageError(await admin(['authorize', '--name', 'bad/name', '--key', `${key}.pub`, '/srv/backup']), /invalid --name "bad\/name"/);
+    assertUsageError(await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, 'srv/backup']), /ROOT must be an absolute path/);
+    assertUsageError(await admin(['authorize', '--pull', '--name', 'laptop', '--key', `${key}.pub`, 'www']), /DIR must be an absolute path/);
+    assertUsageError(await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, '/srv/back"up']), /cannot put .* into a forced command/);
+    assertUsageError(await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, '/srv/back\nup']), /cannot put .* into a forced command/);
+    const junk = join(dir, 'junk.pub');
+    await writeFile(junk, 'ssh-ed25519 not-base64!\n');
+    assertUsageError(await admin(['authorize', '--name', 'laptop', '--key', junk, '/srv/backup']), /not base64/);
+    await writeFile(junk, `${publicKey}\n${publicKey}\n`);
+    assertUsageError(await admin(['authorize', '--name', 'laptop', '--key', junk, '/srv/backup']), /exactly one public key line/);
+    await writeFile(junk, 'ssh-dss AAAAB3NzaC1kc3MAAACBAP\n');
+    assertUsageError(await admin(['authorize', '--name', 'laptop', '--key', junk, '/srv/backup']), /unknown key type/);
+  });
+});
+
+describe('ssh-r-sync-admin systemd', () => {
+  const command = ['--', '/opt/srs/node_modules/.bin/ssh-r-sync', '-k', '/root/.ssh/backup key', '--tunnel-port', '22101', '-n', 'laptop', 'backup@server', '/'];
+
+  test('prints a oneshot service and a timer', async () => {
+    const r = await admin(['systemd', '--name', 'laptop', '--json', '--calendar', '*-*-* 02:00', '--delay', '30min', '--nice', '5:be.7', ...command]);
+    assert.equal(r.code, 0, r.stderr);
+    const units = JSON.parse(r.stdout) as { service: string; timer: string; serviceName: string; timerName: string; enable: string };
+    assert.equal(units.serviceName, 'ssh-r-sync-laptop.service');
+    assert.equal(units.timerName, 'ssh-r-sync-laptop.timer');
+    const service = units.service.split('\n');
+    for (const line of [
+      'Type=oneshot',
+      'ExecStart=/opt/srs/node_modules/.bin/ssh-r-sync -k "/root/.ssh/backup key" --tunnel-port 22101 -n laptop backup@server /',
+      'Nice=5',
+      'IOSchedulingClass=best-effort',
+      'IOSchedulingPriority=7',
+      'ProtectSystem=full',
+    ]) assert.ok(service.includes(line), `${line} missing:\n${units.service}`);
+    assert.ok(!service.some((l) => /^(ProtectHome|PrivateTmp|User|ReadWritePaths)=/.test(l)), units.service);
+    const timer = units.timer.split('\n');
+    for (const line of ['OnCalendar=*-*-* 02:00', 'RandomizedDelaySec=30min', 'Persistent=true', 'WantedBy=timers.target']) assert.ok(timer.includes(line), `${line} missing:\n${units.timer}`);
+    assert.equal(units.enable, 'systemctl daemon-reload && systemctl enable --now ssh-r-sync-laptop.timer');
+
+    const text = await admin(['systemd', '--name', 'laptop', ...command]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^Nice=10\nIOSchedulingClass=idle$/m);
+    assert.match(text.stdout, /^OnCalendar=daily\nRandomizedDelaySec=1h\nPersistent=true$/m);
+    assert.match(text.stdout, /systemctl daemon-reload && systemctl enable --now ssh-r-sync-laptop\.timer/);
+  });
+
+  test('--pull: ProtectSystem=strict with ReadWritePaths=BACKUP_ROOT, User=', async () => {
+    const r = await admin(['systemd', '--name', 'web1', '--pull', '--user', 'backup', '--json', '--', '/opt/srs/node_modules/.bin/ssh-r-sync-recv', '--pull', 'backup@web1', '--name', 'web1', '/srv/backup']);
+    assert.equal(r.code, 0, r.stderr);
+    const service = (JSON.parse(r.stdout) as { service: string }).service.split('\n');
+    for (const line of ['User=backup', 'ProtectSystem=strict', 'ReadWritePaths=/srv/backup', 'PrivateTmp=yes']) assert.ok(service.includes(line), `${line} missing:\n${service.join('\n')}`);
+  });
+
+  test('--install --dir writes both units; --dry-run writes nothing', async () => {
+    const units = join(dir, 'units');
+    const dry = await admin(['systemd', '--name', 'laptop', '--install', '--dry-run', '--dir', units, ...command]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.ok(!existsSync(units), 'the dry run created the directory');
+    assert.match(dry.stdout, new RegExp(`^# would write ${units}/ssh-r-sync-laptop\\.service:$`, 'm'));
+    assert.match(dry.stdout, new RegExp(`^# would write ${units}/ssh-r-sync-laptop\\.timer:$`, 'm'));
+    const real = await admin(['systemd', '--name', 'laptop', '--install', '--dir', units, ...command]);
+    assert.equal(real.code, 0, real.stderr);
+    assert.deepEqual((await readdir(units)).sort(), ['ssh-r-sync-laptop.service', 'ssh-r-sync-laptop.timer']);
+    assert.match(readFileSync(join(units, 'ssh-r-sync-laptop.service'), 'utf8'), /^Type=oneshot$/m);
+    assert.match(readFileSync(join(units, 'ssh-r-sync-laptop.timer'), 'utf8'), /^Persistent=true$/m);
+    assert.match(real.stdout, /systemctl daemon-reload && systemctl enable --now ssh-r-sync-laptop\.timer/);
+  });
+
+  test('refusals: newlines, bad names, a missing command (exit 2, one line)', async () => {
+    assertUsageError(await admin(['systemd', '--name', 'lap top', ...command]), /invalid --name/);
+    assertUsageError(await admin(['systemd', '--name', 'laptop', '--calendar', 'daily\nExecStartPre=/bin/sh', ...command]), /invalid --calendar/);
+    assertUsageError(await admin(['systemd', '--name', 'laptop', '--', '/bin/echo', 'a\nb']), /newline/);
+    assertUsageError(await admin(['systemd', '--name', 'laptop', '--', 'no-such-program-srs']), /not in PATH/);
+    assertUsageError(await admin(['systemd', '--name', 'laptop', '--nice', 'fast', ...command]), /invalid --nice/);
+  });
+});
+
+describe('authorize end to end: the printed line in a real sshd', () => {
+  let sshd: Sshd;
+  before(async () => (sshd = await startSshd()));
+  after(() => sshd?.stop());
+
+  test('the client with the printed --tunnel-port backs up; another port is refused', async () => {
+    const root = join(dir, 'backups');
+    const source = join(dir, 'source');
+    await mkdir(root, { mode: 0o700 });
+    await mkdir(join(source, 'sub'), { recursive: true });
+    await writeFile(join(source, 'sub', 'file.txt'), 'hello\n');
+    const printed = await admin(['authorize', '--name', 'e2e-host', '--key', `${key}.pub`, '--recv', `${process.execPath} ${recvBin}`, '--json', root]);
+    assert.equal(printed.code, 0, printed.stderr);
+    const { authorizedKeys, clientCommand, port } = JSON.parse(printed.stdout) as { authorizedKeys: string; clientCommand: string; port: number };
+    const [options, ...keyParts] = splitKeyLine(authorizedKeys);
+    await sshd.setAuthorizedKeys([{ options, publicKey: keyParts.join(' ') }]);
+    const tunnelPort = Number(/--tunnel-port (\d+)/.exec(clientCommand)?.[1]);
+    assert.equal(tunnelPort, port);
+
+    const sshOptions = sshd.sshOptions(key);
+    const oArgs: string[] = [];
+    for (let i = 0; i < sshOptions.length; i += 1) if (sshOptions[i] === '-o' && !sshOptions[i + 1]!.startsWith('LogLevel=')) oArgs.push('-o', sshOptions[i + 1]!);
+    const run = (p: number) => runNode(clientBin, ['--tunnel-port', String(p), '-n', 'e2e-host', '-k', key, '-p', String(sshd.port), ...oArgs, `${sshd.user}@127.0.0.1`, source]);
+
+    const ok = await run(tunnelPort);
+    assert.equal(ok.code, 0, `backup failed (exit ${ok.code}):\n${ok.stderr}\nsshd log:\n${sshd.log()}`);
+    assert.equal(readFileSync(join(root, 'e2e-host', 'sub', 'file.txt'), 'utf8'), 'hello\n');
+
+    const other = tunnelPort === 22999 ? 22998 : tunnelPort + 1;
+    const refused = await run(other);
+    assert.notEqual(refused.code, 0, `a client on port ${other} was let in:\n${refused.stderr}`);
+    assert.match(refused.stderr, /forward/i, refused.stderr);
+  });
+});
+
+// Splits an authorized_keys line into its options (which hold quoted spaces) and the key.
+function splitKeyLine(line: string): string[] {
+  let quoted = false;
+  for (let i = 0; i < line.length; i += 1) {
+    if (line[i] === '"') quoted = !quoted;
+    else if (line[i] === ' ' && !quoted) return [line.slice(0, i), ...line.slice(i + 1).split(' ')];
+  }
+  return [line];
+}
