@@ -69,10 +69,11 @@ describe('ssh-r-sync-recv --pull through rrsync -ro', { concurrency: 1 }, () => 
     for (let i = 0; i < raw.length; i += 1) {
       const value = raw[i + 1];
       if (raw[i] === '-o' && value && /^(UserKnownHostsFile|GlobalKnownHostsFile|StrictHostKeyChecking|KexAlgorithms|IdentitiesOnly)=/.test(value)) {
-        options.push('--ssh-option', value);
+        options.push('-o', value);
       }
     }
-    return ['--pull', `${sshd.user}@127.0.0.1`, '--ssh-port', String(sshd.port), '--ssh-key', which, ...options, '--name', NAME];
+    // The client command's short ssh options (-p, -k, -o); the long forms are used below.
+    return ['--pull', `${sshd.user}@127.0.0.1`, '-p', String(sshd.port), '-k', which, ...options, '--name', NAME];
   };
   const freshRoot = async (label: string): Promise<string> => {
     const root = join(tmp.dir, `root-${label}`);
