@@ -249,13 +249,18 @@ test('(e) stop() leaves no sshd behind, including per-connection children', asyn
 
   const [listener, ...rest] = pidsWithCmdline(configFile);
   assert.ok(listener !== undefined && rest.length === 0, `one listener, got ${[listener, ...rest]}`);
-  const tree: { pid: number; comm: string; start: string }[] = [];
-  const all = pids().map((pid) => ({ pid, stat: procStat(pid) }));
-  for (let i = -1; i < tree.length; i++) {
-    const parent = i < 0 ? listener : tree[i]!.pid;
-    for (const { pid, stat } of all) {
-      if (stat?.ppid === parent && stat.state !== 'Z') tree.push({ pid, comm: stat.comm, start: stat.start });
+  // "ready" is printed just before the shell execs sleep: under load, look again until it has.
+  let tree: { pid: number; comm: string; start: string }[] = [];
+  for (const deadline = Date.now() + 5000; ; await new Promise((resolve) => setTimeout(resolve, 50))) {
+    tree = [];
+    const all = pids().map((pid) => ({ pid, stat: procStat(pid) }));
+    for (let i = -1; i < tree.length; i++) {
+      const parent = i < 0 ? listener : tree[i]!.pid;
+      for (const { pid, stat } of all) {
+        if (stat?.ppid === parent && stat.state !== 'Z') tree.push({ pid, comm: stat.comm, start: stat.start });
+      }
     }
+    if (tree.some((p) => p.comm === 'sleep') || Date.now() > deadline) break;
   }
   assert.ok(
     tree.some((p) => p.comm === 'sleep'),
