@@ -7,8 +7,8 @@
 // bench/.cache and reused) and, per run, hard-linked (`cp -al`, not timed) into identical
 // snapshots under WORK/host1/, each with its .meta/done.json, as plugin-link-dest leaves them. Then, each on its own copy, order rotating:
 // `rm -rf` of the tree and its .meta (as an administrator would type it), plugin-rotate's
-// deleteSnapshot (parallel and with one job), and core's removeSnapshot (node's recursive fs.rm,
-// for reference). A benchmark, not a test: exit 0 whatever the ratios, 1 when a delete left
+// deleteSnapshot (core's removeSnapshot; parallel and with one job), and node's recursive fs.rm (the
+// old way, for reference). A benchmark, not a test: exit 0 whatever the ratios, 1 when a delete left
 // something behind or touched the source.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -17,7 +17,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../test/helpers/cli.js';
-import { removeSnapshot, snapshotId, snapshotPaths, writeAtomic, type SnapshotPaths } from '@ssh-r-sync/core';
+import { snapshotId, snapshotPaths, writeAtomic, type SnapshotPaths } from '@ssh-r-sync/core';
 import { defaultJobs, deleteSnapshot } from '@ssh-r-sync/plugin-rotate';
 
 const USAGE = `usage: node --import tsx bench/prune.mts [--files N] [--runs N] [--jobs N] [--work DIR] [--drop-caches]
@@ -114,7 +114,13 @@ async function main(): Promise<number> {
     { label: 'rm -rf (tree and .meta)', remove: async (paths) => void execFileSync('rm', ['-rf', '--', paths.tree, paths.meta]) },
     { label: `plugin-rotate deleteSnapshot, ${jobs} jobs`, remove: (paths) => deleteSnapshot(paths, { jobs }) },
     ...(jobs > 1 ? [{ label: 'plugin-rotate deleteSnapshot, 1 job', remove: (paths: SnapshotPaths) => deleteSnapshot(paths, { jobs: 1 }) }] : []),
-    { label: "core removeSnapshot (node's fs.rm)", remove: (paths) => removeSnapshot(paths) },
+    {
+      label: "node's recursive fs.rm",
+      remove: async (paths) => {
+        await rm(paths.tree, { recursive: true, force: true });
+        await rm(paths.meta, { recursive: true, force: true });
+      },
+    },
   ];
   try {
     say(`bench/prune: deleting a snapshot of ${files} hard-linked files, ${runs} runs per method`);

@@ -9,7 +9,8 @@ import { pruneHost } from './prune.js';
 export * from './policy.js';
 export { periodKey, isoWeek } from './periods.js';
 export { plan, type SnapshotState, type RetentionPlan, type KeepDecision, type DeleteDecision } from './plan.js';
-export { deleteSnapshot, deleteTree, defaultJobs, type DeleteOptions } from './delete.js';
+// The delete itself lives in core (removeSnapshot), shared with plugin-link-dest.
+export { removeSnapshot as deleteSnapshot, deleteTree, defaultJobs, type DeleteOptions } from '@ssh-r-sync/core';
 export { pruneHost, type PruneOptions, type PruneResult } from './prune.js';
 
 export const PLUGIN_NAME = 'rotate';

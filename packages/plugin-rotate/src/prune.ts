@@ -1,8 +1,7 @@
 // Applies the retention plan to one host's directory: lists its snapshots, plans, and deletes
 // what the plan deletes, logging each one with its reason. Shared by the plugin (after every
 // successful run) and `ssh-r-sync-admin prune`.
-import { SshRSyncError, listSnapshots, oneLine, silentLogger, type Logger, type SnapshotInfo } from '@ssh-r-sync/core';
-import { deleteSnapshot } from './delete.js';
+import { SshRSyncError, listSnapshots, oneLine, removeSnapshot, silentLogger, type Logger, type SnapshotInfo } from '@ssh-r-sync/core';
 import { plan, type RetentionPlan } from './plan.js';
 import type { RetentionPolicy } from './policy.js';
 
@@ -44,7 +43,7 @@ export async function pruneHost(hostDir: string, options: PruneOptions): Promise
     logger.info(`deleting ${decision.id}: ${decision.reason}`);
     const started = performance.now();
     try {
-      await deleteSnapshot(byId.get(decision.id)!.paths, { jobs: options.jobs, signal: options.signal });
+      await removeSnapshot(byId.get(decision.id)!.paths, { jobs: options.jobs, signal: options.signal });
       result.deleted.push(decision.id);
       logger.debug(`deleted ${decision.id} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     } catch (error) {

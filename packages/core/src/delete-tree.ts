@@ -1,4 +1,4 @@
-// Deleting a snapshot quickly. Hard-link farms are slow to delete (hours per rotation are a
+// Deleting a snapshot's tree quickly (used by removeSnapshot). Hard-link farms are slow to delete (hours per rotation are a
 // common complaint), and node's recursive fs.rm takes two to four times as long as `rm -rf` on a
 // snapshot of 200k files (bench/prune.mts). So the tree goes to `rm -rf` itself: split into
 // subtrees, several `rm -rf` processes at once when there are CPUs for them, then one final
@@ -8,7 +8,8 @@ import { existsSync } from 'node:fs';
 import { chmod, lstat, opendir, readdir, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { SshRSyncError, killGroup, type SnapshotPaths } from '@ssh-r-sync/core';
+import { SshRSyncError } from './errors.js';
+import { killGroup } from './process-group.js';
 
 export interface DeleteOptions {
   /** Parallel `rm` processes (default: the CPU count, at most 4). */
@@ -26,15 +27,6 @@ const BATCH = 64;
 
 export function defaultJobs(): number {
   return Math.max(1, Math.min(4, availableParallelism()));
-}
-
-// Deletes a snapshot: the done mark first, so a half-deleted snapshot never looks complete
-// (the next plan sees it as incomplete and superseded, and deletes the rest); then its tree;
-// then the rest of its metadata.
-export async function deleteSnapshot(paths: SnapshotPaths, options: DeleteOptions = {}): Promise<void> {
-  await rm(paths.doneMark, { force: true });
-  await deleteTree(paths.tree, options);
-  await rm(paths.meta, { recursive: true, force: true }); // a few files: not worth a process
 }
 
 // `rm -rf` of one directory tree (or file), in parallel pieces; missing is fine.
