@@ -583,9 +583,9 @@ async function timeMany(command: Command, n: number, expectCode = 0): Promise<nu
 const PHASES: [string, RegExp | null][] = [
   ['client start-up: node, imports, daemon config, tunnel listener', /running .*"ssh"/],
   ['ssh login, login shell, receiver start-up and config, hello', /forwarded 127\.0\.0\.1:/],
-  ['session message, tunnel check (in the client process)', /"command":"check"/],
+  ['session message, tunnel check (the proof, in the client process)', /"type":"proven"/],
   ['lock, ready, client hooks, start, rsync.pre; rsync spawned', /ssh-r-sync-recv: running rsync /],
-  ['connect-prog start-up (rsync --rsh), proof', /"command":"rsync"/],
+  ['rsync and its --rsh relay start, the command byte arrives', /"command":"rsync"/],
   ['rsync itself (daemon on the client, receiver on the server)', /"type":"served"/],
   ['result, done hooks, bye, ssh and listener teardown, exit', null],
 ];
@@ -611,12 +611,10 @@ function phases(debugRun: Run): { label: string; ms: number }[] {
 async function breakdown(setup: Setup, tinySource: string, tinyTarget: Target, runs: number): Promise<void> {
   const n = Math.max(5, runs);
   const ssh = (remote: string): Command => ({ file: 'ssh', args: [...setup.sshd.sshArgs(setup.plainKey), remote] });
-  const tunnelScript = (name: string) => join(repoRoot, 'packages/core/dist/tunnel', name);
   const parts: [string, Command, number][] = [
     ['node -e 0 (bare node start-up)', { file: process.execPath, args: ['-e', '0'] }, 0],
     ['ssh-r-sync --help (client start-up with its imports)', { file: process.execPath, args: [clientBin, '--help'] }, 0],
     ['ssh-r-sync-recv --help (receiver start-up with its imports)', { file: process.execPath, args: [recvBin, '--help'] }, 0],
-    ['connect-prog.js start-up (exits: no tunnel file)', { file: process.execPath, args: [tunnelScript('connect-prog.js')], env: { PATH: process.env.PATH ?? '' } }, 1],
     ['ssh login running `true` (kex, auth, login shell)', ssh('true'), 0],
   ];
   if (existsSync(join(os.homedir(), '.bashrc'))) parts.push(['bash -c \'. ~/.bashrc\' (bash run by sshd reads it)', { file: 'bash', args: ['-c', '. ~/.bashrc'] }, 0]);

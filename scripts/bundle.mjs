@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Bundles each command (and the tunnel's connect-prog) into one file after `tsc -b`. Measured:
+// Bundles each command into one file after `tsc -b`. Measured:
 // a command's start-up drops from ~0.34 s to ~0.17 s, because node no longer resolves and
 // compiles hundreds of small ESM files on every run — and every backup starts three of them.
 // Plugins loaded at run time keep importing @ssh-r-sync/core from node_modules; state that must
@@ -16,7 +16,6 @@ await build({
     client: `${root}packages/cli/dist/client.js`,
     recv: `${root}packages/cli/dist/recv.js`,
     admin: `${root}packages/cli/dist/admin.js`,
-    'connect-prog': `${root}packages/core/dist/tunnel/connect-prog.js`,
   },
   outdir: out,
   outExtension: { '.js': '.js' },

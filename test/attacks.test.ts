@@ -102,9 +102,12 @@ function resultMessage(stdout: string): { status: string; exitCode: number; mess
 }
 
 // Kills (SIGKILL, by pid and own process group) every process whose command line or
-// environment holds one of these unique test paths: leftovers of a failed cleanup test.
-function reap(needles: string[]): string[] {
-  const victims = processTable().filter((p) => p.pid !== process.pid && needles.some((n) => p.cmdline.includes(n) || p.environ.includes(n)));
+// environment holds one of these unique test paths, or that belongs to one of these process
+// groups: leftovers of a failed cleanup test.
+function reap(needles: string[], groups: number[] = []): string[] {
+  const victims = processTable().filter(
+    (p) => p.pid !== process.pid && (groups.includes(p.pgid) || needles.some((n) => p.cmdline.includes(n) || p.environ.includes(n))),
+  );
   for (const p of victims) {
     for (const target of [-p.pid, p.pid]) {
       try {
@@ -158,9 +161,12 @@ async function receiverSession(root: string): Promise<{ pid: number; dir: string
   return found;
 }
 
-// What is left of a session a few seconds after it should have ended.
-async function leftovers(needles: string[], ms: number): Promise<string[]> {
-  const left = () => needles.flatMap((n) => processesUsing(n));
+// What is left of a session a few seconds after it should have ended: processes that name one
+// of the needles, and members of the given process groups (the receiver's rsync runs in a group
+// of its own, with its tunnel relay, whose `cat` names nothing).
+async function leftovers(needles: string[], ms: number, groups: number[] = []): Promise<string[]> {
+  const inGroups = () => processTable().filter((p) => groups.includes(p.pgid)).map((p) => `${p.pid} (group ${p.pgid}): ${p.cmdline}`);
+  const left = () => [...new Set([...needles.flatMap((n) => processesUsing(n)), ...inGroups()])];
   return (await waitUntil(() => (left().length === 0 ? [] : undefined), ms)) ?? left();
 }
 
@@ -418,12 +424,14 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
       const clientSecretLine = readFileSync(join(client.dir, 'rsyncd.secrets'), 'utf8').trim();
       const secret = clientSecretLine.split(':')[1]!;
       assert.match(secret, /^[0-9a-f]{64}$/, 'rsync secret of 256 bits');
-      const tunnel = JSON.parse(readFileSync(join(recv.dir, 'tunnel.json'), 'utf8')) as { key: string; port: number };
-      assert.match(tunnel.key, /^[0-9a-f]{64}$/, 'session key of 256 bits');
-      assert.equal(tunnel.port, client.serverPort);
       assert.equal(readFileSync(join(recv.dir, 'rsync.secret'), 'utf8').trim(), secret);
-      const keyBytes = Buffer.from(tunnel.key, 'hex');
-      const needles = [tunnel.key, tunnel.key.toUpperCase(), keyBytes.toString('base64'), secret, secret.toUpperCase()];
+      assert.deepEqual(readdirSync(recv.dir), ['rsync.secret'], "the receiver's only file: the session key is in no file at all");
+      const needles = [secret, secret.toUpperCase()];
+      // The session key lives only in the two node processes' memory and the ssh channel, so no
+      // file shows it to this test: any 64-hex-digit string in an argv or environment of the
+      // run's processes (all descend from this test) counts, except those already in ours.
+      const ownHex = new Set(Object.values(process.env).flatMap((v) => v?.match(/[0-9a-f]{64}/gi) ?? []));
+      const hex64 = (text: string): string[] => (text.match(/[0-9a-f]{64}/gi) ?? []).filter((h) => !ownHex.has(h));
 
       // File and directory modes.
       for (const dir of [client.dir, recv.dir]) {
@@ -445,6 +453,10 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
               if (p.cmdline.includes(n)) hits.add(`argv of ${p.pid}: ${p.cmdline.slice(0, 200)}`);
               if (p.environ.includes(n)) hits.add(`environment of ${p.pid}: ${p.cmdline.slice(0, 200)}`);
             }
+          }
+          for (const p of descendants(process.pid)) {
+            if (hex64(p.cmdline).length > 0) hits.add(`64 hex digits in the argv of ${p.pid}: ${p.cmdline.slice(0, 200)}`);
+            if (hex64(p.environ.toString('latin1')).length > 0) hits.add(`64 hex digits in the environment of ${p.pid}: ${p.cmdline.slice(0, 200)}`);
           }
           await sleep(150);
         }
@@ -475,6 +487,7 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
       const logs = c.stderr() + c.stdout();
       assert.match(logs, /server: ssh-r-sync-recv: /, "the receiver's --debug log reached the client's stderr");
       for (const n of needles) assert.ok(!logs.includes(n), `a secret in the logs of client or receiver`);
+      assert.deepEqual(hex64(logs), [], 'no 64-hex-digit string (the session key?) in the logs');
       const hookEnv = await readFile(join(work, 'rsync.pre.env'), 'utf8');
       for (const n of needles) assert.ok(!hookEnv.includes(n), 'a secret in the hook environment');
       assert.ok(!existsSync(client.dir), 'client session dir removed');
@@ -541,12 +554,18 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
       await sleep(800);
       const clientSide = [client.dir, `127.0.0.1:0:127.0.0.1:${client.listenPort}`];
       const serverSide = [s.root, recv.dir];
-      return { s, c, client, recv, clientSide, serverSide };
+      // The receiver's rsync leads a process group with its tunnel relay (sh, then two cats).
+      const table = processTable();
+      const rsync = table.find((p) => p.pgid === p.pid && p.cmdline.startsWith('rsync ') && p.cmdline.includes(recv.dir));
+      assert.ok(rsync, "found the receiver's rsync");
+      const group = table.filter((p) => p.pgid === rsync.pid);
+      assert.ok(group.some((p) => /^(cat|\/bin\/sh -c)/.test(p.cmdline)), `the relay runs in rsync's group: ${group.map((p) => p.cmdline.slice(0, 60)).join(' | ')}`);
+      return { s, c, client, recv, clientSide, serverSide, serverGroups: [rsync.pid] };
     }
 
     for (const signal of ['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP'] as const) {
       test(`${signal} to the client mid-transfer: it ends promptly and no daemon, gate or ssh of the session remains; nor the receiver's side (original weak spot 16)`, LIMIT, async (t) => {
-        const { c, client, clientSide, serverSide } = await midTransfer();
+        const { c, client, clientSide, serverSide, serverGroups } = await midTransfer();
         const killed = Date.now();
         c.kill(signal);
         const exit = await c.exited;
@@ -560,14 +579,14 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
         assert.deepEqual(await leftovers(clientSide, 5000), [], 'client side: no rsync --daemon, gate or ssh left');
         // After SIGKILL nobody can remove the client's temp dir (SPEC asks only that no daemon outlives it).
         rmSync(client.dir, { recursive: true, force: true });
-        const left = await leftovers(serverSide, 8000);
-        reap(serverSide);
-        assert.deepEqual(left, [], "server side: no receiver, rsync or connect-prog left (they would hold host1's lock forever)");
+        const left = await leftovers(serverSide, 8000, serverGroups);
+        reap(serverSide, serverGroups);
+        assert.deepEqual(left, [], "server side: no receiver, rsync or tunnel relay left (they would hold host1's lock forever)");
       });
     }
 
     test('SIGTERM to the receiver mid-transfer: the client exits non-zero with a message; nothing remains on either side', LIMIT, async (t) => {
-      const { c, recv, clientSide, serverSide } = await midTransfer();
+      const { c, recv, clientSide, serverSide, serverGroups } = await midTransfer();
       const killed = Date.now();
       process.kill(recv.pid, 'SIGTERM');
       const exit = await c.exited;
@@ -576,8 +595,8 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
       assert.equal(exit.code, 1, c.stderr());
       assertOneLineError(c.stderr(), 'ssh-r-sync', /SIGTERM|rsync|closed/);
       assert.deepEqual(await leftovers(clientSide, 5000), [], 'client side');
-      const left = await leftovers(serverSide, 5000);
-      reap(serverSide);
+      const left = await leftovers(serverSide, 5000, serverGroups);
+      reap(serverSide, serverGroups);
       assert.deepEqual(left, [], 'server side');
       assert.ok(!existsSync(recv.dir), 'receiver session dir removed');
     });

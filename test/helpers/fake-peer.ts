@@ -214,6 +214,8 @@ export function probePort(port: number, ms: number, send?: Buffer | string): Pro
 export interface Proc {
   pid: number;
   ppid: number;
+  /** Process group. */
+  pgid: number;
   cmdline: string;
   environ: Buffer;
 }
@@ -227,17 +229,19 @@ export function processTable(): Proc[] {
     let cmdline = '';
     let environ = Buffer.alloc(0);
     let ppid = -1;
+    let pgid = -1;
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       if (fields[0] === 'Z') continue;
       ppid = Number(fields[1]);
+      pgid = Number(fields[2]);
       cmdline = readFileSync(`/proc/${pid}/cmdline`).toString('latin1').replace(/\0/g, ' ').trim();
       environ = readFileSync(`/proc/${pid}/environ`);
     } catch {
       if (ppid === -1) continue;
     }
-    procs.push({ pid, ppid, cmdline, environ });
+    procs.push({ pid, ppid, pgid, cmdline, environ });
   }
   return procs;
 }

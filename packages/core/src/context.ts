@@ -44,6 +44,17 @@ export interface RsyncCommand {
   transportArgs: string[];
   /** Environment for rsync, on top of the receiver's own. */
   env: Record<string, string>;
+  /**
+   * The connection rsync's --rsh program expects as its fd 3 (reverse mode: the proven tunnel
+   * connection). runRsync claims it; a runner of its own must claim it and pass the socket as
+   * stdio[3] in the tick it spawns rsync, then destroy its copy.
+   */
+  connection?: RsyncConnection;
+}
+
+/** A connection handed to rsync as its fd 3; claim() may be called once. */
+export interface RsyncConnection {
+  claim(): import('node:net').Socket;
 }
 
 /** What rsync did, as `rsync.post` taps see and may change it. */

@@ -135,6 +135,7 @@ export class Pipeline {
       destination: `${ctx.dir}/`,
       transportArgs: endpoint.transportArgs,
       env: endpoint.env,
+      ...(endpoint.connection ? { connection: endpoint.connection } : {}),
     };
     skip = await this.hooks.rsyncPre.promise(command, ctx);
     if (skip) return skipped(skip);

@@ -1,5 +1,6 @@
 // rsync's default options and the built-in runner of the `rsync` point.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import type { Mode, RsyncCommand, RsyncResult, RunContext } from './context.js';
 import { killGroup } from './process-group.js';
 import { currentTap } from './tap-guard.js';
@@ -38,11 +39,7 @@ export async function runRsync(command: RsyncCommand, ctx: RunContext): Promise<
   const started = performance.now();
   const argv = [...command.args, ...command.transportArgs, command.source, command.destination];
   ctx.logger.debug(`running ${command.program} ${argv.map((arg) => JSON.stringify(arg)).join(' ')}`);
-  const child = spawn(command.program, argv, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RSYNC_COMPRESS_LIST: 'zstd none', ...command.env },
-    detached: true,
-  });
+  const child = spawnRsync(command, argv);
   const signal = currentTap()?.signal ?? ctx.signal;
   const stop = () => killGroup(child.pid, 'SIGTERM');
   if (signal.aborted) stop();
@@ -61,6 +58,18 @@ export async function runRsync(command: RsyncCommand, ctx: RunContext): Promise<
   }
   const text = output.text();
   return { ...finished(ended.code ?? 128, ended.signal, text, started), ...parseStats(text) };
+}
+
+// rsync in a process group of its own, with the transport's connection (if any) as its fd 3.
+export function spawnRsync(command: RsyncCommand, argv: string[]): ChildProcessByStdio<null, Readable, Readable> {
+  const connection = command.connection?.claim();
+  try {
+    const options = { env: { ...process.env, RSYNC_COMPRESS_LIST: 'zstd none', ...command.env }, detached: true };
+    if (!connection) return spawn(command.program, argv, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn(command.program, argv, { ...options, stdio: ['ignore', 'pipe', 'pipe', connection] }) as ChildProcessByStdio<null, Readable, Readable>;
+  } finally {
+    connection?.destroy(); // rsync holds its own copy
+  }
 }
 
 function finished(exitCode: number, signal: string | null, output: string, started: number): RsyncResult {

@@ -1,6 +1,6 @@
 // What the pipeline needs from a way of reaching the data: a local directory, the reverse
 // tunnel, or a pull through rrsync. The pipeline calls these in stage order.
-import type { Outcome, RunContext, Skip } from './context.js';
+import type { Outcome, RsyncConnection, RunContext, Skip } from './context.js';
 
 /** Who the peer turned out to be. The receiver decides the name; the rest are hints. */
 export interface Peer {
@@ -17,6 +17,8 @@ export interface Endpoint {
   env: Record<string, string>;
   /** Over a network: worth compressing. */
   compress: boolean;
+  /** What rsync's --rsh program expects as its fd 3, if anything (see RsyncCommand). */
+  connection?: RsyncConnection;
 }
 
 export interface Transport {

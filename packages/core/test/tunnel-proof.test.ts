@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
 import { proveTunnel } from '../src/tunnel/index.js';
 import { proveReceiver, type ProofOutcome } from '../src/tunnel/client-proof.js';
-import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, receiverMac } from '../src/tunnel/proof.js';
+import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, commandByte, receiverMac } from '../src/tunnel/proof.js';
 import { LineSplitter } from '../src/tunnel/line-splitter.js';
 
 const KEY = randomBytes(32);
@@ -76,7 +76,7 @@ async function proofError(peer: (socket: Socket) => void | Promise<void>, timeou
   const { socket, close } = await withPeer(peer);
   const started = Date.now();
   try {
-    await proveTunnel(socket, KEY, 'check', timeoutMs);
+    await proveTunnel(socket, KEY, timeoutMs);
   } catch (error) {
     return { message: (error as Error).message, ms: Date.now() - started };
   } finally {
@@ -85,15 +85,18 @@ async function proofError(peer: (socket: Socket) => void | Promise<void>, timeou
   assert.fail('the proof should have failed');
 }
 
-test('a good proof sends the command and leaves the bytes after it unread', async () => {
+test('a good proof leaves the bytes after it unread and sends no command by itself', async () => {
   const after = Buffer.from('@RSYNCD: 32.0\n');
-  const { socket, peerDone, close } = await withPeer(async (peer) => {
+  let peerGot = 0;
+  const { socket, close } = await withPeer(async (peer) => {
     await scriptedClient({ proofKey: KEY, after })(peer);
-    return readN(peer, 1);
+    peer.on('data', (chunk: Buffer) => (peerGot += chunk.length));
+    peer.resume();
   });
-  await proveTunnel(socket, KEY, 'rsync', 2000);
+  await proveTunnel(socket, KEY, 2000);
   assert.deepEqual(await take(socket, after.length), after);
-  assert.deepEqual(await peerDone(), Buffer.from([1]));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(peerGot, 0, 'the command is sent when rsync starts, not by the proof');
   close();
 });
 
@@ -176,9 +179,21 @@ const goodReply = (clientNonce: Buffer): Buffer => {
 
 test('the two halves agree on the command', async () => {
   for (const command of ['check', 'rsync'] as const) {
-    const { outcome } = await clientOutcome((socket) => proveTunnel(socket, KEY, command, 2000), 2000, true);
+    const { outcome } = await clientOutcome(async (socket) => {
+      await proveTunnel(socket, KEY, 2000);
+      socket.end(commandByte(command));
+    }, 2000, true);
     assert.deepEqual(outcome, { command });
   }
+});
+
+test('once proven, the client waits for the command beyond the proof timeout (the receiver holds the connection until rsync)', async () => {
+  const { outcome } = await clientOutcome(async (socket) => {
+    await proveTunnel(socket, KEY, 300);
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    socket.end(commandByte('rsync'));
+  }, 300, true);
+  assert.deepEqual(outcome, { command: 'rsync' });
 });
 
 test('the client half refuses a wrong receiver proof without sending anything more', async () => {

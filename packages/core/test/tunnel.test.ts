@@ -12,7 +12,8 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkTunnel, nodeScriptArgv, rsyncRsh, startTunnelListener, writeTunnelFile, type TunnelEvent } from '../src/tunnel/index.js';
+import { checkTunnel, openTunnel, relayArgv, startTunnelListener, tunnelRsyncArgs, type TunnelEvent } from '../src/tunnel/index.js';
+import { spawnRsync } from '../src/rsync.js';
 import { proveReceiver } from '../src/tunnel/client-proof.js';
 import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, receiverMac } from '../src/tunnel/proof.js';
 
@@ -79,19 +80,33 @@ async function listen(fx: Fixture, options: { handshakeTimeoutMs?: number; maxCo
   return { listener, events };
 }
 
-// Pulls the module through the tunnel as the receiver does: rsync --rsh=connect-prog.
-function startPull(fx: Fixture, port: number, key: Buffer, extra: string[] = [], dst = fx.dst) {
-  const tunnelFile = join(fx.dir, `tunnel-${randomBytes(4).toString('hex')}.json`);
-  writeTunnelFile(tunnelFile, { port, key, timeoutMs: TIMEOUT_MS });
-  const args = ['-a', ...extra, `--rsh=${rsyncRsh()}`, `--password-file=${join(fx.dir, 'password')}`, 'ssh-r-sync@tunnel::ssh-r-sync/', `${dst}/`];
-  const env = { ...process.env, SSH_R_SYNC_TUNNEL_FILE: tunnelFile };
-  const child = spawn('rsync', args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+// Pulls the module through the tunnel as the receiver does: a connection proven by openTunnel(),
+// claimed and passed as rsync's fd 3 by core's spawnRsync(), rsync run with tunnelRsyncArgs().
+async function startPull(fx: Fixture, port: number, key: Buffer, extra: string[] = [], dst = fx.dst) {
+  const connection = await openTunnel({ port, key, timeoutMs: TIMEOUT_MS });
+  const command = {
+    program: 'rsync',
+    args: ['-a', ...extra],
+    transportArgs: [...tunnelRsyncArgs(), `--password-file=${join(fx.dir, 'password')}`],
+    source: 'ssh-r-sync@tunnel::ssh-r-sync/',
+    destination: `${dst}/`,
+    env: {},
+    connection,
+  };
+  const child = spawnRsync(command, [...command.args, ...command.transportArgs, command.source, command.destination]);
   children.add(child);
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d));
   child.stderr.on('data', (d: Buffer) => (output += d));
   const result = once(child, 'close').then(([code]) => ({ code: code as number | null, output }));
   return { child, result };
+}
+
+// A client socket connected to 127.0.0.1:port.
+async function connectedSocket(port: number): Promise<Socket> {
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  return socket;
 }
 
 // Live (non-zombie) processes whose command line contains text.
@@ -227,7 +242,7 @@ function addBigFile(fx: Fixture): void {
   writeFileSync(join(fx.src, 'big.bin'), randomBytes(16 * 1024 * 1024));
 }
 
-async function stopPull(pull: ReturnType<typeof startPull>): Promise<void> {
+async function stopPull(pull: Awaited<ReturnType<typeof startPull>>): Promise<void> {
   if (pull.child.exitCode === null && pull.child.pid) process.kill(-pull.child.pid, 'SIGKILL');
   await pull.result;
 }
@@ -237,13 +252,13 @@ test('a pull through the tunnel reproduces the tree', async () => {
   const fx = fixture();
   const { listener, events } = await listen(fx);
   try {
-    const pull = startPull(fx, listener.port, fx.key);
+    const pull = await startPull(fx, listener.port, fx.key);
     const { code, output } = await pull.result;
     assert.equal(code, 0, output);
     assert.deepEqual(describeTree(fx.dst), describeTree(fx.src));
     assert.deepEqual(
       events.filter((e) => e.type !== 'log').map((e) => e.type),
-      ['verified', 'served'],
+      ['proven', 'verified', 'served'],
     );
     assert.deepEqual(events.find((e) => e.type === 'served'), { type: 'served', connection: 1, exitCode: 0 });
   } finally {
@@ -256,13 +271,13 @@ test('no byte is lost at the hand-over: a multi-MB pull with -c is identical, an
   writeFileSync(join(fx.src, 'big.bin'), randomBytes(6 * 1024 * 1024));
   const { listener, events } = await listen(fx);
   try {
-    const { code, output } = await startPull(fx, listener.port, fx.key, ['-c']).result;
+    const { code, output } = await (await startPull(fx, listener.port, fx.key, ['-c'])).result;
     assert.equal(code, 0, output);
     assert.ok(readFileSync(join(fx.dst, 'big.bin')).equals(readFileSync(join(fx.src, 'big.bin'))), 'big.bin is byte-identical');
     rmSync(join(fx.src, 'big.bin'));
     for (let i = 0; i < 20; i++) {
       const dst = join(fx.dir, `dst-${i}`);
-      const pull = await startPull(fx, listener.port, fx.key, ['-c'], dst).result;
+      const pull = await (await startPull(fx, listener.port, fx.key, ['-c'], dst)).result;
       assert.equal(pull.code, 0, `pull ${i}: ${pull.output}`);
       assert.deepEqual(describeTree(dst), describeTree(fx.src), `pull ${i}`);
     }
@@ -273,35 +288,65 @@ test('no byte is lost at the hand-over: a multi-MB pull with -c is identical, an
   }
 });
 
-test("connect-prog holds rsync's bytes back until the daemon has spoken", async () => {
-  const fx = fixture();
+test("the relay holds rsync's bytes back until the daemon has spoken, then relays both ways", async () => {
+  // The relay as rsync runs it: its stdin/stdout are rsync's pipes, fd 3 the proven connection
+  // (blocking, as TunnelConnection.claim() leaves it).
   const server = createServer({ pauseOnConnect: true });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const accepted = once(server, 'connection') as Promise<[Socket]>;
-  const tunnelFile = join(fx.dir, 'tunnel.json');
-  writeTunnelFile(tunnelFile, { port: (server.address() as { port: number }).port, key: fx.key, timeoutMs: TIMEOUT_MS });
-  const [node, ...args] = nodeScriptArgv('connect-prog') as [string, ...string[]];
-  const prog = spawn(node, args, { env: { ...process.env, SSH_R_SYNC_TUNNEL_FILE: tunnelFile }, stdio: ['pipe', 'pipe', 'inherit'] });
-  children.add(prog);
-  prog.stdin.write('@RSYNCD: 32.0 (the client greeting)\n'); // at once, as rsync does
-  const [socket] = await accepted;
-  socket.on('error', () => undefined);
-  const outcome = await new Promise((resolve) => proveReceiver(socket, fx.key, TIMEOUT_MS, resolve));
-  assert.deepEqual(outcome, { command: 'rsync' });
-  let fromProg = '';
-  socket.on('data', (chunk: Buffer) => (fromProg += chunk));
-  let toRsync = '';
-  prog.stdout.on('data', (chunk: Buffer) => (toRsync += chunk));
+  const connection = await connectedSocket((server.address() as { port: number }).port);
+  const [daemonSide] = await accepted;
+  daemonSide.on('error', () => undefined);
+  (connection as unknown as { _handle: { setBlocking(on: boolean): number } })._handle.setBlocking(true);
+  const [sh, ...args] = relayArgv() as [string, ...string[]];
+  const relay = spawn(sh, [...args, 'tunnel', 'rsync', '--server', '--daemon', '.'], { stdio: ['pipe', 'pipe', 'inherit', connection] });
+  connection.destroy();
+  children.add(relay);
+  const clientGreeting = Buffer.from('@RSYNCD: 32.0 (the client greeting)\n');
+  const daemonGreeting = Buffer.from('@RSYNCD: 32.0 (the daemon greeting)\n');
+  relay.stdin.write(clientGreeting); // at once, as rsync does
+  const fromRelay: Buffer[] = [];
+  const toRsync: Buffer[] = [];
+  daemonSide.on('data', (chunk: Buffer) => fromRelay.push(chunk));
+  daemonSide.resume();
+  relay.stdout.on('data', (chunk: Buffer) => toRsync.push(chunk));
   await new Promise((resolve) => setTimeout(resolve, 500));
-  assert.equal(fromProg, '', 'nothing from rsync before the daemon greeted');
-  socket.write('@RSYNCD: 32.0 (the daemon greeting)\n');
-  await waitFor("rsync's greeting", () => fromProg === '@RSYNCD: 32.0 (the client greeting)\n');
-  await waitFor("the daemon's greeting", () => toRsync === '@RSYNCD: 32.0 (the daemon greeting)\n');
-  socket.end();
-  const [code] = await once(prog, 'exit');
+  assert.equal(Buffer.concat(fromRelay).length, 0, 'nothing from rsync before the daemon greeted');
+  daemonSide.write(daemonGreeting);
+  await waitFor("rsync's greeting", () => Buffer.concat(fromRelay).equals(clientGreeting));
+  await waitFor("the daemon's greeting", () => Buffer.concat(toRsync).equals(daemonGreeting));
+  // A bigger exchange, both ways at once, arrives whole and in order.
+  const up = randomBytes(3 * 1024 * 1024);
+  const down = randomBytes(3 * 1024 * 1024);
+  relay.stdin.end(up);
+  daemonSide.write(down);
+  const wantUp = Buffer.concat([clientGreeting, up]);
+  const wantDown = Buffer.concat([daemonGreeting, down]);
+  await waitFor('the bytes from rsync', () => Buffer.concat(fromRelay).length >= wantUp.length, 10_000);
+  await waitFor('the bytes from the daemon', () => Buffer.concat(toRsync).length >= wantDown.length, 10_000);
+  assert.ok(Buffer.concat(fromRelay).equals(wantUp), 'rsync to daemon: byte-identical');
+  assert.ok(Buffer.concat(toRsync).equals(wantDown), 'daemon to rsync: byte-identical');
+  // The daemon is done: the relay ends (rsync waits for it), with nothing left running.
+  daemonSide.end();
+  const [code] = await once(relay, 'exit');
   assert.equal(code, 0);
+  await waitFor('no relay process left', () => processesWith('ssh-r-sync-tunnel').length === 0);
   server.close();
+});
+
+test('rsync started without the connection on fd 3 fails with a message naming it', async () => {
+  const fx = fixture();
+  const args = ['-a', ...tunnelRsyncArgs(), `--password-file=${join(fx.dir, 'password')}`, 'ssh-r-sync@tunnel::ssh-r-sync/', `${fx.dst}/`];
+  const child = spawn('rsync', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d));
+  child.stderr.on('data', (d: Buffer) => (output += d));
+  const [code] = await once(child, 'close');
+  assert.notEqual(code, 0);
+  assert.match(output, /^ssh-r-sync: rsync was started without its tunnel connection on fd 3$/m);
+  assert.equal(existsSync(fx.dst), false);
 });
 
 test('checkTunnel proves the tunnel without starting any process', async () => {
@@ -309,7 +354,11 @@ test('checkTunnel proves the tunnel without starting any process', async () => {
   const { listener, events } = await listen(fx);
   try {
     await checkTunnel({ port: listener.port, key: fx.key, timeoutMs: TIMEOUT_MS });
-    assert.deepEqual(events, [{ type: 'verified', connection: 1, command: 'check' }]);
+    await waitFor('the check command', () => events.length === 2);
+    assert.deepEqual(events, [
+      { type: 'proven', connection: 1 },
+      { type: 'verified', connection: 1, command: 'check' },
+    ]);
     assert.deepEqual(processesWith(fx.config), []);
     assert.equal(existsSync(join(fx.dir, 'rsyncd.log')), false, 'rsync never ran');
   } finally {
@@ -359,7 +408,10 @@ test('a receiver that sends rsync bytes together with its command byte is reject
     const received = await scriptedReceiver(listener.port, fx.key, { withCommand: greeting });
     assert.equal(received.length, OPENER_BYTES + MAC_BYTES, 'the opener and the client proof, nothing from rsync');
     await waitFor('the rejection', () => events.find((e) => e.type === 'rejected'));
-    assert.deepEqual(events, [{ type: 'rejected', connection: 1, reason: `tunnel proof failed: receiver sent ${greeting.length} bytes after its command` }]);
+    assert.deepEqual(events, [
+      { type: 'proven', connection: 1 },
+      { type: 'rejected', connection: 1, reason: `tunnel proof failed: receiver sent ${greeting.length} bytes after its command` },
+    ]);
     assert.deepEqual(processesWith(fx.config), []);
     assert.equal(existsSync(join(fx.dir, 'rsyncd.log')), false, 'rsync never ran');
   } finally {
@@ -428,7 +480,7 @@ test('60 silent connections at once do not stop a real pull through the same lis
   const { listener, events } = await listen(fx);
   const silent = await silentConnections(listener.port, 60);
   try {
-    const { code, output } = await startPull(fx, listener.port, fx.key).result;
+    const { code, output } = await (await startPull(fx, listener.port, fx.key)).result;
     assert.equal(code, 0, output);
     assert.deepEqual(describeTree(fx.dst), describeTree(fx.src));
     assert.deepEqual(events.filter((e) => e.type === 'rejected'), []);
@@ -443,10 +495,10 @@ test('a proven rsync connection beyond maxConcurrent daemons is closed; the runn
   const fx = fixture();
   addBigFile(fx);
   const { listener, events } = await listen(fx, { maxConcurrent: 1 });
-  const first = startPull(fx, listener.port, fx.key, ['--bwlimit=2000']);
+  const first = await startPull(fx, listener.port, fx.key, ['--bwlimit=2000']);
   try {
     await waitFor('the rsync daemon', () => daemonsOf(fx).length > 0);
-    const second = await startPull(fx, listener.port, fx.key, [], join(fx.dir, 'dst-2')).result;
+    const second = await (await startPull(fx, listener.port, fx.key, [], join(fx.dir, 'dst-2'))).result;
     assert.notEqual(second.code, 0, 'the second pull fails');
     assert.deepEqual(
       events.filter((e) => e.type === 'rejected'),
@@ -460,14 +512,15 @@ test('a proven rsync connection beyond maxConcurrent daemons is closed; the runn
   }
 });
 
-test('a pull with the wrong key fails and writes nothing', async () => {
+test('a pull with the wrong key fails before rsync starts and writes nothing', async () => {
   const fx = fixture();
   const { listener } = await listen(fx);
   try {
-    const { code, output } = await startPull(fx, listener.port, randomBytes(32)).result;
-    assert.notEqual(code, 0);
-    assert.match(output, /^ssh-r-sync: tunnel proof failed: connection closed after 0 of 32 bytes \(the client did not accept/m);
+    await assert.rejects(startPull(fx, listener.port, randomBytes(32)), {
+      message: "tunnel proof failed: connection closed after 0 of 32 bytes (the client did not accept the receiver's proof: wrong key?)",
+    });
     assert.equal(existsSync(fx.dst), false);
+    assert.deepEqual(processesWith(fx.config), []);
   } finally {
     await listener.close();
   }
@@ -477,7 +530,7 @@ test('during a pull the listener process has exactly one child, the daemon; none
   const fx = fixture();
   addBigFile(fx);
   const { owner, port } = await startOwner(fx);
-  const pull = startPull(fx, port, fx.key, ['--bwlimit=2000']);
+  const pull = await startPull(fx, port, fx.key, ['--bwlimit=2000']);
   try {
     await waitFor('the transfer to start', () => existsSync(fx.dst) && readdirSync(fx.dst).some((name) => name.includes('big.bin')));
     for (let i = 0; i < 10; i++) {
@@ -500,11 +553,11 @@ test('close() during a transfer leaves no rsync daemon; the key is never exposed
   const fx = fixture();
   addBigFile(fx);
   const { listener } = await listen(fx);
-  const pull = startPull(fx, listener.port, fx.key, ['--bwlimit=1000']);
+  const pull = await startPull(fx, listener.port, fx.key, ['--bwlimit=1000']);
   try {
     await waitFor('the rsync daemon', () => daemonsOf(fx).length > 0);
     await waitFor('the transfer to start', () => existsSync(fx.dst) && readdirSync(fx.dst).some((name) => name.includes('big.bin')));
-    assert.ok(processesWith('connect-prog').length > 0, 'connect-prog is running');
+    assert.ok(processesWith('ssh-r-sync-tunnel').length > 0, 'the relay is running');
     assert.equal(processesWith(fx.config).length, 1, 'the rsync daemon and nothing else');
     assert.deepEqual(processesExposing(fx.key), []);
     await listener.close();
@@ -521,7 +574,7 @@ test('a SIGKILLed client takes its rsync daemons with it; a connection still in 
   const fx = fixture();
   addBigFile(fx);
   const { owner, port } = await startOwner(fx);
-  const pull = startPull(fx, port, fx.key, ['--bwlimit=1000']);
+  const pull = await startPull(fx, port, fx.key, ['--bwlimit=1000']);
   // A second connection that never speaks: it is still in the proof.
   const stalled = connect(port, '127.0.0.1').on('error', () => undefined);
   try {

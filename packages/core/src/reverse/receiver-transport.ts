@@ -9,7 +9,7 @@ import { SshRSyncError, oneLine } from '../errors.js';
 import { PROTOCOL_NAME, PROTOCOL_VERSION, openChannel, type MessageChannel } from '../protocol/index.js';
 import { createSessionDir, type SessionDir } from '../session-dir.js';
 import type { Endpoint, Peer, Transport } from '../transport.js';
-import { TUNNEL_FILE_ENV, checkTunnel, rsyncRsh, writeTunnelFile } from '../tunnel/index.js';
+import { openTunnel, tunnelRsyncArgs, type TunnelConnection } from '../tunnel/index.js';
 import { receiverName, type NameSources } from './receiver-name.js';
 
 export const RSYNC_USER = 'ssh-r-sync';
@@ -39,7 +39,7 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
   const channel = openChannel(options.input, options.output, { peer: 'client' });
   const timeoutMs = options.handshakeTimeoutMs;
   let key: Buffer | undefined;
-  let port = 0;
+  let tunnel: TunnelConnection | undefined;
   let dir: SessionDir | undefined;
   let finishing = false;
 
@@ -74,8 +74,8 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
       }
       if (session.tunnelPort < 1024) throw new SshRSyncError('ETUNNEL', `refused tunnel port ${session.tunnelPort}: below 1024`);
       key = Buffer.from(session.key, 'hex');
-      port = session.tunnelPort;
-      await checkTunnel({ port, key, timeoutMs });
+      // The tunnel check: a connection proven both ways now, kept for rsync to pull through.
+      tunnel = await openTunnel({ port: session.tunnelPort, key, timeoutMs });
       return { name, oneFileSystem: session.options.oneFileSystem, fakeSuper: session.options.fakeSuper };
     },
     async start(ctx: RunContext): Promise<Skip | undefined> {
@@ -86,27 +86,27 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
       return undefined;
     },
     async endpoint(): Promise<Endpoint> {
-      if (!key) throw new SshRSyncError('EINTERNAL', 'endpoint before handshake');
+      if (!key || !tunnel) throw new SshRSyncError('EINTERNAL', 'endpoint before handshake');
       dir = createSessionDir('ssh-r-sync-recv');
-      const tunnelFile = dir.file('tunnel.json');
       const passwordFile = dir.file('rsync.secret');
-      writeTunnelFile(tunnelFile, { port, key, timeoutMs });
       writeFileSync(passwordFile, `${rsyncSecret(key)}\n`, { mode: 0o600, flag: 'wx' });
-      // Daemon protocol over --rsh: rsync starts connect-prog itself (no shell) and speaks to
-      // the client's daemon through it; connect-prog proves the tunnel on the connection it uses.
+      // Daemon protocol over --rsh: rsync runs a small relay (a shell and two cats) that talks to
+      // the client's daemon through the connection proven in the handshake, rsync's fd 3.
       return {
         source: `${RSYNC_USER}@tunnel::${RSYNC_MODULE}/`,
         transportArgs: [
-          `--rsh=${rsyncRsh()}`,
+          ...tunnelRsyncArgs(),
           `--password-file=${passwordFile}`,
           ...(options.ioTimeoutSeconds === 0 ? [] : [`--timeout=${options.ioTimeoutSeconds ?? 600}`]),
         ],
-        env: { [TUNNEL_FILE_ENV]: tunnelFile },
+        env: {},
         compress: true,
+        connection: tunnel,
       };
     },
     async report(outcome: Outcome, ctx: RunContext): Promise<void> {
       finishing = true;
+      tunnel?.release();
       dir?.remove();
       await channel.send(
         {
@@ -125,6 +125,7 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
       );
     },
     async finish(outcome: Outcome): Promise<void> {
+      tunnel?.release();
       dir?.remove();
       try {
         await channel.send({ v: PROTOCOL_VERSION, type: 'bye', status: outcome.status, message: outcome.message?.slice(0, 4096) ?? null }, { timeoutMs });

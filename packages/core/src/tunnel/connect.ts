@@ -1,6 +1,6 @@
-// The receiver's end of the tunnel: it proves itself first, checks the client's proof, then says
-// what the connection is for. Used for the check before a run and, through connect-prog.ts as
-// rsync's --rsh program (connect-prog), for the pull itself, so both travel on verified connections.
+// The receiver's end of the tunnel: it proves itself first and checks the client's proof during the
+// handshake (the tunnel check), then holds the connection until rsync runs and says what it is for:
+// rsync pulls through the very connection that was checked (SPEC §3).
 import { connect, type Socket } from 'node:net';
 import { SshRSyncError, oneLine } from '../errors.js';
 import { remainingMs, startDeadline, type Deadline } from './deadline.js';
@@ -15,9 +15,7 @@ import {
   newNonce,
   proofFailed,
   receiverMac,
-  type TunnelCommand,
 } from './proof.js';
-import { nodeScriptArgv } from './script.js';
 import { readExact } from './socket-reader.js';
 
 const CLIENT_REFUSED_HINT = " (the client did not accept the receiver's proof: wrong key?)";
@@ -28,7 +26,7 @@ function write(socket: Socket, data: Buffer): Promise<void> {
   );
 }
 
-async function prove(socket: Socket, key: Buffer, command: TunnelCommand, deadline: Deadline): Promise<void> {
+async function prove(socket: Socket, key: Buffer, deadline: Deadline): Promise<void> {
   const magic = await readExact(socket, TUNNEL_MAGIC.length, deadline);
   if (!magic.equals(TUNNEL_MAGIC)) throw proofFailed('wrong magic');
   const clientNonce = await readExact(socket, NONCE_BYTES, deadline);
@@ -36,18 +34,18 @@ async function prove(socket: Socket, key: Buffer, command: TunnelCommand, deadli
   await write(socket, Buffer.concat([receiverNonce, receiverMac(key, clientNonce, receiverNonce)]));
   const proof = await readExact(socket, MAC_BYTES, deadline, CLIENT_REFUSED_HINT);
   if (!macMatches(clientMac(key, receiverNonce, clientNonce), proof)) throw proofFailed("client's proof is wrong");
-  await write(socket, commandByte(command));
 }
 
-// Runs the receiver's half of the proof on a connected socket, then sends command. On failure
-// the socket is destroyed and the error is one line; on success no byte past the proof was read.
-export async function proveTunnel(socket: Socket, key: Buffer, command: TunnelCommand, timeoutMs: number): Promise<void> {
+// Runs the receiver's half of the proof on a connected socket, and sends no command yet. On
+// failure the socket is destroyed and the error is one line; on success no byte past the proof
+// was read, and none can come before a command (the client waits for it).
+export async function proveTunnel(socket: Socket, key: Buffer, timeoutMs: number): Promise<void> {
   assertTunnelKey(key);
   const deadline = startDeadline(timeoutMs);
   const ignore = (): void => undefined; // errors surface through the reads and writes
   socket.on('error', ignore);
   try {
-    await prove(socket, key, command, deadline);
+    await prove(socket, key, deadline);
   } catch (error) {
     socket.destroy();
     throw error;
@@ -77,24 +75,53 @@ export function connectTunnel(port: number, timeoutMs: number): Promise<Socket> 
   });
 }
 
-// Checks that 127.0.0.1:port is this session's tunnel, without starting rsync.
-export async function checkTunnel(options: { port: number; key: Buffer; timeoutMs: number }): Promise<void> {
-  const deadline = startDeadline(options.timeoutMs);
-  const socket = await connectTunnel(options.port, options.timeoutMs);
-  await proveTunnel(socket, options.key, 'check', Math.max(1, remainingMs(deadline)));
-  // The listener ends the connection after reading "check"; wait for that, but never past the deadline.
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(() => socket.destroy(), remainingMs(deadline));
-    socket.on('error', () => undefined);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    socket.resume();
-    socket.end();
-  });
+/** A proven tunnel connection, held until rsync needs it (or the run ends without rsync). */
+export interface TunnelConnection {
+  /**
+   * Sends the rsync command and gives the connection up: pass the socket as fd 3 of rsync (run
+   * with tunnelRsyncArgs(), whose --rsh relay talks through it) in this same tick, then destroy our copy.
+   * The client starts its daemon on that byte; its greeting must reach rsync, not us.
+   */
+  claim(): Socket;
+  /** Ends a connection nobody claimed: the check command, then close. Harmless after claim(). */
+  release(): void;
 }
 
+// Connects to the tunnel and proves it both ways; the connection then waits, idle, for rsync.
+// This is the tunnel check of the handshake and the pull's connection in one.
+export async function openTunnel(options: { port: number; key: Buffer; timeoutMs: number }): Promise<TunnelConnection> {
+  const deadline = startDeadline(options.timeoutMs);
+  const socket = await connectTunnel(options.port, options.timeoutMs);
+  await proveTunnel(socket, options.key, Math.max(1, remainingMs(deadline)));
+  socket.on('error', () => undefined); // an idle connection that breaks shows up in rsync, or not at all
+  let state: 'held' | 'claimed' | 'released' = 'held';
+  return {
+    claim(): Socket {
+      if (state !== 'held') throw new SshRSyncError('EINTERNAL', `the tunnel connection was already ${state}`);
+      if (socket.destroyed) throw new SshRSyncError('ETUNNEL', 'the tunnel connection closed before rsync could use it');
+      // Only a byte read past the proof could sit in node's buffer; none can (see proveTunnel).
+      if (socket.readableLength > 0) throw new SshRSyncError('ETUNNEL', 'tunnel proof failed: client sent bytes before the command');
+      state = 'claimed';
+      socket.write(commandByte('rsync'));
+      // The relay's dd and cat read and write it with plain blocking calls; node's copy is
+      // closed right after the spawn, in this tick, so our event loop never sees it blocking.
+      (socket as unknown as { _handle?: { setBlocking?: (on: boolean) => number } })._handle?.setBlocking?.(true);
+      return socket;
+    },
+    release(): void {
+      if (state !== 'held') return;
+      state = 'released';
+      if (!socket.destroyed) socket.end(commandByte('check'));
+      setTimeout(() => socket.destroy(), 1000).unref();
+    },
+  };
+}
+
+// Checks that 127.0.0.1:port is this session's tunnel, without starting rsync.
+export async function checkTunnel(options: { port: number; key: Buffer; timeoutMs: number }): Promise<void> {
+  const connection = await openTunnel(options);
+  connection.release();
+}
 
 // rsync's own word splitting for -e/--rsh: spaces separate, quotes keep spaces (no backslashes).
 function rshWord(word: string): string {
@@ -104,8 +131,28 @@ function rshWord(word: string): string {
   throw new SshRSyncError('EINTERNAL', `cannot pass ${JSON.stringify(word)} to rsync -e: it holds both kinds of quotes`);
 }
 
-// The --rsh value that makes rsync reach the daemon through connect-prog: rsync runs it without a
-// shell and talks to it over a socket pair, so no loopback TCP hop (and its Nagle delays) is added.
-export function rsyncRsh(): string {
-  return nodeScriptArgv('connect-prog').map(rshWord).join(' ');
+// rsync's --rsh program on the receiver (no node start-up, no file): a shell that relays between
+// rsync's pipes and the proven tunnel connection rsync inherited as fd 3 (runRsync passes it).
+// rsync's own bytes wait in its pipe until the first byte from the client's daemon (its
+// @RSYNCD greeting) has come through: the client refuses any byte that reaches it before its
+// daemon owns the connection. Both sides greet without waiting, so this cannot deadlock. The
+// shell then becomes `cat <&3`, which ends when the daemon is done; the other direction's cat
+// ends with rsync. The words rsync appends (`tunnel rsync --server --daemon .`) are ignored.
+// rsync must run with --blocking-io: otherwise it leaves the relay's stdout non-blocking (as ssh
+// likes it), and cat fails with EAGAIN as soon as rsync's pipe is full.
+const RELAY_SCRIPT = [
+  '[ -S /dev/fd/3 ] || { echo "ssh-r-sync: rsync was started without its tunnel connection on fd 3" >&2; exit 1; }',
+  'dd bs=1 count=1 <&3 2>/dev/null',
+  'exec 4<&0',
+  'cat <&4 >&3 4<&- & exec cat <&3 4<&-',
+].join('; ');
+
+/** The relay as an argv: what rsync runs for --rsh, before the words it appends. */
+export function relayArgv(): string[] {
+  return ['/bin/sh', '-c', RELAY_SCRIPT, 'ssh-r-sync-tunnel'];
+}
+
+/** rsync's options for pulling through a TunnelConnection passed as its fd 3. */
+export function tunnelRsyncArgs(): string[] {
+  return [`--rsh=${relayArgv().map(rshWord).join(' ')}`, '--blocking-io'];
 }

@@ -1,7 +1,7 @@
 // The client's end of the tunnel: one loopback listener for the whole session. Each accepted
-// connection runs the client half of the proof in-process (client-proof.ts); a check ends there,
-// and an rsync connection is handed, in the same tick, to `rsync --daemon` in inetd mode
-// (daemon.ts). The port is never released and re-bound, so no other local process can slip in
+// connection runs the client half of the proof in-process (client-proof.ts), then waits for the
+// receiver's command: a check ends there, and an rsync connection is handed, in the same tick, to
+// `rsync --daemon` in inetd mode (daemon.ts). The port is never released and re-bound, so no other local process can slip in
 // between check and pull. A pending connection costs a socket and a timer, no process.
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { SshRSyncError, oneLine } from '../errors.js';
@@ -98,7 +98,8 @@ export async function startTunnelListener(options: TunnelListenerOptions): Promi
       return emit({ type: 'rejected', connection, reason: `too many pending tunnel connections (at most ${maxPending} at a time)` });
     }
     socket.once('close', () => pending.delete(socket));
-    pending.set(socket, proveReceiver(socket, key, timeoutMs, (outcome) => proven(socket, connection, outcome)));
+    const onProven = (): void => emit({ type: 'proven', connection });
+    pending.set(socket, proveReceiver(socket, key, timeoutMs, (outcome) => proven(socket, connection, outcome), onProven));
   });
   server.on('error', (error) => emit({ type: 'log', connection: 0, line: `tunnel listener: ${oneLine(error)}` }));
   const port = await listen(server).catch((error: unknown) => {
