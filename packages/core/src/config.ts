@@ -2,39 +2,38 @@
 // named with --config, then checked against one schema.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { SshRSyncError, oneLine } from './errors.js';
 import type { Plugin } from './plugin.js';
 import { NAME_PATTERN } from './host-dir.js';
+import './protocol/zod-setup.js';
 
 const pluginObject = z.custom<Plugin>(
   (value) => typeof value === 'object' && value !== null && typeof (value as Plugin).apply === 'function',
   'expected a plugin object { name, apply }',
 );
 
-const pluginEntry = z.union([
-  z.string().min(1),
-  z.tuple([z.string().min(1), z.record(z.string(), z.unknown())]),
-  pluginObject,
-]);
+const nonEmpty = () => z.string().check(z.minLength(1));
+
+const pluginEntry = z.union([nonEmpty(), z.tuple([nonEmpty(), z.record(z.string(), z.unknown())]), pluginObject]);
 
 export const configSchema = z.strictObject({
   /** Plugins: "pkg", ["pkg", {options}], "./file.ts", or plugin objects in a JS/TS config. */
-  plugins: z.array(pluginEntry).optional(),
+  plugins: z.optional(z.array(pluginEntry)),
   /** Scripts per point: { "rsync.pre": ["./a.sh", "b"] }; relative paths from the config's folder. */
-  hooks: z.record(z.string(), z.union([z.string().min(1), z.array(z.string().min(1))])).optional(),
+  hooks: z.optional(z.record(z.string(), z.union([nonEmpty(), z.array(nonEmpty())]))),
   /** Seconds; bounds every hook, scripts and plugins. */
-  hookTimeout: z.number().nonnegative().optional(),
+  hookTimeout: z.optional(z.number().check(z.nonnegative())),
   /** Receiver: how rsync keeps ownership; the client cannot raise it. */
-  mode: z.enum(['privileged', 'fake-super', 'plain']).optional(),
+  mode: z.optional(z.enum(['privileged', 'fake-super', 'plain'])),
   /** Receiver: the rsync program. */
-  rsync: z.string().min(1).optional(),
+  rsync: z.optional(nonEmpty()),
   /** Receiver: key fingerprint (SHA256:…) → host name. */
-  names: z.record(z.string(), z.string().regex(NAME_PATTERN, 'host names match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')).optional(),
+  names: z.optional(z.record(z.string(), z.string().check(z.regex(NAME_PATTERN, 'host names match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')))),
   /** Seconds each handshake read may take. */
-  handshakeTimeout: z.number().positive().optional(),
+  handshakeTimeout: z.optional(z.number().check(z.positive())),
   /** Seconds to wait for a busy host's lock; 0 refuses at once. */
-  lockWait: z.number().nonnegative().optional(),
+  lockWait: z.optional(z.number().check(z.nonnegative())),
 });
 
 export type Config = z.infer<typeof configSchema>;

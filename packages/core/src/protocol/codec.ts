@@ -1,7 +1,7 @@
 // One message ⇄ one line. Decoding checks, in order: UTF-8, JSON, an object with a string
 // "type", the protocol version, a known type, then the type's schema; each failure is a
 // one-line EPROTOCOL error that names the peer and quotes at most 80 characters of input.
-import type { z } from 'zod';
+import type { core } from 'zod/mini';
 import { SshRSyncError } from '../errors.js';
 import { PROTOCOL_VERSION, isMessageType, schemaFor, type Message, type MessageInput } from './messages.js';
 import { escapeText, quote } from './text.js';
@@ -19,7 +19,7 @@ function describeVersion(v: unknown): string {
 }
 
 // The first zod issue as "path: message", safe to print (keys from the peer are quoted).
-export function formatIssue(issue: z.core.$ZodIssue | undefined): string {
+export function formatIssue(issue: core.$ZodIssue | undefined): string {
   if (issue === undefined) return 'invalid';
   const path = issue.path.map((key, i) => (typeof key === 'number' ? `[${key}]` : `${i ? '.' : ''}${String(key)}`));
   const where = path.length > 0 ? `${path.join('')}: ` : '';
