@@ -9,6 +9,7 @@ import { PROTOCOL_NAME, PROTOCOL_VERSION, openChannel, type Message } from '../p
 import { RSYNC_MODULE, RSYNC_USER, rsyncSecret } from '../reverse/receiver-transport.js';
 import { createSessionDir } from '../session-dir.js';
 import { startTunnelListener, type TunnelListener } from '../tunnel/index.js';
+import { parentDeathPrefix } from '../tunnel/daemon.js';
 import { clientName, type NameOptions } from './client-name.js';
 import { parseDestination } from './destination.js';
 import { writeDaemonConfig } from './rsyncd-conf.js';
@@ -58,6 +59,7 @@ export interface ClientResult {
 // the client's `done` scripts run last, whatever happened.
 export async function runClient(options: ClientOptions): Promise<ClientResult> {
   const started = performance.now();
+  void parentDeathPrefix(); // probes setpriv (~10 ms) while the checks below run; the listener awaits it
   const name = clientName(options);
   const destination = parseDestination(options.destination, options.port);
   const path = await realpath(options.path).catch(() => {
