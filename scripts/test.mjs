@@ -38,6 +38,12 @@ const build = spawnSync(process.execPath, [join(root, 'node_modules/typescript/b
 if (build.status !== 0) process.exit(build.status ?? 1);
 const bundle = spawnSync(process.execPath, [join(root, 'scripts/bundle.mjs')], { stdio: 'inherit', cwd: root });
 if (bundle.status !== 0) process.exit(bundle.status ?? 1);
+// tsx runs the tests without checking their types: check them (and the benches) here, ~7 s.
+const check = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'test/tsconfig.json'], { stdio: 'inherit', cwd: root });
+if (check.status !== 0) {
+  console.error('test: the tests do not type-check (tsc -p test/tsconfig.json)');
+  process.exit(check.status ?? 1);
+}
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', ...files],

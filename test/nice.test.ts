@@ -53,7 +53,7 @@ describe('receiver --nice', () => {
     ['20', 'the priority must be in -20..19'],
     ['fast', 'the I/O class must be rt, be or idle'],
     ['idle.3', 'the idle class has no level'],
-  ]) {
+  ] as const) {
     test(`--nice ${spec} is a usage error: ${why}`, async () => {
       const result = await runRecv(['--local', src, '--name', 'h', `--nice=${spec}`, join(dir, 'root')]);
       assert.equal(result.code, 2);

@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { connect, createServer, type Socket } from 'node:net';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -300,7 +301,7 @@ test("the relay holds rsync's bytes back until the daemon has spoken, then relay
   daemonSide.on('error', () => undefined);
   (connection as unknown as { _handle: { setBlocking(on: boolean): number } })._handle.setBlocking(true);
   const [sh, ...args] = relayArgv() as [string, ...string[]];
-  const relay = spawn(sh, [...args, 'tunnel', 'rsync', '--server', '--daemon', '.'], { stdio: ['pipe', 'pipe', 'inherit', connection] });
+  const relay = spawn(sh, [...args, 'tunnel', 'rsync', '--server', '--daemon', '.'], { stdio: ['pipe', 'pipe', 'inherit', connection] }) as ChildProcessByStdio<Writable, Readable, null>;
   connection.destroy();
   children.add(relay);
   const clientGreeting = Buffer.from('@RSYNCD: 32.0 (the client greeting)\n');
