@@ -58,7 +58,10 @@ function listen(server: Server): Promise<number> {
 export async function startTunnelListener(options: TunnelListenerOptions): Promise<TunnelListener> {
   const { maxPending, maxConcurrent } = validate(options);
   const key = Buffer.from(options.key);
-  const argv = [...(await parentDeathPrefix()), ...options.rsyncArgv];
+  // The daemon's argv waits for a setpriv probe (~10 ms): not before ssh can start, only before a
+  // connection's proof begins, which comes well before its daemon has to start (in one tick).
+  let argv: string[] | undefined;
+  const argvReady = parentDeathPrefix().then((prefix) => (argv = [...prefix, ...options.rsyncArgv]));
   const timeoutMs = options.handshakeTimeoutMs;
   const emit = (event: TunnelEvent): void => options.onEvent?.(event);
   const pending = new Map<Socket, (why: string) => void>();
@@ -83,7 +86,7 @@ export async function startTunnelListener(options: TunnelListenerOptions): Promi
       return emit({ type: 'rejected', connection, reason: refusal });
     }
     pending.delete(socket);
-    const daemon = startDaemon(socket, { connection, argv, env: options.env, emit });
+    const daemon = startDaemon(socket, { connection, argv: argv ?? options.rsyncArgv, env: options.env, emit });
     daemons.add(daemon);
     void daemon.done.then(() => daemons.delete(daemon));
     emit({ type: 'verified', connection, command: 'rsync' });
@@ -99,7 +102,15 @@ export async function startTunnelListener(options: TunnelListenerOptions): Promi
     }
     socket.once('close', () => pending.delete(socket));
     const onProven = (): void => emit({ type: 'proven', connection });
-    pending.set(socket, proveReceiver(socket, key, timeoutMs, (outcome) => proven(socket, connection, outcome), onProven));
+    const prove = (): void => {
+      if (closing || socket.destroyed) return void socket.destroy();
+      pending.set(socket, proveReceiver(socket, key, timeoutMs, (outcome) => proven(socket, connection, outcome), onProven));
+    };
+    if (argv) prove();
+    else {
+      pending.set(socket, () => undefined); // counted, and destroyed by close(), while it waits
+      void argvReady.then(prove);
+    }
   });
   server.on('error', (error) => emit({ type: 'log', connection: 0, line: `tunnel listener: ${oneLine(error)}` }));
   const port = await listen(server).catch((error: unknown) => {
