@@ -20,7 +20,7 @@ import { forcedCommand } from '../test/helpers/backup-server.js';
 import { clientBin, recvBin, repoRoot } from '../test/helpers/cli.js';
 import { makeKey, startSshd, type Sshd } from '../test/helpers/sshd.js';
 
-const USAGE = `usage: npm run bench -- [--files N] [--bytes SIZE] [--runs N] [--seed N] [--cache DIR] [--work DIR] [--tree-only] [--breakdown]
+const USAGE = `usage: npm run bench -- [--files N] [--bytes SIZE] [--runs N] [--seed N] [--cache DIR] [--work DIR] [--tree-only] [--breakdown] [--keep-node-env]
   --files N      files in the generated tree (default 50000)
   --bytes SIZE   their total size: 1G, 100M, 512K (powers of 1024) or a byte count (default 1G)
   --runs N       timed runs per tool and case, order alternating (default 3)
@@ -30,7 +30,10 @@ const USAGE = `usage: npm run bench -- [--files N] [--bytes SIZE] [--runs N] [--
                  e.g. /dev/shm takes the disk out of the first-backup comparison
   --tree-only    generate (or find) the cached tree, print its path and exit
   --breakdown    also time the parts of the fixed cost: start-ups, ssh login, and ssh-r-sync's
-                 steps from --debug runs of client and receiver`;
+                 steps from --debug runs of client and receiver
+  --keep-node-env  keep NODE_EXTRA_CA_CERTS for the timed commands (by default it is removed:
+                 node then reads and parses a CA bundle at every start-up, ~0.1 s here, and
+                 ssh-r-sync makes no TLS connection; a receiver run by sshd never has it)`;
 
 const TARGETS = { first: 1.02, incremental: 1.1 };
 const HOST = 'host1'; // the big tree's backup name
@@ -48,6 +51,7 @@ interface Options {
   breakdown: boolean;
   treeOnly: boolean;
   work: string | undefined;
+  keepNodeEnv: boolean;
 }
 
 function parseSize(text: string): number {
@@ -75,6 +79,7 @@ function parseOptions(argv: string[]): Options | undefined {
       cache: { type: 'string' },
       breakdown: { type: 'boolean' },
       'tree-only': { type: 'boolean' },
+      'keep-node-env': { type: 'boolean' },
       work: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -89,6 +94,7 @@ function parseOptions(argv: string[]): Options | undefined {
     breakdown: Boolean(values.breakdown),
     treeOnly: Boolean(values['tree-only']),
     work: values.work,
+    keepNodeEnv: Boolean(values['keep-node-env']),
   };
   if (options.bytes < 1) throw new Error('--bytes must be at least 1 byte');
   return options;
@@ -295,6 +301,10 @@ interface Command {
   env?: NodeJS.ProcessEnv;
 }
 
+// The environment of every timed command: this one, less NODE_EXTRA_CA_CERTS unless
+// --keep-node-env (see USAGE); set by main() before anything runs.
+let benchEnv: NodeJS.ProcessEnv = process.env;
+
 const running = new Set<ChildProcess>();
 const abort = new AbortController();
 
@@ -305,7 +315,7 @@ function run(command: Command): Promise<Run> {
     const started = performance.now();
     const child = spawn(command.file, command.args, {
       cwd: repoRoot,
-      env: { ...(command.env ?? process.env), NO_COLOR: '1' },
+      env: { ...(command.env ?? benchEnv), NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     running.add(child);
@@ -436,7 +446,7 @@ async function setUp(work: string | undefined): Promise<Setup> {
     command: (source, target) => ({
       file: 'rsync',
       args: [...rsyncArgs, '-e', sshCommand.map(shellWord).join(' '), `${sshd.user}@127.0.0.1:${source}/`, `${target.plainDest}/`],
-      env: { ...process.env, RSYNC_COMPRESS_LIST: 'zstd none' },
+      env: { ...benchEnv, RSYNC_COMPRESS_LIST: 'zstd none' },
     }),
     outcome(result) {
       if (result.code !== 0) return { error: `rsync exited ${result.code ?? result.signal}: ${lastLine(result.stderr)}` };
@@ -613,6 +623,9 @@ async function breakdown(setup: Setup, tinySource: string, tinyTarget: Target, r
   const ssh = (remote: string): Command => ({ file: 'ssh', args: [...setup.sshd.sshArgs(setup.plainKey), remote] });
   const parts: [string, Command, number][] = [
     ['node -e 0 (bare node start-up)', { file: process.execPath, args: ['-e', '0'] }, 0],
+    ...(process.env.NODE_EXTRA_CA_CERTS === undefined
+      ? []
+      : [['node -e 0 with this machine\'s NODE_EXTRA_CA_CERTS', { file: process.execPath, args: ['-e', '0'], env: process.env }, 0] as [string, Command, number]]),
     ['ssh-r-sync --help (client start-up with its imports)', { file: process.execPath, args: [clientBin, '--help'] }, 0],
     ['ssh-r-sync-recv --help (receiver start-up with its imports)', { file: process.execPath, args: [recvBin, '--help'] }, 0],
     ['ssh login running `true` (kex, auth, login shell)', ssh('true'), 0],
@@ -697,6 +710,10 @@ async function main(): Promise<number> {
     return 0;
   }
   installSignalHandlers();
+  if (!options.keepNodeEnv) {
+    const { NODE_EXTRA_CA_CERTS: _dropped, ...rest } = process.env;
+    benchEnv = rest;
+  }
   const before = new Set(descendants(process.pid)); // e.g. tsx's esbuild service, which stays
 
   const stale = staleBuild();
@@ -725,6 +742,13 @@ async function main(): Promise<number> {
     const cpus = os.cpus();
     say('ssh-r-sync transport benchmark: ssh-r-sync against plain rsync over ssh, one sshd on 127.0.0.1');
     say(`  node ${process.version}; ${rsyncVersion}; ${sshVersion}`);
+    if (process.env.NODE_EXTRA_CA_CERTS !== undefined) {
+      say(
+        options.keepNodeEnv
+          ? '  NODE_EXTRA_CA_CERTS is set and kept (--keep-node-env): every node start-up of the client reads a CA bundle'
+          : '  NODE_EXTRA_CA_CERTS is set here and removed for the timed commands (see --keep-node-env)',
+      );
+    }
     say(`  ${cpus.length} CPUs (${cpus[0]?.model ?? '?'}), ${bytesText(os.totalmem())} RAM, ${os.type()} ${os.release()}; load average at start ${loadText()}`);
     say(
       `  tree: ${info.files} files, ${bytesText(info.bytes)} (${info.bytes} bytes), seed ${info.seed}, in ${info.dirs} dirs over ${info.levels} levels (${FILES_PER_DIR} files per leaf);` +
