@@ -118,7 +118,7 @@ function reap(needles: string[], groups: number[] = []): string[] {
     }
   }
   // Session dirs among the needles hold secrets: a killed process cannot remove its own.
-  for (const n of needles) if (/^\/tmp\/ssh-r-sync-(recv-)?[A-Za-z0-9]+$/.test(n)) rmSync(n, { recursive: true, force: true });
+  for (const n of needles) if (/^\/tmp\/ssh-r-sync-(recv-)?\d+-[A-Za-z0-9]{6}$/.test(n)) rmSync(n, { recursive: true, force: true });
   return victims.map((p) => `${p.pid}: ${p.cmdline.slice(0, 200)}`);
 }
 
@@ -577,8 +577,14 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
           assert.ok(!existsSync(client.dir), 'client session dir removed');
         }
         assert.deepEqual(await leftovers(clientSide, 5000), [], 'client side: no rsync --daemon, gate or ssh left');
-        // After SIGKILL nobody can remove the client's temp dir (SPEC asks only that no daemon outlives it).
-        rmSync(client.dir, { recursive: true, force: true });
+        if (signal === 'SIGKILL') {
+          // Nobody could remove the killed client's session dir (its rsync secret inside): the next
+          // client session does, even one that fails at once (here: nothing listens on the port).
+          // (A session of a test running alongside may have removed it already.)
+          const next = await runNode(clientBin, ['-n', 'host1', '-p', String(await closedPort()), '--no-ssh-opts', '-o', 'BatchMode=yes', 'root@127.0.0.1', small], { timeoutMs: 30_000 });
+          assert.equal(next.code, 1, next.stderr);
+          assert.ok(!existsSync(client.dir), "the next session removed the dead client's session dir");
+        }
         const left = await leftovers(serverSide, 8000, serverGroups);
         reap(serverSide, serverGroups);
         assert.deepEqual(left, [], "server side: no receiver, rsync or tunnel relay left (they would hold host1's lock forever)");
