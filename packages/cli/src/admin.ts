@@ -2,6 +2,7 @@
 // file (admin-status.ts, admin-prune.ts); this file only assembles them.
 import { Command } from 'commander';
 import { configureProgram, runMain } from './common.js';
+import { VERSION } from './version.js';
 import { ADMIN_PREFIX, type ExitCodeHolder } from './admin-shared.js';
 import { statusCommand } from './admin-status.js';
 import { pruneCommand } from './admin-prune.js';
@@ -22,7 +23,7 @@ export function adminProgram(result: ExitCodeHolder): Command {
           '\nExit codes: 0 fine, 1 something needs attention (a stale host, a failed delete), 2 usage error.',
       ),
     ADMIN_PREFIX,
-  );
+  ).version(VERSION, '-V, --version', 'print the version and exit');
   // Without a sub-command commander prints the help on stderr: a usage error (exit 2).
   program.addCommand(statusCommand(result));
   program.addCommand(pruneCommand(result));

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { applyNice, createLogger, parseNice, runClient, type ClientResult } from '@ssh-r-sync/core';
 import { collect, configureProgram, onSignals, port, positiveSeconds, runMain, seconds } from './common.js';
+import { VERSION } from './version.js';
 
 const PREFIX = 'ssh-r-sync';
 
@@ -64,7 +65,7 @@ export function clientProgram(): Command {
       '\nExit codes: 0 success, 1 backup failed, 2 usage or configuration error, 75 skipped (the server said "not now").\n' +
         'The server side is `ssh-r-sync-recv`, run as the forced command of this key.',
     );
-  return configureProgram(program, PREFIX);
+  return configureProgram(program, PREFIX).version(VERSION, '-V, --version', 'print the version and exit');
 }
 
 // Parses argv and runs the client; resolves to the exit code.

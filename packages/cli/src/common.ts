@@ -41,6 +41,7 @@ export function configureProgram(program: Command, prefix: string): Command {
 
 // Runs a program's main; maps thrown errors to one line on stderr and an exit code.
 export async function runMain(prefix: string, main: () => Promise<number>): Promise<never> {
+  guardStdout(prefix);
   let code: number;
   try {
     code = await main();
@@ -48,6 +49,18 @@ export async function runMain(prefix: string, main: () => Promise<number>): Prom
     code = reportError(prefix, error);
   }
   process.exit(code);
+}
+
+// `cmd --help | head` closes the pipe early: that is the reader's choice, not an error (no stack
+// trace). Any other write error on stdout (a full disk under --json > file) is one line and exit 1.
+// Listening does not take the error from others: the receiver's protocol channel on stdout still
+// sees it and ends the run its own way.
+function guardStdout(prefix: string): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') return;
+    process.stderr.write(`${prefix}: error: cannot write to standard output: ${oneLine(error)}\n`);
+    process.exitCode = 1;
+  });
 }
 
 // Prints an error as one line (plus its details, if any) and returns its exit code.

@@ -19,6 +19,7 @@ import {
   type Transport,
 } from '@ssh-r-sync/core';
 import { collect, configureProgram, onSignals, port, positiveSeconds, printOutcome, runMain, seconds } from './common.js';
+import { VERSION } from './version.js';
 
 const PREFIX = 'ssh-r-sync-recv';
 
@@ -88,7 +89,7 @@ export function recvProgram(): Command {
       '\nExit codes: 0 success, 1 backup failed, 2 usage or configuration error, 75 skipped ("not now").\n' +
         'Hook points: connect, handshake, rsync.pre, rsync, rsync.post, done; see --hook-list.',
     );
-  return configureProgram(program, PREFIX);
+  return configureProgram(program, PREFIX).version(VERSION, '-V, --version', 'print the version and exit');
 }
 
 // Parses argv and runs the receiver; resolves to the exit code.

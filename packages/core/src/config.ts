@@ -7,6 +7,7 @@ import { SshRSyncError, oneLine } from './errors.js';
 import type { Plugin } from './plugin.js';
 import { NAME_PATTERN } from './host-dir.js';
 import './protocol/zod-setup.js';
+import { importModule } from '@ssh-r-sync/core/dynamic-import';
 
 const pluginObject = z.custom<Plugin>(
   (value) => typeof value === 'object' && value !== null && typeof (value as Plugin).apply === 'function',
@@ -50,7 +51,7 @@ export interface LoadedConfig {
 // Imports a TypeScript file at run time (plain Node 20 cannot).
 export async function importTypeScript(path: string): Promise<unknown> {
   // Loaded on demand: most runs have no TypeScript to load, and every run pays for imports.
-  const { createJiti } = await import('jiti');
+  const { createJiti } = await importModule<typeof import('jiti')>('jiti');
   const jiti = createJiti(import.meta.url, { interopDefault: true, moduleCache: false });
   return jiti.import(path, { default: true });
 }
@@ -79,7 +80,7 @@ export async function loadConfig(options: { file?: string | undefined; cwd?: str
   const cwd = options.cwd ?? process.cwd();
   // Most receivers have no config file: then cosmiconfig (and its parsers) need not load at all.
   if (!options.file && !SEARCH_PLACES.some((place) => existsSync(join(cwd, place)))) return { config: {}, filepath: null, baseDir: cwd };
-  const { cosmiconfig } = await import('cosmiconfig');
+  const { cosmiconfig } = await importModule<typeof import('cosmiconfig')>('cosmiconfig');
   const explorer = cosmiconfig('ssh-r-sync', {
     loaders: { '.ts': tsLoader, '.mts': tsLoader, '.cts': tsLoader },
     searchPlaces: SEARCH_PLACES,

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import { SshRSyncError } from './errors.js';
 import type { Logger } from './logger.js';
 import { killGroup } from './process-group.js';
+import { importModule } from '@ssh-r-sync/core/dynamic-import';
 
 export interface ScriptRun {
   path: string;
@@ -25,7 +26,7 @@ export interface ScriptResult {
 
 // Runs a script to its end and returns its exit status and stdout; throws only when it cannot run.
 export async function runScript(run: ScriptRun): Promise<ScriptResult> {
-  const { execa } = await import('execa');
+  const { execa } = await importModule<typeof import('execa')>('execa');
   const subprocess = execa(run.path, run.args, {
     ...(run.input === undefined ? { stdin: 'ignore' as const } : { input: run.input }),
     stdout: 'pipe',

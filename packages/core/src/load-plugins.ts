@@ -7,6 +7,7 @@ import { importTypeScript, type PluginEntry } from './config.js';
 import { SshRSyncError, isSshRSyncError, oneLine } from './errors.js';
 import { resolveScriptPath } from './exec-plugin.js';
 import { assertPlugin, type Plugin } from './plugin.js';
+import { importModule } from '@ssh-r-sync/core/dynamic-import';
 
 // Loads one plugin entry, resolving names and paths from `baseDir`.
 export async function loadPlugin(entry: PluginEntry, baseDir: string): Promise<Plugin> {
@@ -38,7 +39,7 @@ function isPath(spec: string): boolean {
 async function importFile(file: string): Promise<unknown> {
   if (!existsSync(file)) throw new Error(`${file} does not exist`);
   if (/\.(c|m)?ts$/.test(file)) return importTypeScript(file);
-  return import(pathToFileURL(file).href);
+  return importModule(pathToFileURL(file).href);
 }
 
 // Finds an npm package's entry file from `baseDir` upwards, as Node's ESM resolver would.

@@ -2,6 +2,7 @@
 // child (rsync, ssh, hooks). The original only managed the idle class; all three work here.
 import { setPriority } from 'node:os';
 import { SshRSyncError, UsageError } from './errors.js';
+import { importModule } from '@ssh-r-sync/core/dynamic-import';
 
 const IO_CLASSES = { rt: 1, be: 2, idle: 3 } as const;
 
@@ -49,7 +50,7 @@ export async function applyNice(spec: NiceSpec): Promise<void> {
   }
   if (spec.ioClass !== null) {
     const args = ['-c', String(IO_CLASSES[spec.ioClass]), ...(spec.ioLevel === null ? [] : ['-n', String(spec.ioLevel)]), '-p', String(process.pid)];
-    const { execa } = await import('execa');
+    const { execa } = await importModule<typeof import('execa')>('execa');
     const result = await execa('ionice', args, { reject: false, stdin: 'ignore', timeout: 5000 });
     if (result.exitCode !== 0) {
       const why = result.failed && result.exitCode === undefined ? 'ionice not found (util-linux)' : String(result.stderr).trim();
