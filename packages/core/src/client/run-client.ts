@@ -59,7 +59,6 @@ export interface ClientResult {
 // the client's `done` scripts run last, whatever happened.
 export async function runClient(options: ClientOptions): Promise<ClientResult> {
   const started = performance.now();
-  void parentDeathPrefix(); // probes setpriv (~10 ms) while the checks below run; the listener awaits it
   const name = clientName(options);
   const destination = parseDestination(options.destination, options.port);
   const path = await realpath(options.path).catch(() => {
@@ -134,6 +133,9 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
       defaults: options.sshDefaults,
       logger: log,
     });
+    // The listener needs setpriv's answer before a connection's proof begins: probe it (a process,
+    // ~10 ms) now that ssh is on its way, not before.
+    void parentDeathPrefix();
     const channel = openChannel(ssh.stdout, ssh.stdin, { peer: 'receiver' });
     const exited = new Promise<number | null>((resolve) => ssh!.once('exit', (code) => resolve(code)));
     const wait = options.waitTimeoutMs;

@@ -58,10 +58,11 @@ function listen(server: Server): Promise<number> {
 export async function startTunnelListener(options: TunnelListenerOptions): Promise<TunnelListener> {
   const { maxPending, maxConcurrent } = validate(options);
   const key = Buffer.from(options.key);
-  // The daemon's argv waits for a setpriv probe (~10 ms): not before ssh can start, only before a
-  // connection's proof begins, which comes well before its daemon has to start (in one tick).
+  // The daemon's argv waits for a setpriv probe (a process, ~10 ms; cached): not before ssh can
+  // start (the client starts the probe right after ssh), only before a connection's proof begins,
+  // which comes well before its daemon has to start (in one tick).
   let argv: string[] | undefined;
-  const argvReady = parentDeathPrefix().then((prefix) => (argv = [...prefix, ...options.rsyncArgv]));
+  const argvReady = (): Promise<string[]> => parentDeathPrefix().then((prefix) => (argv = [...prefix, ...options.rsyncArgv]));
   const timeoutMs = options.handshakeTimeoutMs;
   const emit = (event: TunnelEvent): void => options.onEvent?.(event);
   const pending = new Map<Socket, (why: string) => void>();
@@ -109,7 +110,7 @@ export async function startTunnelListener(options: TunnelListenerOptions): Promi
     if (argv) prove();
     else {
       pending.set(socket, () => undefined); // counted, and destroyed by close(), while it waits
-      void argvReady.then(prove);
+      void argvReady().then(prove);
     }
   });
   server.on('error', (error) => emit({ type: 'log', connection: 0, line: `tunnel listener: ${oneLine(error)}` }));
