@@ -1,7 +1,7 @@
 // The README's first command: a complete backup through a private sshd on 127.0.0.1, from the
 // real client into the real receiver, then a second, incremental run. Usage:
 //   npm run demo [-- DIRECTORY]      (backs up a sample tree, or DIRECTORY)
-import { link, mkdir, mkdtemp, readFile, readdir, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startBackupServer } from '../test/helpers/backup-server.js';
@@ -12,7 +12,8 @@ const say = (text: string) => process.stdout.write(`\n\u001b[1m== ${text}\u001b[
 const hooks = join(repoRoot, 'hooks');
 const plugin = (name: string) => join(repoRoot, 'packages', `plugin-${name}`, 'dist', 'index.js');
 // The receiver's config: the three snapshot plugins, as an administrator would write it.
-const config = join(await mkdtemp(join(tmpdir(), 'ssh-r-sync-demo-')), 'ssh-r-sync.config.json');
+const configDir = await mkdtemp(join(tmpdir(), 'ssh-r-sync-demo-'));
+const config = join(configDir, 'ssh-r-sync.config.json');
 await writeFile(
   config,
   JSON.stringify({ plugins: [plugin('link-dest'), plugin('manifest'), [plugin('rotate'), { keep: '14d 4w 6m 2y', keepLast: 3 }]] }, null, 2),
@@ -67,4 +68,5 @@ try {
   process.exitCode = first.code || second.code || 0;
 } finally {
   await server.stop();
+  await rm(configDir, { recursive: true, force: true });
 }
