@@ -141,6 +141,19 @@ describe('the retention plan', () => {
     assert.deepEqual(deleted(p), daily('2026-11-15', '2026-11-19').map((s) => s.id));
   });
 
+  test('an incomplete snapshot older than the newest complete one goes even when both are dated ahead of the clock (quick runs step ids ahead)', () => {
+    const history: SnapshotState[] = [
+      { id: '2026-11-22T050000Z', date: at('2026-11-22T05:00:00Z'), complete: true },
+      { id: '2026-11-22T050001Z', date: at('2026-11-22T05:00:01Z'), complete: false },
+      { id: '2026-11-22T050002Z', date: at('2026-11-22T05:00:02Z'), complete: true },
+      { id: '2026-11-22T050003Z', date: at('2026-11-22T05:00:03Z'), complete: false },
+    ];
+    const p = plan(history, { keep: '1d', keepLast: 2 }, at('2026-11-22T05:00:00.500Z'));
+    assert.deepEqual(deleted(p), ['2026-11-22T050001Z']);
+    assert.deepEqual(reasonsOf(p, '2026-11-22T050001Z'), ['DELETE: incomplete, superseded by 2026-11-22T050002Z']);
+    assert.deepEqual(reasonsOf(p, '2026-11-22T050003Z'), ['incomplete, newer than the newest complete', 'dated in the future']);
+  });
+
   test("'*' keeps every period, hourly rules count hours; weeks are ISO weeks across new year", () => {
     const history = [...daily('2019-06-01', '2019-06-02'), ...daily('2026-11-20', '2026-11-22')];
     const p = plan(history, { keep: '*y', ...ALL }, at('2026-11-22T03:00:00Z'));

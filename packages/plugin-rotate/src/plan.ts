@@ -63,8 +63,12 @@ export function plan(snapshots: readonly SnapshotState[], policy: RetentionPolic
       else if (compare(s, newest) > 0) add(s.id, 'incomplete, newer than the newest complete');
     }
     const age = now.getTime() - s.date.getTime();
-    if (age < 0) add(s.id, 'dated in the future');
-    else if (age < p.minAgeMs) add(s.id, `younger than ${p.minAge} (min-age)`);
+    // An incomplete snapshot older than the newest complete one is superseded whatever the clock
+    // says: the ids of runs in quick succession step ahead of it (beginSnapshot), not the clock back.
+    const superseded = newest !== undefined && !s.complete && compare(s, newest) < 0;
+    if (age < 0) {
+      if (!superseded) add(s.id, 'dated in the future');
+    } else if (age < p.minAgeMs) add(s.id, `younger than ${p.minAge} (min-age)`);
   }
 
   // Everything without a reason to stay is deleted, oldest first, up to the cap.
