@@ -1,7 +1,7 @@
 // The client's destination and name handling: IPv6, port conflicts, names from files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientName, parseDestination } from '../src/index.js';
@@ -22,8 +22,9 @@ test('bad destinations are usage errors', () => {
   assert.throws(() => parseDestination('server:http'), /invalid port/);
 });
 
-test('names: -n is checked, --name-file is sanitized, --name-rpi reads the serial', () => {
+test('names: -n is checked, --name-file is sanitized, --name-rpi reads the serial', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'srs-names-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   assert.equal(clientName({ name: 'laptop-1.home' }), 'laptop-1.home');
   assert.throws(() => clientName({ name: '../etc' }), /invalid name "\.\.\/etc"/);
   writeFileSync(join(dir, 'serial'), '  ..Board/Serial: 12 34 \n');
