@@ -13,7 +13,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkTunnel, openTunnel, relayArgv, startTunnelListener, tunnelRsyncArgs, type TunnelEvent } from '../src/tunnel/index.js';
+import { checkTunnel, connectTunnel, openTunnel, relayArgv, startTunnelListener, tunnelRsyncArgs, type TunnelEvent } from '../src/tunnel/index.js';
 import { spawnRsync } from '../src/rsync.js';
 import { proveReceiver } from '../src/tunnel/client-proof.js';
 import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, receiverMac } from '../src/tunnel/proof.js';
@@ -101,13 +101,6 @@ async function startPull(fx: Fixture, port: number, key: Buffer, extra: string[]
   child.stderr.on('data', (d: Buffer) => (output += d));
   const result = once(child, 'close').then(([code]) => ({ code: code as number | null, output }));
   return { child, result };
-}
-
-// A client socket connected to 127.0.0.1:port.
-async function connectedSocket(port: number): Promise<Socket> {
-  const socket = connect(port, '127.0.0.1');
-  await once(socket, 'connect');
-  return socket;
 }
 
 // Live (non-zombie) processes whose command line contains text.
@@ -296,7 +289,7 @@ test("the relay holds rsync's bytes back until the daemon has spoken, then relay
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const accepted = once(server, 'connection') as Promise<[Socket]>;
-  const connection = await connectedSocket((server.address() as { port: number }).port);
+  const connection = await connectTunnel((server.address() as { port: number }).port, TIMEOUT_MS);
   const [daemonSide] = await accepted;
   daemonSide.on('error', () => undefined);
   (connection as unknown as { _handle: { setBlocking(on: boolean): number } })._handle.setBlocking(true);

@@ -87,7 +87,7 @@ export async function startTunnelListener(options: TunnelListenerOptions): Promi
       return emit({ type: 'rejected', connection, reason: refusal });
     }
     pending.delete(socket);
-    const daemon = startDaemon(socket, { connection, argv: argv ?? options.rsyncArgv, env: options.env, emit });
+    const daemon = startDaemon(socket, { connection, argv: argv!, env: options.env, emit }); // set before any proof began
     daemons.add(daemon);
     void daemon.done.then(() => daemons.delete(daemon));
     emit({ type: 'verified', connection, command: 'rsync' });
