@@ -399,7 +399,7 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
 
     test('hooks do not inherit the protocol channel: a hook that prints a forged result and reads stdin changes nothing (original weak spot 5)', LIMIT, async () => {
       const t = await server();
-      const forged = JSON.stringify({ v: 1, type: 'result', status: 'success', exitCode: 0, rsyncExitCode: 0, message: 'forged', files: 999, bytes: 999, durationMs: 1, snapshot: 'forged' });
+      const forged = JSON.stringify({ v: 1, type: 'result', status: 'success', committed: true, exitCode: 0, rsyncExitCode: 0, message: 'forged', files: 999, bytes: 999, durationMs: 1, snapshot: 'forged' });
       const hook = await writeScript(work, 'chatty-hook.sh', `echo '${forged}'\necho '{"v":1,"type":"start"}'\ncat >/dev/null\n`);
       await t.setRecvArgs(['--name', 'host1', '--handshake-timeout', '2', '--hook-timeout', '5', '-x', `connect:${hook}`, '-x', `handshake:${hook}`]);
       const r = await t.backup(small, ['-n', 'host1', '-t', '2', '--json'], { timeoutMs: 30_000 });

@@ -199,9 +199,9 @@ before(async () => ({ dir, cleanup } = await tempDir('srs-rotate-')));
 after(() => cleanup());
 
 // A stand-in for plugin-link-dest made of core's layout functions: each run writes a new
-// snapshot and completes it on success. Lets the rotate plugin be tested on its own.
+// snapshot (the core's commit point completes it on success). Lets the rotate plugin be tested on its own.
 const STAND_IN = `
-import { beginSnapshot, finishSnapshot, setCurrentSnapshot, type PipelineHooks } from '@ssh-r-sync/core';
+import { beginSnapshot, setCurrentSnapshot, type PipelineHooks } from '@ssh-r-sync/core';
 export default {
   name: 'stand-in-snapshots',
   apply(hooks: PipelineHooks) {
@@ -211,7 +211,6 @@ export default {
       command.destination = paths.tree + '/';
       return undefined;
     });
-    hooks.done.tapPromise('stand-in-snapshots', async (outcome, ctx) => { await finishSnapshot(ctx, outcome); });
   },
 };
 `;

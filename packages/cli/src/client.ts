@@ -76,10 +76,12 @@ export async function client(argv: string[]): Promise<number> {
   const [destination, path] = program.args as [string, string];
   const logger = createLogger({ prefix: PREFIX, debug: Boolean(options.debug) });
   if (options.nice) await applyNice(parseNice(options.nice));
+  // First signal: stop the session (done scripts still run); second: kill them too.
   const controller = new AbortController();
+  const killer = new AbortController();
   const stopSignals = onSignals(
     (signal) => controller.abort(new Error(`stopped by ${signal}`)),
-    () => {},
+    (signal) => killer.abort(new Error(`killed by ${signal}`)),
   );
   try {
     const result = await runClient({
@@ -105,6 +107,7 @@ export async function client(argv: string[]): Promise<number> {
       debug: Boolean(options.debug),
       logger,
       signal: controller.signal,
+      killSignal: killer.signal,
     });
     print(result, Boolean(options.json));
     return result.exitCode;

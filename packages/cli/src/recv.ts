@@ -44,6 +44,7 @@ interface RecvOptions {
   tunnelPort?: number;
   lockWait?: number;
   ioTimeout?: number;
+  maxRunTime?: number;
   oneFileSystem?: boolean;
   json?: boolean;
   debug?: boolean;
@@ -80,6 +81,7 @@ export function recvProgram(): Command {
     .option('--wait-timeout <SECONDS>', "how long the client's own pre-work may take before it says start; 0 = no limit (default 21600)", seconds)
     .option('--tunnel-port <PORT>', "the only port this key may forward (match its permitlisten); default: the client's, proven by the tunnel check", port)
     .option('--io-timeout <SECONDS>', 'end the pull when no data moves for this long (rsync --timeout); 0 = never (default 600)', seconds)
+    .option('--max-run-time <SECONDS>', 'stop a run (rsync, hooks) that takes longer than this in all; 0 = no limit (default 86400: a day)', seconds)
     .option('--lock-wait <SECONDS>', 'wait this long for another run of the same host to end; 0 = refuse at once (default)', seconds)
     .option('--one-file-system', 'with --local or --pull: do not cross filesystem boundaries (rsync -x)')
     .option('--json', 'print the result as one JSON object on stdout')
@@ -176,6 +178,7 @@ function common(options: RecvOptions) {
     plugins: options.plugin,
     mode: options.mode,
     hookTimeoutSeconds: options.hookTimeout,
+    maxRunTimeSeconds: options.maxRunTime,
     rsyncProgram: options.rsync,
   };
 }

@@ -8,6 +8,9 @@ import { loadPlugin } from './load-plugins.js';
 import type { Logger } from './logger.js';
 import { Pipeline } from './pipeline.js';
 
+/** A run that takes longer than a day is stuck, not slow (a first backup of a huge tree may need --max-run-time). */
+export const DEFAULT_MAX_RUN_TIME_SECONDS = 86400;
+
 export interface AssembleOptions {
   root: string;
   role?: 'receiver' | 'client';
@@ -21,6 +24,8 @@ export interface AssembleOptions {
   /** Command-line values win over the config's. */
   mode?: Mode | undefined;
   hookTimeoutSeconds?: number | undefined;
+  /** --max-run-time: the whole run's limit; default a day, 0 = none. */
+  maxRunTimeSeconds?: number | undefined;
   rsyncProgram?: string | undefined;
   logger: Logger;
   lock?: (ctx: RunContext) => Promise<() => Promise<void>>;
@@ -50,6 +55,7 @@ export async function assemblePipeline(options: AssembleOptions): Promise<Assemb
     mode,
     rsyncProgram: options.rsyncProgram ?? config.rsync ?? 'rsync',
     hookTimeoutMs: Math.round(hookTimeoutSeconds * 1000),
+    maxRunTimeMs: Math.round((options.maxRunTimeSeconds ?? DEFAULT_MAX_RUN_TIME_SECONDS) * 1000),
     logger: options.logger,
     ...(options.lock ? { lock: options.lock } : {}),
   });

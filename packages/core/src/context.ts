@@ -97,4 +97,8 @@ export interface Outcome {
   durationMs: number;
   /** The snapshot a plugin made in this run, if any. */
   snapshot?: string | null;
+  /** The backup passed the commit point: it is complete on disk. Only a committed run is a success. */
+  committed?: boolean;
+  /** Every `done` tap that failed (all of them ran), each named. */
+  doneErrors?: Error[];
 }

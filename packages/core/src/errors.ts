@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'ENAME' // a host name is refused
   | 'ESPAWN' // a program could not be started
   | 'EPEER' // the peer reported a failure
+  | 'ESTORAGE' // BACKUP_ROOT could not be written or flushed (disk full, I/O error)
   | 'EINTERNAL';
 
 const marker = Symbol.for('ssh-r-sync.error');

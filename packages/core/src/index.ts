@@ -30,3 +30,7 @@ export * from './tunnel/index.js';
 export * from './snapshots.js';
 export { deleteTree, defaultJobs, type DeleteOptions } from './delete-tree.js';
 export { pullTransport, pullSshArgv, pullSource, PULL_SSH_OPTIONS, type PullTransportOptions } from './pull/pull-transport.js';
+export { commitRun, committedMark } from './commit.js';
+export { scheduleAfterSession, type AfterSessionTask } from './after-session.js';
+export { readHostRecord, hostKind, claimHostKind, hostRecordPath, type HostRecord, type HostKind, type AfterSessionRecord } from './host-record.js';
+export { writeFully, fsyncDir, flushFilesystem } from './durable.js';

@@ -6,8 +6,12 @@ import { createHooks, type PipelineHooks } from './hooks.js';
 import { hostDirectory } from './host-dir.js';
 import { silentLogger, type Logger } from './logger.js';
 import { assertPlugin, type Plugin } from './plugin.js';
+import { runAfterSession } from './after-session.js';
+import { commitRun } from './commit.js';
+import { claimHostKind } from './host-record.js';
 import { defaultRsyncArgs, runRsync } from './rsync.js';
-import { guardHooks, type TapRecord } from './tap-guard.js';
+import { beginMirror, currentSnapshot } from './snapshots.js';
+import { guardHooks, type HookError, type TapRecord } from './tap-guard.js';
 import type { Transport } from './transport.js';
 
 export interface PipelineOptions {
@@ -22,6 +26,8 @@ export interface PipelineOptions {
   logger?: Logger;
   /** Called once the host is known; returns a release function. Refuses or waits for a busy host. */
   lock?: (ctx: RunContext) => Promise<() => Promise<void>>;
+  /** The whole run's limit in milliseconds (a run that never ends is stopped); 0 = none. */
+  maxRunTimeMs?: number;
 }
 
 export class Pipeline {
@@ -30,12 +36,15 @@ export class Pipeline {
   private readonly stopController = new AbortController();
   private readonly killController = new AbortController();
   private readonly tapRecords: TapRecord[] = [];
+  private readonly doneErrors: HookError[] = [];
 
   constructor(private readonly options: PipelineOptions) {
     guardHooks(this.hooks, {
       timeoutMs: options.hookTimeoutMs ?? 0,
       signalFor: (point) => (point === 'done' ? this.killController.signal : this.stopController.signal),
       record: (entry) => this.tapRecords.push(entry),
+      // Every done tap runs: one that fails (a notification) must not skip the next (a lock release).
+      collect: { done: (error) => this.doneErrors.push(error) },
     });
   }
 
@@ -80,6 +89,9 @@ export class Pipeline {
       taps: this.tapRecords,
     };
     const elapsed = () => Math.round(performance.now() - started);
+    const maxRunTimeMs = this.options.maxRunTimeMs ?? 0;
+    const limit = maxRunTimeMs > 0 ? setTimeout(() => this.stop(`the run took longer than its limit of ${maxRunTimeMs / 1000} s (--max-run-time)`), maxRunTimeMs) : undefined;
+    limit?.unref();
     let release: (() => Promise<void>) | undefined;
     let outcome: Outcome;
     try {
@@ -87,21 +99,40 @@ export class Pipeline {
     } catch (error) {
       outcome = failure(error, null, elapsed());
     }
+    // The commit point: complete only from here on, and only then is the peer told "success".
+    if (outcome.status === 'success') {
+      try {
+        ctx.signal.throwIfAborted();
+        await commitRun(ctx, outcome);
+        outcome.committed = true;
+      } catch (error) {
+        outcome = failure(ctx.signal.aborted ? ctx.signal.reason : error, outcome.rsync, elapsed());
+      }
+    }
     outcome.snapshot = ctx.snapshot;
     try {
       await transport.report(outcome, ctx);
     } catch (error) {
       ctx.logger.warn(`could not report the outcome: ${oneLine(error)}`);
-      if (outcome.status === 'success') outcome = failure(error, outcome.rsync, elapsed());
+      if (outcome.status === 'success') outcome = { ...failure(error, outcome.rsync, elapsed()), snapshot: outcome.snapshot, committed: true };
+    }
+    await this.hooks.done.promise(outcome, ctx);
+    if (this.doneErrors.length > 0) {
+      const errors = [...this.doneErrors];
+      const message = errors.length === 1 ? errors[0]!.message : `${errors.length} done hooks failed: ${errors.map((error) => error.message).join('; ')}`;
+      const error = errors.length === 1 ? errors[0]! : new SshRSyncError('EHOOK', message, { cause: errors[0] });
+      outcome = { ...failure(error, outcome.rsync, elapsed()), snapshot: outcome.snapshot, committed: outcome.committed === true, doneErrors: errors };
     }
     try {
-      await this.hooks.done.promise(outcome, ctx);
+      await transport.finish(outcome, ctx);
     } catch (error) {
-      outcome = { ...failure(error, outcome.rsync, elapsed()), snapshot: outcome.snapshot };
+      ctx.logger.warn(oneLine(error));
     }
+    clearTimeout(limit);
+    // After the session: the client has its answer; pruning and the like cannot delay or fail it.
+    if (outcome.committed) await runAfterSession(ctx, ctx.logger, this.stopController.signal);
     try {
       await release?.();
-      await transport.finish(outcome, ctx);
     } catch (error) {
       ctx.logger.warn(oneLine(error));
     }
@@ -141,6 +172,12 @@ export class Pipeline {
     if (skip) return skipped(skip);
 
     ctx.signal.throwIfAborted();
+    // What the receiver writes into ROOT/NAME must match what it wrote there before: snapshots
+    // never become a mirror (rsync --delete would wipe them) and a mirror's files are never
+    // taken for snapshots. A mirror's old done mark stops being true before rsync rewrites it.
+    const current = currentSnapshot(ctx);
+    await claimHostKind(ctx.root, ctx.name, ctx.dir, current.id ? 'snapshots' : 'mirror');
+    if (!current.id) await beginMirror(current);
     const ran = (await this.hooks.rsync.promise(command, ctx)) ?? (await runRsync(command, ctx));
     const result = await this.hooks.rsyncPost.promise(ran, ctx);
     if (result.exitCode === 0) return { ...empty(elapsed()), status: 'success', exitCode: 0, rsync: result };

@@ -84,11 +84,11 @@ export const POINTS: readonly PointContract[] = [
   },
   {
     name: 'done',
-    when: 'always last, after the outcome is known and reported: success, failure or skipped',
+    when: 'always last, after the outcome is known, committed (on success) and reported: success, failure or skipped',
     argv: ['ROOT', 'DIR', 'NAME', 'STATUS'],
     stdin: '/dev/null',
     stdout: 'logged',
-    exit: '0 is fine; anything else turns the run into a failure',
+    exit: '0 is fine; anything else turns the run into a failure (the backup stays committed); every done tap runs, whatever the others did',
     canSkip: false,
   },
 ];

@@ -3,6 +3,7 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import type { Mode, RsyncCommand, RsyncResult, RunContext } from './context.js';
 import { killGroup } from './process-group.js';
+import { parentDeathPrefix } from './tunnel/daemon.js';
 import { currentTap } from './tap-guard.js';
 
 const MAX_OUTPUT_BYTES = 8 * 1024 * 1024;
@@ -39,7 +40,9 @@ export async function runRsync(command: RsyncCommand, ctx: RunContext): Promise<
   const started = performance.now();
   const argv = [...command.args, ...command.transportArgs, command.source, command.destination];
   ctx.logger.debug(`running ${command.program} ${argv.map((arg) => JSON.stringify(arg)).join(' ')}`);
-  const child = spawnRsync(command, argv);
+  // rsync dies with the receiver, even a SIGKILLed one: two rsyncs never write one snapshot.
+  const prefix = await parentDeathPrefix();
+  const child = spawnRsync(command, argv, prefix);
   const signal = currentTap()?.signal ?? ctx.signal;
   const stop = () => killGroup(child.pid, 'SIGTERM');
   if (signal.aborted) stop();
@@ -57,16 +60,21 @@ export async function runRsync(command: RsyncCommand, ctx: RunContext): Promise<
     return finished(127, null, message, started);
   }
   const text = output.text();
+  if (prefix.length > 0 && ended.code === 127 && /^setpriv: failed to execute/m.test(text)) {
+    return finished(127, null, `cannot run ${command.program}: not found (is rsync installed?)`, started);
+  }
   return { ...finished(ended.code ?? 128, ended.signal, text, started), ...parseStats(text) };
 }
 
 // rsync in a process group of its own, with the transport's connection (if any) as its fd 3.
-export function spawnRsync(command: RsyncCommand, argv: string[]): ChildProcessByStdio<null, Readable, Readable> {
+// `prefix` (setpriv --pdeathsig …) makes it die with us.
+export function spawnRsync(command: RsyncCommand, argv: string[], prefix: readonly string[] = []): ChildProcessByStdio<null, Readable, Readable> {
   const connection = command.connection?.claim();
+  const [file, ...args] = [...prefix, command.program, ...argv] as [string, ...string[]];
   try {
     const options = { env: { ...process.env, RSYNC_COMPRESS_LIST: 'zstd none', ...command.env }, detached: true };
-    if (!connection) return spawn(command.program, argv, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-    return spawn(command.program, argv, { ...options, stdio: ['ignore', 'pipe', 'pipe', connection] }) as ChildProcessByStdio<null, Readable, Readable>;
+    if (!connection) return spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe', connection] }) as ChildProcessByStdio<null, Readable, Readable>;
   } finally {
     connection?.destroy(); // rsync holds its own copy
   }

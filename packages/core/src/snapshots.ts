@@ -11,10 +11,14 @@
 //
 // Without snapshots (a plain mirror in ROOT/NAME) the metadata lives in ROOT/.ssh-r-sync/mirror/NAME/.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, symlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Outcome, RunContext } from './context.js';
+import type { RunContext } from './context.js';
 import { deleteTree, type DeleteOptions } from './delete-tree.js';
+import { fsyncDir } from './durable.js';
+
+export { writeAtomic } from './durable.js';
 
 /** Sortable UTC time, no colons: 2026-11-22T024512Z. */
 export const SNAPSHOT_ID = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
@@ -116,27 +120,24 @@ export async function listSnapshots(hostDir: string): Promise<SnapshotInfo[]> {
   return infos;
 }
 
-// The done mark if it is there and readable; a torn or foreign file counts as absent.
+/** A done mark is a few KiB; anything much larger is not one of ours. */
+const MAX_DONE_MARK_BYTES = 1024 * 1024;
+
+// The done mark if it is there and readable; a torn or foreign file counts as absent. Never
+// follows a symlink and reads a bounded amount: a planted file is data, not metadata.
 export async function readDoneMark(paths: SnapshotPaths): Promise<DoneMark | null> {
+  let handle: FileHandle | undefined;
   try {
-    const mark = JSON.parse(await readFile(paths.doneMark, 'utf8')) as DoneMark;
-    return mark && mark.version === 1 ? mark : null;
+    handle = await open(paths.doneMark, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const stats = await handle.stat();
+    if (!stats.isFile() || stats.size > MAX_DONE_MARK_BYTES) return null;
+    const mark = JSON.parse(await handle.readFile('utf8')) as DoneMark;
+    return mark && typeof mark === 'object' && mark.version === 1 ? mark : null;
   } catch {
     return null;
-  }
-}
-
-// Writes `content` to `path` atomically: a temporary file, fsync, rename.
-export async function writeAtomic(path: string, content: string): Promise<void> {
-  const temporary = `${path}.${randomBytes(6).toString('hex')}.part`;
-  const handle = await open(temporary, 'wx', 0o600);
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
   } finally {
-    await handle.close();
+    await handle?.close().catch(() => {});
   }
-  await rename(temporary, path);
 }
 
 // Creates a new snapshot's tree and metadata folders, marked in progress.
@@ -153,11 +154,21 @@ export async function beginSnapshot(hostDir: string, now: Date): Promise<Snapsho
   return paths;
 }
 
+// Marks a mirror as being rewritten: its old done mark and manifest stop being true now.
+export async function beginMirror(paths: SnapshotPaths): Promise<void> {
+  await mkdir(paths.meta, { recursive: true, mode: 0o700 });
+  await rm(paths.doneMark, { force: true });
+  await rm(paths.manifest, { force: true });
+  await writeFile(paths.inProgress, `${JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() })}\n`, { mode: 0o600 });
+  await fsyncDir(paths.meta);
+}
+
 // Points ROOT/NAME/latest at a snapshot, replacing the link atomically.
 export async function pointLatest(hostDir: string, id: string): Promise<void> {
   const temporary = join(hostDir, `.${LATEST_LINK}.${randomBytes(6).toString('hex')}`);
   await symlink(id, temporary);
   await rename(temporary, join(hostDir, LATEST_LINK));
+  await fsyncDir(hostDir);
 }
 
 // Removes a snapshot: the done mark first, so a half-deleted snapshot never looks complete
@@ -173,7 +184,6 @@ export async function removeSnapshot(paths: SnapshotPaths, options: DeleteOption
 
 const CURRENT = 'ssh-r-sync:snapshot';
 const EXTRA = 'ssh-r-sync:done-mark-extra';
-const WRITTEN = 'ssh-r-sync:done-mark-written';
 
 // Records which snapshot this run writes (plugin-link-dest calls it at rsync.pre).
 export function setCurrentSnapshot(ctx: RunContext, paths: SnapshotPaths): void {
@@ -186,36 +196,14 @@ export function currentSnapshot(ctx: RunContext): SnapshotPaths {
   return (ctx.data.get(CURRENT) as SnapshotPaths | undefined) ?? mirrorPaths(ctx.root, ctx.name, ctx.dir);
 }
 
-// Adds a field to the done mark this run will write (e.g. the manifest's summary).
+// Adds a field to the done mark this run will write at its commit (e.g. the manifest's summary).
 export function contributeToDoneMark(ctx: RunContext, key: string, value: unknown): void {
-  const extra = (ctx.data.get(EXTRA) as Record<string, unknown> | undefined) ?? {};
+  const extra = doneMarkExtra(ctx);
   extra[key] = value;
   ctx.data.set(EXTRA, extra);
 }
 
-// Writes the done mark once per successful run (any snapshot plugin may call it at `done`),
-// then clears the in-progress marker. Returns the mark, or null when the run did not succeed.
-export async function finishSnapshot(ctx: RunContext, outcome: Outcome): Promise<DoneMark | null> {
-  if (outcome.status !== 'success') return null;
-  if (ctx.data.get(WRITTEN)) return ctx.data.get(WRITTEN) as DoneMark;
-  const paths = currentSnapshot(ctx);
-  await mkdir(paths.meta, { recursive: true, mode: 0o700 });
-  const mark: DoneMark = {
-    version: 1,
-    host: ctx.name,
-    snapshot: paths.id || null,
-    completedAt: new Date().toISOString(),
-    startedAt: ctx.startedAt.toISOString(),
-    rsyncExitCode: outcome.rsync?.exitCode ?? null,
-    originalExitCode: outcome.rsync?.originalExitCode ?? null,
-    files: outcome.rsync?.files ?? null,
-    bytes: outcome.rsync?.bytes ?? null,
-    durationMs: outcome.durationMs,
-    hooks: ctx.taps.map((tap) => ({ ...tap })),
-    extra: (ctx.data.get(EXTRA) as Record<string, unknown> | undefined) ?? {},
-  };
-  await writeAtomic(paths.doneMark, `${JSON.stringify(mark, null, 2)}\n`);
-  await rm(paths.inProgress, { force: true });
-  ctx.data.set(WRITTEN, mark);
-  return mark;
+// What plugins contributed to this run's done mark so far.
+export function doneMarkExtra(ctx: RunContext): Record<string, unknown> {
+  return (ctx.data.get(EXTRA) as Record<string, unknown> | undefined) ?? {};
 }

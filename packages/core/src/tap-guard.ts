@@ -41,6 +41,11 @@ export interface GuardOptions {
   signalFor(point: PointName): AbortSignal;
   /** Called once per finished tap, for the run's record of hook outcomes. */
   record?: (entry: TapRecord) => void;
+  /**
+   * Points whose taps must all run: a failing tap's error goes here and the next tap still runs
+   * (`done`: a failed notification must not skip the release of a snapshot lock).
+   */
+  collect?: Partial<Record<PointName, (error: HookError) => void>>;
 }
 
 /** How one tap ended: kept for the done mark and for debugging. */
@@ -61,7 +66,10 @@ export function guardHooks(hooks: PipelineHooks, options: GuardOptions): void {
       name: 'ssh-r-sync-guard',
       register: (tap) => {
         const call = asPromise(tap.type, tap.fn as AnyFn);
-        return { ...tap, type: 'promise', fn: (...args: unknown[]) => runGuarded(point, tap.name, options, () => call(...args)) };
+        const collect = options.collect?.[point];
+        const guarded = (...args: unknown[]) => runGuarded(point, tap.name, options, () => call(...args));
+        const fn = collect ? (...args: unknown[]) => guarded(...args).catch((error: HookError) => collect(error)) : guarded;
+        return { ...tap, type: 'promise', fn };
       },
     });
   }

@@ -19,6 +19,7 @@ const result = {
   v: 1,
   type: 'result',
   status: 'success',
+  committed: true,
   exitCode: 0,
   rsyncExitCode: 0,
   message: null,

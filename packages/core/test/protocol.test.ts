@@ -53,7 +53,7 @@ test('a full conversation between two channels', async () => {
     await receiver.send({ type: 'ready', name: session.name, mode: 'fake-super' });
     const go = await receiver.receive(['start', 'skip'], T);
     await receiver.send({
-      type: 'result', status: 'success', exitCode: 0, rsyncExitCode: 0, message: null,
+      type: 'result', status: 'success', committed: true, exitCode: 0, rsyncExitCode: 0, message: null,
       files: 3, bytes: 4096, durationMs: 12, snapshot: '2024-01-01T00:00:00Z',
     });
     await receiver.send({ type: 'bye', status: 'success', message: null });

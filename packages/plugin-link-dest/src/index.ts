@@ -5,10 +5,10 @@
 import { readdir } from 'node:fs/promises';
 import {
   beginSnapshot,
-  finishSnapshot,
+  claimHostKind,
   listSnapshots,
-  pointLatest,
   removeSnapshot,
+  scheduleAfterSession,
   setCurrentSnapshot,
   type PipelineHooks,
   type Plugin,
@@ -29,7 +29,10 @@ export interface LinkDestOptions {
 /** Runs after every other rsync.pre tap: nothing is created for a run that a tap skips, and a
  *  tap that replaces rsync's options (a leading \0) cannot drop the --link-dest options. */
 const AFTER_OTHER_TAPS = 100;
-/** Runs before other done taps: done scripts and plugin-rotate see the snapshot complete and `latest` on it. */
+/** Removing superseded interrupted snapshots may take long on big trees: after the session, bounded. */
+const CLEANUP_TIMEOUT_MS = 60 * 60 * 1000;
+/** Before other done taps, so that its cleanup is queued before plugin-rotate's pruning plans
+ *  the host (rotate then sees the superseded snapshots gone, not as its own to delete). */
 const FIRST_AT_DONE = -100;
 
 interface RunState {
@@ -47,6 +50,8 @@ export default function linkDest(options: LinkDestOptions = {}): Plugin {
     apply(hooks: PipelineHooks) {
       hooks.rsyncPre.tapPromise({ name: PLUGIN_NAME, stage: AFTER_OTHER_TAPS }, async (command, ctx) => {
         const hostDir = ctx.dir;
+        // Before anything in ROOT/NAME is read as a snapshot: a mirror's files are the client's.
+        await claimHostKind(ctx.root, ctx.name, hostDir, 'snapshots');
         const basis = chooseBasis(await listSnapshots(hostDir), maxResume);
         const paths = await beginSnapshot(hostDir, new Date());
         const room = Math.max(0, MAX_BASIS_DIRS - countBasisDirs(command.args));
@@ -70,15 +75,24 @@ export default function linkDest(options: LinkDestOptions = {}): Plugin {
           else logger.debug(`snapshot ${state.paths.id} stays incomplete; the next run resumes from it`);
           return;
         }
-        await finishSnapshot(ctx, outcome);
-        await pointLatest(state.hostDir, state.paths.id);
-        for (const old of state.superseded) {
-          // The backup is complete whatever happens here: a leftover is retried on the next run.
-          await removeSnapshot(old.paths).then(
-            () => logger.debug(`removed interrupted snapshot ${old.id}`),
-            (error: Error) => logger.warn(`could not remove interrupted snapshot ${old.id}: ${error.message}`),
-          );
-        }
+        // The core committed the snapshot (done mark, latest) before the client heard of it. The
+        // interrupted runs it supersedes go after the session: a leftover is retried next run.
+        if (state.superseded.length === 0) return;
+        scheduleAfterSession(ctx, {
+          name: PLUGIN_NAME,
+          timeoutMs: CLEANUP_TIMEOUT_MS,
+          async run(signal) {
+            const failed: string[] = [];
+            for (const old of state.superseded) {
+              signal.throwIfAborted();
+              await removeSnapshot(old.paths, { signal }).then(
+                () => logger.debug(`removed interrupted snapshot ${old.id}`),
+                (error: Error) => failed.push(`${old.id} (${error.message})`),
+              );
+            }
+            if (failed.length) throw new Error(`could not remove interrupted snapshot(s) ${failed.join('; ')}; the next run retries`);
+          },
+        });
       });
     },
   };

@@ -2,7 +2,7 @@
 // retention policy no longer keeps ('14d 4w 6m 2y', a keep-last floor, a cap per run), and
 // logs every deletion with its reason. See README.md.
 import { dirname } from 'node:path';
-import { SshRSyncError, currentSnapshot, currentTap, oneLine, type PipelineHooks, type Plugin } from '@ssh-r-sync/core';
+import { SshRSyncError, currentSnapshot, oneLine, scheduleAfterSession, type Logger, type PipelineHooks, type Plugin } from '@ssh-r-sync/core';
 import { parsePolicy, type ParsedPolicy, type RetentionPolicy } from './policy.js';
 import { pruneHost } from './prune.js';
 
@@ -15,32 +15,38 @@ export { pruneHost, type PruneOptions, type PruneResult } from './prune.js';
 
 export const PLUGIN_NAME = 'rotate';
 
+
 /** The plugin's options: the policy, plus how it deletes. */
 export interface RotateOptions extends RetentionPolicy {
   /** Parallel `rm` processes per delete (default: the CPU count, at most 4). */
   jobs?: number;
   /** Log what would be deleted, delete nothing. */
   dryRun?: boolean;
+  /** Seconds the pruning after a backup may take before it is stopped (default 3600; 0 = no limit). */
+  timeout?: number;
 }
 
 // Creates the plugin; an unreadable policy throws here, when the config is loaded, not after a backup.
 export default function rotate(options: RotateOptions = {} as RotateOptions): Plugin {
-  const { jobs, dryRun, ...policy } = options;
+  const { jobs, dryRun, timeout = 3600, ...policy } = options;
   let parsed: ParsedPolicy;
   try {
     parsed = parsePolicy(policy);
     if (jobs !== undefined && (!Number.isSafeInteger(jobs) || jobs < 1)) throw new SshRSyncError('ECONFIG', `jobs must be a whole number >= 1, got ${JSON.stringify(jobs)}`);
+    if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0) throw new SshRSyncError('ECONFIG', `timeout must be a number of seconds >= 0, got ${JSON.stringify(timeout)}`);
   } catch (error) {
     throw new SshRSyncError('ECONFIG', `@ssh-r-sync/plugin-rotate: ${oneLine(error)}`, { cause: error });
   }
   return {
     name: PLUGIN_NAME,
     apply(hooks: PipelineHooks) {
-      // A late stage: the snapshot plugins write this run's done mark first, so the new
-      // snapshot already counts as the newest complete one.
-      hooks.done.tapPromise({ name: PLUGIN_NAME, stage: 100 }, async (outcome, ctx) => {
+      // The run's snapshot is committed before done taps run, so it counts as the newest
+      // complete one. Pruning itself waits until after the session: it never delays the client's
+      // answer nor turns a committed backup into a failure; its errors go to the log and the
+      // host's record.
+      hooks.done.tapPromise(PLUGIN_NAME, async (outcome, ctx) => {
         const logger = ctx.logger.scope(PLUGIN_NAME);
-        if (outcome.status !== 'success') {
+        if (!outcome.committed) {
           logger.debug(`run ended as ${outcome.status}: nothing rotated`);
           return;
         }
@@ -49,18 +55,22 @@ export default function rotate(options: RotateOptions = {} as RotateOptions): Pl
           logger.warn(`${ctx.name} is kept as a mirror, not as snapshots (load @ssh-r-sync/plugin-link-dest): nothing to rotate`);
           return;
         }
-        const result = await pruneHost(dirname(current.tree), {
+        scheduleAfterSession(ctx, { name: PLUGIN_NAME, timeoutMs: timeout * 1000, run: (signal) => prune(dirname(current.tree), ctx.name, signal, logger) });
+      });
+
+      async function prune(hostDir: string, name: string, signal: AbortSignal, logger: Logger): Promise<void> {
+        const result = await pruneHost(hostDir, {
           policy,
           dryRun,
           jobs,
-          signal: currentTap()?.signal ?? ctx.signal,
+          signal,
           logger,
         });
         for (const keep of result.plan.keep) logger.debug(`keeping ${keep.id}: ${keep.reasons.join('; ')}`);
         if (dryRun) for (const d of result.plan.delete) logger.info(`would delete ${d.id}: ${d.reason}`);
         const capped = result.plan.keep.filter((k) => k.reasons.some((r) => r.startsWith('deletion cap reached'))).length;
         logger.info(
-          `${ctx.name}: ${result.plan.keep.length} snapshots kept, ${dryRun ? `${result.plan.delete.length} would be deleted` : `${result.deleted.length} deleted`}` +
+          `${name}: ${result.plan.keep.length} snapshots kept, ${dryRun ? `${result.plan.delete.length} would be deleted` : `${result.deleted.length} deleted`}` +
             `${capped ? `, ${capped} more expired (deletion cap)` : ''} (${parsed.summary})`,
         );
         if (result.failed.length) {
@@ -69,7 +79,7 @@ export default function rotate(options: RotateOptions = {} as RotateOptions): Pl
               result.failed.map((f) => `${f.id} (${f.error})`).join('; '),
           );
         }
-      });
+      }
     },
   };
 }

@@ -2,6 +2,7 @@
 // dump a database before its data is served: connect (before ssh), handshake (the receiver
 // accepted us), rsync.pre (before the daemon serves), rsync.post (the result arrived), done.
 import type { Mode, Outcome, RsyncResult, RunContext, Skip } from '../context.js';
+import { SshRSyncError } from '../errors.js';
 import { parseHookSpec, scriptsPlugin } from '../exec-plugin.js';
 import { createHooks } from '../hooks.js';
 import type { Logger } from '../logger.js';
@@ -14,7 +15,10 @@ export interface ClientStagesOptions {
   path: string;
   mode: Mode;
   logger: Logger;
+  /** Stops the stages; `done` scripts still run. */
   signal: AbortSignal;
+  /** Kills `done` scripts too (the second signal). */
+  killSignal?: AbortSignal | undefined;
 }
 
 export interface ClientStages {
@@ -31,7 +35,15 @@ export interface ClientStages {
 export function clientStages(options: ClientStagesOptions): ClientStages {
   const specs = options.hooks.map((spec) => parseHookSpec(spec));
   const hooks = createHooks();
-  guardHooks(hooks, { timeoutMs: options.timeoutMs, signalFor: () => options.signal });
+  const doneErrors: Error[] = [];
+  const never = new AbortController().signal;
+  guardHooks(hooks, {
+    timeoutMs: options.timeoutMs,
+    // The first signal stops the stages, but done scripts still run (bounded by --hook-timeout),
+    // so a snapshot or database lock taken in connect is released; a second signal kills them.
+    signalFor: (point) => (point === 'done' ? (options.killSignal ?? never) : options.signal),
+    collect: { done: (error) => doneErrors.push(error) },
+  });
   scriptsPlugin(specs).apply(hooks);
   const ctx: RunContext = {
     role: 'client',
@@ -53,10 +65,19 @@ export function clientStages(options: ClientStagesOptions): ClientStages {
     connect: () => hooks.connect.promise(ctx),
     async beforeServing(name) {
       ctx.name = name;
-      const skipped = await hooks.handshake.promise(ctx);
-      if (skipped) return skipped;
-      // Options a client-side rsync.pre prints have no rsync to go to: the daemon's options are fixed.
-      return hooks.rsyncPre.promise({ program: 'rsync', args: [], source: options.path, destination: '', transportArgs: [], env: {} }, ctx);
+      const refused = await hooks.handshake.promise(ctx);
+      if (refused) return refused;
+      const command = { program: 'rsync', args: [] as string[], source: options.path, destination: '', transportArgs: [], env: {} };
+      const skipped = await hooks.rsyncPre.promise(command, ctx);
+      // Options a client-side rsync.pre prints have no rsync to go to: refused, never dropped.
+      if (!skipped && command.args.length > 0) {
+        throw new SshRSyncError(
+          'EHOOK',
+          `a client rsync.pre hook printed rsync options (${command.args.slice(0, 5).join(' ').slice(0, 200)}), but the client's daemon options are fixed: ` +
+            'give rsync options to the server (a receiver rsync.pre hook) and filters with -f/--filter-file',
+        );
+      }
+      return skipped;
     },
     async afterResult(result) {
       const rsync: RsyncResult = {
@@ -68,8 +89,19 @@ export function clientStages(options: ClientStagesOptions): ClientStages {
         bytes: result.bytes,
         durationMs: result.durationMs,
       };
-      await hooks.rsyncPost.promise(rsync, ctx);
+      const mapped = await hooks.rsyncPost.promise(rsync, ctx);
+      // The receiver decided the result (and committed, or not): a client cannot change it.
+      if (mapped.exitCode !== rsync.exitCode) {
+        throw new SshRSyncError(
+          'EHOOK',
+          `a client rsync.post hook changed rsync's exit code from ${rsync.exitCode} to ${mapped.exitCode}, but the receiver decides the result: map exit codes with a receiver rsync.post hook`,
+        );
+      }
     },
-    done: (outcome) => hooks.done.promise(outcome, ctx),
+    async done(outcome) {
+      await hooks.done.promise(outcome, ctx);
+      if (doneErrors.length === 1) throw doneErrors[0];
+      if (doneErrors.length > 1) throw new SshRSyncError('EHOOK', `${doneErrors.length} done hooks failed: ${doneErrors.map((error) => error.message).join('; ')}`);
+    },
   };
 }

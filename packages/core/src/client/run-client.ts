@@ -40,7 +40,10 @@ export interface ClientOptions extends NameOptions {
   hookTimeoutMs?: number;
   debug: boolean;
   logger: Logger;
+  /** The first SIGINT/SIGTERM: stops the session; `done` scripts still run (a lock taken in connect is released). */
   signal: AbortSignal;
+  /** The second signal: kills `done` scripts too. */
+  killSignal?: AbortSignal;
 }
 
 export interface ClientResult {
@@ -53,6 +56,8 @@ export interface ClientResult {
   bytes: number | null;
   durationMs: number;
   snapshot: string | null;
+  /** The receiver committed the backup (complete on disk), even if the run failed afterwards. */
+  committed: boolean;
 }
 
 // Runs one backup session and returns what the receiver reported (or why there is nothing);
@@ -72,6 +77,7 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
     mode: process.getuid?.() === 0 ? 'privileged' : 'plain',
     logger: options.logger,
     signal: options.signal,
+    killSignal: options.killSignal,
   });
   stages.ctx.name = name;
   let result = await session(options, stages, { started, name, path, destination });
@@ -100,7 +106,8 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
   let ssh: SshProcess | undefined;
   const onAbort = () => killGroup(ssh?.pid, 'SIGTERM');
   options.signal.addEventListener('abort', onAbort, { once: true });
-  const base = { name, rsyncExitCode: null, files: null, bytes: null, snapshot: null };
+  const base = { name, rsyncExitCode: null, files: null, bytes: null, snapshot: null, committed: false };
+  let sessionOver = false;
   try {
     const skipped = await stages.connect();
     if (skipped) return { ...base, status: 'skipped', exitCode: 75, message: skipped.reason, durationMs: Math.round(performance.now() - started) };
@@ -187,22 +194,14 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
       } else {
         result = ready;
       }
+      let byeError = '';
       const bye = await channel.receive('bye', { timeoutMs: wait, waitingFor: "the receiver's goodbye" }).catch((error: unknown) => {
-        log.warn(`no goodbye from the receiver: ${oneLine(error)}`);
+        byeError = oneLine(error);
+        log.warn(`no goodbye from the receiver: ${byeError}`);
         return null;
       });
-      const doneFailed = bye?.status === 'failure' && result.status !== 'failure';
-      return {
-        ...base,
-        status: doneFailed ? 'failure' : result.status,
-        exitCode: doneFailed ? 1 : result.exitCode,
-        message: doneFailed ? bye!.message : result.message,
-        rsyncExitCode: result.rsyncExitCode,
-        files: result.files,
-        bytes: result.bytes,
-        durationMs: Math.round(performance.now() - started),
-        snapshot: result.snapshot,
-      };
+      sessionOver = bye !== null;
+      return { ...base, ...judge(result, bye, byeError), durationMs: Math.round(performance.now() - started) };
     } catch (error) {
       return await explain(error);
     } finally {
@@ -214,19 +213,36 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
     return { ...base, status: 'failure', exitCode: 1, message, durationMs: Math.round(performance.now() - started) };
   } finally {
     options.signal.removeEventListener('abort', onAbort);
-    await stopSsh(ssh);
+    await stopSsh(ssh, sessionOver);
     await listener?.close();
     dir.remove();
   }
 }
 
-// Lets ssh end by itself once its stdin is closed; then TERM, then KILL.
-async function stopSsh(ssh: SshProcess | undefined): Promise<void> {
+// What the client reports: success only for a committed backup whose receiver said goodbye.
+function judge(result: Message<'result'>, bye: Message<'bye'> | null, byeError: string): Omit<ClientResult, 'name' | 'durationMs'> {
+  const facts = { rsyncExitCode: result.rsyncExitCode, files: result.files, bytes: result.bytes, snapshot: result.snapshot, committed: result.committed };
+  const failed = (message: string) => ({ ...facts, status: 'failure' as const, exitCode: 1, message });
+  if (result.status === 'success' && !result.committed) return failed('the receiver reported success without committing the backup: treat it as failed');
+  const what = result.snapshot ? `snapshot ${result.snapshot}` : 'the backup';
+  if (result.committed && bye === null) {
+    return failed(`${what} is committed on the server, but the receiver ended before its goodbye (${byeError}): its done hooks may not have run`);
+  }
+  if (bye?.status === 'failure' && result.status !== 'failure') {
+    return failed(result.committed ? `${what} is committed, but after it: ${bye.message ?? 'a done hook failed'}` : (bye.message ?? 'a done hook failed'));
+  }
+  return { ...facts, status: result.status, exitCode: result.exitCode, message: result.message };
+}
+
+// Lets ssh end by itself once its stdin is closed; then TERM, then KILL. After the receiver's
+// goodbye there is nothing left to hear: ssh gets a moment, not seconds (the receiver may go on
+// pruning after the session, which must not keep the client waiting).
+async function stopSsh(ssh: SshProcess | undefined, sessionOver: boolean): Promise<void> {
   if (!ssh || ssh.exitCode !== null || ssh.signalCode !== null) return;
   const gone = new Promise<void>((resolve) => ssh.once('exit', () => resolve()));
   const after = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
   ssh.stdin.end();
-  if (await Promise.race([gone.then(() => true), after(2000).then(() => false)])) return;
+  if (await Promise.race([gone.then(() => true), after(sessionOver ? 300 : 2000).then(() => false)])) return;
   killGroup(ssh.pid, 'SIGTERM');
   if (await Promise.race([gone.then(() => true), after(1000).then(() => false)])) return;
   killGroup(ssh.pid, 'SIGKILL');

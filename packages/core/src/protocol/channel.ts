@@ -13,6 +13,9 @@ export interface ChannelOptions {
   peer: string;
   // Bound on one incoming or outgoing line, newline excluded.
   maxMessageBytes?: number;
+  // Called once if the peer's end closes (or breaks) while nobody waits for a message: a peer that
+  // vanishes during a long hook is noticed at once, not at the next receive.
+  onIdleEnd?: (error: SshRSyncError) => void;
 }
 
 export interface ReceiveOptions {
@@ -37,6 +40,7 @@ export class MessageChannel {
   private writeError: Error | undefined;
   private closed = false;
   private receiving = false;
+  private readonly onIdleEnd: ((error: SshRSyncError) => void) | undefined;
 
   constructor(
     private readonly input: Readable,
@@ -50,6 +54,16 @@ export class MessageChannel {
     this.reader = new LineReader(input, max, options.peer);
     // Kept after close(): a late EPIPE must not become an unhandled 'error' event.
     output.on('error', (error) => (this.writeError ??= error));
+    this.onIdleEnd = options.onIdleEnd;
+    this.watchWhileIdle();
+  }
+
+  private watchWhileIdle(): void {
+    const onEnd = this.onIdleEnd;
+    if (onEnd === undefined || this.closed || this.broken !== undefined) return;
+    this.reader.watchWhileIdle((error) => {
+      if (!this.closed) onEnd(error);
+    });
   }
 
   // Bytes read from the peer but not yet returned by receive().
@@ -97,6 +111,7 @@ export class MessageChannel {
       throw this.broken;
     } finally {
       this.receiving = false;
+      this.watchWhileIdle();
     }
   }
 

@@ -1,6 +1,6 @@
-// Splits a byte stream into bounded lines. It reads only while someone waits for a line: the
-// input is paused between waits, so what is read ahead is at most the rest of the chunk that
-// completed a line, and a line over the limit fails as soon as the buffer passes the limit,
+// Splits a byte stream into bounded lines. It reads while someone waits for a line, or, if asked
+// (watchWhileIdle), between waits to notice the peer's end, keeping at most a few lines: so what
+// is read ahead is bounded, and a line over the limit fails as soon as the buffer passes the limit,
 // without waiting for "\n" (so at most limit + one chunk is ever held).
 // After a failure (EOF, oversize, stream error, timeout) it stops reading for good.
 import type { Readable } from 'node:stream';
@@ -11,6 +11,8 @@ import { formatDuration } from './text.js';
 const MAX_TIMER_MS = 2 ** 31 - 1;
 // Collapse many tiny chunks (one byte each, say) into one buffer now and then.
 const MAX_PENDING_CHUNKS = 1024;
+// Complete messages kept while nobody waits (the peer spoke out of turn); more break the reader.
+const MAX_UNREAD_LINES = 4;
 
 interface Waiter {
   what: string;
@@ -25,6 +27,7 @@ export class LineReader {
   private pendingBytes = 0;
   private failure: SshRSyncError | undefined;
   private waiter: Waiter | undefined;
+  private idleWatch: { onEnd: (error: SshRSyncError) => void } | undefined;
 
   constructor(
     private readonly input: Readable,
@@ -42,6 +45,7 @@ export class LineReader {
 
   // Resolves with the next line (no newline); `what` names it in EOF and timeout errors.
   next(what: string, timeoutMs: number): Promise<Buffer> {
+    this.stopIdleWatch();
     const line = this.lines.shift();
     if (line !== undefined) return Promise.resolve(line);
     if (this.waiter !== undefined) {
@@ -58,6 +62,48 @@ export class LineReader {
       this.input.on('close', this.onEnd);
       this.input.resume();
     });
+  }
+
+  // Between waits, keeps reading so that the peer's end is noticed at once (a hook may run for
+  // hours before the next wait); what arrives meanwhile is kept for the next wait, bounded to a
+  // few lines. `onEnd` is called once, with the failure, if the stream ends or breaks while idle.
+  watchWhileIdle(onEnd: (error: SshRSyncError) => void): void {
+    if (this.failure !== undefined) return onEnd(this.failure);
+    if (this.waiter !== undefined || this.idleWatch !== undefined) return;
+    this.idleWatch = { onEnd };
+    this.input.on('data', this.onIdleData);
+    this.input.on('end', this.onIdleEnd);
+    this.input.on('close', this.onIdleEnd);
+    this.input.resume();
+  }
+
+  private readonly onIdleData = (chunk: Buffer | string): void => {
+    const watch = this.idleWatch;
+    this.append(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    if (this.lines.length > MAX_UNREAD_LINES) this.fail(new SshRSyncError('EPROTOCOL', `${this.peer} sent ${this.lines.length} messages out of turn`));
+    if (this.failure !== undefined) this.endIdleWatch(watch);
+  };
+
+  // The end is not recorded as the failure here: the next wait names what it waited for.
+  private readonly onIdleEnd = (): void => {
+    const watch = this.idleWatch;
+    this.stopIdleWatch();
+    const how = this.pendingBytes > 0 ? `left a truncated message (${this.pendingBytes} bytes without end of line)` : 'closed the connection';
+    watch?.onEnd(this.failure ?? new SshRSyncError('EPROTOCOL', `${this.peer} ${how}`));
+  };
+
+  private endIdleWatch(watch: { onEnd: (error: SshRSyncError) => void } | undefined): void {
+    this.stopIdleWatch();
+    if (watch && this.failure !== undefined) watch.onEnd(this.failure);
+  }
+
+  private stopIdleWatch(): void {
+    if (this.idleWatch === undefined) return;
+    this.idleWatch = undefined;
+    this.input.off('data', this.onIdleData);
+    this.input.off('end', this.onIdleEnd);
+    this.input.off('close', this.onIdleEnd);
+    this.input.pause();
   }
 
   // Stops reading for good; a pending wait is rejected with the first failure.
@@ -142,6 +188,7 @@ export class LineReader {
   }
 
   private unlisten(): void {
+    this.stopIdleWatch();
     this.input.off('data', this.onData);
     this.input.off('end', this.onEnd);
     this.input.off('close', this.onEnd);

@@ -45,8 +45,11 @@ export const messageSchemas = {
   // either direction: "not now".
   skip: message('skip', { reason: text(1024) }),
   // receiver → client: the outcome of the pull and the exit code the client should use.
+  // committed: the backup passed the commit point (flushed, done mark written, latest moved)
+  // before this message was sent; status "success" is only ever sent with committed true.
   result: message('result', {
     status,
+    committed: z.boolean(),
     exitCode: z.literal([0, 1, 75]),
     rsyncExitCode: z.nullable(z.int().check(z.gte(0), z.lte(255))),
     message: z.nullable(text(4096)),

@@ -36,25 +36,19 @@ export interface ReceiverTransportOptions extends NameSources {
 
 // A transport that serves one client session on the given streams.
 export function receiverTransport(options: ReceiverTransportOptions): Transport & { readonly channel: MessageChannel } {
-  const channel = openChannel(options.input, options.output, { peer: 'client' });
+  let finishing = false;
+  // Between our reads the client has nothing to say: its end closing means it is gone, at any
+  // stage (a connect or handshake hook may run for hours): the run stops and the lock is freed.
+  const channel = openChannel(options.input, options.output, {
+    peer: 'client',
+    onIdleEnd: (error) => {
+      if (!finishing) options.onPeerGone?.(`the client went away during the run: ${oneLine(error)}`);
+    },
+  });
   const timeoutMs = options.handshakeTimeoutMs;
   let key: Buffer | undefined;
   let tunnel: TunnelConnection | undefined;
   let dir: SessionDir | undefined;
-  let finishing = false;
-
-  // After start the client has nothing more to say: EOF or an error message means it is gone.
-  const watchPeer = () => {
-    channel
-      .receive(['skip', 'start'], { timeoutMs: 0, waitingFor: 'the end of the run' })
-      .then(
-        () => 'the client spoke out of turn',
-        (error: unknown) => oneLine(error),
-      )
-      .then((why) => {
-        if (!finishing) options.onPeerGone?.(`the client went away during the run: ${why}`);
-      });
-  };
 
   return {
     kind: 'reverse',
@@ -82,7 +76,6 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
       await channel.send({ v: PROTOCOL_VERSION, type: 'ready', name: ctx.name, mode: ctx.mode }, { timeoutMs });
       const answer = await channel.receive(['start', 'skip'], { timeoutMs: options.startTimeoutMs, waitingFor: 'start' });
       if (answer.type === 'skip') return skip(`the client said not now: ${answer.reason}`);
-      watchPeer();
       return undefined;
     },
     async endpoint(): Promise<Endpoint> {
@@ -113,6 +106,7 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
           v: PROTOCOL_VERSION,
           type: 'result',
           status: outcome.status,
+          committed: outcome.committed === true,
           exitCode: outcome.exitCode === 2 ? 1 : outcome.exitCode,
           rsyncExitCode: outcome.rsync ? Math.min(255, Math.max(0, outcome.rsync.exitCode)) : null,
           message: outcome.message?.slice(0, 4096) ?? null,

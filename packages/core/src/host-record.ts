@@ -1,0 +1,95 @@
+// The receiver's own record of each host, kept outside the host's directory (which holds the
+// client's data and so may hold anything): ROOT/.ssh-r-sync/hosts/NAME.json. It says which kind
+// of directory the receiver made there — a mirror or snapshots — so that nothing ever takes a
+// mirrored client file for a snapshot, and a run with the other kind's settings is refused
+// before it mixes the two (a mirror run over snapshots would delete them all).
+import { constants, existsSync } from 'node:fs';
+import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SshRSyncError } from './errors.js';
+import { writeAtomic } from './durable.js';
+
+export type HostKind = 'mirror' | 'snapshots';
+
+export interface AfterSessionRecord {
+  at: string;
+  /** Each task that ran after the session (e.g. rotation), with how it ended. */
+  tasks: { name: string; outcome: 'ok' | 'failed' | 'timed out'; error: string | null; durationMs: number }[];
+}
+
+export interface HostRecord {
+  version: 1;
+  kind: HostKind;
+  /** When the receiver first wrote this host's directory as this kind. */
+  since: string;
+  /** The last run's work after its session (pruning), if any. */
+  afterSession?: AfterSessionRecord;
+}
+
+const MAX_RECORD_BYTES = 256 * 1024;
+
+export function hostRecordPath(root: string, name: string): string {
+  return join(root, '.ssh-r-sync', 'hosts', `${name}.json`);
+}
+
+// The host's record; null when there is none (or it is not one of ours).
+export async function readHostRecord(root: string, name: string): Promise<HostRecord | null> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(hostRecordPath(root, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const stats = await handle.stat();
+    if (!stats.isFile() || stats.size > MAX_RECORD_BYTES) return null;
+    const record = JSON.parse(await handle.readFile('utf8')) as HostRecord;
+    return record?.version === 1 && (record.kind === 'mirror' || record.kind === 'snapshots') ? record : null;
+  } catch {
+    return null;
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}
+
+// Writes the host's record atomically and durably.
+export async function writeHostRecord(root: string, name: string, record: HostRecord): Promise<void> {
+  await mkdir(join(root, '.ssh-r-sync', 'hosts'), { recursive: true, mode: 0o700 });
+  await writeAtomic(hostRecordPath(root, name), `${JSON.stringify(record, null, 2)}\n`);
+}
+
+// The kind of a host directory: the record's word; without one (made by an older version),
+// inferred from our own metadata only: the mirror's metadata dir, or snapshot metadata dirs.
+// A non-empty directory with neither is a mirror (the receiver's behaviour without plugins).
+export async function hostKind(root: string, name: string, hostDir: string): Promise<HostKind | 'new'> {
+  const record = await readHostRecord(root, name);
+  if (record) return record.kind;
+  if (existsSync(join(root, '.ssh-r-sync', 'mirror', name))) return 'mirror';
+  const entries = await readdir(hostDir).catch(() => [] as string[]);
+  if (entries.length === 0) return 'new';
+  if (entries.some((entry) => entry.endsWith('.meta'))) return 'snapshots';
+  return 'mirror';
+}
+
+// Refuses a run of one kind into a host directory of the other kind, saying what to do;
+// records the kind of a new host.
+export async function claimHostKind(root: string, name: string, hostDir: string, kind: HostKind): Promise<void> {
+  const found = await hostKind(root, name, hostDir);
+  if (found === kind) {
+    if (!(await readHostRecord(root, name))) await writeHostRecord(root, name, { version: 1, kind, since: new Date().toISOString() });
+    return;
+  }
+  if (found === 'new') {
+    await writeHostRecord(root, name, { version: 1, kind, since: new Date().toISOString() });
+    return;
+  }
+  const moved = `${hostDir}.${found}`;
+  if (found === 'mirror') {
+    throw new SshRSyncError(
+      'ECONFIG',
+      `${hostDir} holds a mirror of ${name} (made without snapshot plugins); its files would be mixed with snapshots: ` +
+        `move it aside (mv ${hostDir} ${moved}) or remove it before the first snapshot run`,
+    );
+  }
+  throw new SshRSyncError(
+    'ECONFIG',
+    `${hostDir} holds snapshots of ${name}, but this run has no snapshot plugin and would overwrite them with a mirror: ` +
+      `load @ssh-r-sync/plugin-link-dest as before, or move the snapshots aside (mv ${hostDir} ${moved})`,
+  );
+}
