@@ -27,7 +27,7 @@ export function currentTap(): TapScope | undefined {
 export class HookError extends SshRSyncError {
   readonly point: PointName;
   readonly tap: string;
-  constructor(code: 'EHOOK' | 'ETIMEOUT', point: PointName, tap: string, message: string, cause?: unknown) {
+  constructor(code: 'EHOOK' | 'ETIMEOUT' | 'ECONFIG', point: PointName, tap: string, message: string, cause?: unknown) {
     super(code, message, { cause });
     this.point = point;
     this.tap = tap;
@@ -119,7 +119,8 @@ async function runGuarded(point: PointName, tap: string, options: GuardOptions, 
 function attribute(point: PointName, tap: string, error: unknown): HookError {
   const earlier = error as Partial<HookError>;
   if (isSshRSyncError(error) && earlier.point === point && earlier.tap === tap) return error as HookError;
-  const code = isSshRSyncError(error) && error.code === 'ETIMEOUT' ? 'ETIMEOUT' : 'EHOOK';
+  // A tap that finds the configuration wrong (ECONFIG) makes the run a configuration error (exit 2).
+  const code = isSshRSyncError(error) && (error.code === 'ETIMEOUT' || error.code === 'ECONFIG') ? error.code : 'EHOOK';
   return new HookError(code, point, tap, `${point} hook "${tap}" failed: ${oneLine(error)}`, error);
 }
 

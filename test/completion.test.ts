@@ -1,0 +1,157 @@
+// What happens around the commit point (issue 8, items 2 and 5): every done tap runs, pruning
+// never delays or fails a committed backup, and the receiver never mixes a mirror with snapshots.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { listSnapshots } from '@ssh-r-sync/core';
+import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
+import { processesMatching, recvBin, repoRoot, runRecv, tempDir, writeScript, type RunResult } from './helpers/cli.js';
+
+const LINK_DEST = join(repoRoot, 'packages/plugin-link-dest/dist/index.js');
+const MANIFEST = join(repoRoot, 'packages/plugin-manifest/dist/index.js');
+const ROTATE = join(repoRoot, 'packages/plugin-rotate/dist/index.js');
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let cases = 0;
+before(async () => {
+  tmp = await tempDir('srs-completion-');
+});
+after(() => tmp?.cleanup());
+
+// A fresh source and backup root.
+async function fixture() {
+  cases += 1;
+  const base = join(tmp.dir, `c${cases}`);
+  const src = join(base, 'src');
+  const root = join(base, 'root');
+  await mkdir(join(src, 'sub'), { recursive: true });
+  await mkdir(root);
+  await writeFile(join(src, 'a.txt'), 'alpha\n');
+  await writeFile(join(src, 'sub', 'b.txt'), 'beta\n');
+  return { base, src, root, host: join(root, 'h') };
+}
+
+function recv(f: { src: string; root: string; base: string }, extra: string[]): Promise<RunResult> {
+  return runRecv(['--local', f.src, '--name', 'h', ...extra, f.root], { cwd: f.base });
+}
+
+function hostRecord(root: string, name = 'h'): { kind: string; afterSession?: { tasks: { name: string; outcome: string; error: string | null }[] } } {
+  return JSON.parse(readFileSync(join(root, '.ssh-r-sync', 'hosts', `${name}.json`), 'utf8'));
+}
+
+describe('every done tap runs', () => {
+  test('two failing done scripts do not skip the third; both failures are named; the snapshot stays committed', async () => {
+    const f = await fixture();
+    const first = await writeScript(f.base, 'first.sh', 'exit 3');
+    const second = await writeScript(f.base, 'second.sh', 'exit 4');
+    const third = await writeScript(f.base, 'third.sh', `echo "$4" > ${join(f.base, 'third-ran')}`);
+    const run = await recv(f, ['--plugin', LINK_DEST, '-x', `done:${first}`, '-x', `done:${second}`, '-x', `done:${third}`]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /error: 2 done hooks failed: done hook ".*first\.sh" failed: exited with code 3; done hook ".*second\.sh" failed: exited with code 4/);
+    assert.equal(await readFile(join(f.base, 'third-ran'), 'utf8'), 'success\n', 'the third done script ran, and saw the run as a success');
+    const snapshots = await listSnapshots(f.host);
+    assert.deepEqual(snapshots.map((s) => s.complete), [true], 'the backup itself is complete');
+  });
+});
+
+describe('pruning after the session', () => {
+  test('rotation that fails to delete never fails a committed backup; the error is logged and in the host record', async (t) => {
+    const f = await fixture();
+    const config = join(f.base, 'ssh-r-sync.config.json');
+    await writeFile(config, JSON.stringify({ plugins: [LINK_DEST, [ROTATE, { keep: '1d', keepLast: 1 }]] }));
+    assert.equal((await recv(f, ['--config', config])).code, 0);
+    const [first] = (await listSnapshots(f.host)).map((s) => s.id);
+    // An immutable file: rm cannot delete the expired snapshot.
+    const stuck = join(f.host, first!, 'a.txt');
+    if (spawnSync('chattr', ['+i', stuck]).status !== 0) return t.skip('chattr +i is not supported on this filesystem');
+    t.after(() => spawnSync('chattr', ['-i', stuck]));
+    const run = await recv(f, ['--config', config]);
+    assert.equal(run.code, 0, `the backup is complete, so the run succeeds:\n${run.stderr}`);
+    assert.match(run.stderr, /after the backup, rotate failed: .*could not be deleted.* \(the backup itself is complete\)/);
+    const snapshots = await listSnapshots(f.host);
+    assert.equal(snapshots.at(-1)!.complete, true);
+    const task = hostRecord(f.root).afterSession!.tasks.find((x) => x.name === 'rotate')!;
+    assert.equal(task.outcome, 'failed');
+    assert.match(task.error!, new RegExp(first!));
+  });
+});
+
+describe('after-session work through sshd', { concurrency: 1 }, () => {
+  let server: BackupServer;
+  let src: string;
+  before(async () => {
+    src = join(tmp.dir, 'sshd-src');
+    await mkdir(src);
+    await writeFile(join(src, 'a.txt'), 'alpha\n');
+    server = await startBackupServer({ recvArgs: ['--name', 'slow-prune'] });
+  });
+  after(() => server?.stop());
+
+  test('the client does not wait for it; the host stays locked until it ends; its failure is recorded', async () => {
+    const go = join(tmp.dir, 'go');
+    const plugin = join(tmp.dir, 'slow-after.mjs');
+    // Written against core's public API by path: the plugin schedules work that waits for the test.
+    await writeFile(
+      plugin,
+      `import { scheduleAfterSession } from ${JSON.stringify(join(repoRoot, 'packages/core/dist/index.js'))};
+      import { existsSync } from 'node:fs';
+      export default { name: 'slow-after', apply(hooks) {
+        hooks.done.tapPromise('slow-after', async (outcome, ctx) => {
+          scheduleAfterSession(ctx, { name: 'slow-after', timeoutMs: 0, async run(signal) {
+            while (!existsSync(${JSON.stringify(go)})) { signal.throwIfAborted(); await new Promise((r) => setTimeout(r, 50)); }
+            throw new Error('planted failure after the session');
+          } });
+        });
+      } };\n`,
+    );
+    await server.setRecvArgs(['--name', 'slow-prune', '--plugin', LINK_DEST, '--plugin', plugin]);
+    const run = await server.backup(src, ['-n', 'slow-prune'], { timeoutMs: 60_000 });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /backup of slow-prune done/);
+    const receiver = () => processesMatching(recvBin).then((lines) => lines.filter((line) => line.includes('--name slow-prune ')));
+    assert.equal((await receiver()).length, 1, 'the receiver is still at its after-session work');
+    const second = await server.backup(src, ['-n', 'slow-prune'], { timeoutMs: 60_000 });
+    assert.equal(second.code, 1, 'the host is still locked');
+    assert.match(second.stderr, /another backup of slow-prune is running/);
+    await writeFile(go, '');
+    const deadline = Date.now() + 30_000;
+    while ((await receiver()).length > 0) {
+      assert.ok(Date.now() < deadline, 'the receiver did not end after its work');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const task = hostRecord(server.root, 'slow-prune').afterSession!.tasks[0]!;
+    assert.deepEqual([task.name, task.outcome, task.error], ['slow-after', 'failed', 'planted failure after the session']);
+    assert.equal((await server.backup(src, ['-n', 'slow-prune'], { timeoutMs: 60_000 })).code, 0, 'and the next backup runs');
+  });
+});
+
+describe('a host directory is a mirror or snapshots, never both', () => {
+  test('turning snapshot plugins on for a mirror host is refused, saying what to do; the mirror is untouched', async () => {
+    const f = await fixture();
+    // The client's own files include a directory that looks like a snapshot with a done mark.
+    await mkdir(join(f.src, '2026-01-01T000000Z.meta'), { recursive: true });
+    await mkdir(join(f.src, '2026-01-01T000000Z'));
+    await writeFile(join(f.src, '2026-01-01T000000Z.meta', 'done.json'), JSON.stringify({ version: 1, host: 'h', snapshot: '2026-01-01T000000Z' }));
+    assert.equal((await recv(f, [])).code, 0, 'a mirror run');
+    assert.equal(hostRecord(f.root).kind, 'mirror');
+    const before = readdirSync(f.host).sort();
+    const run = await recv(f, ['--plugin', LINK_DEST, '--plugin', MANIFEST]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /holds a mirror of h .*: move it aside \(mv .*\/h .*\/h\.mirror\) or remove it/);
+    assert.deepEqual(readdirSync(f.host).sort(), before, 'nothing was added to or removed from the mirror');
+    assert.ok(!existsSync(join(f.host, 'latest')));
+  });
+
+  test('a run without snapshot plugins on a snapshot host is refused before rsync could delete the snapshots', async () => {
+    const f = await fixture();
+    assert.equal((await recv(f, ['--plugin', LINK_DEST])).code, 0);
+    const snapshots = readdirSync(f.host).sort();
+    const run = await recv(f, []);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /holds snapshots of h, but this run has no snapshot plugin .*: load @ssh-r-sync\/plugin-link-dest as before/);
+    assert.deepEqual(readdirSync(f.host).sort(), snapshots, 'every snapshot is still there');
+  });
+});
