@@ -97,7 +97,7 @@ export class Pipeline {
     try {
       outcome = await this.stages(ctx, transport, (fn) => (release = fn), elapsed);
     } catch (error) {
-      outcome = failure(error, null, elapsed());
+      outcome = failure(ctx.signal.aborted ? stopped(ctx.signal.reason, error) : error, null, elapsed());
     }
     // The commit point: complete only from here on, and only then is the peer told "success".
     if (outcome.status === 'success') {
@@ -181,7 +181,7 @@ export class Pipeline {
     const ran = (await this.hooks.rsync.promise(command, ctx)) ?? (await runRsync(command, ctx));
     const result = await this.hooks.rsyncPost.promise(ran, ctx);
     if (result.exitCode === 0) return { ...empty(elapsed()), status: 'success', exitCode: 0, rsync: result };
-    return failure(rsyncFailed(result), result, elapsed());
+    return failure(ctx.signal.aborted ? stopped(ctx.signal.reason, rsyncFailed(result)) : rsyncFailed(result), result, elapsed());
   }
 }
 
@@ -194,6 +194,14 @@ function failure(error: unknown, rsync: RsyncResult | null, durationMs: number):
   const wrapped = isSshRSyncError(error) ? error : new SshRSyncError('EINTERNAL', oneLine(error), { cause: error });
   const exitCode = wrapped.code === 'EUSAGE' || wrapped.code === 'ECONFIG' ? 2 : 1;
   return { status: 'failure', exitCode, message: wrapped.message, error: wrapped, rsync, durationMs };
+}
+
+// A run stopped from outside (a signal, a vanished peer, --max-run-time) fails for that reason,
+// not for what the stop did to the step that was running (a hook "killed by SIGKILL").
+function stopped(reason: unknown, error: unknown): SshRSyncError {
+  const why = oneLine(reason);
+  const what = oneLine(error);
+  return new SshRSyncError(isSshRSyncError(reason) ? reason.code : 'EINTERNAL', what === why ? why : `${why}; ${what}`, { cause: error });
 }
 
 function rsyncFailed(result: RsyncResult): SshRSyncError {
