@@ -145,6 +145,20 @@ describe('a client that disappears ends the receiver, at any stage', { concurren
     });
   }
 
+  test('a SIGKILLed receiver takes its hook processes with it, children of the script included', async () => {
+    const started = join(tmp.dir, 'orphan.started');
+    const hook = await writeScript(tmp.dir, 'orphan-hook.sh', `touch ${started}\nsleep 307\necho unreachable\n`);
+    await server.setRecvArgs(['--name', 'host1', '-x', `handshake:${hook}`]);
+    const client = startClient([]);
+    await appears(started, "the receiver's handshake hook");
+    const receiver = (await processesMatching('--name host1 ')).find((line) => line.includes('ssh-r-sync-recv'))!;
+    process.kill(Number(receiver.split(':')[0]), 'SIGKILL');
+    const run = await client.exited;
+    assert.equal(run.code, 1, run.stderr);
+    await gone(hook, 'the hook script');
+    await gone('sleep 307', "the hook script's child");
+  });
+
   test('--max-run-time stops a run that never ends, and says so', async () => {
     const hook = await endlessHook('recv-endless');
     await server.setRecvArgs(['--name', 'host1', '--max-run-time', '2', '-x', `rsync.pre:${hook.path}`]);

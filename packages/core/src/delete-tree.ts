@@ -9,7 +9,7 @@ import { chmod, lstat, opendir, readdir, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { SshRSyncError } from './errors.js';
-import { killGroup } from './process-group.js';
+import { dieWithUs, killGroup } from './process-group.js';
 
 export interface DeleteOptions {
   /** Parallel `rm` processes (default: the CPU count, at most 4). */
@@ -107,6 +107,8 @@ function removeAll(paths: string[], signal?: AbortSignal): Promise<string | null
     });
     const abort = () => killGroup(child.pid, 'SIGKILL');
     signal?.addEventListener('abort', abort, { once: true });
+    const forget = dieWithUs(child.pid);
+    child.once('exit', forget);
     let failedToStart = false;
     child.on('error', (error: NodeJS.ErrnoException) => {
       failedToStart = true;

@@ -3,7 +3,7 @@
 import { createInterface } from 'node:readline';
 import { SshRSyncError } from './errors.js';
 import type { Logger } from './logger.js';
-import { killGroup } from './process-group.js';
+import { dieWithUs, killGroup } from './process-group.js';
 import { importModule } from '@ssh-r-sync/core/dynamic-import';
 
 export interface ScriptRun {
@@ -41,6 +41,7 @@ export async function runScript(run: ScriptRun): Promise<ScriptResult> {
     shell: false,
   });
   const pid = subprocess.pid;
+  const forget = dieWithUs(pid);
   const abort = () => killGroup(pid, 'SIGKILL');
   if (run.signal?.aborted) abort();
   run.signal?.addEventListener('abort', abort, { once: true });
@@ -62,6 +63,7 @@ export async function runScript(run: ScriptRun): Promise<ScriptResult> {
   const result = await subprocess;
   run.signal?.removeEventListener('abort', abort);
   for (const timer of stragglers) clearTimeout(timer);
+  forget();
   if (result.isMaxBuffer) {
     killGroup(pid, 'SIGKILL');
     throw new SshRSyncError('EHOOK', `printed more than ${run.maxOutputBytes} bytes on stdout`);

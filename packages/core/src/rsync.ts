@@ -2,7 +2,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import type { Mode, RsyncCommand, RsyncResult, RunContext } from './context.js';
-import { killGroup } from './process-group.js';
+import { dieWithUs, killGroup } from './process-group.js';
 import { parentDeathPrefix } from './tunnel/daemon.js';
 import { currentTap } from './tap-guard.js';
 
@@ -43,6 +43,7 @@ export async function runRsync(command: RsyncCommand, ctx: RunContext): Promise<
   // rsync dies with the receiver, even a SIGKILLed one: two rsyncs never write one snapshot.
   const prefix = await parentDeathPrefix();
   const child = spawnRsync(command, argv, prefix);
+  const forget = dieWithUs(child.pid);
   const signal = currentTap()?.signal ?? ctx.signal;
   const stop = () => killGroup(child.pid, 'SIGTERM');
   if (signal.aborted) stop();
@@ -55,6 +56,7 @@ export async function runRsync(command: RsyncCommand, ctx: RunContext): Promise<
     child.once('close', (code, exitSignal) => resolve({ code, signal: exitSignal }));
   });
   signal.removeEventListener('abort', stop);
+  forget();
   if (ended.error) {
     const message = `cannot run ${command.program}: ${ended.error.code === 'ENOENT' ? 'not found (is rsync installed?)' : ended.error.code}`;
     return finished(127, null, message, started);
