@@ -99,6 +99,7 @@ describe('ssh-r-sync-admin status', () => {
           lastFailure: null,
           stale: false,
           problem: null,
+          warnings: [],
         },
         {
           name: 'host2',
@@ -109,6 +110,7 @@ describe('ssh-r-sync-admin status', () => {
           lastFailure: null,
           stale: false,
           problem: null,
+          warnings: [],
         },
       ],
     });

@@ -3,16 +3,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listSnapshots } from '@ssh-r-sync/core';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
-import { processesMatching, recvBin, repoRoot, runRecv, tempDir, writeScript, type RunResult } from './helpers/cli.js';
+import { processesMatching, recvBin, repoRoot, runNode, runRecv, tempDir, writeScript, type RunResult } from './helpers/cli.js';
 
 const LINK_DEST = join(repoRoot, 'packages/plugin-link-dest/dist/index.js');
 const MANIFEST = join(repoRoot, 'packages/plugin-manifest/dist/index.js');
 const ROTATE = join(repoRoot, 'packages/plugin-rotate/dist/index.js');
+const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let cases = 0;
@@ -143,6 +144,39 @@ describe('a host directory is a mirror or snapshots, never both', () => {
     assert.match(run.stderr, /holds a mirror of h .*: move it aside \(mv .*\/h .*\/h\.mirror\) or remove it/);
     assert.deepEqual(readdirSync(f.host).sort(), before, 'nothing was added to or removed from the mirror');
     assert.ok(!existsSync(join(f.host, 'latest')));
+    // The admin tools read the record, not the client's names: no snapshot to show or to prune.
+    const seen = await runNode(adminBin, ['status', '--json', f.root, 'h']);
+    const host = JSON.parse(seen.stdout).hosts[0];
+    assert.deepEqual([host.kind, host.complete, host.newestComplete.id], ['mirror', 1, null]);
+    const pruned = await runNode(adminBin, ['prune', f.root, 'h', '--keep', '1d']);
+    assert.equal(pruned.code, 0, pruned.stderr);
+    assert.match(pruned.stdout, /h: no snapshots \(a plain mirror, or no backup yet\): nothing to prune/);
+    assert.ok(existsSync(join(f.host, '2026-01-01T000000Z.meta', 'done.json')), "the client's look-alike is still in the mirror");
+  });
+
+  test('a snapshot dated in the future is never "newest": new runs get ids from the clock, rotation keeps the real latest, status warns', async () => {
+    const f = await fixture();
+    assert.equal((await recv(f, ['--plugin', LINK_DEST])).code, 0);
+    // Planted (or left by a clock that was years ahead): a complete snapshot of 2099.
+    const future = '2099-01-01T000000Z';
+    const [real] = (await listSnapshots(f.host)).map((s) => s.id);
+    await mkdir(join(f.host, `${future}.meta`));
+    await mkdir(join(f.host, future));
+    await writeFile(join(f.host, `${future}.meta`, 'done.json'), readFileSync(join(f.host, `${real}.meta`, 'done.json')));
+    const config = join(f.base, 'ssh-r-sync.config.json');
+    await writeFile(config, JSON.stringify({ plugins: [LINK_DEST, [ROTATE, { keep: '1d', keepLast: 1 }]] }));
+    const run = await recv(f, ['--config', config, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const made = JSON.parse(run.stdout.trim()).snapshot as string;
+    assert.ok(made.startsWith(new Date().toISOString().slice(0, 4)), `the new id follows the clock: ${made}`);
+    assert.equal(readlinkSync(join(f.host, 'latest')), made);
+    const ids = (await listSnapshots(f.host)).map((s) => s.id);
+    assert.ok(ids.includes(made) && ids.includes(future), `rotation kept the new snapshot and the future one: ${ids}`);
+    const seen = await runNode(adminBin, ['status', '--json', f.root, 'h']);
+    const host = JSON.parse(seen.stdout).hosts[0];
+    assert.equal(host.newestComplete.id, made);
+    assert.ok(host.newestComplete.ageSeconds >= 0);
+    assert.match(seen.stderr, /h: warning: 1 snapshot\(s\) dated in the future \(2099-01-01T000000Z\)/);
   });
 
   test('a run without snapshot plugins on a snapshot host is refused before rsync could delete the snapshots', async () => {

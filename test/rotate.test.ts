@@ -137,8 +137,20 @@ describe('the retention plan', () => {
     const history = daily('2026-11-15', '2026-11-25');
     const p = plan(history, { keep: '1d', minAge: '3d', ...ALL }, at('2026-11-22T12:00:00Z'));
     assert.deepEqual(reasonsOf(p, '2026-11-20T020000Z'), ['younger than 3d (min-age)']);
-    assert.deepEqual(reasonsOf(p, '2026-11-23T020000Z'), ['dated in the future']);
+    assert.deepEqual(reasonsOf(p, '2026-11-23T020000Z'), ['dated in the future: kept, never counted as newest (check the clock)']);
     assert.deepEqual(deleted(p), daily('2026-11-15', '2026-11-19').map((s) => s.id));
+  });
+
+  test('a complete snapshot dated in the future never takes "newest" or a period from the real latest backup', () => {
+    const history: SnapshotState[] = [
+      { id: '2026-11-21T020000Z', date: at('2026-11-21T02:00:00Z'), complete: true },
+      { id: '2026-11-22T020000Z', date: at('2026-11-22T02:00:00Z'), complete: true },
+      { id: '2099-01-01T000000Z', date: at('2099-01-01T00:00:00Z'), complete: true },
+    ];
+    const p = plan(history, { keep: '1d', keepLast: 1 }, at('2026-11-22T12:00:00Z'));
+    assert.deepEqual(reasonsOf(p, '2026-11-22T020000Z').slice(0, 1), ['newest complete']);
+    assert.deepEqual(reasonsOf(p, '2099-01-01T000000Z'), ['dated in the future: kept, never counted as newest (check the clock)']);
+    assert.deepEqual(deleted(p), ['2026-11-21T020000Z']);
   });
 
   test('an incomplete snapshot older than the newest complete one goes even when both are dated ahead of the clock (quick runs step ids ahead)', () => {

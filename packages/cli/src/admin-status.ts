@@ -5,7 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { listSnapshots, mirrorPaths, readDoneMark } from '@ssh-r-sync/core';
+import { existsSync } from 'node:fs';
+import { hostKind, listSnapshots, mirrorPaths, newestComplete as newestOf, readDoneMark, readHostRecord } from '@ssh-r-sync/core';
 import { backupRoot, columns, duration, formatAge, hostDir, hostNames, isoTime, subCommand, type ExitCodeHolder } from './admin-shared.js';
 
 interface StatusOptions {
@@ -34,6 +35,8 @@ export interface HostStatus {
   stale: boolean;
   /** Why it is stale, in words; null when fine. */
   problem: string | null;
+  /** What needs a look but is not stale: snapshots dated in the future, failed work after the last backup. */
+  warnings: string[];
 }
 
 // The `status` sub-command.
@@ -83,40 +86,72 @@ async function status(rootArgument: string, names: string[], options: StatusOpti
     process.stdout.write(hosts.length ? table(hosts) : `no hosts under ${root}\n`);
   }
   if (!hosts.length) process.stderr.write(`ssh-r-sync-admin: no host directories under ${root}: is it the right directory, and is its disk mounted?\n`);
-  for (const host of hosts) if (host.problem) process.stderr.write(`ssh-r-sync-admin: ${host.name}: ${host.problem}\n`);
+  for (const host of hosts) {
+    if (host.problem) process.stderr.write(`ssh-r-sync-admin: ${host.name}: ${host.problem}\n`);
+    for (const warning of host.warnings) process.stderr.write(`ssh-r-sync-admin: ${host.name}: warning: ${warning}\n`);
+  }
   return ok ? 0 : 1;
 }
 
 async function hostStatus(root: string, name: string, now: Date, maxAgeMs: number | undefined, logFailure: string | undefined): Promise<HostStatus> {
-  const snapshots = await listSnapshots(hostDir(root, name));
+  // The receiver's record says what ROOT/NAME is: a mirror's files are the client's, whatever
+  // their names, and are never read as snapshots or done marks.
+  const dir = hostDir(root, name);
+  const recorded = await hostKind(root, name, dir);
+  const snapshots = recorded === 'mirror' ? [] : await listSnapshots(dir, now);
   const complete = snapshots.filter((s) => s.complete);
-  const newest = complete.at(-1);
+  const newest = newestOf(snapshots);
+  const warnings: string[] = [];
+  const future = snapshots.filter((s) => s.future);
+  if (future.length) {
+    warnings.push(
+      `${future.length} snapshot(s) dated in the future (${future.map((s) => s.id).join(', ')}): the server's clock went back, or they were put there; they never count as the newest`,
+    );
+  }
   let kind: HostStatus['kind'] = 'none';
   let newestComplete: HostStatus['newestComplete'] = null;
   if (newest) {
     kind = 'snapshots';
     newestComplete = { id: newest.id, startedAt: newest.date.toISOString(), completedAt: newest.done?.completedAt ?? null, ageSeconds: 0 };
-  } else if (!snapshots.length) {
-    const mark = await readDoneMark(mirrorPaths(root, name, hostDir(root, name)));
+  } else if (recorded === 'mirror') {
+    const paths = mirrorPaths(root, name, dir);
+    const mark = await readDoneMark(paths);
     if (mark) {
       kind = 'mirror';
       newestComplete = { id: null, startedAt: mark.startedAt, completedAt: mark.completedAt, ageSeconds: 0 };
     }
   }
+  const record = await readHostRecord(root, name);
+  for (const task of record?.afterSession?.tasks ?? []) {
+    if (task.outcome !== 'ok') warnings.push(`after the backup of ${record!.afterSession!.at}, ${task.name} ${task.outcome}: ${task.error ?? ''}`.trimEnd());
+  }
   if (newestComplete) newestComplete.ageSeconds = Math.round((now.getTime() - Date.parse(newestComplete.startedAt)) / 1000);
 
   const candidates: NonNullable<HostStatus['lastFailure']>[] = [];
-  const unfinished = snapshots.filter((s) => !s.complete && (!newest || s.id > newest.id)).at(-1);
+  const unfinished = snapshots.filter((s) => !s.complete && !s.future && (!newest || s.id > newest.id)).at(-1);
   if (unfinished) candidates.push({ at: unfinished.date.toISOString(), source: 'snapshot', detail: `incomplete snapshot ${unfinished.id} (failed, interrupted or still running)` });
   if (logFailure) candidates.push({ at: logFailure, source: 'runs.log', detail: 'a run ended as failure (runs.log)' });
   const lastFailure = candidates.sort((a, b) => Date.parse(b.at) - Date.parse(a.at))[0] ?? null;
 
   let problem: string | null = null;
-  if (!newestComplete) problem = snapshots.length ? `no complete backup among ${snapshots.length} snapshot(s)` : 'no complete backup';
+  if (!newestComplete) {
+    if (kind === 'none' && recorded === 'mirror' && existsSync(mirrorPaths(root, name, dir).inProgress)) problem = 'no complete backup (the mirror is being rewritten, or its last run failed)';
+    else problem = snapshots.length ? `no complete backup among ${snapshots.length} snapshot(s)` : 'no complete backup';
+  }
   else if (maxAgeMs !== undefined && newestComplete.ageSeconds * 1000 > maxAgeMs) {
     problem = `the newest complete backup${newestComplete.id ? ` (${newestComplete.id})` : ''} is ${formatAge(newestComplete.ageSeconds * 1000)} old, more than --max-age ${formatAge(maxAgeMs)}`;
   }
-  return { name, kind, newestComplete, complete: kind === 'mirror' ? 1 : complete.length, incomplete: snapshots.length - complete.length, lastFailure, stale: problem !== null, problem };
+  return {
+    name,
+    kind,
+    newestComplete,
+    complete: kind === 'mirror' ? 1 : complete.length,
+    incomplete: snapshots.length - complete.length,
+    lastFailure,
+    stale: problem !== null,
+    problem,
+    warnings,
+  };
 }
 
 // The time of each host's last "failure" line in ROOT/.ssh-r-sync/runs.log (hooks/done-log:

@@ -92,12 +92,18 @@ export interface SnapshotInfo {
   date: Date;
   paths: SnapshotPaths;
   complete: boolean;
+  /** Dated after the time of listing (the clock went back, or it was put there): never the newest. */
+  future: boolean;
   /** The done mark of a complete snapshot. */
   done: DoneMark | null;
 }
 
+/** Ids of runs in quick succession step a few seconds ahead of the clock; beyond this, a date is in the future. */
+export const FUTURE_TOLERANCE_MS = 60 * 60 * 1000;
+
 // Every snapshot of a host, oldest first, complete or not; anything else in the folder is ignored.
-export async function listSnapshots(hostDir: string): Promise<SnapshotInfo[]> {
+// `now` tells which are dated in the future.
+export async function listSnapshots(hostDir: string, now: Date = new Date()): Promise<SnapshotInfo[]> {
   let entries: string[];
   try {
     entries = await readdir(hostDir);
@@ -114,10 +120,16 @@ export async function listSnapshots(hostDir: string): Promise<SnapshotInfo[]> {
     [...ids].sort().map(async (id) => {
       const paths = snapshotPaths(hostDir, id);
       const done = await readDoneMark(paths);
-      return { id, date: snapshotDate(id)!, paths, complete: done !== null && entries.includes(id), done };
+      const date = snapshotDate(id)!;
+      return { id, date, paths, complete: done !== null && entries.includes(id), future: date.getTime() > now.getTime() + FUTURE_TOLERANCE_MS, done };
     }),
   );
   return infos;
+}
+
+// The newest complete snapshot that is not dated in the future: what "the latest backup" means.
+export function newestComplete<T extends Pick<SnapshotInfo, 'complete' | 'future'>>(snapshots: readonly T[]): T | undefined {
+  return snapshots.findLast((snapshot) => snapshot.complete && !snapshot.future);
 }
 
 /** A done mark is a few KiB; anything much larger is not one of ours. */
@@ -142,11 +154,15 @@ export async function readDoneMark(paths: SnapshotPaths): Promise<DoneMark | nul
 
 // Creates a new snapshot's tree and metadata folders, marked in progress.
 export async function beginSnapshot(hostDir: string, now: Date): Promise<SnapshotPaths> {
-  // Ids must sort in run order: after the newest existing one, even in the same second or if the
-  // clock went back.
-  const newest = (await listSnapshots(hostDir)).at(-1);
-  const after = newest ? newest.date.getTime() + 1000 : 0;
-  const id = snapshotId(new Date(Math.max(Math.floor(now.getTime() / 1000) * 1000, after)));
+  // Ids sort in run order: after the newest existing one, even in the same second or if the
+  // clock went back a little. One dated in the future does not drag every later id into the
+  // future with it (rotation counts days by id): ids then follow the clock, and skip taken ones.
+  const snapshots = await listSnapshots(hostDir, now);
+  const taken = new Set(snapshots.map((snapshot) => snapshot.id));
+  const newest = snapshots.filter((snapshot) => !snapshot.future).at(-1);
+  let time = Math.max(Math.floor(now.getTime() / 1000) * 1000, newest ? newest.date.getTime() + 1000 : 0);
+  while (taken.has(snapshotId(new Date(time)))) time += 1000;
+  const id = snapshotId(new Date(time));
   const paths = snapshotPaths(hostDir, id);
   await mkdir(paths.meta, { recursive: true, mode: 0o700 });
   await writeFile(paths.inProgress, `${JSON.stringify({ pid: process.pid, startedAt: now.toISOString() })}\n`, { mode: 0o600 });

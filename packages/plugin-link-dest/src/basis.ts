@@ -1,7 +1,7 @@
 // Which earlier snapshots a new one is hard-linked against: the newest complete one, and the
 // interrupted runs after it (their files were transferred already; rsync links what matches).
 import { existsSync } from 'node:fs';
-import type { SnapshotInfo } from '@ssh-r-sync/core';
+import { newestComplete, type SnapshotInfo } from '@ssh-r-sync/core';
 
 /** rsync accepts at most 20 --link-dest, --compare-dest and --copy-dest directories in all. */
 export const MAX_BASIS_DIRS = 20;
@@ -17,7 +17,8 @@ export interface Basis {
 
 // Picks the link-dest sources among a host's snapshots (oldest first, as listSnapshots gives them).
 export function chooseBasis(snapshots: readonly SnapshotInfo[], maxResume: number): Basis {
-  const complete = snapshots.findLast((snapshot) => snapshot.complete);
+  // The newest that is not dated in the future, else any: hard links only need equal content.
+  const complete = newestComplete(snapshots) ?? snapshots.findLast((snapshot) => snapshot.complete);
   // Only what a run of ours left marked in progress counts as interrupted: anything else that
   // merely looks like a snapshot is neither used nor ever removed.
   const interrupted = snapshots.filter((snapshot) => !snapshot.complete && existsSync(snapshot.paths.inProgress));

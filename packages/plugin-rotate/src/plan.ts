@@ -6,6 +6,9 @@
 import { periodKey } from './periods.js';
 import { UNITS, parsePolicy, type RetentionPolicy, type Unit } from './policy.js';
 
+/** The same tolerance as core's listSnapshots: quick runs step their ids a little ahead of the clock. */
+const FUTURE_MS = 60 * 60 * 1000;
+
 /** What the plan needs to know of a snapshot. */
 export interface SnapshotState {
   id: string;
@@ -13,6 +16,8 @@ export interface SnapshotState {
   date: Date;
   /** It has its done mark. Incomplete snapshots never count toward any rule. */
   complete: boolean;
+  /** Dated in the future (see listSnapshots): kept, and never counted as newest or toward a rule. */
+  future?: boolean;
 }
 
 export interface KeepDecision {
@@ -35,7 +40,11 @@ export interface RetentionPlan {
 export function plan(snapshots: readonly SnapshotState[], policy: RetentionPolicy, now: Date): RetentionPlan {
   const p = parsePolicy(policy);
   const sorted = sortSnapshots(snapshots);
-  const complete = sorted.filter((s) => s.complete).reverse(); // newest first
+  // Newest first. One dated in the future (a clock that went back, or a planted id) would take
+  // "newest" and its period from the real latest backup, which could then expire: it is kept
+  // aside instead, and every rule counts the rest.
+  const isFuture = (s: SnapshotState) => s.future ?? s.date.getTime() > now.getTime() + FUTURE_MS;
+  const complete = sorted.filter((s) => s.complete && !isFuture(s)).reverse();
   const newest = complete[0];
   const reasons = new Map<string, string[]>();
   const add = (id: string, reason: string) => reasons.set(id, [...(reasons.get(id) ?? []), reason]);
@@ -61,6 +70,10 @@ export function plan(snapshots: readonly SnapshotState[], policy: RetentionPolic
     if (!s.complete) {
       if (!newest) add(s.id, 'incomplete, no complete snapshot yet');
       else if (compare(s, newest) > 0) add(s.id, 'incomplete, newer than the newest complete');
+    }
+    if (isFuture(s)) {
+      add(s.id, 'dated in the future: kept, never counted as newest (check the clock)');
+      continue;
     }
     const age = now.getTime() - s.date.getTime();
     // An incomplete snapshot older than the newest complete one is superseded whatever the clock

@@ -1,7 +1,8 @@
 // Applies the retention plan to one host's directory: lists its snapshots, plans, and deletes
 // what the plan deletes, logging each one with its reason. Shared by the plugin (after every
 // successful run) and `ssh-r-sync-admin prune`.
-import { SshRSyncError, listSnapshots, oneLine, removeSnapshot, silentLogger, type Logger, type SnapshotInfo } from '@ssh-r-sync/core';
+import { basename, dirname } from 'node:path';
+import { SshRSyncError, hostKind, listSnapshots, newestComplete, oneLine, removeSnapshot, silentLogger, type Logger, type SnapshotInfo } from '@ssh-r-sync/core';
 import { plan, type RetentionPlan } from './plan.js';
 import type { RetentionPolicy } from './policy.js';
 
@@ -29,9 +30,12 @@ export interface PruneResult {
 // Plans the host in `hostDir` and, unless dry-run, deletes what the plan deletes (oldest first).
 export async function pruneHost(hostDir: string, options: PruneOptions): Promise<PruneResult> {
   const logger = options.logger ?? silentLogger;
-  const snapshots = await listSnapshots(hostDir);
-  const decided = plan(snapshots, options.policy, options.now ?? new Date());
-  const newest = snapshots.filter((s) => s.complete).at(-1);
+  // A mirror's files are the client's: whatever their names, they are never snapshots to delete.
+  const kind = await hostKind(dirname(hostDir), basename(hostDir), hostDir);
+  const now = options.now ?? new Date();
+  const snapshots = kind === 'mirror' ? [] : await listSnapshots(hostDir, now);
+  const decided = plan(snapshots, options.policy, now);
+  const newest = newestComplete(snapshots);
   if (newest && decided.delete.some((d) => d.id === newest.id)) {
     throw new SshRSyncError('EINTERNAL', `refusing to delete ${newest.id}: it is the newest complete snapshot (a bug in the plan)`);
   }
