@@ -80,6 +80,7 @@ export function printOutcome(prefix: string, outcome: Outcome, extra: { name: st
   if (extra.json) {
     const json = {
       status: outcome.status,
+      committed: outcome.committed === true,
       exitCode: outcome.exitCode,
       name: extra.name || null,
       rsyncExitCode: outcome.rsync?.exitCode ?? null,
