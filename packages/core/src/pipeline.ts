@@ -3,7 +3,7 @@ import { realpath } from 'node:fs/promises';
 import type { Mode, Outcome, RsyncCommand, RsyncResult, Role, RunContext, Skip } from './context.js';
 import { SshRSyncError, isSshRSyncError, oneLine } from './errors.js';
 import { createHooks, type PipelineHooks } from './hooks.js';
-import { hostDirectory } from './host-dir.js';
+import { hostDirectory, keepPrivate } from './host-dir.js';
 import { silentLogger, type Logger } from './logger.js';
 import { assertPlugin, type Plugin } from './plugin.js';
 import { defaultRsyncArgs, runRsync } from './rsync.js';
@@ -122,7 +122,7 @@ export class Pipeline {
     ctx.name = peer.name;
     ctx.oneFileSystem = peer.oneFileSystem;
     if (peer.fakeSuper && ctx.mode === 'privileged') ctx.mode = 'fake-super';
-    ctx.dir = await hostDirectory(ctx.root, ctx.name);
+    ctx.dir = await hostDirectory(ctx.root, ctx.name, this.options.mode);
     if (this.options.lock) onLock(await this.options.lock(ctx));
     skip = (await this.hooks.handshake.promise(ctx)) ?? (await transport.start(ctx));
     if (skip) return skipped(skip);
@@ -141,7 +141,13 @@ export class Pipeline {
     if (skip) return skipped(skip);
 
     ctx.signal.throwIfAborted();
-    const ran = (await this.hooks.rsync.promise(command, ctx)) ?? (await runRsync(command, ctx));
+    let ran: RsyncResult;
+    try {
+      ran = (await this.hooks.rsync.promise(command, ctx)) ?? (await runRsync(command, ctx));
+    } finally {
+      // rsync gave its destination the client's top-directory mode and owner: take them back.
+      await keepPrivate(command.destination, ctx.dir);
+    }
     const result = await this.hooks.rsyncPost.promise(ran, ctx);
     if (result.exitCode === 0) return { ...empty(elapsed()), status: 'success', exitCode: 0, rsync: result };
     return failure(rsyncFailed(result), result, elapsed());
