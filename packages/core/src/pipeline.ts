@@ -7,6 +7,7 @@ import { hostDirectory, keepPrivate } from './host-dir.js';
 import { silentLogger, type Logger } from './logger.js';
 import { assertPlugin, type Plugin } from './plugin.js';
 import { defaultRsyncArgs, runRsync } from './rsync.js';
+import { describeRsyncFailure } from './rsync-errors.js';
 import { guardHooks, type TapRecord } from './tap-guard.js';
 import type { Transport } from './transport.js';
 
@@ -150,7 +151,7 @@ export class Pipeline {
     }
     const result = await this.hooks.rsyncPost.promise(ran, ctx);
     if (result.exitCode === 0) return { ...empty(elapsed()), status: 'success', exitCode: 0, rsync: result };
-    return failure(rsyncFailed(result), result, elapsed());
+    return failure(rsyncFailed(result, ctx), result, elapsed());
   }
 }
 
@@ -165,9 +166,10 @@ function failure(error: unknown, rsync: RsyncResult | null, durationMs: number):
   return { status: 'failure', exitCode, message: wrapped.message, error: wrapped, rsync, durationMs };
 }
 
-function rsyncFailed(result: RsyncResult): SshRSyncError {
-  const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
-  const mapped = result.exitCode !== result.originalExitCode ? ` (rsync.post changed ${result.originalExitCode} to ${result.exitCode})` : '';
+// rsync's failure, in words: why the run was stopped, or what rsync's own output says.
+function rsyncFailed(result: RsyncResult, ctx: RunContext): SshRSyncError {
+  const why = describeRsyncFailure(result, ctx.root);
   const tail = result.output.trimEnd().split('\n').slice(-20).join('\n');
-  return new SshRSyncError('ERSYNC', `rsync ${how}${mapped}`, { details: tail });
+  const message = ctx.signal.aborted ? `${oneLine(ctx.signal.reason)}; ${why}` : why;
+  return new SshRSyncError('ERSYNC', message, { details: tail });
 }
