@@ -29,7 +29,7 @@ async function fixture() {
   const src = join(base, 'src');
   const root = join(base, 'root');
   await mkdir(join(src, 'sub'), { recursive: true });
-  await mkdir(root);
+  await mkdir(root, { mode: 0o700 }); // a privileged receiver refuses a root others can open
   await writeFile(join(src, 'a.txt'), 'alpha\n');
   await writeFile(join(src, 'sub', 'b.txt'), 'beta\n');
   return { base, src, root, host: join(root, 'h') };

@@ -17,7 +17,7 @@ before(async () => {
   ({ dir, cleanup } = await tempDir('srs-nice-'));
   src = join(dir, 'src');
   await mkdir(src);
-  await mkdir(join(dir, 'root'));
+  await mkdir(join(dir, 'root'), { mode: 0o700 }); // a privileged receiver refuses a ROOT others can read
   await writeFile(join(src, 'a'), 'a');
   out = join(dir, 'probe.out');
   probe = await writeScript(dir, 'probe.sh', `echo "$(nice) $(ionice -p $$)" > ${out}`);

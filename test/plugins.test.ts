@@ -23,7 +23,7 @@ async function fixture() {
   const src = join(base, 'src');
   const root = join(base, 'root');
   await mkdir(src, { recursive: true });
-  await mkdir(root);
+  await mkdir(root, { mode: 0o700 }); // a privileged receiver refuses a ROOT others can read
   await writeFile(join(src, 'a.txt'), 'alpha\n');
   return { base, src, root, host: join(root, 'host1') };
 }

@@ -233,7 +233,7 @@ async function rotateFixture(name: string) {
   const base = join(dir, name);
   const src = join(base, 'src');
   await mkdir(join(src, 'sub'), { recursive: true });
-  await mkdir(join(base, 'root'));
+  await mkdir(join(base, 'root'), { mode: 0o700 }); // a privileged receiver refuses a ROOT others can read
   await mkdir(join(base, 'node_modules', '@ssh-r-sync'), { recursive: true });
   for (const plugin of ['core', 'plugin-rotate', 'plugin-link-dest']) await symlink(join(repoRoot, 'packages', plugin), join(base, 'node_modules', '@ssh-r-sync', plugin));
   await writeFile(join(src, 'a.txt'), 'alpha\n');

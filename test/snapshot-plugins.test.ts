@@ -46,7 +46,7 @@ async function fixture(): Promise<Fixture> {
   const src = join(base, 'src');
   const root = join(base, 'root');
   await mkdir(join(src, 'sub', 'deeper'), { recursive: true });
-  await mkdir(root);
+  await mkdir(root, { mode: 0o700 }); // a privileged receiver refuses a ROOT others can read
   await writeFile(join(src, 'changed.txt'), 'version 1\n');
   await writeFile(join(src, 'unchanged.txt'), 'the same in every run\n');
   await writeFile(join(src, 'sub', 'deeper', 'nested.txt'), 'nested\n');
@@ -118,12 +118,14 @@ function nanoseconds(text: string): bigint {
   return match[1] ? -ns : ns;
 }
 
-// The client's files in a backup: every attribute (a directory's size aside) and every file's content.
+// The client's files in a backup: every attribute (a directory's size aside) and every file's
+// content; the top directory's mode and owner are the receiver's (0700, root: test/privacy.test.ts).
 function assertSameFiles(src: string, copy: string, what: string): void {
   const describe = (root: string) =>
     [...findEntries(root)].map(([path, entry]) => {
       const content = entry.type === 'f' ? createHash('sha256').update(readFileSync(Buffer.from(join(root, path), 'latin1'))).digest('hex') : '';
-      return JSON.stringify([path, entry.type, entry.mode, entry.owner, entry.type === 'd' ? '' : entry.size, String(entry.mtimeNs), entry.target, content]);
+      const [mode, owner] = path === '.' ? ['top', 'top'] : [entry.mode, entry.owner];
+      return JSON.stringify([path, entry.type, mode, owner, entry.type === 'd' ? '' : entry.size, String(entry.mtimeNs), entry.target, content]);
     }).sort();
   assert.deepEqual(describe(copy), describe(src), `${what} does not hold exactly the source's files`);
 }

@@ -55,7 +55,7 @@ describe("original weak spot 11: rsync ran with a wiped environment", () => {
   test('rsync keeps the receiver\'s environment (PATH, HOME, LANG) plus RSYNC_COMPRESS_LIST', async () => {
     const envFile = join(dir, 'rsync.env');
     const wrapper = await writeScript(dir, 'rsync-wrapper', `env > ${envFile}\nexec rsync "$@"`);
-    await mkdir(join(dir, 'root'), { recursive: true });
+    await mkdir(join(dir, 'root'), { recursive: true, mode: 0o700 });
     const result = await runRecv(['--local', src, '--name', 'h', '-r', wrapper, join(dir, 'root')], {
       env: { LANG: 'C.UTF-8', HOME: '/root', MY_SETTING: 'kept' },
     });

@@ -3,13 +3,14 @@ import { realpath } from 'node:fs/promises';
 import type { Mode, Outcome, RsyncCommand, RsyncResult, Role, RunContext, Skip } from './context.js';
 import { SshRSyncError, isSshRSyncError, oneLine } from './errors.js';
 import { createHooks, type PipelineHooks } from './hooks.js';
-import { hostDirectory } from './host-dir.js';
+import { hostDirectory, keepPrivate } from './host-dir.js';
 import { silentLogger, type Logger } from './logger.js';
 import { assertPlugin, type Plugin } from './plugin.js';
 import { runAfterSession } from './after-session.js';
 import { commitRun } from './commit.js';
 import { claimHostKind } from './host-record.js';
 import { defaultRsyncArgs, runRsync } from './rsync.js';
+import { describeRsyncFailure } from './rsync-errors.js';
 import { beginMirror, currentSnapshot } from './snapshots.js';
 import { guardHooks, type HookError, type TapRecord } from './tap-guard.js';
 import type { Transport } from './transport.js';
@@ -153,7 +154,7 @@ export class Pipeline {
     ctx.name = peer.name;
     ctx.oneFileSystem = peer.oneFileSystem;
     if (peer.fakeSuper && ctx.mode === 'privileged') ctx.mode = 'fake-super';
-    ctx.dir = await hostDirectory(ctx.root, ctx.name);
+    ctx.dir = await hostDirectory(ctx.root, ctx.name, this.options.mode);
     if (this.options.lock) onLock(await this.options.lock(ctx));
     skip = (await this.hooks.handshake.promise(ctx)) ?? (await transport.start(ctx));
     if (skip) return skipped(skip);
@@ -178,10 +179,16 @@ export class Pipeline {
     const current = currentSnapshot(ctx);
     await claimHostKind(ctx.root, ctx.name, ctx.dir, current.id ? 'snapshots' : 'mirror');
     if (!current.id) await beginMirror(current);
-    const ran = (await this.hooks.rsync.promise(command, ctx)) ?? (await runRsync(command, ctx));
+    let ran: RsyncResult;
+    try {
+      ran = (await this.hooks.rsync.promise(command, ctx)) ?? (await runRsync(command, ctx));
+    } finally {
+      // rsync gave its destination the client's top-directory mode and owner: take them back.
+      await keepPrivate(command.destination, ctx.dir);
+    }
     const result = await this.hooks.rsyncPost.promise(ran, ctx);
     if (result.exitCode === 0) return { ...empty(elapsed()), status: 'success', exitCode: 0, rsync: result };
-    return failure(ctx.signal.aborted ? stopped(ctx.signal.reason, rsyncFailed(result)) : rsyncFailed(result), result, elapsed());
+    return failure(rsyncFailed(result, ctx), result, elapsed());
   }
 }
 
@@ -204,9 +211,10 @@ function stopped(reason: unknown, error: unknown): SshRSyncError {
   return new SshRSyncError(isSshRSyncError(reason) ? reason.code : 'EINTERNAL', what === why ? why : `${why}; ${what}`, { cause: error });
 }
 
-function rsyncFailed(result: RsyncResult): SshRSyncError {
-  const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
-  const mapped = result.exitCode !== result.originalExitCode ? ` (rsync.post changed ${result.originalExitCode} to ${result.exitCode})` : '';
+// rsync's failure, in words: why the run was stopped, or what rsync's own output says.
+function rsyncFailed(result: RsyncResult, ctx: RunContext): SshRSyncError {
+  const why = describeRsyncFailure(result, ctx.root);
   const tail = result.output.trimEnd().split('\n').slice(-20).join('\n');
-  return new SshRSyncError('ERSYNC', `rsync ${how}${mapped}`, { details: tail });
+  const message = ctx.signal.aborted ? `${oneLine(ctx.signal.reason)}; ${why}` : why;
+  return new SshRSyncError('ERSYNC', message, { details: tail });
 }

@@ -149,8 +149,10 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
     const step = options.handshakeTimeoutMs;
     const explain = async (error: unknown): Promise<never> => {
       if (options.signal.aborted) throw options.signal.reason;
-      // A closed channel usually means ssh itself failed: say so, with ssh's own words.
+      // A closed channel usually means ssh itself failed: say so, with ssh's own words or the
+      // signal that killed it (then the channel's error is only its echo, whatever it says).
       const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('running'), 300))]);
+      if (code !== 'running' && ssh!.signalCode) throw new SshRSyncError('ETUNNEL', `ssh was killed by ${ssh!.signalCode}`, { cause: error });
       if (code !== 'running' && code !== 0 && isSshRSyncError(error) && error.code === 'EPROTOCOL' && /closed the connection/.test(error.message)) {
         throw new SshRSyncError('ETUNNEL', `ssh failed (exit ${code})${ssh!.lastError() ? `: ${ssh!.lastError()}` : ''}`, { cause: error });
       }
