@@ -8,7 +8,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { proveTunnel } from '../src/tunnel/index.js';
 import { proveReceiver, type ProofOutcome } from '../src/tunnel/client-proof.js';
 import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, commandByte, receiverMac } from '../src/tunnel/proof.js';
-import { LineSplitter } from '../src/tunnel/line-splitter.js';
+import { LineSplitter } from '../src/line-splitter.js';
 
 const KEY = randomBytes(32);
 
