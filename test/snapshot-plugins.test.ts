@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { chown, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -423,7 +423,9 @@ describe('plugin-link-dest and plugin-manifest through sshd', { concurrency: 1 }
   test('a client that dies mid-transfer leaves an incomplete snapshot; the next backup resumes from it', async () => {
     const slow = await writeScript(f.base, 'slow.sh', "printf -- '--bwlimit=256\\0'");
     await server.setRecvArgs(['--name', NAME, '--plugin', LINK_DEST_DIST, '--plugin', MANIFEST_DIST, '-x', `rsync.pre:${slow}`]);
-    await change(f, 'zz-big.bin', Buffer.alloc(8 * 1024 * 1024, 7), PAST);
+    // Incompressible: the receiver's rsync compresses (--zl=1), and 8 MiB of one byte would cross
+    // the --bwlimit in a few milliseconds, finishing the run before the client can be killed.
+    await change(f, 'zz-big.bin', randomBytes(8 * 1024 * 1024), PAST);
     await change(f, 'changed.txt', 'version 3, sent before the client dies\n', '@1700000100');
     const before = snapshotIds(host);
     const client = spawn(process.execPath, [clientBin, ...server.clientArgs(), '-n', NAME, `${server.sshd.user}@127.0.0.1`, f.src], { detached: true, stdio: 'ignore' });
