@@ -132,19 +132,19 @@ describe("control characters in the server's text", () => {
     }
   });
 
-  test('a result message with control characters, from a fake receiver, is printed escaped', async () => {
+  test('a name and a result message with control characters, from a fake receiver, are printed escaped', async () => {
+    const hello = { v: 1, type: 'hello', protocol: 'ssh-r-sync', versions: [1] };
+    const ready = { v: 1, type: 'ready', name: `host1${HOSTILE}`, mode: 'plain' };
     const result = { v: 1, type: 'result', status: 'failure', exitCode: 1, rsyncExitCode: null, message: `refused ${HOSTILE}`, files: null, bytes: null, durationMs: 1, snapshot: null };
     const bye = { v: 1, type: 'bye', status: 'failure', message: null };
-    const fake = await writeScript(
-      work,
-      'fake-receiver.sh',
-      `printf '%s\\n' '{"v":1,"type":"hello","protocol":"ssh-r-sync","versions":[1]}'\nread -r session\nprintf '%s\\n' '${JSON.stringify(result)}' '${JSON.stringify(bye)}'\ncat >/dev/null\n`,
-    );
+    const send = (message: object) => `printf '%s\\n' '${JSON.stringify(message)}'\n`;
+    const fake = await writeScript(work, 'fake-receiver.sh', `${send(hello)}read -r session\n${send(ready)}read -r start\n${send(result)}${send(bye)}cat >/dev/null\n`);
     const server = await startBackupServer();
     try {
       await server.sshd.setAuthorizedKeys([{ publicKey: await readFile(`${server.key}.pub`, 'utf8'), options: `restrict,port-forwarding,command="${fake}"` }]);
-      const run = await server.backup(src, ['-n', NAME], { timeoutMs: 60_000 });
+      const run = await server.backup(src, ['-n', NAME, '--debug'], { timeoutMs: 60_000 });
       assertExit(run, 1, 'the backup');
+      assert.ok(run.stderr.includes(`receiver accepted host1${ESCAPED} (plain)`), `no escaped name in:\n${run.stderr}`);
       assert.equal(errorLine(run), `ssh-r-sync: error: refused ${ESCAPED}`);
       assert.doesNotMatch(run.stderr, RAW_CONTROL);
     } finally {
