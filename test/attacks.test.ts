@@ -31,10 +31,15 @@ import {
   treeSnapshot,
   waitUntil,
   type LiveProcess,
+  type Proc,
 } from './helpers/fake-peer.js';
 
 const HANDSHAKE_S = 2;
-const SLACK_MS = 2000;
+// Beyond a timeout, how late a refusal may come on a loaded machine and still count as "on time":
+// well below the 20 s default that would apply if the test's own timeout were ignored.
+const SLACK_MS = 10_000;
+// How long processes of a session may take to go away after it ended (the wait ends when they have).
+const GONE_MS = 15_000;
 const LIMIT = { timeout: 45_000 };
 
 let work: string;
@@ -493,7 +498,7 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
       assert.ok(!existsSync(client.dir), 'client session dir removed');
       assert.ok(!existsSync(recv.dir), 'receiver session dir removed');
       assert.equal(createHash('sha256').update(readFileSync(join(s.root, 'host1', 'big.bin'))).digest('hex'), bigHash);
-      assert.deepEqual(await leftovers([client.dir, recv.dir, `127.0.0.1:${client.listenPort}`], 5000), []);
+      assert.deepEqual(await leftovers([client.dir, recv.dir, `127.0.0.1:${client.listenPort}`], GONE_MS), []);
     });
   });
 
@@ -551,15 +556,21 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
       const client = await clientSession(c);
       const recv = await receiverSession(s.root);
       await c.waitFor(/"command":"rsync"/, 20_000);
-      await sleep(800);
       const clientSide = [client.dir, `127.0.0.1:0:127.0.0.1:${client.listenPort}`];
       const serverSide = [s.root, recv.dir];
       // The receiver's rsync leads a process group with its tunnel relay (sh, then two cats).
-      const table = processTable();
-      const rsync = table.find((p) => p.pgid === p.pid && p.cmdline.startsWith('rsync ') && p.cmdline.includes(recv.dir));
+      const isRsync = (p: Proc) => p.pgid === p.pid && p.cmdline.startsWith('rsync ') && p.cmdline.includes(recv.dir);
+      const isRelay = (p: Proc) => /^(cat|\/bin\/sh -c)/.test(p.cmdline);
+      // Wait until rsync and its relay are both up (the pull is under way), not a fixed time.
+      const table = await waitUntil(() => {
+        const now = processTable();
+        const leader = now.find(isRsync);
+        return leader && now.some((p) => p.pgid === leader.pid && isRelay(p)) ? now : undefined;
+      }, 20_000) ?? processTable();
+      const rsync = table.find(isRsync);
       assert.ok(rsync, "found the receiver's rsync");
       const group = table.filter((p) => p.pgid === rsync.pid);
-      assert.ok(group.some((p) => /^(cat|\/bin\/sh -c)/.test(p.cmdline)), `the relay runs in rsync's group: ${group.map((p) => p.cmdline.slice(0, 60)).join(' | ')}`);
+      assert.ok(group.some(isRelay), `the relay runs in rsync's group: ${group.map((p) => p.cmdline.slice(0, 60)).join(' | ')}`);
       return { s, c, client, recv, clientSide, serverSide, serverGroups: [rsync.pid] };
     }
 
@@ -570,13 +581,14 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
         c.kill(signal);
         const exit = await c.exited;
         t.diagnostic(`client exited ${Date.now() - killed} ms after ${signal}`);
-        assert.ok(Date.now() - killed < 5000, `client took ${Date.now() - killed} ms to exit after ${signal}`);
+        // Generous, it only catches a hang: the exit code and message below show the signal was obeyed.
+        assert.ok(Date.now() - killed < 20_000, `client took ${Date.now() - killed} ms to exit after ${signal}`);
         if (signal !== 'SIGKILL') {
           assert.equal(exit.code, 1);
           assertOneLineError(c.stderr(), 'ssh-r-sync', new RegExp(`stopped by ${signal}`));
           assert.ok(!existsSync(client.dir), 'client session dir removed');
         }
-        assert.deepEqual(await leftovers(clientSide, 5000), [], 'client side: no rsync --daemon, gate or ssh left');
+        assert.deepEqual(await leftovers(clientSide, GONE_MS), [], 'client side: no rsync --daemon, gate or ssh left');
         if (signal === 'SIGKILL') {
           // Nobody could remove the killed client's session dir (its rsync secret inside): the next
           // client session does, even one that fails at once (here: nothing listens on the port).
@@ -585,7 +597,7 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
           assert.equal(next.code, 1, next.stderr);
           assert.ok(!existsSync(client.dir), "the next session removed the dead client's session dir");
         }
-        const left = await leftovers(serverSide, 8000, serverGroups);
+        const left = await leftovers(serverSide, GONE_MS, serverGroups);
         reap(serverSide, serverGroups);
         assert.deepEqual(left, [], "server side: no receiver, rsync or tunnel relay left (they would hold host1's lock forever)");
       });
@@ -597,11 +609,12 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
       process.kill(recv.pid, 'SIGTERM');
       const exit = await c.exited;
       t.diagnostic(`client exited ${Date.now() - killed} ms after SIGTERM to the receiver: ${c.stderr().split('\n').filter((l) => l.startsWith('ssh-r-sync: error:')).join(' ')}`);
-      assert.ok(Date.now() - killed < 8000, `client took ${Date.now() - killed} ms to exit`);
+      // Generous: a client that missed the closed session would wait for ssh's keepalives (~60 s).
+      assert.ok(Date.now() - killed < 20_000, `client took ${Date.now() - killed} ms to exit`);
       assert.equal(exit.code, 1, c.stderr());
       assertOneLineError(c.stderr(), 'ssh-r-sync', /SIGTERM|rsync|closed/);
-      assert.deepEqual(await leftovers(clientSide, 5000), [], 'client side');
-      const left = await leftovers(serverSide, 5000, serverGroups);
+      assert.deepEqual(await leftovers(clientSide, GONE_MS), [], 'client side');
+      const left = await leftovers(serverSide, GONE_MS, serverGroups);
       reap(serverSide, serverGroups);
       assert.deepEqual(left, [], 'server side');
       assert.ok(!existsSync(recv.dir), 'receiver session dir removed');
@@ -685,7 +698,8 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
     });
 
     const expectations: [string, RegExp, number][] = [
-      ['garbage', /garbage from receiver/, 1000],
+      // Not the receiver's words: the client blames what runs before it, the server's login shell.
+      ['garbage', /the server's shell printed "SSH-2\.0-OpenSSH not our protocol" before ssh-r-sync-recv started/, 1000],
       ['stall', /timed out after 3 s waiting for the handshake result from receiver/, 3000],
       ['silent', /timed out after 3 s waiting for the receiver's hello/, 3000],
       ['huge', /message from receiver exceeds 65536 bytes/, 1000],
@@ -700,7 +714,7 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
         assertOneLineError(c.stderr(), 'ssh-r-sync', cause);
         // ssh login (root's login shell is slow) + the wait + teardown (stdin close, 2 s for ssh).
         assert.ok(exit.ms < 4000 + waitMs + 3000 + SLACK_MS, `took ${exit.ms} ms`);
-        assert.deepEqual(await leftovers([`127.0.0.1:0:127.0.0.1:${port}`], 3000), []);
+        assert.deepEqual(await leftovers([`127.0.0.1:0:127.0.0.1:${port}`], GONE_MS), []);
       });
     }
   });

@@ -136,7 +136,7 @@ export default (options) => ({ name: 'demo', apply(hooks) { hooks.handshake.tapP
     const result = await runRecv(['--local', f.src, '--name', 'host1', '--hook-timeout', '0.5', '--plugin', join(f.base, 'slow.mjs'), f.root]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /error: connect hook "slow" timed out after 0\.5 s/);
-    assert.ok(Date.now() - started < 15_000);
+    assert.ok(Date.now() - started < 30_000, 'ended by the timeout (the tap never settles)');
   });
 
   test('a plugin may replace the rsync runner', async () => {

@@ -125,8 +125,8 @@ describe('ssh-r-sync-recv --pull through rrsync -ro', { concurrency: 1 }, () => 
     const host = join(root, NAME);
     const first = await runRecv([...pullArgs(), '--plugin', LINK_DEST_DIST, '--json', root]);
     assertSuccess(first, 'first snapshot');
+    // No pause needed: a snapshot id sorts after the newest one even within the same second.
     const snapshot1 = readlinkSync(join(host, 'latest'));
-    await new Promise((resolve) => setTimeout(resolve, 1100));
     const second = await runRecv([...pullArgs(), '--plugin', LINK_DEST_DIST, '--json', root]);
     assertSuccess(second, 'second snapshot');
     const snapshot2 = readlinkSync(join(host, 'latest'));
@@ -176,7 +176,9 @@ describe('ssh-r-sync-recv --pull through rrsync -ro', { concurrency: 1 }, () => 
   test('one pull per host at a time: a second concurrent pull for host1 is refused', async () => {
     const root = await freshRoot('lock');
     const marker = join(tmp.dir, 'first-is-running');
-    const slow = await writeScript(tmp.dir, 'slow-handshake', `touch ${marker}\nsleep 3\n`);
+    const release = join(tmp.dir, 'first-may-end');
+    // The first pull holds the lock until the second one was refused (at most 30 s), not a fixed time.
+    const slow = await writeScript(tmp.dir, 'slow-handshake', `touch ${marker}\ni=0\nwhile [ ! -e ${release} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n`);
     const first = runRecv([...pullArgs(), '--hook', `handshake:${slow}`, root]);
     const deadline = Date.now() + 20_000;
     while (!existsSync(marker)) {
@@ -184,6 +186,7 @@ describe('ssh-r-sync-recv --pull through rrsync -ro', { concurrency: 1 }, () => 
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const second = await runRecv([...pullArgs(), root]);
+    await writeFile(release, '');
     assert.notEqual(second.code, 0, 'the second pull must not run');
     assert.match(second.stderr, /another backup of host1 is running/);
     assertSuccess(await first, 'first pull');

@@ -425,7 +425,8 @@ describe('plugin-link-dest and plugin-manifest through sshd', { concurrency: 1 }
   test('a client that dies mid-transfer leaves an incomplete snapshot; the next backup resumes from it', async () => {
     const slow = await writeScript(f.base, 'slow.sh', "printf -- '--bwlimit=256\\0'");
     await server.setRecvArgs(['--name', NAME, '--plugin', LINK_DEST_DIST, '--plugin', MANIFEST_DIST, '-x', `rsync.pre:${slow}`]);
-    // Incompressible: over ssh rsync compresses, and 8 MiB of one byte would pass --bwlimit at once.
+    // Incompressible: the receiver's rsync compresses (--zl=1), and 8 MiB of one byte would cross
+    // the --bwlimit in a few milliseconds, finishing the run before the client can be killed.
     await change(f, 'zz-big.bin', randomBytes(8 * 1024 * 1024), PAST);
     await change(f, 'changed.txt', 'version 3, sent before the client dies\n', '@1700000100');
     const before = snapshotIds(host);

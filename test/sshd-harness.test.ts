@@ -23,6 +23,9 @@ let tunnelScript: string;
 let echoServer: net.Server;
 let echoPort: number;
 const received: string[] = [];
+// What the login shell itself prints on stderr before any command (root's ~/.bashrc may, and
+// SRS_TEST_SHELL_NOISE makes it): part of every session's stderr, not ssh's words.
+let shellNoise = '';
 
 before(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'sshd-harness-test-'));
@@ -65,6 +68,8 @@ s.pipe(process.stdout);
   echoPort = (echoServer.address() as net.AddressInfo).port;
 
   sshd = await startSshd();
+  await sshd.setAuthorizedKeys([{ publicKey: keyPub, options: 'restrict,command="true"' }]);
+  shellNoise = (await runSsh(sshd.sshArgs(key), '').done).stderr;
 });
 
 after(async () => {
@@ -138,7 +143,7 @@ test('(a) a forced command runs whatever the client asks for', async () => {
   const results = await Promise.all(
     [['ls', '/'], ['rm -rf /nonexistent'], []].map((cmd) => runSsh([...sshd.sshArgs(key), ...cmd], '').done),
   );
-  for (const r of results) assert.deepEqual(r, { code: 0, stdout: 'forced\n', stderr: '' });
+  for (const r of results) assert.deepEqual(r, { code: 0, stdout: 'forced\n', stderr: shellNoise });
 });
 
 test('(b) a key that is not in authorized_keys is refused', async () => {
@@ -170,7 +175,7 @@ test('(c) reverse forward to a dynamic port: data flows, port is announced only 
   assert.equal(infoResult.code, 0);
   assert.equal(infoResult.stdout, 'forced\n');
   assert.match(infoResult.stderr, announce);
-  assert.deepEqual(errorResult, { code: 0, stdout: 'forced\n', stderr: '' });
+  assert.deepEqual(errorResult, { code: 0, stdout: 'forced\n', stderr: shellNoise });
   assert.equal(tunnelResult.code, 0, tunnelResult.stderr);
   assert.equal(tunnelResult.stdout, 'pong: ping through the tunnel\n');
   assert.deepEqual(received, ['ping through the tunnel\n']);
@@ -251,7 +256,7 @@ test('(e) stop() leaves no sshd behind, including per-connection children', asyn
   assert.ok(listener !== undefined && rest.length === 0, `one listener, got ${[listener, ...rest]}`);
   // "ready" is printed just before the shell execs sleep: under load, look again until it has.
   let tree: { pid: number; comm: string; start: string }[] = [];
-  for (const deadline = Date.now() + 5000; ; await new Promise((resolve) => setTimeout(resolve, 50))) {
+  for (const deadline = Date.now() + 20_000; ; await new Promise((resolve) => setTimeout(resolve, 50))) {
     tree = [];
     const all = pids().map((pid) => ({ pid, stat: procStat(pid) }));
     for (let i = -1; i < tree.length; i++) {
@@ -278,4 +283,15 @@ test('(e) stop() leaves no sshd behind, including per-connection children', asyn
   assert.equal(existsSync(server.dir), false, 'the temp dir is removed');
   const closed = await session.done;
   assert.equal(closed.code, 255, 'the client sees the connection drop');
+});
+
+test('(f) shellStartup: the login shell runs the given lines before the command, from a throwaway HOME', async () => {
+  const server = await startSshd({ shellStartup: 'echo "hello from .bashrc"; echo "warning from .bashrc" >&2' });
+  try {
+    await server.setAuthorizedKeys([{ publicKey: keyPub, options: 'restrict,command="echo forced; echo $HOME"' }]);
+    const r = await runSsh(server.sshArgs(key), '').done;
+    assert.deepEqual(r, { code: 0, stdout: `hello from .bashrc\nforced\n${path.join(server.dir, 'home')}\n`, stderr: 'warning from .bashrc\n' });
+  } finally {
+    await server.stop();
+  }
 });

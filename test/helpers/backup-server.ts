@@ -14,6 +14,8 @@ export interface BackupServerOptions {
   /** More keys: name → receiver args, each with its own client key. */
   extraKeys?: Record<string, string[]>;
   sshdConfig?: string[];
+  /** Lines the server's login shell runs before the forced command (see SshdOptions.shellStartup). */
+  shellStartup?: string;
 }
 
 export interface BackupServer {
@@ -44,7 +46,7 @@ export function forcedCommand(recvArgs: string[], root: string): string {
 
 // Starts sshd with keys whose forced command is the receiver.
 export async function startBackupServer(options: BackupServerOptions = {}): Promise<BackupServer> {
-  const sshd = await startSshd({ extraConfig: options.sshdConfig ?? [] });
+  const sshd = await startSshd({ extraConfig: options.sshdConfig ?? [], shellStartup: options.shellStartup });
   const root = join(sshd.dir, 'backups');
   await mkdir(root, { mode: 0o700 });
   const key = join(sshd.dir, 'client_key');

@@ -48,6 +48,13 @@ export interface SshdOptions {
   extraConfig?: string[];
   /** sshd LogLevel; default 'ERROR'. sshd's stderr (-e) is captured into `log`. */
   logLevel?: string;
+  /**
+   * bash lines the login shell runs before each session's command, as a ~/.bashrc that prints
+   * would (e.g. 'echo hi' or 'echo hi >&2'). sshd gets `SetEnv HOME=<dir>/home` with that file as
+   * `<dir>/home/.bashrc`: the real user's dotfiles are not touched. Default: the environment
+   * variable SRS_TEST_SHELL_NOISE, so the whole suite can be run against a noisy server shell.
+   */
+  shellStartup?: string;
 }
 
 /** A running throwaway sshd. */
@@ -116,13 +123,14 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     const configFile = path.join(dir, 'sshd_config');
     const knownHostsFile = path.join(dir, 'known_hosts');
     const penalties = await hasPerSourcePenalties();
+    const shellHome = await writeShellStartup(dir, user, options.shellStartup ?? process.env.SRS_TEST_SHELL_NOISE);
     const deadline = Date.now() + START_TIMEOUT_MS; // for all attempts together
 
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       await writeFile(
         configFile,
-        sshdConfig({ ...options, user, dir, port, hostKey, authorizedKeysFile, penalties }),
+        sshdConfig({ ...options, user, dir, port, hostKey, authorizedKeysFile, penalties, shellHome }),
         { mode: 0o600 },
       );
       const server = spawnSshd(configFile, ownDir ? dir : undefined);
@@ -162,6 +170,19 @@ interface ConfigInput extends SshdOptions {
   hostKey: string;
   authorizedKeysFile: string;
   penalties: boolean;
+  shellHome: string | undefined;
+}
+
+// bash (Debian's, built with SSH_SOURCE_BASHRC) runs ~/.bashrc before a command sshd gives it,
+// even when not interactive: a throwaway HOME holds the startup lines.
+async function writeShellStartup(dir: string, user: string, lines: string | undefined): Promise<string | undefined> {
+  if (!lines) return undefined;
+  const shell = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`))?.split(':')[6] ?? '';
+  if (!shell.endsWith('/bash')) throw new Error(`shellStartup needs bash as ${user}'s login shell, not ${shell || 'none'}`);
+  const home = path.join(dir, 'home');
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  await writeFile(path.join(home, '.bashrc'), `${lines}\n`, { mode: 0o644 });
+  return home;
 }
 
 function sshdConfig(c: ConfigInput): string {
@@ -191,6 +212,7 @@ function sshdConfig(c: ConfigInput): string {
     'PermitRootLogin prohibit-password',
     // OpenSSH >= 9.8 would block 127.0.0.1 for a while after refused logins (tests do that on purpose).
     ...(c.penalties ? ['PerSourcePenalties no'] : []),
+    ...(c.shellHome ? [`SetEnv ${quote(`HOME=${c.shellHome}`)}`] : []),
     ...(c.extraConfig ?? []),
   ];
   return `${lines.join('\n')}\n`;

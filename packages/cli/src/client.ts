@@ -1,6 +1,6 @@
 // `ssh-r-sync`: the client. Serves PATH read-only through a reverse tunnel to the receiver.
 import { Command } from 'commander';
-import { applyNice, createLogger, parseNice, runClient, type ClientResult } from '@ssh-r-sync/core';
+import { applyNice, createLogger, escapeText, parseNice, runClient, type ClientResult } from '@ssh-r-sync/core';
 import { collect, configureProgram, onSignals, port, positiveSeconds, runMain, seconds } from './common.js';
 import { VERSION } from './version.js';
 
@@ -116,18 +116,20 @@ export async function client(argv: string[]): Promise<number> {
   }
 }
 
+// The message and snapshot id come from the server: escaped, so they cannot drive our terminal.
 function print(result: ClientResult, json: boolean): void {
   if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
   const seconds = (result.durationMs / 1000).toFixed(1);
+  const message = result.message === null ? null : escapeText(result.message);
   if (result.status === 'success') {
     const counts = result.files === null ? '' : `: ${result.files} files, ${result.bytes ?? 0} bytes`;
-    const snapshot = result.snapshot ? ` (snapshot ${result.snapshot})` : '';
+    const snapshot = result.snapshot ? ` (snapshot ${escapeText(result.snapshot)})` : '';
     process.stderr.write(`${PREFIX}: backup of ${result.name} done${counts}${snapshot} in ${seconds} s\n`);
   } else if (result.status === 'skipped') {
-    process.stderr.write(`${PREFIX}: skipped: ${result.message ?? 'the server said not now'}\n`);
+    process.stderr.write(`${PREFIX}: skipped: ${message ?? 'the server said not now'}\n`);
   } else {
     const code = result.rsyncExitCode ? ` (rsync exit ${result.rsyncExitCode})` : '';
-    process.stderr.write(`${PREFIX}: error: ${result.message ?? 'backup failed'}${code}\n`);
+    process.stderr.write(`${PREFIX}: error: ${message ?? 'backup failed'}${code}\n`);
   }
 }
 

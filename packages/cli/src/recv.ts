@@ -5,6 +5,7 @@ import {
   oneLine,
   applyNice,
   assemblePipeline,
+  claimStdout,
   createLogger,
   formatHookList,
   listTaps,
@@ -128,6 +129,8 @@ export async function recv(argv: string[]): Promise<number> {
   }
   const direct = Boolean(options.local) || options.pull !== undefined;
   if (!direct && options.json) throw new UsageError('--json is for --local and --pull runs: in reverse mode stdout is the channel to the client');
+  // Before plugins load: in reverse mode fd 1 is the channel's alone, what plugins print goes to the log.
+  const channelOutput = direct ? undefined : claimStdout(logger);
   let lockWait = options.lockWait;
   const lock = (ctx: RunContext) => lockHost({ root: ctx.root, name: ctx.name, waitSeconds: lockWait ?? 0, logger, signal: ctx.signal });
   const { pipeline, loaded } = await assemblePipeline({ root, ...common(options), logger, lock });
@@ -148,7 +151,7 @@ export async function recv(argv: string[]): Promise<number> {
       })
     : receiverTransport({
         input: process.stdin,
-        output: process.stdout,
+        output: channelOutput!,
         name: options.name,
         names: loaded.config.names,
         authFile: process.env.SSH_USER_AUTH,

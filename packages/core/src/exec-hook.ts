@@ -1,7 +1,7 @@
 // Runs one hook script: no shell, its own process group, stdin and stdout never the
 // protocol channel, stdout bounded, killed with its group when the tap is aborted.
-import { createInterface } from 'node:readline';
 import { SshRSyncError } from './errors.js';
+import { LineSplitter } from './line-splitter.js';
 import type { Logger } from './logger.js';
 import { dieWithUs, killGroup } from './process-group.js';
 import { importModule } from '@ssh-r-sync/core/dynamic-import';
@@ -14,9 +14,11 @@ export interface ScriptRun {
   input?: Buffer | string;
   signal?: AbortSignal;
   maxOutputBytes: number;
-  /** Where the script's stderr lines go. */
+  /** Where the script's stderr lines go, each cut at LOG_LINE_MAX characters. */
   logger: Logger;
 }
+
+const LOG_LINE_MAX = 4096;
 
 export interface ScriptResult {
   exitCode: number | null;
@@ -58,7 +60,10 @@ export async function runScript(run: ScriptRun): Promise<ScriptResult> {
     );
   });
   if (subprocess.stderr) {
-    createInterface({ input: subprocess.stderr, crlfDelay: Infinity }).on('line', (line) => run.logger.info(line.slice(0, 4096)));
+    const lines = new LineSplitter(LOG_LINE_MAX);
+    const log = (line: string) => run.logger.info(line);
+    subprocess.stderr.on('data', (chunk: Buffer) => lines.push(chunk).forEach(log));
+    subprocess.stderr.once('end', () => lines.flush().forEach(log));
   }
   const result = await subprocess;
   run.signal?.removeEventListener('abort', abort);

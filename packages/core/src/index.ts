@@ -27,6 +27,8 @@ export { clientName, sanitizeName } from './client/client-name.js';
 export { lockHost, type LockOptions } from './host-lock.js';
 export { createSessionDir, type SessionDir } from './session-dir.js';
 export * from './tunnel/index.js';
+export { claimStdout } from './protocol/stdout-guard.js';
+export { escapeText } from './protocol/text.js';
 export * from './snapshots.js';
 export { deleteTree, defaultJobs, type DeleteOptions } from './delete-tree.js';
 export { pullTransport, pullSshArgv, pullSource, PULL_SSH_OPTIONS, type PullTransportOptions } from './pull/pull-transport.js';

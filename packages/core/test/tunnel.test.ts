@@ -444,7 +444,8 @@ test('a stalled peer is dropped after the handshake timeout and costs no process
     assert.deepEqual(processesWith(fx.config), []);
     await once(socket, 'close');
     const elapsed = Date.now() - started;
-    assert.ok(elapsed > 1000 && elapsed < 4000, `dropped after ${elapsed} ms`);
+    // Never early; late only by what a loaded machine adds (a peer never dropped would never close).
+    assert.ok(elapsed > 1000 && elapsed < 15_000, `dropped after ${elapsed} ms`);
     assert.deepEqual(
       events.filter((e) => e.type === 'rejected'),
       [{ type: 'rejected', connection: 1, reason: 'tunnel proof timed out after 1.5s' }],

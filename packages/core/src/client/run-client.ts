@@ -5,7 +5,7 @@ import { realpath, stat } from 'node:fs/promises';
 import { SshRSyncError, UsageError, isSshRSyncError, oneLine } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { killGroup } from '../process-group.js';
-import { PROTOCOL_NAME, PROTOCOL_VERSION, openChannel, type Message } from '../protocol/index.js';
+import { PROTOCOL_NAME, PROTOCOL_VERSION, escapeText, openChannel, receiveHello, type Message } from '../protocol/index.js';
 import { RSYNC_MODULE, RSYNC_USER, rsyncSecret } from '../reverse/receiver-transport.js';
 import { createSessionDir } from '../session-dir.js';
 import { startTunnelListener, type TunnelListener } from '../tunnel/index.js';
@@ -159,7 +159,7 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
       throw error;
     };
     try {
-      const hello = await channel.receive('hello', { timeoutMs: wait, waitingFor: "the receiver's hello" });
+      const hello = await receiveHello(channel, wait);
       if (!hello.versions.includes(PROTOCOL_VERSION)) {
         throw new SshRSyncError('EPROTOCOL', `receiver speaks protocol versions ${hello.versions.join(', ')}; this client speaks ${PROTOCOL_VERSION}`);
       }
@@ -181,7 +181,7 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
       const ready = await channel.receive(['ready', 'result'], { timeoutMs: wait, waitingFor: 'the handshake result' });
       let result: Message<'result'>;
       if (ready.type === 'ready') {
-        log.debug(`receiver accepted ${ready.name} (${ready.mode})`);
+        log.debug(`receiver accepted ${escapeText(ready.name)} (${ready.mode})`);
         let ownSkip;
         try {
           ownSkip = await stages.beforeServing(ready.name);

@@ -2,9 +2,10 @@
 // reverse forward to our tunnel listener, stdin/stdout as the protocol channel.
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
+import { LineSplitter } from '../line-splitter.js';
 import type { Logger } from '../logger.js';
+import { escapeText } from '../protocol/text.js';
 import type { Destination } from './destination.js';
 
 /** The original's defaults: never prompt, fail on a refused forward, notice a dead link, no multiplexing. */
@@ -19,6 +20,9 @@ export const DEFAULT_SSH_OPTIONS = [
   'NumberOfPasswordPrompts=0',
   'ExitOnForwardFailure=yes',
 ];
+
+// Longest line of ssh's stderr we keep; the rest of a longer one is dropped.
+const LOG_LINE_MAX = 2000;
 
 export interface SshOptions {
   program?: string;
@@ -69,18 +73,24 @@ export function startSsh(options: SshOptions): SshProcess {
   remotePort.catch(() => {});
   if (options.remotePort) resolvePort(options.remotePort);
   let last = '';
-  createInterface({ input: child.stderr, crlfDelay: Infinity }).on('line', (line) => {
+  // What ssh relays from the server (the receiver's log, its login shell's words) is the server's
+  // text: bounded per line, and with control characters escaped, so it cannot rewrite our terminal.
+  const lines = new LineSplitter(LOG_LINE_MAX);
+  const onLine = (raw: string): void => {
+    const line = escapeText(raw);
     const allocated = /^Allocated port (\d+) for remote forward to /.exec(line);
     if (allocated) resolvePort(Number(allocated[1]));
     else if (line.startsWith('ssh-r-sync-recv')) {
       // The receiver's own log lines, relayed by sshd: worth showing as they come.
-      options.logger.info(`server: ${line.slice(0, 2000)}`);
+      options.logger.info(`server: ${line}`);
     } else if (line.trim()) {
       // ssh's diagnostics: shown with --debug; the last one goes into the error if ssh fails.
-      last = line.slice(0, 2000);
+      last = line;
       options.logger.debug(`ssh: ${last}`);
     }
-  });
+  };
+  child.stderr.on('data', (chunk: Buffer) => lines.push(chunk).forEach(onLine));
+  child.stderr.once('end', () => lines.flush().forEach(onLine));
   child.once('exit', () => rejectPort(new Error('ssh exited before it reported the forwarded port')));
   child.once('error', (error) => rejectPort(error));
   return Object.assign(child, { remotePort, lastError: () => last }) as SshProcess;

@@ -8,8 +8,16 @@ import { escapeText, quote } from './text.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-function garbage(peer: string, text: string): SshRSyncError {
-  return new SshRSyncError('EPROTOCOL', `garbage from ${peer}: ${quote(text)}`);
+// A line that is not a message at all (not JSON, or no object with a "type"): someone other
+// than the peer program may be talking, e.g. the server's login shell (see hello.ts).
+export class GarbageError extends SshRSyncError {
+  // The start of the line, for a caller that can say more about where it came from.
+  readonly text: string;
+
+  constructor(peer: string, text: string) {
+    super('EPROTOCOL', `garbage from ${peer}: ${quote(text)}`);
+    this.text = text.slice(0, 1024);
+  }
 }
 
 function describeVersion(v: unknown): string {
@@ -36,17 +44,17 @@ export function decodeMessage(line: Uint8Array, peer: string): Message {
   try {
     text = utf8.decode(line);
   } catch {
-    throw garbage(peer, Buffer.from(line.subarray(0, 320)).toString('utf8'));
+    throw new GarbageError(peer, Buffer.from(line.subarray(0, 320)).toString('utf8'));
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    throw garbage(peer, text);
+    throw new GarbageError(peer, text);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw garbage(peer, text);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new GarbageError(peer, text);
   const { v, type } = value as { v?: unknown; type?: unknown };
-  if (typeof type !== 'string') throw garbage(peer, text);
+  if (typeof type !== 'string') throw new GarbageError(peer, text);
   if (v !== PROTOCOL_VERSION) {
     const message = `unsupported protocol version ${describeVersion(v)} from ${peer} (this side speaks ${PROTOCOL_VERSION})`;
     throw new SshRSyncError('EPROTOCOL', message);

@@ -20,6 +20,8 @@ export {
   type SkipMessage,
   type StartMessage,
 } from './messages.js';
-export { decodeMessage, encodeMessage } from './codec.js';
+export { GarbageError, decodeMessage, encodeMessage } from './codec.js';
 export { MessageChannel, openChannel, type ChannelOptions, type ReceiveOptions, type SendOptions } from './channel.js';
 export { escapeText, quote } from './text.js';
+export { receiveHello } from './hello.js';
+export { claimStdout } from './stdout-guard.js';

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { oneLine } from '../errors.js';
 import { killGroup } from '../process-group.js';
 import type { TunnelEvent } from './events.js';
-import { LineSplitter } from './line-splitter.js';
+import { LineSplitter } from '../line-splitter.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 const LOG_LINE_MAX = 1000;

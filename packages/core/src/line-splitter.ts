@@ -1,5 +1,7 @@
 // Splits a byte stream into lines of bounded length, so a peer that never sends a newline cannot
-// make us buffer without limit. Longer lines are cut and marked with "…".
+// make us buffer without limit (readline holds a whole line first): at most one line's limit and
+// one chunk are held. Longer lines are cut and marked with "…"; the rest of such a line is dropped.
+// Used for every stream we log line by line: hook, daemon and ssh stderr, plugins' stdout.
 import { StringDecoder } from 'node:string_decoder';
 
 export class LineSplitter {
