@@ -58,6 +58,22 @@ describe('every done tap runs', () => {
   });
 });
 
+describe("the server's own account of a run", () => {
+  test('a failed run is in the host record, in words, and status shows it on the server', async () => {
+    const f = await fixture();
+    assert.equal((await recv(f, ['--plugin', LINK_DEST])).code, 0);
+    const fail = await writeScript(f.base, 'fail.sh', 'echo 23');
+    const failed = await recv(f, ['--plugin', LINK_DEST, '-x', `rsync.post:${fail}`]);
+    assert.equal(failed.code, 1);
+    const last = (hostRecord(f.root) as unknown as { lastRun: { status: string; committed: boolean; message: string } }).lastRun;
+    assert.deepEqual([last.status, last.committed], ['failure', false]);
+    assert.match(last.message, /rsync\.post changed 0 to 23/);
+    const seen = await runNode(adminBin, ['status', f.root, 'h']);
+    assert.match(seen.stderr, /h: last run failed: .*rsync\.post changed 0 to 23/);
+    assert.match(seen.stdout, /last run failed/);
+  });
+});
+
 describe('pruning after the session', () => {
   test('rotation that fails to delete never fails a committed backup; the error is logged and in the host record', async (t) => {
     const f = await fixture();

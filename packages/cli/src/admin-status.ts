@@ -30,7 +30,7 @@ export interface HostStatus {
   } | null;
   complete: number;
   incomplete: number;
-  lastFailure: { at: string; source: 'snapshot' | 'runs.log'; detail: string } | null;
+  lastFailure: { at: string; source: 'snapshot' | 'runs.log' | 'record'; detail: string } | null;
   /** Needs attention: no complete backup, or the newest is older than --max-age. */
   stale: boolean;
   /** Why it is stale, in words; null when fine. */
@@ -88,6 +88,7 @@ async function status(rootArgument: string, names: string[], options: StatusOpti
   if (!hosts.length) process.stderr.write(`ssh-r-sync-admin: no host directories under ${root}: is it the right directory, and is its disk mounted?\n`);
   for (const host of hosts) {
     if (host.problem) process.stderr.write(`ssh-r-sync-admin: ${host.name}: ${host.problem}\n`);
+    if (host.lastFailure?.source === 'record') process.stderr.write(`ssh-r-sync-admin: ${host.name}: last run failed: ${host.lastFailure.detail}\n`);
     for (const warning of host.warnings) process.stderr.write(`ssh-r-sync-admin: ${host.name}: warning: ${warning}\n`);
   }
   return ok ? 0 : 1;
@@ -131,6 +132,11 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
   const unfinished = snapshots.filter((s) => !s.complete && !s.future && (!newest || s.id > newest.id)).at(-1);
   if (unfinished) candidates.push({ at: unfinished.date.toISOString(), source: 'snapshot', detail: `incomplete snapshot ${unfinished.id} (failed, interrupted or still running)` });
   if (logFailure) candidates.push({ at: logFailure, source: 'runs.log', detail: 'a run ended as failure (runs.log)' });
+  // The receiver's own words for its last run (disk full, a killed rsync, …), from the host's record.
+  const last = record?.lastRun;
+  if (last?.status === 'failure' && (!newestComplete || Date.parse(last.at) > Date.parse(newestComplete.startedAt))) {
+    candidates.push({ at: last.at, source: 'record', detail: last.message ?? 'the last run failed' });
+  }
   const lastFailure = candidates.sort((a, b) => Date.parse(b.at) - Date.parse(a.at))[0] ?? null;
 
   let problem: string | null = null;
@@ -166,6 +172,8 @@ async function runsLogFailures(root: string): Promise<Map<string, string>> {
   return failures;
 }
 
+const LAST_FAILURE_SOURCE = { snapshot: 'incomplete snapshot', 'runs.log': 'runs.log', record: 'last run failed' } as const;
+
 function table(hosts: HostStatus[]): string {
   const rows = [['HOST', 'NEWEST COMPLETE', 'AGE', 'COMPLETE', 'INCOMPLETE', 'LAST FAILURE']];
   for (const host of hosts) {
@@ -176,7 +184,7 @@ function table(hosts: HostStatus[]): string {
       newest ? formatAge(newest.ageSeconds * 1000) : '-',
       String(host.complete),
       String(host.incomplete),
-      host.lastFailure ? `${host.lastFailure.at.replace(/\.\d{3}Z$/, 'Z')} ${host.lastFailure.source === 'snapshot' ? 'incomplete snapshot' : 'runs.log'}` : '-',
+      host.lastFailure ? `${host.lastFailure.at.replace(/\.\d{3}Z$/, 'Z')} ${LAST_FAILURE_SOURCE[host.lastFailure.source]}` : '-',
     ]);
   }
   return columns(rows);

@@ -17,11 +17,22 @@ export interface AfterSessionRecord {
   tasks: { name: string; outcome: 'ok' | 'failed' | 'timed out'; error: string | null; durationMs: number }[];
 }
 
+/** How the host's last run ended, in words: the server's own account of it. */
+export interface LastRunRecord {
+  at: string;
+  status: 'success' | 'failure' | 'skipped';
+  committed: boolean;
+  snapshot: string | null;
+  message: string | null;
+}
+
 export interface HostRecord {
   version: 1;
   kind: HostKind;
   /** When the receiver first wrote this host's directory as this kind. */
   since: string;
+  /** The last run that got as far as the host's directory. */
+  lastRun?: LastRunRecord;
   /** The last run's work after its session (pruning), if any. */
   afterSession?: AfterSessionRecord;
 }
@@ -92,4 +103,10 @@ export async function claimHostKind(root: string, name: string, hostDir: string,
     `${hostDir} holds snapshots of ${name}, but this run has no snapshot plugin and would overwrite them with a mirror: ` +
       `load @ssh-r-sync/plugin-link-dest as before, or move the snapshots aside (mv ${hostDir} ${moved})`,
   );
+}
+
+// Records how a run ended in the host's record (only a host the receiver has written to has one).
+export async function recordLastRun(root: string, name: string, lastRun: LastRunRecord): Promise<void> {
+  const record = await readHostRecord(root, name);
+  if (record) await writeHostRecord(root, name, { ...record, lastRun });
 }

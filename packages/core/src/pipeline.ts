@@ -8,7 +8,7 @@ import { silentLogger, type Logger } from './logger.js';
 import { assertPlugin, type Plugin } from './plugin.js';
 import { runAfterSession } from './after-session.js';
 import { commitRun } from './commit.js';
-import { claimHostKind } from './host-record.js';
+import { claimHostKind, recordLastRun } from './host-record.js';
 import { defaultRsyncArgs, runRsync } from './rsync.js';
 import { describeRsyncFailure } from './rsync-errors.js';
 import { beginMirror, currentSnapshot } from './snapshots.js';
@@ -130,6 +130,10 @@ export class Pipeline {
       ctx.logger.warn(oneLine(error));
     }
     clearTimeout(limit);
+    if (ctx.name) {
+      const lastRun = { at: new Date().toISOString(), status: outcome.status, committed: outcome.committed === true, snapshot: outcome.snapshot ?? null, message: outcome.message };
+      await recordLastRun(ctx.root, ctx.name, lastRun).catch((error: unknown) => ctx.logger.warn(`could not record the run in the host's record: ${oneLine(error)}`));
+    }
     // After the session: the client has its answer; pruning and the like cannot delay or fail it.
     if (outcome.committed) await runAfterSession(ctx, ctx.logger, this.stopController.signal);
     try {
