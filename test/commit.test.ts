@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listSnapshots } from '@ssh-r-sync/core';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
-import { processesMatching, recvBin, repoRoot, runNode, tempDir, writeScript, type RunResult } from './helpers/cli.js';
+import { processesMatching, receiverPids, repoRoot, runNode, tempDir, writeScript, type RunResult } from './helpers/cli.js';
 
 const LINK_DEST = join(repoRoot, 'packages/plugin-link-dest/dist/index.js');
 const MANIFEST = join(repoRoot, 'packages/plugin-manifest/dist/index.js');
@@ -121,16 +121,13 @@ describe('a receiver SIGKILLed at each stage', { concurrency: 1 }, () => {
     for (;;) {
       const ids = existsSync(host) ? readdirSync(host).filter((entry) => /Z$/.test(entry)) : [];
       const writing = ids.some((id) => readdirSync(join(host, id)).length > 0);
-      const found = (await processesMatching(recvBin)).find((line) => line.includes(`--name ${name} `));
-      if (writing && found) {
-        receiver = Number(found.split(':')[0]);
-        break;
-      }
+      [receiver] = await receiverPids(name);
+      if (writing && receiver) break;
       assert.ok(Date.now() < deadline, 'rsync did not start writing within a minute');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     assert.ok((await processesMatching(host)).some((line) => line.includes('rsync')), 'rsync is writing the snapshot');
-    process.kill(receiver, 'SIGKILL');
+    process.kill(receiver!, 'SIGKILL');
     const run = await running;
     await writeFile(big, ''); // the next runs need not wait for it
     await assertTruthful(run, name, false, /error: /);

@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listSnapshots } from '@ssh-r-sync/core';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
-import { processesMatching, recvBin, repoRoot, runNode, runRecv, tempDir, writeScript, type RunResult } from './helpers/cli.js';
+import { receiverPids, repoRoot, runNode, runRecv, tempDir, writeScript, type RunResult } from './helpers/cli.js';
 
 const LINK_DEST = join(repoRoot, 'packages/plugin-link-dest/dist/index.js');
 const MANIFEST = join(repoRoot, 'packages/plugin-manifest/dist/index.js');
@@ -128,7 +128,7 @@ describe('after-session work through sshd', { concurrency: 1 }, () => {
     const run = await server.backup(src, ['-n', 'slow-prune'], { timeoutMs: 60_000 });
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /backup of slow-prune done/);
-    const receiver = () => processesMatching(recvBin).then((lines) => lines.filter((line) => line.includes('--name slow-prune ')));
+    const receiver = () => receiverPids('slow-prune');
     assert.equal((await receiver()).length, 1, 'the receiver is still at its after-session work');
     const second = await server.backup(src, ['-n', 'slow-prune'], { timeoutMs: 60_000 });
     assert.equal(second.code, 1, 'the host is still locked');

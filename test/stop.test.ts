@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
-import { clientBin, processesMatching, tempDir, writeScript, type RunResult } from './helpers/cli.js';
+import { clientBin, processesMatching, receiverPids, tempDir, writeScript, type RunResult } from './helpers/cli.js';
 
 let server: BackupServer;
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -128,6 +128,21 @@ describe('client hook output is honoured or refused, never dropped', { concurren
   });
 });
 
+describe('a receiver that refuses before its hello', { concurrency: 1 }, () => {
+  test("a failing connect hook reaches the client in the receiver's words; exit 75 skips", async () => {
+    const failing = await writeScript(tmp.dir, 'connect-fails.sh', 'exit 3');
+    await server.setRecvArgs(['--name', 'host1', '-x', `connect:${failing}`]);
+    const run = await startClient([]).exited;
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /error: connect hook ".*connect-fails\.sh" failed: exited with code 3/);
+    const later = await writeScript(tmp.dir, 'connect-later.sh', 'exit 75');
+    await server.setRecvArgs(['--name', 'host1', '-x', `connect:${later}`]);
+    const skipped = await startClient([]).exited;
+    assert.equal(skipped.code, 75, skipped.stderr);
+    assert.match(skipped.stderr, /skipped: connect hook ".*connect-later\.sh" exited with 75 \(not now\)/);
+  });
+});
+
 describe('a client that disappears ends the receiver, at any stage', { concurrency: 1 }, () => {
   for (const point of ['connect', 'handshake']) {
     test(`SIGKILLed during the receiver's ${point} hook: the hook is killed and the host's lock freed`, async () => {
@@ -151,8 +166,8 @@ describe('a client that disappears ends the receiver, at any stage', { concurren
     await server.setRecvArgs(['--name', 'host1', '-x', `handshake:${hook}`]);
     const client = startClient([]);
     await appears(started, "the receiver's handshake hook");
-    const receiver = (await processesMatching('--name host1 ')).find((line) => line.includes('ssh-r-sync-recv'))!;
-    process.kill(Number(receiver.split(':')[0]), 'SIGKILL');
+    const [receiver] = await receiverPids('host1');
+    process.kill(receiver!, 'SIGKILL');
     const run = await client.exited;
     assert.equal(run.code, 1, run.stderr);
     await gone(hook, 'the hook script');

@@ -76,3 +76,13 @@ export async function processesMatching(needle: string): Promise<string[]> {
   }
   return found;
 }
+
+// Pids of the receivers (node running ssh-r-sync-recv) of host `name`; not the login shell that
+// sshd started them with, whose command line names them too.
+export async function receiverPids(name: string): Promise<number[]> {
+  const lines = await processesMatching(recvBin);
+  return lines
+    .map((line) => ({ pid: Number(line.slice(0, line.indexOf(':'))), cmdline: line.slice(line.indexOf(':') + 2) }))
+    .filter(({ cmdline }) => cmdline.startsWith(`${process.execPath} ${recvBin} `) && cmdline.includes(` --name ${name} `))
+    .map(({ pid }) => pid);
+}

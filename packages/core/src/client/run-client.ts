@@ -159,43 +159,48 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
       throw error;
     };
     try {
-      const hello = await receiveHello(channel, wait);
-      if (!hello.versions.includes(PROTOCOL_VERSION)) {
-        throw new SshRSyncError('EPROTOCOL', `receiver speaks protocol versions ${hello.versions.join(', ')}; this client speaks ${PROTOCOL_VERSION}`);
-      }
-      const tunnelPort = await within(ssh.remotePort, step, 'the forwarded port from ssh');
-      log.debug(`forwarded 127.0.0.1:${tunnelPort} on the server to 127.0.0.1:${listener.port}`);
-      await channel.send(
-        {
-          v: PROTOCOL_VERSION,
-          type: 'session',
-          protocol: PROTOCOL_NAME,
-          version: PROTOCOL_VERSION,
-          name,
-          tunnelPort,
-          key: key.toString('hex'),
-          options: { oneFileSystem: options.oneFileSystem, fakeSuper: options.fakeSuper },
-        },
-        { timeoutMs: step },
-      );
-      const ready = await channel.receive(['ready', 'result'], { timeoutMs: wait, waitingFor: 'the handshake result' });
-      let result: Message<'result'>;
-      if (ready.type === 'ready') {
-        log.debug(`receiver accepted ${escapeText(ready.name)} (${ready.mode})`);
-        let ownSkip;
-        try {
-          ownSkip = await stages.beforeServing(ready.name);
-        } catch (error) {
-          await channel.send({ v: PROTOCOL_VERSION, type: 'error', message: `client: ${oneLine(error)}`.slice(0, 4096) }, { timeoutMs: step }).catch(() => {});
-          throw error;
+      // The receiver's first word: hello, or a result when it refused before greeting (its
+      // connect hook failed, or skipped the run).
+      const first = await receiveHello(channel, wait);
+      const [sshNow, listenerNow] = [ssh, listener];
+      const converse = async (hello: Message<'hello'>): Promise<Message<'result'>> => {
+        if (!hello.versions.includes(PROTOCOL_VERSION)) {
+          throw new SshRSyncError('EPROTOCOL', `receiver speaks protocol versions ${hello.versions.join(', ')}; this client speaks ${PROTOCOL_VERSION}`);
         }
-        if (ownSkip) await channel.send({ v: PROTOCOL_VERSION, type: 'skip', reason: ownSkip.reason.slice(0, 1024) }, { timeoutMs: step });
-        else await channel.send({ v: PROTOCOL_VERSION, type: 'start' }, { timeoutMs: step });
-        result = await channel.receive('result', { timeoutMs: wait, waitingFor: 'the result' });
-        await stages.afterResult(result);
-      } else {
-        result = ready;
-      }
+        const tunnelPort = await within(sshNow.remotePort, step, 'the forwarded port from ssh');
+        log.debug(`forwarded 127.0.0.1:${tunnelPort} on the server to 127.0.0.1:${listenerNow.port}`);
+        await channel.send(
+          {
+            v: PROTOCOL_VERSION,
+            type: 'session',
+            protocol: PROTOCOL_NAME,
+            version: PROTOCOL_VERSION,
+            name,
+            tunnelPort,
+            key: key.toString('hex'),
+            options: { oneFileSystem: options.oneFileSystem, fakeSuper: options.fakeSuper },
+          },
+          { timeoutMs: step },
+        );
+        const ready = await channel.receive(['ready', 'result'], { timeoutMs: wait, waitingFor: 'the handshake result' });
+        if (ready.type === 'ready') {
+          log.debug(`receiver accepted ${escapeText(ready.name)} (${ready.mode})`);
+          let ownSkip;
+          try {
+            ownSkip = await stages.beforeServing(ready.name);
+          } catch (error) {
+            await channel.send({ v: PROTOCOL_VERSION, type: 'error', message: `client: ${oneLine(error)}`.slice(0, 4096) }, { timeoutMs: step }).catch(() => {});
+            throw error;
+          }
+          if (ownSkip) await channel.send({ v: PROTOCOL_VERSION, type: 'skip', reason: ownSkip.reason.slice(0, 1024) }, { timeoutMs: step });
+          else await channel.send({ v: PROTOCOL_VERSION, type: 'start' }, { timeoutMs: step });
+          const result = await channel.receive('result', { timeoutMs: wait, waitingFor: 'the result' });
+          await stages.afterResult(result);
+          return result;
+        }
+        return ready;
+      };
+      const result = first.type === 'result' ? first : await converse(first);
       let byeError = '';
       const bye = await channel.receive('bye', { timeoutMs: wait, waitingFor: "the receiver's goodbye" }).catch((error: unknown) => {
         byeError = oneLine(error);

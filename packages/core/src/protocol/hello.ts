@@ -5,16 +5,17 @@
 import { SshRSyncError } from '../errors.js';
 import type { MessageChannel } from './channel.js';
 import { GarbageError } from './codec.js';
-import type { HelloMessage } from './messages.js';
+import type { HelloMessage, ResultMessage } from './messages.js';
 import { quote } from './text.js';
 
 // Where the hello starts when shell text without a newline ran into it.
 const HELLO_START = '{"v":';
 
-// Awaits the hello; text instead of it gets an error that names the server's shell and the fix.
-export async function receiveHello(channel: MessageChannel, timeoutMs: number): Promise<HelloMessage> {
+// Awaits the hello (or the result of a receiver that refused before greeting: its connect hook
+// failed or skipped); text instead of it gets an error that names the server's shell and the fix.
+export async function receiveHello(channel: MessageChannel, timeoutMs: number): Promise<HelloMessage | ResultMessage> {
   try {
-    return await channel.receive('hello', { timeoutMs, waitingFor: "the receiver's hello" });
+    return await channel.receive(['hello', 'result'], { timeoutMs, waitingFor: "the receiver's hello" });
   } catch (error) {
     if (!(error instanceof GarbageError)) throw error;
     const cut = error.text.indexOf(HELLO_START);
