@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { mirrorPaths, snapshotId, snapshotPaths, writeAtomic, type DoneMark } from '@ssh-r-sync/core';
+import { lockHost, mirrorPaths, silentLogger, snapshotId, snapshotPaths, writeAtomic, type DoneMark } from '@ssh-r-sync/core';
 import { repoRoot, runNode, tempDir } from './helpers/cli.js';
 
 const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
@@ -255,13 +255,9 @@ describe('ssh-r-sync-admin prune', () => {
     const root = await newRoot();
     const busy = await history(root, 'busy', [[50, true], [26, true], [2, true]]);
     const idle = await history(root, 'idle', [[50, true], [26, true], [2, true]]);
-    // The lock a running receiver holds: this live process, with its kernel start time.
-    const stat = readFileSync(`/proc/${process.pid}/stat`, 'utf8');
-    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-    await mkdir(join(root, '.ssh-r-sync', 'locks'), { recursive: true });
-    await writeFile(join(root, '.ssh-r-sync', 'locks', 'busy.lock'), JSON.stringify({ pid: process.pid, start }));
-
-    const r = await admin(['prune', root, '--keep', '1d', '--now', NOW]);
+    // The lock a running receiver holds, taken here by this process.
+    const release = await lockHost({ root, name: 'busy', waitSeconds: 0, logger: silentLogger });
+    const r = await admin(['prune', root, '--keep', '1d', '--now', NOW]).finally(release);
     assert.equal(r.code, 1);
     assert.match(r.stdout, new RegExp(`^busy: not pruned: another backup of busy is running \\(pid ${process.pid}\\); try again later$`, 'm'));
     assert.match(r.stdout, /^idle: 3 snapshots, 1 kept; 2 deleted$/m);

@@ -8,7 +8,7 @@
 // stack trace, an end within the timeout plus slack, and nothing written under BACKUP_ROOT.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
@@ -506,6 +506,9 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
   describe('rule 5: one run per host', { concurrency: 1 }, () => {
     let s: BackupServer;
     const lockFile = () => join(s.root, '.ssh-r-sync', 'locks', 'host1.lock');
+    // The lock file names its holder; it stays, emptied on release, and nobody holds its kernel lock.
+    const held = () => existsSync(lockFile()) && readFileSync(lockFile(), 'utf8') !== '';
+    const released = () => readFileSync(lockFile(), 'utf8') === '' && spawnSync('/usr/bin/flock', ['-n', lockFile(), 'true']).status === 0;
     before(async () => {
       s = await server();
       await s.setRecvArgs(['--name', 'host1', '--handshake-timeout', '2', '-x', `rsync.pre:${slow1000}`]);
@@ -513,14 +516,14 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
 
     test('a second concurrent run for host1 is refused (exit 1) while the first one still succeeds (original weak spot 14)', LIMIT, async () => {
       const first = liveClient(s, medium, ['-n', 'host1', '-t', '2']);
-      assert.ok(await waitUntil(() => existsSync(lockFile()), 20_000), 'the first run took the lock');
+      assert.ok(await waitUntil(held, 20_000), 'the first run took the lock');
       const second = await s.backup(small, ['-n', 'host1', '-t', '2'], { timeoutMs: 30_000 });
       assert.equal(second.code, 1, second.stderr);
       assertOneLineError(second.stderr, 'ssh-r-sync', /another backup of host1 is running/);
       const exit = await first.exited;
       assert.equal(exit.code, 0, first.stderr());
       assert.ok(existsSync(join(s.root, 'host1', 'medium.bin')));
-      assert.ok(!existsSync(lockFile()), 'the lock is released');
+      assert.ok(released(), 'the lock is released');
     });
 
     test('a stale lock of a dead pid is taken over with a log line', LIMIT, async () => {
@@ -530,14 +533,14 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
       const r = await s.backup(small, ['-n', 'host1', '-t', '2'], { timeoutMs: 30_000 });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, new RegExp(`took over the lock of host1 from dead process ${pid}`));
-      assert.ok(!existsSync(lockFile()));
+      assert.ok(released());
     });
 
     test('--lock-wait 10 makes the second run wait, then succeed', LIMIT, async () => {
       await s.setRecvArgs(['--name', 'host1', '--handshake-timeout', '2', '--lock-wait', '10', '-x', `rsync.pre:${slow1000}`]);
       await writeFile(join(medium, 'changed.bin'), randomBytes(1 << 20)); // the first run has work to do again
       const first = liveClient(s, medium, ['-n', 'host1', '-t', '2']);
-      assert.ok(await waitUntil(() => existsSync(lockFile()), 20_000));
+      assert.ok(await waitUntil(held, 20_000));
       const second = await s.backup(medium, ['-n', 'host1', '-t', '2'], { timeoutMs: 30_000 });
       const exit = await first.exited;
       assert.equal(exit.code, 0, first.stderr());
