@@ -134,10 +134,12 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
   if (logFailure) candidates.push({ at: logFailure, source: 'runs.log', detail: 'a run ended as failure (runs.log)' });
   // The receiver's own words for its last run (disk full, a killed rsync, …), from the host's record.
   const last = record?.lastRun;
-  if (last?.status === 'failure' && (!newestComplete || Date.parse(last.at) > Date.parse(newestComplete.startedAt))) {
+  if (last?.status === 'failure' && (!newestComplete || Date.parse(last.at) > Date.parse(newestComplete.completedAt ?? newestComplete.startedAt))) {
     candidates.push({ at: last.at, source: 'record', detail: last.message ?? 'the last run failed' });
   }
-  const lastFailure = candidates.sort((a, b) => Date.parse(b.at) - Date.parse(a.at))[0] ?? null;
+  // The receiver's own words, when it has them, describe the last failure best: an incomplete
+  // snapshot of the same run may carry an id a second or two ahead of the clock.
+  const lastFailure = candidates.find((c) => c.source === 'record') ?? candidates.sort((a, b) => Date.parse(b.at) - Date.parse(a.at))[0] ?? null;
 
   let problem: string | null = null;
   if (!newestComplete) {
