@@ -13,7 +13,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkTunnel, connectTunnel, openTunnel, relayArgv, startTunnelListener, tunnelRsyncArgs, type TunnelEvent } from '../src/tunnel/index.js';
+import { checkTunnel, connectTunnel, openTunnel, relayArgv, startTunnelListener, tunnelRsyncArgs, type OpenTunnelOptions, type TunnelEvent } from '../src/tunnel/index.js';
 import { spawnRsync } from '../src/rsync.js';
 import { proveReceiver } from '../src/tunnel/client-proof.js';
 import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, receiverMac } from '../src/tunnel/proof.js';
@@ -85,8 +85,8 @@ async function listen(fx: Fixture, options: { handshakeTimeoutMs?: number; maxCo
 
 // Pulls the module through the tunnel as the receiver does: a connection proven by openTunnel(),
 // claimed and passed as rsync's fd 3 by core's spawnRsync(), rsync run with tunnelRsyncArgs().
-async function startPull(fx: Fixture, port: number, key: Buffer, extra: string[] = [], dst = fx.dst) {
-  const connection = await openTunnel({ port, key, timeoutMs: TIMEOUT_MS });
+async function startPull(fx: Fixture, port: number, key: Buffer, extra: string[] = [], dst = fx.dst, idle?: OpenTunnelOptions['idle']) {
+  const connection = await openTunnel({ port, key, timeoutMs: TIMEOUT_MS, idle });
   const command = {
     program: 'rsync',
     args: ['-a', ...extra],
@@ -705,6 +705,52 @@ test("another user's connections have a budget of their own: they crowd out only
   } finally {
     other.stdin!.end();
     ours!.destroy();
+    await listener.close();
+  }
+});
+
+// A pull whose connection is watched for stalls of idleMs; `stalled` lists when onIdle fired.
+async function watchedPull(fx: Fixture, port: number, idleMs: number) {
+  const stalled: number[] = [];
+  const pull = await startPull(fx, port, fx.key, ['--bwlimit=2000'], fx.dst, { ms: idleMs, onIdle: () => stalled.push(Date.now()) });
+  await waitFor('the transfer to start', () => existsSync(fx.dst) && readdirSync(fx.dst).some((name) => name.includes('big.bin')), 20_000);
+  return { pull, stalled };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test("the idle watch reports a pull whose daemon stopped sending, and not while data flows", { timeout: 60_000 }, async () => {
+  const fx = fixture();
+  addBigFile(fx);
+  const { listener } = await listen(fx);
+  const { pull, stalled } = await watchedPull(fx, listener.port, 1500);
+  const daemon = Number(daemonsOf(fx)[0]?.split(' ')[0]);
+  try {
+    await sleep(4000); // more than twice the idle time, with data flowing
+    assert.deepEqual(stalled, [], 'no stall while the daemon sends');
+    const stoppedAt = Date.now();
+    process.kill(daemon, 'SIGSTOP');
+    await waitFor('the stall', () => stalled.length > 0, 30_000);
+    assert.ok(stalled[0]! - stoppedAt >= 1000, `reported ${stalled[0]! - stoppedAt} ms after the daemon stopped`);
+    assert.equal(pull.child.exitCode, null, 'the watch only reports; the caller stops the run');
+  } finally {
+    await stopPull(pull);
+    await listener.close(); // SIGKILLs the stopped daemon
+  }
+});
+
+test('bytes that wait unread are not a stall: a pull whose own rsync is stopped is not reported', { timeout: 60_000 }, async () => {
+  const fx = fixture();
+  addBigFile(fx);
+  const { listener } = await listen(fx);
+  const { pull, stalled } = await watchedPull(fx, listener.port, 1500);
+  try {
+    process.kill(-pull.child.pid!, 'SIGSTOP'); // rsync and its relay: nobody reads the connection
+    await sleep(5000);
+    assert.deepEqual(stalled, [], 'the client kept sending into our buffers: not its stall');
+  } finally {
+    process.kill(-pull.child.pid!, 'SIGCONT');
+    await stopPull(pull);
     await listener.close();
   }
 });
