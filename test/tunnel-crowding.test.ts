@@ -9,11 +9,10 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { join } from 'node:path';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
 import { clientBin, tempDir, writeScript } from './helpers/cli.js';
-import { spawnLive, waitUntil, type LiveProcess } from './helpers/fake-peer.js';
+import { closedPort, spawnLive, waitUntil, type LiveProcess } from './helpers/fake-peer.js';
 import { tcpEntriesWithPort } from '../packages/core/src/tunnel/tcp-table.js';
 
 const IDLE = 200;
@@ -24,7 +23,6 @@ const asRoot = process.getuid?.() === 0;
 // for each that is closed, and keeps GARBAGE connections in flight that send 64 random bytes.
 // Prints "ready" once IDLE silent connections were opened, and its counts when stdin ends.
 const ATTACKER = `
-import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 const [port, idle, garbage] = process.argv.slice(2).map(Number);
 const counts = { silentOpened: 0, silentClosed: 0, garbageSent: 0 };
@@ -106,18 +104,6 @@ async function attack(user: LocalUser, script: string, port: number, spawned: Se
   };
 }
 
-// A port on 127.0.0.1 that nothing uses right now.
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 // The tunnel events the client logged with --debug.
 function tunnelEvents(stderr: string): { type: string; connection: number; reason?: string; command?: string }[] {
   return [...stderr.matchAll(/^ssh-r-sync: tunnel: (\{.*\})$/gm)].map((m) => JSON.parse(m[1]!));
@@ -194,7 +180,7 @@ describe('other local users crowding the tunnel', { skip: !asRoot && 'needs root
   });
 
   test(`on the server: ${IDLE} silent connections and garbage to the forwarded port from another user do not stop a backup`, { timeout: 120_000 }, async () => {
-    const tunnelPort = await freePort();
+    const tunnelPort = await closedPort();
     await receiverWaitsForAttacker(['--tunnel-port', String(tunnelPort)]);
     const client = startClient(['--tunnel-port', String(tunnelPort)]);
     const listening = () => tcpEntriesWithPort(tunnelPort)?.some((e) => e.state === 0x0a && e.local === `127.0.0.1:${tunnelPort}`);

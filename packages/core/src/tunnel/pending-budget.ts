@@ -11,6 +11,7 @@ export interface PendingConnection {
   drop(why: string): void;
 }
 
+// Unproven connections of one kind of peer, oldest first, at most `limit`.
 export class PendingBudget {
   private readonly members = new Map<Socket, PendingConnection>();
 
