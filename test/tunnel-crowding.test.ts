@@ -23,6 +23,7 @@ const asRoot = process.getuid?.() === 0;
 // for each that is closed, and keeps GARBAGE connections in flight that send 64 random bytes.
 // Prints "ready" once IDLE silent connections were opened, and its counts when stdin ends.
 const ATTACKER = `
+import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 const [port, idle, garbage] = process.argv.slice(2).map(Number);
 const counts = { silentOpened: 0, silentClosed: 0, garbageSent: 0 };

@@ -700,8 +700,8 @@ test("another user's connections have a budget of their own: they crowd out only
     const { code, output } = await (await startPull(fx, listener.port, fx.key)).result;
     assert.equal(code, 0, output);
     assert.equal(ours!.destroyed, false, 'our own silent connection was not pushed out by theirs');
-    const reasons = new Set(events.flatMap((e) => (e.type === 'rejected' ? [e.reason] : [])));
-    assert.deepEqual([...reasons], ['dropped for a newer connection: at most 4 unproven tunnel connections from other local users at a time, and this was the oldest']);
+    const reasons = events.flatMap((e) => (e.type === 'rejected' ? [e.reason] : []));
+    assert.deepEqual(reasons.filter((reason) => !/^dropped.* from other local users /.test(reason)), [], 'only their connections were dropped');
   } finally {
     other.stdin!.end();
     ours!.destroy();

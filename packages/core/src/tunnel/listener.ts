@@ -174,7 +174,17 @@ export async function startTunnelListener(options: TunnelListenerOptions): Promi
     arrivals = [];
     if (live.length === 0) return;
     const uids = loopbackPeerUids(port, live.map(({ socket }) => ({ address: socket.remoteAddress!, port: socket.remotePort! })));
-    live.forEach((arrival, i) => admit(arrival, !uids || uids[i] === ownUid ? own : others));
+    const groups = new Map<PendingBudget, Arrival[]>([[own, []], [others, []]]);
+    live.forEach((arrival, i) => groups.get(!uids || uids[i] === ownUid ? own : others)!.push(arrival));
+    for (const [budget, group] of groups) {
+      // Only members that had their chance (their opener went out) make room for new ones: when
+      // more arrived at once than the budget holds, the latest of them go.
+      for (const { socket, connection } of group.splice(budget.limit)) {
+        socket.destroy();
+        emit({ type: 'rejected', connection, reason: `dropped: more than ${budget.limit} new tunnel connections from ${budget.peers} at once` });
+      }
+      group.forEach((arrival) => admit(arrival, budget));
+    }
   };
 
   const server = createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {

@@ -1,7 +1,9 @@
 // A bounded set of unproven tunnel connections from one kind of peer. When it is full, a new
 // connection drops the oldest one instead of being refused: the receiver answers our opener
 // within one round trip, so a stranger who wants to push its connection out must open more than
-// the whole budget in that time, while idle strangers could otherwise fill it and lock it out.
+// the whole budget in that time (and after it: connections are admitted in batches, and those of
+// the receiver's own batch cannot push it out), while idle strangers could otherwise fill it and
+// lock it out.
 import type { Socket } from 'node:net';
 
 export interface PendingConnection {
