@@ -19,7 +19,7 @@ before(async () => {
   src = join(tmp.dir, 'src');
   await mkdir(src);
   await writeFile(join(src, 'a.txt'), 'alpha\n');
-  server = await startBackupServer({ recvArgs: ['--name', 'host1'] });
+  server = await startBackupServer({ recvArgs: ['--name', 'stop1'] });
 });
 after(async () => {
   await server?.stop();
@@ -48,7 +48,7 @@ async function gone(needle: string, what: string): Promise<void> {
 
 // Starts the real client in the background.
 function startClient(args: string[]) {
-  const child = spawn(process.execPath, [clientBin, ...server.clientArgs(), '-n', 'host1', ...args, `${server.sshd.user}@127.0.0.1`, src], {
+  const child = spawn(process.execPath, [clientBin, ...server.clientArgs(), '-n', 'stop1', ...args, `${server.sshd.user}@127.0.0.1`, src], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
   });
@@ -75,7 +75,7 @@ describe("the client's stop has two steps", { concurrency: 1 }, () => {
     // A done script that takes its time: killed at once by the first signal, it would leave the lock.
     const release = await writeScript(tmp.dir, 'release-lock.sh', `sleep 1\nrm ${held}\necho "$4" > ${status}`);
     const hook = await endlessHook('recv-handshake-1');
-    await server.setRecvArgs(['--name', 'host1', '-x', `handshake:${hook.path}`]);
+    await server.setRecvArgs(['--name', 'stop1', '-x', `handshake:${hook.path}`]);
     const client = startClient(['--hook', `connect:${take}`, '--hook', `done:${release}`]);
     await appears(hook.started, "the receiver's handshake hook");
     assert.ok(existsSync(held), 'connect took the lock');
@@ -94,7 +94,7 @@ describe("the client's stop has two steps", { concurrency: 1 }, () => {
     const doneFinished = join(tmp.dir, 'slow-done.finished');
     const slowDone = await writeScript(tmp.dir, 'slow-done.sh', `touch ${doneStarted}\nsleep 300\ntouch ${doneFinished}`);
     const hook = await endlessHook('recv-handshake-2');
-    await server.setRecvArgs(['--name', 'host1', '-x', `handshake:${hook.path}`]);
+    await server.setRecvArgs(['--name', 'stop1', '-x', `handshake:${hook.path}`]);
     const client = startClient(['--hook', `done:${slowDone}`]);
     await appears(hook.started, "the receiver's handshake hook");
     client.child.kill('SIGTERM');
@@ -110,17 +110,17 @@ describe("the client's stop has two steps", { concurrency: 1 }, () => {
 
 describe('client hook output is honoured or refused, never dropped', { concurrency: 1 }, () => {
   test('rsync.pre options on the client are refused with what to do instead; nothing is pulled', async () => {
-    await server.setRecvArgs(['--name', 'host1']);
+    await server.setRecvArgs(['--name', 'stop1']);
     const pre = await writeScript(tmp.dir, 'client-pre.sh', "printf -- '--bwlimit=10\\0'");
     await writeFile(join(src, 'not-pulled.txt'), 'x\n');
     const run = await startClient(['--hook', `rsync.pre:${pre}`]).exited;
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stderr, /a client rsync\.pre hook printed rsync options \(--bwlimit=10\), but the client's daemon options are fixed: give rsync options to the server/);
-    assert.equal(existsSync(join(server.root, 'host1', 'not-pulled.txt')), false);
+    assert.equal(existsSync(join(server.root, 'stop1', 'not-pulled.txt')), false);
   });
 
   test('an rsync.post exit-code mapping on the client is refused: the receiver decides the result', async () => {
-    await server.setRecvArgs(['--name', 'host1']);
+    await server.setRecvArgs(['--name', 'stop1']);
     const post = await writeScript(tmp.dir, 'client-post.sh', 'echo 5');
     const run = await startClient(['--hook', `rsync.post:${post}`]).exited;
     assert.equal(run.code, 1, run.stderr);
@@ -131,12 +131,12 @@ describe('client hook output is honoured or refused, never dropped', { concurren
 describe('a receiver that refuses before its hello', { concurrency: 1 }, () => {
   test("a failing connect hook reaches the client in the receiver's words; exit 75 skips", async () => {
     const failing = await writeScript(tmp.dir, 'connect-fails.sh', 'exit 3');
-    await server.setRecvArgs(['--name', 'host1', '-x', `connect:${failing}`]);
+    await server.setRecvArgs(['--name', 'stop1', '-x', `connect:${failing}`]);
     const run = await startClient([]).exited;
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stderr, /error: connect hook ".*connect-fails\.sh" failed: exited with code 3/);
     const later = await writeScript(tmp.dir, 'connect-later.sh', 'exit 75');
-    await server.setRecvArgs(['--name', 'host1', '-x', `connect:${later}`]);
+    await server.setRecvArgs(['--name', 'stop1', '-x', `connect:${later}`]);
     const skipped = await startClient([]).exited;
     assert.equal(skipped.code, 75, skipped.stderr);
     assert.match(skipped.stderr, /skipped: connect hook ".*connect-later\.sh" exited with 75 \(not now\)/);
@@ -147,14 +147,14 @@ describe('a client that disappears ends the receiver, at any stage', { concurren
   for (const point of ['connect', 'handshake']) {
     test(`SIGKILLed during the receiver's ${point} hook: the hook is killed and the host's lock freed`, async () => {
       const hook = await endlessHook(`recv-${point}-gone`);
-      await server.setRecvArgs(['--name', 'host1', '--lock-wait', '0', '-x', `${point}:${hook.path}`]);
+      await server.setRecvArgs(['--name', 'stop1', '--lock-wait', '0', '-x', `${point}:${hook.path}`]);
       const client = startClient([]);
       await appears(hook.started, `the receiver's ${point} hook`);
       client.child.kill('SIGKILL');
       await client.exited;
       await gone(hook.path, `the receiver's ${point} hook`);
-      await gone('--name host1 ', 'the receiver');
-      await server.setRecvArgs(['--name', 'host1', '--lock-wait', '0']);
+      await gone('--name stop1 ', 'the receiver');
+      await server.setRecvArgs(['--name', 'stop1', '--lock-wait', '0']);
       const next = await startClient([]).exited;
       assert.equal(next.code, 0, `the lock was released:\n${next.stderr}`);
     });
@@ -163,10 +163,10 @@ describe('a client that disappears ends the receiver, at any stage', { concurren
   test('a SIGKILLed receiver takes its hook processes with it, children of the script included', async () => {
     const started = join(tmp.dir, 'orphan.started');
     const hook = await writeScript(tmp.dir, 'orphan-hook.sh', `touch ${started}\nsleep 307\necho unreachable\n`);
-    await server.setRecvArgs(['--name', 'host1', '-x', `handshake:${hook}`]);
+    await server.setRecvArgs(['--name', 'stop1', '-x', `handshake:${hook}`]);
     const client = startClient([]);
     await appears(started, "the receiver's handshake hook");
-    const [receiver] = await receiverPids('host1');
+    const [receiver] = await receiverPids('stop1');
     process.kill(receiver!, 'SIGKILL');
     const run = await client.exited;
     assert.equal(run.code, 1, run.stderr);
@@ -176,7 +176,7 @@ describe('a client that disappears ends the receiver, at any stage', { concurren
 
   test('--max-run-time stops a run that never ends, and says so', async () => {
     const hook = await endlessHook('recv-endless');
-    await server.setRecvArgs(['--name', 'host1', '--max-run-time', '2', '-x', `rsync.pre:${hook.path}`]);
+    await server.setRecvArgs(['--name', 'stop1', '--max-run-time', '2', '-x', `rsync.pre:${hook.path}`]);
     const run = await startClient([]).exited;
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stderr, /error: .*the run took longer than its limit of 2 s \(--max-run-time\)/);

@@ -136,6 +136,9 @@ function printPull(dir: string, key: string, extra: string[], options: Authorize
 }
 
 // The sshd Match block for the backup account: tunnels only as `forwarding` allows, all else off.
+// ClientAlive*: a peer that stops answering (a suspended laptop, a stopped ssh: TCP stays open)
+// is dropped after a minute, with its session and its -R port, which a pinned --tunnel-port
+// needs free for the next run.
 function matchBlock(user: string, forwarding: 'remote' | 'no'): string {
   return [
     `Match User ${user}`,
@@ -148,6 +151,8 @@ function matchBlock(user: string, forwarding: 'remote' | 'no'): string {
     '    PermitTTY no',
     '    PermitUserRC no',
     '    PasswordAuthentication no',
+    '    ClientAliveInterval 15',
+    '    ClientAliveCountMax 4',
     '',
   ].join('\n');
 }

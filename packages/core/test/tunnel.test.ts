@@ -13,10 +13,11 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkTunnel, connectTunnel, openTunnel, relayArgv, startTunnelListener, tunnelRsyncArgs, type TunnelEvent } from '../src/tunnel/index.js';
+import { checkTunnel, connectTunnel, openTunnel, relayArgv, startTunnelListener, tunnelRsyncArgs, type OpenTunnelOptions, type TunnelEvent } from '../src/tunnel/index.js';
 import { spawnRsync } from '../src/rsync.js';
 import { proveReceiver } from '../src/tunnel/client-proof.js';
 import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, receiverMac } from '../src/tunnel/proof.js';
+import { loopbackPeerUids } from '../src/tunnel/tcp-table.js';
 
 const TIMEOUT_MS = 15_000;
 const children = new Set<ChildProcess>();
@@ -68,7 +69,7 @@ function fixture() {
 }
 type Fixture = ReturnType<typeof fixture>;
 
-async function listen(fx: Fixture, options: { handshakeTimeoutMs?: number; maxConcurrent?: number; maxPending?: number } = {}) {
+async function listen(fx: Fixture, options: { handshakeTimeoutMs?: number; maxConcurrent?: number; maxPending?: number; maxPendingOthers?: number } = {}) {
   const events: TunnelEvent[] = [];
   const listener = await startTunnelListener({
     key: fx.key,
@@ -76,6 +77,7 @@ async function listen(fx: Fixture, options: { handshakeTimeoutMs?: number; maxCo
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? TIMEOUT_MS,
     maxConcurrent: options.maxConcurrent,
     maxPending: options.maxPending,
+    maxPendingOthers: options.maxPendingOthers,
     onEvent: (event) => events.push(event),
   });
   return { listener, events };
@@ -83,8 +85,8 @@ async function listen(fx: Fixture, options: { handshakeTimeoutMs?: number; maxCo
 
 // Pulls the module through the tunnel as the receiver does: a connection proven by openTunnel(),
 // claimed and passed as rsync's fd 3 by core's spawnRsync(), rsync run with tunnelRsyncArgs().
-async function startPull(fx: Fixture, port: number, key: Buffer, extra: string[] = [], dst = fx.dst) {
-  const connection = await openTunnel({ port, key, timeoutMs: TIMEOUT_MS });
+async function startPull(fx: Fixture, port: number, key: Buffer, extra: string[] = [], dst = fx.dst, idle?: OpenTunnelOptions['idle']) {
+  const connection = await openTunnel({ port, key, timeoutMs: TIMEOUT_MS, idle });
   const command = {
     program: 'rsync',
     args: ['-a', ...extra],
@@ -455,16 +457,20 @@ test('a stalled peer is dropped after the handshake timeout and costs no process
   }
 });
 
-test('connections beyond maxPending are closed at once', async () => {
+test('a connection beyond maxPending drops the oldest unproven one, not itself', async () => {
   const fx = fixture();
   const { listener, events } = await listen(fx, { maxPending: 1 });
   try {
     const [first] = await silentConnections(listener.port, 1);
+    first!.resume();
+    await waitFor('the opener on the first connection', () => first!.bytesRead > 0);
     const second = connect(listener.port, '127.0.0.1').on('error', () => undefined);
-    second.resume();
-    await once(second, 'close');
-    assert.deepEqual(events, [{ type: 'rejected', connection: 2, reason: 'too many pending tunnel connections (at most 1 at a time)' }]);
-    first?.destroy();
+    await once(first!, 'close');
+    assert.deepEqual(events, [
+      { type: 'rejected', connection: 1, reason: 'dropped for a newer connection: at most 1 unproven tunnel connections from this user at a time, and this was the oldest' },
+    ]);
+    assert.equal(second.destroyed, false, 'the newest connection is kept');
+    second.destroy();
   } finally {
     await listener.close();
   }
@@ -583,5 +589,169 @@ test('a SIGKILLed client takes its rsync daemons with it; a connection still in 
   } finally {
     stalled.destroy();
     await stopPull(pull);
+  }
+});
+
+// Runs `node -e code args…` as another local user (nobody) and resolves once it printed "ready".
+async function asNobody(code: string, args: string[]): Promise<ChildProcess> {
+  const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', code, ...args], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    detached: true,
+    cwd: '/',
+  });
+  children.add(child);
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
+  await waitFor('the other user to be ready', () => out.includes('ready') || child.exitCode !== null, 20_000);
+  assert.ok(out.includes('ready'), `the other user's process exited ${child.exitCode}`);
+  return child;
+}
+
+// Opens N silent connections to 127.0.0.1:PORT, prints "ready", and holds them until stdin ends.
+const SILENT_CONNECTIONS = `
+const net = require('node:net');
+const [port, n] = process.argv.slice(1).map(Number);
+let open = 0;
+for (let i = 0; i < n; i++) net.connect(port, '127.0.0.1').on('error', () => {}).on('connect', () => { if (++open === n) console.log('ready'); });
+process.stdin.on('end', () => process.exit(0)).resume();
+`;
+
+const asRoot = process.getuid?.() === 0;
+
+test('the kernel table names the user behind each end of a loopback connection, IPv4-mapped IPv6 included', { skip: !asRoot && 'needs root for another uid' }, async () => {
+  const server = createServer({ pauseOnConnect: true });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  const accepted: Socket[] = [];
+  server.on('connection', (socket: Socket) => accepted.push(socket));
+  const mine = connect(port, '127.0.0.1');
+  const mapped = connect(port, '::ffff:127.0.0.1');
+  const other = await asNobody(SILENT_CONNECTIONS, [String(port), '1']);
+  try {
+    await waitFor('three connections', () => accepted.length === 3);
+    const peers = accepted.map((socket) => ({ address: socket.remoteAddress!, port: socket.remotePort! }));
+    const uids = loopbackPeerUids(port, peers);
+    const byPort = new Map(peers.map((peer, i) => [peer.port, uids?.[i]]));
+    assert.equal(byPort.get(mine.localPort!), process.geteuid!());
+    assert.equal(byPort.get(mapped.localPort!), process.geteuid!());
+    assert.deepEqual([...byPort.values()].filter((uid) => uid !== process.geteuid!()), [65534], "the other user's connection");
+    assert.deepEqual(loopbackPeerUids(port, [{ address: '127.0.0.1', port: 1 }]), [undefined], 'a peer that is not there');
+  } finally {
+    other.stdin!.end();
+    mine.destroy();
+    mapped.destroy();
+    accepted.forEach((socket) => socket.destroy());
+    server.close();
+  }
+});
+
+test('a silent connection is dropped after the short reply timeout, long before the handshake timeout', async () => {
+  const fx = fixture();
+  const events: TunnelEvent[] = [];
+  const listener = await startTunnelListener({ key: fx.key, rsyncArgv: fx.rsyncArgv, handshakeTimeoutMs: TIMEOUT_MS, replyTimeoutMs: 500, onEvent: (e) => events.push(e) });
+  try {
+    const [socket] = await silentConnections(listener.port, 1);
+    socket!.resume();
+    const started = Date.now();
+    await once(socket!, 'close');
+    assert.ok(Date.now() - started < TIMEOUT_MS / 2, `dropped after ${Date.now() - started} ms`);
+    assert.deepEqual(events, [{ type: 'rejected', connection: 1, reason: 'tunnel proof timed out after 0.5s' }]);
+  } finally {
+    await listener.close();
+  }
+});
+
+test('with maxPending 32, a flood of 300 silent connections cannot keep a real pull out', { timeout: 60_000 }, async () => {
+  const fx = fixture();
+  const { listener, events } = await listen(fx, { maxPending: 32 });
+  const flood: Socket[] = [];
+  let flooding = true;
+  const more = async (): Promise<void> => {
+    while (flooding && flood.length < 300) {
+      flood.push(...(await silentConnections(listener.port, 10)));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
+  const flooded = more();
+  try {
+    await waitFor('the flood to fill the budget', () => flood.length >= 40);
+    const { code, output } = await (await startPull(fx, listener.port, fx.key)).result;
+    assert.equal(code, 0, output);
+    assert.deepEqual(describeTree(fx.dst), describeTree(fx.src));
+    assert.ok(events.filter((e) => e.type === 'rejected').length >= 8, 'the flood pushed out its own oldest connections');
+    assert.equal(events.filter((e) => e.type === 'served' && e.exitCode === 0).length, 1);
+  } finally {
+    flooding = false;
+    await flooded;
+    flood.forEach((socket) => socket.destroy());
+    await listener.close();
+  }
+});
+
+test("another user's connections have a budget of their own: they crowd out only each other", { skip: !asRoot && 'needs root for another uid', timeout: 60_000 }, async () => {
+  const fx = fixture();
+  const { listener, events } = await listen(fx, { maxPending: 2, maxPendingOthers: 4 });
+  const [ours] = await silentConnections(listener.port, 1);
+  ours!.resume();
+  await waitFor('the opener on our connection (it is in its budget)', () => ours!.bytesRead > 0);
+  const other = await asNobody(SILENT_CONNECTIONS, [String(listener.port), '50']);
+  try {
+    await waitFor("the other user's connections sorted", () => events.filter((e) => e.type === 'rejected').length >= 46);
+    const { code, output } = await (await startPull(fx, listener.port, fx.key)).result;
+    assert.equal(code, 0, output);
+    assert.equal(ours!.destroyed, false, 'our own silent connection was not pushed out by theirs');
+    const reasons = events.flatMap((e) => (e.type === 'rejected' ? [e.reason] : []));
+    assert.deepEqual(reasons.filter((reason) => !/^dropped.* from other local users /.test(reason)), [], 'only their connections were dropped');
+  } finally {
+    other.stdin!.end();
+    ours!.destroy();
+    await listener.close();
+  }
+});
+
+// A pull whose connection is watched for stalls of idleMs; `stalled` lists when onIdle fired.
+async function watchedPull(fx: Fixture, port: number, idleMs: number) {
+  const stalled: number[] = [];
+  const pull = await startPull(fx, port, fx.key, ['--bwlimit=2000'], fx.dst, { ms: idleMs, onIdle: () => stalled.push(Date.now()) });
+  await waitFor('the transfer to start', () => existsSync(fx.dst) && readdirSync(fx.dst).some((name) => name.includes('big.bin')), 20_000);
+  return { pull, stalled };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test("the idle watch reports a pull whose daemon stopped sending, and not while data flows", { timeout: 60_000 }, async () => {
+  const fx = fixture();
+  addBigFile(fx);
+  const { listener } = await listen(fx);
+  const { pull, stalled } = await watchedPull(fx, listener.port, 1500);
+  const daemon = Number(daemonsOf(fx)[0]?.split(' ')[0]);
+  try {
+    await sleep(4000); // more than twice the idle time, with data flowing
+    assert.deepEqual(stalled, [], 'no stall while the daemon sends');
+    const stoppedAt = Date.now();
+    process.kill(daemon, 'SIGSTOP');
+    await waitFor('the stall', () => stalled.length > 0, 30_000);
+    assert.ok(stalled[0]! - stoppedAt >= 1000, `reported ${stalled[0]! - stoppedAt} ms after the daemon stopped`);
+    assert.equal(pull.child.exitCode, null, 'the watch only reports; the caller stops the run');
+  } finally {
+    await stopPull(pull);
+    await listener.close(); // SIGKILLs the stopped daemon
+  }
+});
+
+test('bytes that wait unread are not a stall: a pull whose own rsync is stopped is not reported', { timeout: 60_000 }, async () => {
+  const fx = fixture();
+  addBigFile(fx);
+  const { listener } = await listen(fx);
+  const { pull, stalled } = await watchedPull(fx, listener.port, 1500);
+  try {
+    process.kill(-pull.child.pid!, 'SIGSTOP'); // rsync and its relay: nobody reads the connection
+    await sleep(5000);
+    assert.deepEqual(stalled, [], 'the client kept sending into our buffers: not its stall');
+  } finally {
+    process.kill(-pull.child.pid!, 'SIGCONT');
+    await stopPull(pull);
+    await listener.close();
   }
 });

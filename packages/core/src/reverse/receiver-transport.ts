@@ -28,9 +28,9 @@ export interface ReceiverTransportOptions extends NameSources {
   handshakeTimeoutMs: number;
   /** How long the client's own pre-work (its hooks) may take before it says start. */
   startTimeoutMs: number;
-  /** rsync's I/O timeout: a stalled transfer ends after this long; 0 = never. */
+  /** No data from the client for this long ends the run (rsync's --timeout and the tunnel's idle watch); 0 = never. */
   ioTimeoutSeconds?: number;
-  /** The client went away (or gave up) after `start`: the run should stop. */
+  /** The client went away, gave up or stopped sending (--io-timeout) after `start`: the run should stop. */
   onPeerGone?: (why: string) => void;
 }
 
@@ -53,7 +53,7 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
   return {
     kind: 'reverse',
     channel,
-    async handshake(): Promise<Peer> {
+    async handshake(ctx: RunContext): Promise<Peer> {
       await channel.send({ v: PROTOCOL_VERSION, type: 'hello', protocol: PROTOCOL_NAME, versions: [PROTOCOL_VERSION] }, { timeoutMs });
       const session = await channel.receive('session', { timeoutMs, waitingFor: 'the session message' });
       if (session.version !== PROTOCOL_VERSION) {
@@ -69,7 +69,16 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
       if (session.tunnelPort < 1024) throw new SshRSyncError('ETUNNEL', `refused tunnel port ${session.tunnelPort}: below 1024`);
       key = Buffer.from(session.key, 'hex');
       // The tunnel check: a connection proven both ways now, kept for rsync to pull through.
-      tunnel = await openTunnel({ port: session.tunnelPort, key, timeoutMs });
+      // rsync's --timeout alone misses a client that stops sending (its keep-alives fill buffers
+      // instead): the connection's idle watch stops the run after the same time.
+      const io = options.ioTimeoutSeconds ?? 600;
+      const stalled = `the client sent no data for ${io} s (--io-timeout): stopping the run`;
+      const onIdle = () => {
+        ctx.logger.warn(stalled);
+        options.onPeerGone?.(stalled);
+      };
+      const idle = io > 0 ? { ms: io * 1000, onIdle } : undefined;
+      tunnel = await openTunnel({ port: session.tunnelPort, key, timeoutMs, idle });
       return { name, oneFileSystem: session.options.oneFileSystem, fakeSuper: session.options.fakeSuper };
     },
     async start(ctx: RunContext): Promise<Skip | undefined> {

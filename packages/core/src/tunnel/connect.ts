@@ -16,6 +16,7 @@ import {
   proofFailed,
   receiverMac,
 } from './proof.js';
+import { socketInode, watchIdle, type IdleWatch } from './idle-watch.js';
 import { readExact } from './socket-reader.js';
 
 const CLIENT_REFUSED_HINT = " (the client did not accept the receiver's proof: wrong key?)";
@@ -83,17 +84,32 @@ export interface TunnelConnection {
    * The client starts its daemon on that byte; its greeting must reach rsync, not us.
    */
   claim(): Socket;
-  /** Ends a connection nobody claimed: the check command, then close. Harmless after claim(). */
+  /** Ends a connection nobody claimed (the check command, then close); after claim() it only stops the idle watch. */
   release(): void;
+}
+
+export interface OpenTunnelOptions {
+  port: number;
+  key: Buffer;
+  timeoutMs: number;
+  /**
+   * Once rsync claimed the connection: call onIdle when no byte came from the client for ms
+   * (Linux; see idle-watch.ts). Stopped by release().
+   */
+  idle?: { ms: number; onIdle: () => void };
 }
 
 // Connects to the tunnel and proves it both ways; the connection then waits, idle, for rsync.
 // This is the tunnel check of the handshake and the pull's connection in one.
-export async function openTunnel(options: { port: number; key: Buffer; timeoutMs: number }): Promise<TunnelConnection> {
+export async function openTunnel(options: OpenTunnelOptions): Promise<TunnelConnection> {
   const deadline = startDeadline(options.timeoutMs);
   const socket = await connectTunnel(options.port, options.timeoutMs);
   await proveTunnel(socket, options.key, Math.max(1, remainingMs(deadline)));
   socket.on('error', () => undefined); // an idle connection that breaks shows up in rsync, or not at all
+  const idle = options.idle;
+  // Found now, not in claim()'s tick: one read of the kernel's table.
+  const inode = idle ? socketInode(socket.localPort!, options.port) : undefined;
+  let watch: IdleWatch | undefined;
   let state: 'held' | 'claimed' | 'released' = 'held';
   return {
     claim(): Socket {
@@ -106,9 +122,11 @@ export async function openTunnel(options: { port: number; key: Buffer; timeoutMs
       // The relay's dd and cat read and write it with plain blocking calls; node's copy is
       // closed right after the spawn, in this tick, so our event loop never sees it blocking.
       (socket as unknown as { _handle?: { setBlocking?: (on: boolean) => number } })._handle?.setBlocking?.(true);
+      if (idle) watch = watchIdle(inode, { localPort: socket.localPort!, remotePort: options.port, idleMs: idle.ms, onIdle: idle.onIdle });
       return socket;
     },
     release(): void {
+      watch?.stop();
       if (state !== 'held') return;
       state = 'released';
       if (!socket.destroyed) socket.end(commandByte('check'));

@@ -2,5 +2,5 @@
 // connection is proven both ways before rsync runs on it (protocol in docs/protocol.md).
 export { startTunnelListener, type TunnelListener, type TunnelListenerOptions } from './listener.js';
 export type { TunnelEvent } from './events.js';
-export { checkTunnel, connectTunnel, openTunnel, proveTunnel, relayArgv, tunnelRsyncArgs, type TunnelConnection } from './connect.js';
+export { checkTunnel, connectTunnel, openTunnel, proveTunnel, relayArgv, tunnelRsyncArgs, type OpenTunnelOptions, type TunnelConnection } from './connect.js';
 export { KEY_BYTES, type TunnelCommand } from './proof.js';
