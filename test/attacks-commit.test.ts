@@ -1,0 +1,93 @@
+// Attacks on the commit point and what follows it (issue 8), on real processes: a real sshd, the
+// real client and receiver, real rsync. Each test is a way a guarantee of docs/protocol.md
+// ("The commit point", "After the session", "A vanished peer") was broken before its fix.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, realpathSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { listSnapshots } from '@ssh-r-sync/core';
+import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
+import { processesMatching, repoRoot, runNode, tempDir } from './helpers/cli.js';
+
+const LINK_DEST = join(repoRoot, 'packages/plugin-link-dest/dist/index.js');
+const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let server: BackupServer;
+let src: string;
+let hosts = 0;
+
+before(async () => {
+  tmp = await tempDir('srs-attack-commit-');
+  src = join(tmp.dir, 'src');
+  await mkdir(src);
+  await writeFile(join(src, 'a.txt'), 'alpha\n');
+  server = await startBackupServer({ recvArgs: ['--name', 'unused'] });
+});
+after(async () => {
+  await server?.stop();
+  await tmp?.cleanup();
+});
+
+// A fresh host name for each test: no test sees another's snapshots or lock.
+function nextHost(): string {
+  hosts += 1;
+  return `atk${hosts}`;
+}
+
+// The newest complete snapshot as `ssh-r-sync-admin status --json` names it.
+async function statusNewest(name: string): Promise<string | null> {
+  const run = await runNode(adminBin, ['status', '--json', server.root, name]);
+  return (JSON.parse(run.stdout) as { hosts: { newestComplete: { id: string | null } | null }[] }).hosts[0]!.newestComplete?.id ?? null;
+}
+
+// Waits until the receiver of `name` has exited (it goes on for a while without its client).
+async function receiverGone(name: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while ((await processesMatching(`--name ${name} `)).length > 0) {
+    assert.ok(Date.now() < deadline, `the receiver of ${name} still runs a minute later`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('a client that vanishes at the commit', () => {
+  test('a committed snapshot of an empty directory stays complete when the result cannot be delivered', async () => {
+    // The receiver's session (its sshd process) is killed the moment the done mark is in place,
+    // and the receiver is held until it is gone: the commit finishes, the result cannot be sent.
+    // The committed snapshot must stay, whatever the run's status became: plugin-link-dest took
+    // "not a success and nothing in it" for a failed run's leftover and deleted it, done mark and
+    // all, leaving `latest` pointing at nothing.
+    const name = nextHost();
+    const empty = join(tmp.dir, `${name}-empty`);
+    await mkdir(empty);
+    const plugin = join(tmp.dir, `${name}-drop-session.mjs`);
+    await writeFile(
+      plugin,
+      `import { watch } from 'node:fs';
+      export default { name: 'drop-session-at-commit', apply(hooks) {
+        hooks.rsyncPost.tapPromise({ name: 'drop-session-at-commit', stage: 1000 }, async (result, ctx) => {
+          const watcher = watch(ctx.dir + '/' + ctx.snapshot + '.meta', (event, file) => {
+            if (file !== 'done.json') return;
+            watcher.close();
+            const session = process.ppid;
+            process.kill(session, 'SIGKILL');
+            const until = Date.now() + 20000;
+            while (process.ppid === session && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+          });
+          return result;
+        });
+      } };\n`,
+    );
+    await server.setRecvArgs(['--name', name, '--plugin', LINK_DEST, '--plugin', plugin]);
+    const run = await server.backup(empty, ['-n', name], { timeoutMs: 60_000 });
+    assert.equal(run.code, 1, run.stderr);
+    assert.doesNotMatch(run.stderr, /backup of .* done/);
+    const host = join(server.root, name);
+    await receiverGone(name);
+    const snapshots = await listSnapshots(host);
+    assert.deepEqual(snapshots.map((s) => s.complete), [true], `the committed snapshot is still complete: ${JSON.stringify(readdirSync(host))}`);
+    assert.equal(realpathSync(join(host, 'latest')), snapshots[0]!.paths.tree, '`latest` points at it');
+    assert.equal(await statusNewest(name), snapshots[0]!.id);
+  });
+});
