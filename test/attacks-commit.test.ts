@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, realpathSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listSnapshots } from '@ssh-r-sync/core';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
@@ -90,4 +90,67 @@ describe('a client that vanishes at the commit', () => {
     assert.equal(realpathSync(join(host, 'latest')), snapshots[0]!.paths.tree, '`latest` points at it');
     assert.equal(await statusNewest(name), snapshots[0]!.id);
   });
+});
+
+describe("the client's verdict on a receiver's word", () => {
+  // A receiver (buggy, of another version, or not ours) answers with a result that no real one
+  // sends. The client must not exit 0 unless the result is a committed success after its start.
+  let fake: string;
+  before(async () => {
+    fake = join(tmp.dir, 'fake-receiver.mjs');
+    await writeFile(
+      fake,
+      `import { createInterface } from 'node:readline';
+      const [when, result] = [process.argv[2], JSON.parse(process.argv[3])];
+      const say = (m) => process.stdout.write(JSON.stringify({ v: 1, ...m }) + '\\n');
+      const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+      say({ type: 'hello', protocol: 'ssh-r-sync', versions: [1] });
+      await lines.next();
+      if (when === 'after-start') { say({ type: 'ready', name: process.argv[4], mode: 'plain' }); await lines.next(); }
+      say({ type: 'result', committed: false, rsyncExitCode: null, message: null, files: null, bytes: null, durationMs: 1, snapshot: null, ...result });
+      say({ type: 'bye', status: result.status, message: null });
+      `,
+    );
+  });
+
+  // Runs the client against the fake receiver, which answers `when` with `result`.
+  async function against(when: 'instead-of-ready' | 'after-start', result: Record<string, unknown>) {
+    const name = nextHost();
+    const publicKey = (await readFile(`${server.key}.pub`, 'utf8')).trim();
+    const command = [process.execPath, fake, when, `'${JSON.stringify(result)}'`, name].join(' ');
+    await server.sshd.setAuthorizedKeys([{ publicKey, options: `restrict,port-forwarding,command="${command.replace(/"/g, '\\"')}"` }]);
+    return server.backup(src, ['-n', name, '--json'], { timeoutMs: 60_000 });
+  }
+
+  test('"success" before the client said start (in place of ready) is a failure: nothing was backed up', async () => {
+    const run = await against('instead-of-ready', { status: 'success', committed: true, exitCode: 0 });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /error: the receiver reported success before the backup started: treat it as failed/);
+    assert.equal(JSON.parse(run.stdout).committed, false);
+  });
+
+  test('a failure that carries exit code 0 still exits 1', async () => {
+    const run = await against('after-start', { status: 'failure', exitCode: 0, message: 'disk on fire' });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /error: disk on fire/);
+  });
+
+  test('a skip that carries exit code 0 exits 75', async () => {
+    const run = await against('after-start', { status: 'skipped', exitCode: 0, message: 'not now' });
+    assert.equal(run.code, 75, run.stderr);
+  });
+
+  test('a committed failure that carries exit code 0 still exits 1', async () => {
+    const run = await against('after-start', { status: 'failure', committed: true, exitCode: 0 });
+    assert.equal(run.code, 1, run.stderr);
+  });
+
+  test('a "success" with exit code 1 is not reported as done', async () => {
+    const run = await against('after-start', { status: 'success', committed: true, exitCode: 1 });
+    assert.equal(run.code, 1, run.stderr);
+    assert.doesNotMatch(run.stderr, /backup of .* done/);
+    assert.match(run.stderr, /error: the receiver reported success with exit code 1: treat it as failed/);
+  });
+
+  after(() => server.setRecvArgs(['--name', 'unused'])); // the default key runs the real receiver again
 });
