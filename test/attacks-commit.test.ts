@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listSnapshots } from '@ssh-r-sync/core';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
-import { processesMatching, repoRoot, runNode, tempDir } from './helpers/cli.js';
+import { processesMatching, repoRoot, runNode, tempDir, writeScript } from './helpers/cli.js';
 
 const LINK_DEST = join(repoRoot, 'packages/plugin-link-dest/dist/index.js');
 const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
@@ -51,6 +51,19 @@ async function receiverGone(name: string): Promise<void> {
   }
 }
 
+// SIGKILLs what a failed test left running (processes whose command line has one of `needles`).
+async function killLeftovers(...needles: string[]): Promise<void> {
+  for (const needle of needles) {
+    for (const line of await processesMatching(needle)) {
+      try {
+        process.kill(Number(line.split(':')[0]), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
 describe('a client that vanishes at the commit', () => {
   test('a committed snapshot of an empty directory stays complete when the result cannot be delivered', async () => {
     // The receiver's session (its sshd process) is killed the moment the done mark is in place,
@@ -89,6 +102,29 @@ describe('a client that vanishes at the commit', () => {
     assert.deepEqual(snapshots.map((s) => s.complete), [true], `the committed snapshot is still complete: ${JSON.stringify(readdirSync(host))}`);
     assert.equal(realpathSync(join(host, 'latest')), snapshots[0]!.paths.tree, '`latest` points at it');
     assert.equal(await statusNewest(name), snapshots[0]!.id);
+  });
+});
+
+describe('--max-run-time', () => {
+  test('bounds the done hooks too: one that never ends is killed, the client hears the goodbye, the host is free', async (t) => {
+    // Done taps survive a stop (they release what connect took), so the run's limit used to stop
+    // everything but them: a done hook that hung kept the receiver, its lock and the waiting
+    // client (no --wait-timeout by default) for ever.
+    const name = nextHost();
+    const hang = await writeScript(tmp.dir, `${name}-hang.sh`, 'sleep 401\n');
+    t.after(() => killLeftovers(`--name ${name} `, hang, 'sleep 401'));
+    await server.setRecvArgs(['--name', name, '--plugin', LINK_DEST, '--max-run-time', '3', '-x', `done:${hang}`]);
+    const run = await server.backup(src, ['-n', name, '--json'], { timeoutMs: 90_000 });
+    assert.equal(run.signal, null, 'the client ended by itself');
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /error: snapshot \S+ is committed, but after it: the run took longer than its limit of 3 s \(--max-run-time\); done hook "[^"]*hang\.sh" failed: was killed by SIGKILL/);
+    await receiverGone(name);
+    assert.deepEqual(await processesMatching('sleep 401'), []);
+    const snapshots = await listSnapshots(join(server.root, name));
+    assert.deepEqual(snapshots.map((s) => s.complete), [true], 'the backup itself is committed');
+    await server.setRecvArgs(['--name', name, '--plugin', LINK_DEST]);
+    const next = await server.backup(src, ['-n', name], { timeoutMs: 60_000 });
+    assert.equal(next.code, 0, `the host is not locked any more: ${next.stderr}`);
   });
 });
 
