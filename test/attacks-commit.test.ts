@@ -3,12 +3,12 @@
 // ("The commit point", "After the session", "A vanished peer") was broken before its fix.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, renameSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listSnapshots } from '@ssh-r-sync/core';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
-import { processesMatching, repoRoot, runNode, tempDir, writeScript } from './helpers/cli.js';
+import { processesMatching, repoRoot, runNode, runRecv, tempDir, writeScript } from './helpers/cli.js';
 
 const LINK_DEST = join(repoRoot, 'packages/plugin-link-dest/dist/index.js');
 const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
@@ -189,4 +189,43 @@ describe("the client's verdict on a receiver's word", () => {
   });
 
   after(() => server.setRecvArgs(['--name', 'unused'])); // the default key runs the real receiver again
+});
+
+describe('a mirror moved aside as the refusal says', () => {
+  test('the snapshot run then works, and the moved mirror (client files) is never read as snapshots', async () => {
+    // A hostile client's mirror holds look-alike snapshots: an "expired" complete one and an
+    // "interrupted" one. The first snapshot run is refused with a command to move the mirror
+    // aside. Followed to the letter, it (1) left the host's record saying "mirror", so every
+    // snapshot run was still refused, and (2) named the moved directory like a host (NAME.mirror)
+    // without a record, so status and prune took the client's look-alikes for snapshots.
+    const base = join(tmp.dir, 'moved');
+    const root = join(base, 'root');
+    const client = join(base, 'src');
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    for (const id of ['2020-01-01T000000Z', '2020-01-02T000000Z']) await mkdir(join(client, `${id}.meta`), { recursive: true });
+    await mkdir(join(client, '2020-01-01T000000Z'));
+    await writeFile(join(client, '2020-01-01T000000Z', 'precious.txt'), 'the client data\n');
+    await writeFile(join(client, '2020-01-01T000000Z.meta', 'done.json'), JSON.stringify({ version: 1, host: 'm', snapshot: '2020-01-01T000000Z' }));
+    await writeFile(join(client, '2020-01-02T000000Z.meta', 'in-progress'), '{}\n');
+    const recv = (extra: string[]) => runRecv(['--local', client, '--name', 'm', ...extra, root], { cwd: base });
+    assert.equal((await recv([])).code, 0, 'a mirror run');
+    const refused = await recv(['--plugin', LINK_DEST]);
+    assert.equal(refused.code, 2, refused.stderr);
+    const [, from, to] = /move it aside \(mv (\S+) (\S+)\)/.exec(refused.stderr) ?? [];
+    assert.ok(from && to, refused.stderr);
+    renameSync(from, to);
+    const run = await recv(['--plugin', LINK_DEST, '--json']);
+    assert.equal(run.code, 0, `after the move the snapshot run works: ${run.stderr}`);
+    const made = JSON.parse(run.stdout.trim()).snapshot as string;
+    const seen = JSON.parse((await runNode(adminBin, ['status', '--json', root])).stdout) as { hosts: { name: string; kind: string; newestComplete: { id: string | null } | null }[] };
+    assert.deepEqual(
+      seen.hosts.map((h) => [h.name, h.kind, h.newestComplete?.id]),
+      [['m', 'snapshots', made]],
+      'status shows the host and its one snapshot, nothing of the moved mirror',
+    );
+    const pruned = await runNode(adminBin, ['prune', root, '--keep', '1d', '--json']);
+    assert.equal(pruned.code, 0, pruned.stderr);
+    assert.ok(existsSync(join(to, '2020-01-01T000000Z', 'precious.txt')), 'prune left the moved mirror alone');
+    assert.ok(existsSync(join(to, '2020-01-02T000000Z.meta', 'in-progress')));
+  });
 });
