@@ -229,3 +229,34 @@ describe('a mirror moved aside as the refusal says', () => {
     assert.ok(existsSync(join(to, '2020-01-02T000000Z.meta', 'in-progress')));
   });
 });
+
+describe("the host's record of work after the session", () => {
+  test('a failure with an endless message is recorded bounded, and status still shows it', async () => {
+    // The record is read back bounded (256 KiB), and one over the bound counts as absent: an
+    // after-session error of any length (rotate lists every snapshot it could not delete, with
+    // rm's words) made the record unreadable, and the failure vanished from status.
+    const base = join(tmp.dir, 'record');
+    const root = join(base, 'root');
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    const plugin = join(base, 'long-failure.mjs');
+    await writeFile(
+      plugin,
+      `import { scheduleAfterSession } from ${JSON.stringify(join(repoRoot, 'packages/core/dist/index.js'))};
+      export default { name: 'long-failure', apply(hooks) {
+        hooks.done.tapPromise('long-failure', async (outcome, ctx) => {
+          scheduleAfterSession(ctx, { name: 'long-failure', timeoutMs: 0, async run() {
+            throw new Error('could not delete: ' + 'x'.repeat(400 * 1024));
+          } });
+        });
+      } };\n`,
+    );
+    const run = await runRecv(['--local', src, '--name', 'r', '--plugin', LINK_DEST, '--plugin', plugin, root], { cwd: base });
+    assert.equal(run.code, 0, run.stderr);
+    const seen = await runNode(adminBin, ['status', '--json', root, 'r']);
+    const host = JSON.parse(seen.stdout).hosts[0] as { kind: string; warnings: string[] };
+    assert.equal(host.kind, 'snapshots');
+    assert.equal(host.warnings.length, 1, seen.stderr);
+    assert.match(host.warnings[0]!, /long-failure failed: could not delete: x+…$/);
+    assert.ok(host.warnings[0]!.length < 8192, 'the recorded error is bounded');
+  });
+});

@@ -18,6 +18,8 @@ export interface AfterSessionTask {
 }
 
 const TASKS = 'ssh-r-sync:after-session';
+/** Characters of a task's error kept in the host's record, which is read back bounded. */
+const MAX_RECORDED_ERROR = 4000;
 
 // Queues work for after the session; only a committed run's tasks ever run.
 export function scheduleAfterSession(ctx: RunContext, task: AfterSessionTask): void {
@@ -47,7 +49,8 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
       if (timedOut) await Promise.race([work.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
       const message = timedOut ? `timed out after ${task.timeoutMs / 1000} s` : oneLine(error);
       logger.error(`after the backup, ${task.name} failed: ${message} (the backup itself is complete)`);
-      record.tasks.push({ name: task.name, outcome: timedOut ? 'timed out' : 'failed', error: message, durationMs: Math.round(performance.now() - started) });
+      const recorded = message.length > MAX_RECORDED_ERROR ? `${message.slice(0, MAX_RECORDED_ERROR)}…` : message;
+      record.tasks.push({ name: task.name, outcome: timedOut ? 'timed out' : 'failed', error: recorded, durationMs: Math.round(performance.now() - started) });
     } finally {
       signal.removeEventListener('abort', stop);
     }
