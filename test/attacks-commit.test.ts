@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, realpathSync, renameSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listSnapshots } from '@ssh-r-sync/core';
@@ -258,5 +259,39 @@ describe("the host's record of work after the session", () => {
     assert.equal(host.warnings.length, 1, seen.stderr);
     assert.match(host.warnings[0]!, /long-failure failed: could not delete: x+…$/);
     assert.ok(host.warnings[0]!.length < 8192, 'the recorded error is bounded');
+  });
+});
+
+describe('reading many snapshots', () => {
+  test('under a low open-file limit, every complete snapshot is still complete to status and prune', async () => {
+    // listSnapshots opened every done mark at once (and status every host's at once) and took
+    // any error for "no done mark": with hundreds of snapshots and a low RLIMIT_NOFILE, EMFILE
+    // made complete snapshots incomplete, status named an old one as the newest (stale), and a
+    // retention plan could delete them as "superseded".
+    const root = join(tmp.dir, 'many');
+    await mkdir(join(root, '.ssh-r-sync', 'hosts'), { recursive: true, mode: 0o700 });
+    const names = ['many1', 'many2', 'many3', 'many4', 'many5', 'many6'];
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i += 1) ids.push(new Date(Date.UTC(2026, 0, 1) + i * 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/:/g, ''));
+    for (const name of names) {
+      await writeFile(join(root, '.ssh-r-sync', 'hosts', `${name}.json`), JSON.stringify({ version: 1, kind: 'snapshots', since: '2026-01-01T00:00:00Z' }));
+      for (const id of ids) {
+        await mkdir(join(root, name, id), { recursive: true });
+        await mkdir(join(root, name, `${id}.meta`));
+        await writeFile(join(root, name, `${id}.meta`, 'done.json'), JSON.stringify({ version: 1, host: name, snapshot: id, startedAt: '2026-01-01T00:00:00Z', completedAt: '2026-01-01T00:00:00Z' }));
+      }
+    }
+    const admin = (...args: string[]) =>
+      spawnSync('sh', ['-c', 'ulimit -n 64 && exec "$0" "$@"', process.execPath, adminBin, ...args, '--now', '2026-02-01T00:00:00Z', '--json', root], { encoding: 'utf8' });
+    const status = admin('status');
+    assert.equal(status.status, 0, status.stderr);
+    const seen = JSON.parse(status.stdout).hosts as { complete: number; incomplete: number; newestComplete: { id: string } }[];
+    assert.deepEqual(
+      seen.map((host) => [host.complete, host.incomplete, host.newestComplete.id]),
+      names.map(() => [60, 0, ids.at(-1)]),
+    );
+    const prune = admin('prune', '--keep', '300d', '--dry-run');
+    const planned = JSON.parse(prune.stdout).hosts as { snapshots: { complete: boolean }[] }[];
+    assert.deepEqual(planned.map((host) => host.snapshots.filter((s) => s.complete).length), names.map(() => 60), prune.stderr);
   });
 });
