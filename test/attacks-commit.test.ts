@@ -129,6 +129,26 @@ describe('--max-run-time', () => {
   });
 });
 
+describe('--max-run-time against a plugin that ignores its signal', () => {
+  for (const point of ['rsyncPre', 'done'] as const) {
+    test(`a ${point} tap that never settles is abandoned: the run ends, with the limit as its reason`, async () => {
+      // Scripts die when their signal aborts; a TS tap can only be asked. One awaiting what never
+      // comes (a webhook without a timeout) kept the run, and the host's lock, for ever.
+      const base = join(tmp.dir, `deaf-${point}`);
+      const root = join(base, 'root');
+      await mkdir(root, { recursive: true, mode: 0o700 });
+      const plugin = join(base, 'deaf.mjs');
+      await writeFile(plugin, `export default { name: 'deaf', apply(hooks) { hooks.${point}.tapPromise('deaf', () => new Promise(() => setInterval(() => {}, 1000))); } };\n`);
+      const run = await runRecv(['--local', src, '--name', 'd', '--plugin', LINK_DEST, '--plugin', plugin, '--max-run-time', '2', root], { cwd: base, timeoutMs: 90_000 });
+      assert.equal(run.signal, null, 'the receiver ended by itself');
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /error: .*the run took longer than its limit of 2 s \(--max-run-time\)/);
+      const complete = (await listSnapshots(join(root, 'd'))).filter((s) => s.complete).length;
+      assert.equal(complete, point === 'done' ? 1 : 0);
+    });
+  }
+});
+
 describe("the client's verdict on a receiver's word", () => {
   // A receiver (buggy, of another version, or not ours) answers with a result that no real one
   // sends. The client must not exit 0 unless the result is a committed success after its start.
