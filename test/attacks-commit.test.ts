@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, realpathSync, renameSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listSnapshots } from '@ssh-r-sync/core';
@@ -279,6 +279,43 @@ describe("the host's record of work after the session", () => {
     assert.equal(host.warnings.length, 1, seen.stderr);
     assert.match(host.warnings[0]!, /long-failure failed: could not delete: x+…$/);
     assert.ok(host.warnings[0]!.length < 8192, 'the recorded error is bounded');
+  });
+});
+
+describe('SIGTERM during the work after the session', () => {
+  test('a task that ignores its signal is abandoned: the receiver ends, and the record says why', async () => {
+    const base = join(tmp.dir, 'deaf-after');
+    const root = join(base, 'root');
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    const started = join(base, 'started');
+    const plugin = join(base, 'deaf-after.mjs');
+    await writeFile(
+      plugin,
+      `import { scheduleAfterSession } from ${JSON.stringify(join(repoRoot, 'packages/core/dist/index.js'))};
+      import { writeFileSync } from 'node:fs';
+      export default { name: 'deaf-after', apply(hooks) {
+        hooks.done.tapPromise('deaf-after', async (outcome, ctx) => {
+          scheduleAfterSession(ctx, { name: 'deaf-after', timeoutMs: 0, run: () => new Promise(() => { writeFileSync(${JSON.stringify(started)}, ''); setInterval(() => {}, 1000); }) });
+        });
+      } };\n`,
+    );
+    const receiver = spawn(process.execPath, [join(repoRoot, 'packages/cli/bin/ssh-r-sync-recv.js'), '--local', src, '--name', 'da', '--plugin', LINK_DEST, '--plugin', plugin, root], { cwd: base, stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => receiver.once('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 60_000;
+    while (!existsSync(started)) {
+      assert.ok(Date.now() < deadline, 'the after-session task did not start');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    receiver.kill('SIGTERM');
+    const killer = setTimeout(() => receiver.kill('SIGKILL'), 60_000);
+    const code = await exited;
+    clearTimeout(killer);
+    assert.equal(code, 0, 'the receiver ended by itself after the SIGTERM; the backup was a success');
+    const record = JSON.parse(await readFile(join(root, '.ssh-r-sync', 'hosts', 'da.json'), 'utf8'));
+    assert.deepEqual(
+      record.afterSession.tasks.map((task: { name: string; outcome: string; error: string }) => [task.name, task.outcome, task.error]),
+      [['deaf-after', 'failed', 'stopped by SIGTERM; the task did not stop within 2 s']],
+    );
   });
 });
 

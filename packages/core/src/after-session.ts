@@ -21,6 +21,16 @@ const TASKS = 'ssh-r-sync:after-session';
 /** Characters of a task's error kept in the host's record, which is read back bounded. */
 const MAX_RECORDED_ERROR = 4000;
 
+/** How long a stopped task may take to end before the receiver goes on without it. */
+const ABANDON_AFTER_MS = 2000;
+
+/** Why a task was given up: the receiver's stop, and that the task did not end after it. */
+class Abandoned extends Error {
+  constructor(reason: unknown) {
+    super(`${oneLine(reason)}; the task did not stop within ${ABANDON_AFTER_MS / 1000} s`);
+  }
+}
+
 // Queues work for after the session; only a committed run's tasks ever run.
 export function scheduleAfterSession(ctx: RunContext, task: AfterSessionTask): void {
   const tasks = (ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? [];
@@ -40,8 +50,17 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
     if (signal.aborted) stop();
     else signal.addEventListener('abort', stop, { once: true });
     const work = task.run(controller.signal);
+    // A task that ignores its signal is abandoned soon after the receiver is stopped (SIGTERM).
+    let abandon: NodeJS.Timeout | undefined;
+    let giveUp = () => {};
+    const abandoned = new Promise<never>((_, reject) => {
+      giveUp = () => (abandon ??= setTimeout(() => reject(new Abandoned(signal.reason)), ABANDON_AFTER_MS));
+    });
+    abandoned.catch(() => {});
+    if (signal.aborted) giveUp();
+    else signal.addEventListener('abort', giveUp, { once: true });
     try {
-      await (task.timeoutMs > 0 ? pTimeout(work, { milliseconds: task.timeoutMs }) : work);
+      await Promise.race([task.timeoutMs > 0 ? pTimeout(work, { milliseconds: task.timeoutMs }) : work, abandoned]);
       record.tasks.push({ name: task.name, outcome: 'ok', error: null, durationMs: Math.round(performance.now() - started) });
     } catch (error) {
       const timedOut = error instanceof TimeoutError;
@@ -52,6 +71,8 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
       const recorded = message.length > MAX_RECORDED_ERROR ? `${message.slice(0, MAX_RECORDED_ERROR)}…` : message;
       record.tasks.push({ name: task.name, outcome: timedOut ? 'timed out' : 'failed', error: recorded, durationMs: Math.round(performance.now() - started) });
     } finally {
+      clearTimeout(abandon);
+      signal.removeEventListener('abort', giveUp);
       signal.removeEventListener('abort', stop);
     }
   }
