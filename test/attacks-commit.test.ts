@@ -129,6 +129,22 @@ describe('--max-run-time', () => {
   });
 });
 
+describe('limits longer than a timer can hold', () => {
+  test('a month of --max-run-time and --hook-timeout is a long limit, not an instant one', async () => {
+    // setTimeout fires at once (with a warning) beyond 2^31-1 ms, about 24.8 days: the run was
+    // stopped, or its hook timed out, the moment it began. A first backup of a huge tree is
+    // exactly when a long --max-run-time is needed.
+    const base = join(tmp.dir, 'month');
+    const root = join(base, 'root');
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    const hook = await writeScript(base, 'pause.sh', 'sleep 1\n');
+    const month = String(30 * 24 * 3600);
+    const run = await runRecv(['--local', src, '--name', 'month', '--max-run-time', month, '--hook-timeout', month, '-x', `rsync.pre:${hook}`, root], { cwd: base });
+    assert.equal(run.code, 0, run.stderr);
+    assert.doesNotMatch(run.stderr, /TimeoutOverflowWarning/);
+  });
+});
+
 describe('--max-run-time against a plugin that ignores its signal', () => {
   for (const point of ['rsyncPre', 'done'] as const) {
     test(`a ${point} tap that never settles is abandoned: the run ends, with the limit as its reason`, async () => {

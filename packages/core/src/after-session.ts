@@ -7,6 +7,7 @@ import type { RunContext } from './context.js';
 import { oneLine } from './errors.js';
 import { readHostRecord, writeHostRecord, type AfterSessionRecord } from './host-record.js';
 import type { Logger } from './logger.js';
+import { timerLimit } from './timer-limit.js';
 
 export interface AfterSessionTask {
   /** Names the task in logs and in the host's record (a plugin's name). */
@@ -60,7 +61,8 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
     if (signal.aborted) giveUp();
     else signal.addEventListener('abort', giveUp, { once: true });
     try {
-      await Promise.race([task.timeoutMs > 0 ? pTimeout(work, { milliseconds: task.timeoutMs }) : work, abandoned]);
+      const limit = timerLimit(task.timeoutMs);
+      await Promise.race([limit ? pTimeout(work, { milliseconds: limit }) : work, abandoned]);
       record.tasks.push({ name: task.name, outcome: 'ok', error: null, durationMs: Math.round(performance.now() - started) });
     } catch (error) {
       const timedOut = error instanceof TimeoutError;

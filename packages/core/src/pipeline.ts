@@ -13,6 +13,7 @@ import { defaultRsyncArgs, runRsync } from './rsync.js';
 import { describeRsyncFailure } from './rsync-errors.js';
 import { beginMirror, currentSnapshot } from './snapshots.js';
 import { HookError, guardHooks, type TapRecord } from './tap-guard.js';
+import { timerLimit } from './timer-limit.js';
 import type { Transport } from './transport.js';
 
 /** How long done taps may still run once --max-run-time has passed, at most. */
@@ -94,7 +95,7 @@ export class Pipeline {
       taps: this.tapRecords,
     };
     const elapsed = () => Math.round(performance.now() - started);
-    const maxRunTimeMs = this.options.maxRunTimeMs ?? 0;
+    const maxRunTimeMs = timerLimit(this.options.maxRunTimeMs ?? 0);
     // At the limit the stages stop and `done` still runs, but not for ever: done taps get as
     // long again (at most DONE_GRACE_MS), then they are killed too.
     let grace: NodeJS.Timeout | undefined;

@@ -5,6 +5,7 @@ import pTimeout, { TimeoutError } from 'p-timeout';
 import { SshRSyncError, isSshRSyncError, oneLine } from './errors.js';
 import type { PipelineHooks } from './hooks.js';
 import { HOOK_KEYS, POINT_NAMES, type PointName } from './points.js';
+import { timerLimit } from './timer-limit.js';
 
 export interface TapScope {
   readonly point: PointName;
@@ -108,7 +109,8 @@ async function runGuarded(point: PointName, tap: string, options: GuardOptions, 
   if (outer.aborted) giveUp();
   else outer.addEventListener('abort', giveUp, { once: true });
   try {
-    const result = await Promise.race([options.timeoutMs ? pTimeout(work, { milliseconds: options.timeoutMs }) : work, abandoned]);
+    const limit = timerLimit(options.timeoutMs ?? 0);
+    const result = await Promise.race([limit ? pTimeout(work, { milliseconds: limit }) : work, abandoned]);
     record(typeof result === 'object' && result !== null && (result as { skip?: unknown }).skip === true ? 'skipped' : 'ok');
     return result;
   } catch (error) {
