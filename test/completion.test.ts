@@ -157,7 +157,7 @@ describe('a host directory is a mirror or snapshots, never both', () => {
     const before = readdirSync(f.host).sort();
     const run = await recv(f, ['--plugin', LINK_DEST, '--plugin', MANIFEST]);
     assert.equal(run.code, 2, run.stderr);
-    assert.match(run.stderr, /holds a mirror of h .*: move it aside \(mv .*\/h .*\/h\.mirror\) or remove it/);
+    assert.match(run.stderr, /holds a mirror of h .*: move it aside \(mv .*\/h .*\/\.h\.mirror\) or remove it/);
     assert.deepEqual(readdirSync(f.host).sort(), before, 'nothing was added to or removed from the mirror');
     assert.ok(!existsSync(join(f.host, 'latest')));
     // The admin tools read the record, not the client's names: no snapshot to show or to prune.

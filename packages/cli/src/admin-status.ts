@@ -77,7 +77,9 @@ async function status(rootArgument: string, names: string[], options: StatusOpti
   const root = await backupRoot(rootArgument);
   const now = options.now ?? new Date();
   const failures = await runsLogFailures(root);
-  const hosts = await Promise.all((await hostNames(root, names)).map((name) => hostStatus(root, name, now, options.maxAge, failures.get(name))));
+  // One host at a time: each reads its done marks, and all at once could run out of descriptors.
+  const hosts: HostStatus[] = [];
+  for (const name of await hostNames(root, names)) hosts.push(await hostStatus(root, name, now, options.maxAge, failures.get(name)));
   const ok = hosts.length > 0 && hosts.every((host) => !host.stale);
   if (options.json) {
     const maxAgeSeconds = options.maxAge === undefined ? null : options.maxAge / 1000;

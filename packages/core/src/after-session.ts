@@ -7,6 +7,7 @@ import type { RunContext } from './context.js';
 import { oneLine } from './errors.js';
 import { readHostRecord, writeHostRecord, type AfterSessionRecord } from './host-record.js';
 import type { Logger } from './logger.js';
+import { timerLimit } from './timer-limit.js';
 
 export interface AfterSessionTask {
   /** Names the task in logs and in the host's record (a plugin's name). */
@@ -18,6 +19,18 @@ export interface AfterSessionTask {
 }
 
 const TASKS = 'ssh-r-sync:after-session';
+/** Characters of a task's error kept in the host's record, which is read back bounded. */
+const MAX_RECORDED_ERROR = 4000;
+
+/** How long a stopped task may take to end before the receiver goes on without it. */
+const ABANDON_AFTER_MS = 2000;
+
+/** Why a task was given up: the receiver's stop, and that the task did not end after it. */
+class Abandoned extends Error {
+  constructor(reason: unknown) {
+    super(`${oneLine(reason)}; the task did not stop within ${ABANDON_AFTER_MS / 1000} s`);
+  }
+}
 
 // Queues work for after the session; only a committed run's tasks ever run.
 export function scheduleAfterSession(ctx: RunContext, task: AfterSessionTask): void {
@@ -38,8 +51,18 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
     if (signal.aborted) stop();
     else signal.addEventListener('abort', stop, { once: true });
     const work = task.run(controller.signal);
+    // A task that ignores its signal is abandoned soon after the receiver is stopped (SIGTERM).
+    let abandon: NodeJS.Timeout | undefined;
+    let giveUp = () => {};
+    const abandoned = new Promise<never>((_, reject) => {
+      giveUp = () => (abandon ??= setTimeout(() => reject(new Abandoned(signal.reason)), ABANDON_AFTER_MS));
+    });
+    abandoned.catch(() => {});
+    if (signal.aborted) giveUp();
+    else signal.addEventListener('abort', giveUp, { once: true });
     try {
-      await (task.timeoutMs > 0 ? pTimeout(work, { milliseconds: task.timeoutMs }) : work);
+      const limit = timerLimit(task.timeoutMs);
+      await Promise.race([limit ? pTimeout(work, { milliseconds: limit }) : work, abandoned]);
       record.tasks.push({ name: task.name, outcome: 'ok', error: null, durationMs: Math.round(performance.now() - started) });
     } catch (error) {
       const timedOut = error instanceof TimeoutError;
@@ -47,8 +70,11 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
       if (timedOut) await Promise.race([work.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
       const message = timedOut ? `timed out after ${task.timeoutMs / 1000} s` : oneLine(error);
       logger.error(`after the backup, ${task.name} failed: ${message} (the backup itself is complete)`);
-      record.tasks.push({ name: task.name, outcome: timedOut ? 'timed out' : 'failed', error: message, durationMs: Math.round(performance.now() - started) });
+      const recorded = message.length > MAX_RECORDED_ERROR ? `${message.slice(0, MAX_RECORDED_ERROR)}…` : message;
+      record.tasks.push({ name: task.name, outcome: timedOut ? 'timed out' : 'failed', error: recorded, durationMs: Math.round(performance.now() - started) });
     } finally {
+      clearTimeout(abandon);
+      signal.removeEventListener('abort', giveUp);
       signal.removeEventListener('abort', stop);
     }
   }

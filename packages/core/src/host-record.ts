@@ -4,8 +4,8 @@
 // mirrored client file for a snapshot, and a run with the other kind's settings is refused
 // before it mixes the two (a mirror run over snapshots would delete them all).
 import { constants, existsSync } from 'node:fs';
-import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { SshRSyncError } from './errors.js';
 import { writeAtomic } from './durable.js';
 
@@ -86,11 +86,16 @@ export async function claimHostKind(root: string, name: string, hostDir: string,
     if (!(await readHostRecord(root, name))) await writeHostRecord(root, name, { version: 1, kind, since: new Date().toISOString() });
     return;
   }
-  if (found === 'new') {
+  // An empty directory holds nothing to mix: new, or its old kind was moved aside (or removed)
+  // as the refusal below says. A mirror's metadata goes with it, so nothing infers one any more.
+  if (found === 'new' || (await readdir(hostDir).then((entries) => entries.length === 0, () => false))) {
+    if (found === 'mirror') await rm(join(root, '.ssh-r-sync', 'mirror', name), { recursive: true, force: true });
     await writeHostRecord(root, name, { version: 1, kind, since: new Date().toISOString() });
     return;
   }
-  const moved = `${hostDir}.${found}`;
+  // Moved aside under a name no host can have (a leading dot): status and prune never read it,
+  // so a mirror's look-alike snapshot directories stay the client's files there too.
+  const moved = join(dirname(hostDir), `.${name}.${found}`);
   if (found === 'mirror') {
     throw new SshRSyncError(
       'ECONFIG',

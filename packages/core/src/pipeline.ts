@@ -12,8 +12,12 @@ import { claimHostKind, recordLastRun } from './host-record.js';
 import { defaultRsyncArgs, runRsync } from './rsync.js';
 import { describeRsyncFailure } from './rsync-errors.js';
 import { beginMirror, currentSnapshot } from './snapshots.js';
-import { guardHooks, type HookError, type TapRecord } from './tap-guard.js';
+import { HookError, guardHooks, type TapRecord } from './tap-guard.js';
+import { timerLimit } from './timer-limit.js';
 import type { Transport } from './transport.js';
+
+/** How long done taps may still run once --max-run-time has passed, at most. */
+const DONE_GRACE_MS = 60_000;
 
 export interface PipelineOptions {
   role?: Role;
@@ -45,7 +49,8 @@ export class Pipeline {
       signalFor: (point) => (point === 'done' ? this.killController.signal : this.stopController.signal),
       record: (entry) => this.tapRecords.push(entry),
       // Every done tap runs: one that fails (a notification) must not skip the next (a lock release).
-      collect: { done: (error) => this.doneErrors.push(error) },
+      // One killed by the run's kill fails for that reason, not for the signal it got.
+      collect: { done: (error) => this.doneErrors.push(this.killController.signal.aborted ? killedTap(this.killController.signal.reason, error) : error) },
     });
   }
 
@@ -90,8 +95,17 @@ export class Pipeline {
       taps: this.tapRecords,
     };
     const elapsed = () => Math.round(performance.now() - started);
-    const maxRunTimeMs = this.options.maxRunTimeMs ?? 0;
-    const limit = maxRunTimeMs > 0 ? setTimeout(() => this.stop(`the run took longer than its limit of ${maxRunTimeMs / 1000} s (--max-run-time)`), maxRunTimeMs) : undefined;
+    const maxRunTimeMs = timerLimit(this.options.maxRunTimeMs ?? 0);
+    // At the limit the stages stop and `done` still runs, but not for ever: done taps get as
+    // long again (at most DONE_GRACE_MS), then they are killed too.
+    let grace: NodeJS.Timeout | undefined;
+    const overLimit = () => {
+      const reason = `the run took longer than its limit of ${maxRunTimeMs / 1000} s (--max-run-time)`;
+      this.stop(reason);
+      grace = setTimeout(() => this.kill(reason), Math.min(maxRunTimeMs, DONE_GRACE_MS));
+      grace.unref();
+    };
+    const limit = maxRunTimeMs > 0 ? setTimeout(overLimit, maxRunTimeMs) : undefined;
     limit?.unref();
     let release: (() => Promise<void>) | undefined;
     let outcome: Outcome;
@@ -134,6 +148,7 @@ export class Pipeline {
       const lastRun = { at: new Date().toISOString(), status: outcome.status, committed: outcome.committed === true, snapshot: outcome.snapshot ?? null, message: outcome.message };
       await recordLastRun(ctx.root, ctx.name, lastRun).catch((error: unknown) => ctx.logger.warn(`could not record the run in the host's record: ${oneLine(error)}`));
     }
+    clearTimeout(grace);
     // After the session: the client has its answer; pruning and the like cannot delay or fail it.
     if (outcome.committed) await runAfterSession(ctx, ctx.logger, this.stopController.signal);
     try {
@@ -213,6 +228,11 @@ function stopped(reason: unknown, error: unknown): SshRSyncError {
   const why = oneLine(reason);
   const what = oneLine(error);
   return new SshRSyncError(isSshRSyncError(reason) ? reason.code : 'EINTERNAL', what === why ? why : `${why}; ${what}`, { cause: error });
+}
+
+// A done tap's failure after the run was killed, with the kill's reason first.
+function killedTap(reason: unknown, error: HookError): HookError {
+  return new HookError(error.code === 'ECONFIG' ? 'ECONFIG' : 'EHOOK', error.point, error.tap, `${oneLine(reason)}; ${error.message}`, error);
 }
 
 // rsync's failure, in words: why the run was stopped, or what rsync's own output says.

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import type { RunContext } from './context.js';
 import { deleteTree, type DeleteOptions } from './delete-tree.js';
 import { fsyncDir } from './durable.js';
+import { SshRSyncError } from './errors.js';
 
 export { writeAtomic } from './durable.js';
 
@@ -116,16 +117,21 @@ export async function listSnapshots(hostDir: string, now: Date = new Date()): Pr
     const id = entry.endsWith(META_SUFFIX) ? entry.slice(0, -META_SUFFIX.length) : entry;
     if (snapshotDate(id)) ids.add(id);
   }
-  const infos = await Promise.all(
-    [...ids].sort().map(async (id) => {
-      const paths = snapshotPaths(hostDir, id);
-      const done = await readDoneMark(paths);
-      const date = snapshotDate(id)!;
-      return { id, date, paths, complete: done !== null && entries.includes(id), future: date.getTime() > now.getTime() + FUTURE_TOLERANCE_MS, done };
-    }),
-  );
+  const info = async (id: string): Promise<SnapshotInfo> => {
+    const paths = snapshotPaths(hostDir, id);
+    const done = await readDoneMark(paths);
+    const date = snapshotDate(id)!;
+    return { id, date, paths, complete: done !== null && entries.includes(id), future: date.getTime() > now.getTime() + FUTURE_TOLERANCE_MS, done };
+  };
+  // A few done marks at a time: hundreds at once can run out of file descriptors.
+  const sorted = [...ids].sort();
+  const infos: SnapshotInfo[] = [];
+  for (let i = 0; i < sorted.length; i += READ_AT_ONCE) infos.push(...(await Promise.all(sorted.slice(i, i + READ_AT_ONCE).map(info))));
   return infos;
 }
+
+/** Done marks read at once by listSnapshots. */
+const READ_AT_ONCE = 16;
 
 // The newest complete snapshot that is not dated in the future: what "the latest backup" means.
 export function newestComplete<T extends Pick<SnapshotInfo, 'complete' | 'future'>>(snapshots: readonly T[]): T | undefined {
@@ -135,8 +141,13 @@ export function newestComplete<T extends Pick<SnapshotInfo, 'complete' | 'future
 /** A done mark is a few KiB; anything much larger is not one of ours. */
 const MAX_DONE_MARK_BYTES = 1024 * 1024;
 
+/** Errors that mean "no done mark of ours here"; any other (EMFILE, EIO, …) is not an answer. */
+const NO_MARK = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'ENXIO', 'EISDIR']);
+
 // The done mark if it is there and readable; a torn or foreign file counts as absent. Never
-// follows a symlink and reads a bounded amount: a planted file is data, not metadata.
+// follows a symlink and reads a bounded amount: a planted file is data, not metadata. A failure
+// to look (out of file descriptors, an I/O error) throws: a complete snapshot taken for an
+// incomplete one would be named stale, or deleted as superseded.
 export async function readDoneMark(paths: SnapshotPaths): Promise<DoneMark | null> {
   let handle: FileHandle | undefined;
   try {
@@ -145,8 +156,10 @@ export async function readDoneMark(paths: SnapshotPaths): Promise<DoneMark | nul
     if (!stats.isFile() || stats.size > MAX_DONE_MARK_BYTES) return null;
     const mark = JSON.parse(await handle.readFile('utf8')) as DoneMark;
     return mark && typeof mark === 'object' && mark.version === 1 ? mark : null;
-  } catch {
-    return null;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === undefined || NO_MARK.has(code)) return null; // not JSON, or nothing there
+    throw new SshRSyncError('ESTORAGE', `cannot read ${paths.doneMark}: ${code}: is the disk healthy, or the open-file limit (ulimit -n) too low?`, { cause: error });
   } finally {
     await handle?.close().catch(() => {});
   }

@@ -5,6 +5,7 @@ import pTimeout, { TimeoutError } from 'p-timeout';
 import { SshRSyncError, isSshRSyncError, oneLine } from './errors.js';
 import type { PipelineHooks } from './hooks.js';
 import { HOOK_KEYS, POINT_NAMES, type PointName } from './points.js';
+import { timerLimit } from './timer-limit.js';
 
 export interface TapScope {
   readonly point: PointName;
@@ -96,8 +97,20 @@ async function runGuarded(point: PointName, tap: string, options: GuardOptions, 
   const started = performance.now();
   const record = (outcome: TapRecord['outcome']) =>
     options.record?.({ point, tap, outcome, durationMs: Math.round(performance.now() - started) });
+  // A tap can only be asked to stop: one that ignores its signal (a plugin awaiting what never
+  // comes) is abandoned a moment after the run's stop, or the stop would never end the run.
+  let abandon: NodeJS.Timeout | undefined;
+  let giveUp = () => {};
+  const abandoned = new Promise<never>((_, reject) => {
+    const deaf = new SshRSyncError('EHOOK', `did not stop within ${seconds(ABANDON_AFTER_MS)} of the run's stop`);
+    giveUp = () => (abandon ??= setTimeout(() => reject(deaf), ABANDON_AFTER_MS));
+  });
+  abandoned.catch(() => {});
+  if (outer.aborted) giveUp();
+  else outer.addEventListener('abort', giveUp, { once: true });
   try {
-    const result = options.timeoutMs ? await pTimeout(work, { milliseconds: options.timeoutMs }) : await work;
+    const limit = timerLimit(options.timeoutMs ?? 0);
+    const result = await Promise.race([limit ? pTimeout(work, { milliseconds: limit }) : work, abandoned]);
     record(typeof result === 'object' && result !== null && (result as { skip?: unknown }).skip === true ? 'skipped' : 'ok');
     return result;
   } catch (error) {
@@ -110,10 +123,15 @@ async function runGuarded(point: PointName, tap: string, options: GuardOptions, 
     }
     throw attribute(point, tap, error);
   } finally {
+    clearTimeout(abandon);
+    outer.removeEventListener('abort', giveUp);
     outer.removeEventListener('abort', stop);
     controller.abort();
   }
 }
+
+/** How long a stopped tap may take to settle before the run goes on without it. */
+const ABANDON_AFTER_MS = 2000;
 
 // Wraps an error once, naming the point and the tap, and keeps the original as `cause`.
 function attribute(point: PointName, tap: string, error: unknown): HookError {

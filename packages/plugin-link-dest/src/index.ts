@@ -69,7 +69,9 @@ export default function linkDest(options: LinkDestOptions = {}): Plugin {
         const state = ctx.data.get(PLUGIN_NAME) as RunState | undefined;
         if (!state) return;
         const logger = ctx.logger.scope(PLUGIN_NAME);
-        if (outcome.status !== 'success') {
+        // By the commit, not the status: a committed run fails afterwards when its result cannot
+        // be sent (the client vanished), and its snapshot (maybe of an empty directory) is complete.
+        if (!outcome.committed) {
           // Nothing transferred (skipped or failed before rsync wrote): nothing to resume from.
           if (await isEmpty(state.paths.tree)) await removeSnapshot(state.paths);
           else logger.debug(`snapshot ${state.paths.id} stays incomplete; the next run resumes from it`);

@@ -163,6 +163,7 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
       // connect hook failed, or skipped the run).
       const first = await receiveHello(channel, wait);
       const [sshNow, listenerNow] = [ssh, listener];
+      let saidStart = false;
       const converse = async (hello: Message<'hello'>): Promise<Message<'result'>> => {
         if (!hello.versions.includes(PROTOCOL_VERSION)) {
           throw new SshRSyncError('EPROTOCOL', `receiver speaks protocol versions ${hello.versions.join(', ')}; this client speaks ${PROTOCOL_VERSION}`);
@@ -194,6 +195,7 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
           }
           if (ownSkip) await channel.send({ v: PROTOCOL_VERSION, type: 'skip', reason: ownSkip.reason.slice(0, 1024) }, { timeoutMs: step });
           else await channel.send({ v: PROTOCOL_VERSION, type: 'start' }, { timeoutMs: step });
+          saidStart = !ownSkip;
           const result = await channel.receive('result', { timeoutMs: wait, waitingFor: 'the result' });
           await stages.afterResult(result);
           return result;
@@ -208,7 +210,7 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
         return null;
       });
       sessionOver = bye !== null;
-      return { ...base, ...judge(result, bye, byeError), durationMs: Math.round(performance.now() - started) };
+      return { ...base, ...judge(result, saidStart, bye, byeError), durationMs: Math.round(performance.now() - started) };
     } catch (error) {
       return await explain(error);
     } finally {
@@ -226,19 +228,26 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
   }
 }
 
-// What the client reports: success only for a committed backup whose receiver said goodbye.
-function judge(result: Message<'result'>, bye: Message<'bye'> | null, byeError: string): Omit<ClientResult, 'name' | 'durationMs'> {
-  const facts = { rsyncExitCode: result.rsyncExitCode, files: result.files, bytes: result.bytes, snapshot: result.snapshot, committed: result.committed };
+// The exit code of each status: the receiver's result names one, and the two must agree.
+const EXIT_CODES = { success: 0, skipped: 75, failure: 1 } as const;
+
+// What the client reports: success only for a committed backup, after our start, whose receiver
+// said goodbye. The exit code follows the status, never the receiver's number alone.
+function judge(result: Message<'result'>, started: boolean, bye: Message<'bye'> | null, byeError: string): Omit<ClientResult, 'name' | 'durationMs'> {
+  const committed = started && result.committed;
+  const facts = { rsyncExitCode: result.rsyncExitCode, files: result.files, bytes: result.bytes, snapshot: result.snapshot, committed };
   const failed = (message: string) => ({ ...facts, status: 'failure' as const, exitCode: 1, message });
+  if (result.status === 'success' && !started) return failed('the receiver reported success before the backup started: treat it as failed');
   if (result.status === 'success' && !result.committed) return failed('the receiver reported success without committing the backup: treat it as failed');
+  if (result.status === 'success' && result.exitCode !== 0) return failed(`the receiver reported success with exit code ${result.exitCode}: treat it as failed`);
   const what = result.snapshot ? `snapshot ${result.snapshot}` : 'the backup';
-  if (result.committed && bye === null) {
+  if (committed && bye === null) {
     return failed(`${what} is committed on the server, but the receiver ended before its goodbye (${byeError}): its done hooks may not have run`);
   }
   if (bye?.status === 'failure' && result.status !== 'failure') {
-    return failed(result.committed ? `${what} is committed, but after it: ${bye.message ?? 'a done hook failed'}` : (bye.message ?? 'a done hook failed'));
+    return failed(committed ? `${what} is committed, but after it: ${bye.message ?? 'a done hook failed'}` : (bye.message ?? 'a done hook failed'));
   }
-  return { ...facts, status: result.status, exitCode: result.exitCode, message: result.message };
+  return { ...facts, status: result.status, exitCode: EXIT_CODES[result.status], message: result.message };
 }
 
 // Lets ssh end by itself once its stdin is closed; then TERM, then KILL. After the receiver's
