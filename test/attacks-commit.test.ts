@@ -225,6 +225,13 @@ describe("the client's verdict on a receiver's word", () => {
     assert.match(run.stderr, /error: the receiver reported success with exit code 1: treat it as failed/);
   });
 
+  test('a committed "success" after start, with a goodbye, but without pulling anything is a failure', async () => {
+    const run = await against('after-start', { status: 'success', committed: true, exitCode: 0, snapshot: '2026-01-01T000000Z' });
+    assert.equal(run.code, 1, run.stderr);
+    assert.doesNotMatch(run.stderr, /backup of .* done/);
+    assert.match(run.stderr, /error: the receiver reported a committed backup, but this client's daemon served it nothing: treat it as failed/);
+  });
+
   after(() => server.setRecvArgs(['--name', 'unused'])); // the default key runs the real receiver again
 });
 

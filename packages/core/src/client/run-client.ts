@@ -108,6 +108,8 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
   options.signal.addEventListener('abort', onAbort, { once: true });
   const base = { name, rsyncExitCode: null, files: null, bytes: null, snapshot: null, committed: false };
   let sessionOver = false;
+  // Rsync sessions our daemon served to their end: a "success" that pulled nothing is not one.
+  const transfers = counter();
   try {
     const skipped = await stages.connect();
     if (skipped) return { ...base, status: 'skipped', exitCode: 75, message: skipped.reason, durationMs: Math.round(performance.now() - started) };
@@ -127,7 +129,10 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
       key,
       rsyncArgv: [options.rsyncProgram ?? 'rsync', '--daemon', `--config=${config}`],
       handshakeTimeoutMs: options.handshakeTimeoutMs,
-      onEvent: (event) => log.debug(`tunnel: ${JSON.stringify(event)}`),
+      onEvent: (event) => {
+        log.debug(`tunnel: ${JSON.stringify(event)}`);
+        if (event.type === 'served' && event.exitCode !== null) transfers.add();
+      },
     });
     options.signal.throwIfAborted();
     ssh = startSsh({
@@ -210,7 +215,9 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
         return null;
       });
       sessionOver = bye !== null;
-      return { ...base, ...judge(result, saidStart, bye, byeError), durationMs: Math.round(performance.now() - started) };
+      // The daemon's exit can be noticed a moment after the result that followed it arrives.
+      const served = result.status === 'success' ? await transfers.atLeastOne(step) : transfers.count() > 0;
+      return { ...base, ...judge(result, { started: saidStart, served }, bye, byeError), durationMs: Math.round(performance.now() - started) };
     } catch (error) {
       return await explain(error);
     } finally {
@@ -233,13 +240,20 @@ const EXIT_CODES = { success: 0, skipped: 75, failure: 1 } as const;
 
 // What the client reports: success only for a committed backup, after our start, whose receiver
 // said goodbye. The exit code follows the status, never the receiver's number alone.
-function judge(result: Message<'result'>, started: boolean, bye: Message<'bye'> | null, byeError: string): Omit<ClientResult, 'name' | 'durationMs'> {
+function judge(
+  result: Message<'result'>,
+  session: { started: boolean; served: boolean },
+  bye: Message<'bye'> | null,
+  byeError: string,
+): Omit<ClientResult, 'name' | 'durationMs'> {
+  const { started } = session;
   const committed = started && result.committed;
   const facts = { rsyncExitCode: result.rsyncExitCode, files: result.files, bytes: result.bytes, snapshot: result.snapshot, committed };
   const failed = (message: string) => ({ ...facts, status: 'failure' as const, exitCode: 1, message });
   if (result.status === 'success' && !started) return failed('the receiver reported success before the backup started: treat it as failed');
   if (result.status === 'success' && !result.committed) return failed('the receiver reported success without committing the backup: treat it as failed');
   if (result.status === 'success' && result.exitCode !== 0) return failed(`the receiver reported success with exit code ${result.exitCode}: treat it as failed`);
+  if (result.status === 'success' && !session.served) return failed("the receiver reported a committed backup, but this client's daemon served it nothing: treat it as failed");
   const what = result.snapshot ? `snapshot ${result.snapshot}` : 'the backup';
   if (committed && bye === null) {
     return failed(`${what} is committed on the server, but the receiver ended before its goodbye (${byeError}): its done hooks may not have run`);
@@ -248,6 +262,29 @@ function judge(result: Message<'result'>, started: boolean, bye: Message<'bye'> 
     return failed(committed ? `${what} is committed, but after it: ${bye.message ?? 'a done hook failed'}` : (bye.message ?? 'a done hook failed'));
   }
   return { ...facts, status: result.status, exitCode: EXIT_CODES[result.status], message: result.message };
+}
+
+// Counts events; atLeastOne waits (bounded) for the first.
+function counter() {
+  let n = 0;
+  const waiters: (() => void)[] = [];
+  return {
+    add() {
+      n += 1;
+      for (const wake of waiters.splice(0)) wake();
+    },
+    count: () => n,
+    async atLeastOne(ms: number): Promise<boolean> {
+      if (n > 0) return true;
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        waiters.push(resolve);
+        timer = setTimeout(resolve, ms);
+      });
+      clearTimeout(timer);
+      return n > 0;
+    },
+  };
 }
 
 // Lets ssh end by itself once its stdin is closed; then TERM, then KILL. After the receiver's
