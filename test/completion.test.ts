@@ -77,7 +77,7 @@ describe("the server's own account of a run", () => {
 describe('pruning after the session', () => {
   test('rotation that fails to delete never fails a committed backup; the error is logged and in the host record', async (t) => {
     const f = await fixture();
-    const config = join(f.base, 'ssh-r-sync.config.json');
+    const config = join(f.base, 'rotate-config.json'); // not a name the config search finds by itself
     await writeFile(config, JSON.stringify({ plugins: [LINK_DEST, [ROTATE, { keep: '1d', keepLast: 1 }]] }));
     assert.equal((await recv(f, ['--config', config])).code, 0);
     const [first] = (await listSnapshots(f.host)).map((s) => s.id);
@@ -93,6 +93,11 @@ describe('pruning after the session', () => {
     const task = hostRecord(f.root).afterSession!.tasks.find((x) => x.name === 'rotate')!;
     assert.equal(task.outcome, 'failed');
     assert.match(task.error!, new RegExp(first!));
+    assert.match((await runNode(adminBin, ['status', f.root, 'h'])).stderr, /h: warning: after the backup of .*, rotate failed: /);
+    // A later committed run without such work: the old failure is no longer shown as news.
+    assert.equal((await recv(f, ['--plugin', LINK_DEST])).code, 0);
+    assert.equal(hostRecord(f.root).afterSession, undefined);
+    assert.doesNotMatch((await runNode(adminBin, ['status', f.root, 'h'])).stderr, /warning/);
   });
 });
 
@@ -179,7 +184,7 @@ describe('a host directory is a mirror or snapshots, never both', () => {
     await mkdir(join(f.host, `${future}.meta`));
     await mkdir(join(f.host, future));
     await writeFile(join(f.host, `${future}.meta`, 'done.json'), readFileSync(join(f.host, `${real}.meta`, 'done.json')));
-    const config = join(f.base, 'ssh-r-sync.config.json');
+    const config = join(f.base, 'rotate-config.json'); // not a name the config search finds by itself
     await writeFile(config, JSON.stringify({ plugins: [LINK_DEST, [ROTATE, { keep: '1d', keepLast: 1 }]] }));
     const run = await recv(f, ['--config', config, '--json']);
     assert.equal(run.code, 0, run.stderr);

@@ -42,7 +42,10 @@ export function scheduleAfterSession(ctx: RunContext, task: AfterSessionTask): v
 // Runs the queued tasks in order, each bounded; never throws. Records how they ended.
 export async function runAfterSession(ctx: RunContext, logger: Logger, signal: AbortSignal): Promise<AfterSessionRecord | null> {
   const tasks = (ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? [];
-  if (tasks.length === 0) return null;
+  if (tasks.length === 0) {
+    await forgetAfterSession(ctx, logger);
+    return null;
+  }
   const record: AfterSessionRecord = { at: new Date().toISOString(), tasks: [] };
   for (const task of tasks) {
     const started = performance.now();
@@ -85,4 +88,16 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
     logger.warn(`could not record the after-session work of ${ctx.name}: ${oneLine(error)}`);
   }
   return record;
+}
+
+// A committed run without such work: an older run's after-session failure is no longer news.
+async function forgetAfterSession(ctx: RunContext, logger: Logger): Promise<void> {
+  try {
+    const host = await readHostRecord(ctx.root, ctx.name);
+    if (!host?.afterSession) return;
+    const { afterSession: _dropped, ...rest } = host;
+    await writeHostRecord(ctx.root, ctx.name, rest);
+  } catch (error) {
+    logger.warn(`could not update the host record of ${ctx.name}: ${oneLine(error)}`);
+  }
 }
