@@ -128,7 +128,9 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
   for (const task of record?.afterSession?.tasks ?? []) {
     if (task.outcome !== 'ok') warnings.push(`after the backup of ${record!.afterSession!.at}, ${task.name} ${task.outcome}: ${task.error ?? ''}`.trimEnd());
   }
-  if (newestComplete) newestComplete.ageSeconds = Math.round((now.getTime() - Date.parse(newestComplete.startedAt)) / 1000);
+  // Quick runs step ids a second or two ahead of the clock (never more than the future tolerance, or
+  // the snapshot would not be the newest): such an age is 0, not negative.
+  if (newestComplete) newestComplete.ageSeconds = Math.max(0, Math.round((now.getTime() - Date.parse(newestComplete.startedAt)) / 1000));
 
   const candidates: NonNullable<HostStatus['lastFailure']>[] = [];
   const unfinished = snapshots.filter((s) => !s.complete && !s.future && (!newest || s.id > newest.id)).at(-1);
