@@ -9,8 +9,6 @@ import { flushFilesystem, fsyncDir, storageError, writeAtomic } from './durable.
 import { isSshRSyncError } from './errors.js';
 import { currentSnapshot, doneMarkExtra, pointLatest, type DoneMark } from './snapshots.js';
 
-const COMMITTED = 'ssh-r-sync:committed';
-
 // Commits this run's backup (a snapshot, or the mirror) and returns its done mark.
 export async function commitRun(ctx: RunContext, outcome: Outcome): Promise<DoneMark> {
   const paths = currentSnapshot(ctx);
@@ -39,11 +37,5 @@ export async function commitRun(ctx: RunContext, outcome: Outcome): Promise<Done
     if (ctx.signal.aborted) throw ctx.signal.reason;
     throw isSshRSyncError(error) && error.code !== 'ESTORAGE' ? error : storageError(ctx.root, 'committing the backup', error);
   }
-  ctx.data.set(COMMITTED, mark);
   return mark;
-}
-
-// The done mark this run committed, or null: taps after the commit (done) can tell.
-export function committedMark(ctx: RunContext): DoneMark | null {
-  return (ctx.data.get(COMMITTED) as DoneMark | undefined) ?? null;
 }

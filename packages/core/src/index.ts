@@ -32,7 +32,7 @@ export { escapeText } from './protocol/text.js';
 export * from './snapshots.js';
 export { deleteTree, defaultJobs, type DeleteOptions } from './delete-tree.js';
 export { pullTransport, pullSshArgv, pullSource, PULL_SSH_OPTIONS, type PullTransportOptions } from './pull/pull-transport.js';
-export { commitRun, committedMark } from './commit.js';
+export { commitRun } from './commit.js';
 export { scheduleAfterSession, type AfterSessionTask } from './after-session.js';
 export { readHostRecord, hostKind, claimHostKind, hostRecordPath, recordLastRun, type HostRecord, type HostKind, type AfterSessionRecord, type LastRunRecord } from './host-record.js';
 export { writeFully, fsyncDir, flushFilesystem } from './durable.js';

@@ -4,10 +4,8 @@
 // month keeps its history instead of having it expire. Rules are OR-ed: one snapshot may be the
 // daily, the weekly and the monthly at once, and then carries all three reasons.
 import { periodKey } from './periods.js';
+import { FUTURE_TOLERANCE_MS } from '@ssh-r-sync/core';
 import { UNITS, parsePolicy, type RetentionPolicy, type Unit } from './policy.js';
-
-/** The same tolerance as core's listSnapshots: quick runs step their ids a little ahead of the clock. */
-const FUTURE_MS = 60 * 60 * 1000;
 
 /** What the plan needs to know of a snapshot. */
 export interface SnapshotState {
@@ -43,7 +41,7 @@ export function plan(snapshots: readonly SnapshotState[], policy: RetentionPolic
   // Newest first. One dated in the future (a clock that went back, or a planted id) would take
   // "newest" and its period from the real latest backup, which could then expire: it is kept
   // aside instead, and every rule counts the rest.
-  const isFuture = (s: SnapshotState) => s.future ?? s.date.getTime() > now.getTime() + FUTURE_MS;
+  const isFuture = (s: SnapshotState) => s.future ?? s.date.getTime() > now.getTime() + FUTURE_TOLERANCE_MS;
   const complete = sorted.filter((s) => s.complete && !isFuture(s)).reverse();
   const newest = complete[0];
   const reasons = new Map<string, string[]>();
