@@ -60,6 +60,16 @@ describe('--io-timeout in pull mode', { concurrency: 1 }, () => {
     await tmp?.cleanup();
   });
 
+  test('a live but slow pull that lasts longer than --io-timeout is not stopped', { timeout: 120_000 }, async () => {
+    const root = join(tmp.dir, 'root-slow');
+    await mkdir(root, { mode: 0o700 });
+    const steady = await writeScript(tmp.dir, 'steady.sh', "printf -- '--bwlimit=2000\\0'\n"); // about 4 s for big.bin
+    const result = await runRecv([...pullArgs(), '--io-timeout', String(IO_TIMEOUT_S), '--hook', `rsync.pre:${steady}`, root], { timeoutMs: 90_000 });
+    assert.equal(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stderr, /--io-timeout/);
+    assert.ok(existsSync(join(realpathSync(root), NAME, 'big.bin')), 'big.bin arrived');
+  });
+
   test('a client whose rsync sender is stopped loses the lock after about --io-timeout; the pull fails with a message', { timeout: 150_000 }, async (t) => {
     const root = join(tmp.dir, 'root');
     await mkdir(root, { mode: 0o700 });

@@ -148,6 +148,7 @@ export async function recv(argv: string[]): Promise<number> {
         name: options.name!,
         oneFileSystem: Boolean(options.oneFileSystem),
         ioTimeoutSeconds: options.ioTimeout ?? 600,
+        onStalled: (why) => pipeline.stop(why),
       })
     : receiverTransport({
         input: process.stdin,
