@@ -81,7 +81,7 @@ export function recvProgram(): Command {
     .option('-t, --handshake-timeout <SECONDS>', 'time limit for each handshake step, above 0 (default 20)', positiveSeconds)
     .option('--wait-timeout <SECONDS>', "how long the client's own pre-work may take before it says start; 0 = no limit (default 21600)", seconds)
     .option('--tunnel-port <PORT>', "the only port this key may forward (match its permitlisten); default: the client's, proven by the tunnel check", port)
-    .option('--io-timeout <SECONDS>', 'end the pull (and free the host\'s lock) when no data comes from the client for this long (rsync --timeout, and a watch on the tunnel); 0 = never (default 600)', seconds)
+    .option('--io-timeout <SECONDS>', 'end the pull (and free the host\'s lock) when no data comes from the client for this long (rsync --timeout, and a watch on the tunnel or, with --pull, on rsync\'s receiver); 0 = never (default 600)', seconds)
     .option('--max-run-time <SECONDS>', 'stop a run (rsync, hooks) that takes longer than this in all, done hooks as long again later (at most 60 s); 0 or over 24 days = no limit (default 86400: a day)', seconds)
     .option('--lock-wait <SECONDS>', 'wait this long for another run of the same host to end (at most 4 runs of a host wait; more are refused); 0 = refuse at once (default)', seconds)
     .option('--one-file-system', 'with --local or --pull: do not cross filesystem boundaries (rsync -x)')
@@ -148,6 +148,7 @@ export async function recv(argv: string[]): Promise<number> {
         name: options.name!,
         oneFileSystem: Boolean(options.oneFileSystem),
         ioTimeoutSeconds: options.ioTimeout ?? 600,
+        onStalled: (why) => pipeline.stop(why),
       })
     : receiverTransport({
         input: process.stdin,

@@ -4,7 +4,10 @@
 import { SshRSyncError } from '../errors.js';
 import { DEFAULT_SSH_OPTIONS } from '../client/ssh.js';
 import { parseDestination, type Destination } from '../client/destination.js';
+import type { RunContext } from '../context.js';
 import type { Endpoint, Peer, Transport } from '../transport.js';
+import type { IdleWatch } from '../tunnel/idle-watch.js';
+import { watchPullStall } from './stall-watch.js';
 
 export interface PullTransportOptions {
   /** `[user@]host[:port]` of the client. */
@@ -20,8 +23,10 @@ export interface PullTransportOptions {
   /** The receiver's --name: the host is who this side says it is. */
   name: string;
   oneFileSystem?: boolean | undefined;
-  /** rsync's I/O timeout in seconds (a stalled transfer ends); 0 = never. */
+  /** No data from the client for this long ends the run (rsync's --timeout and the receiver's stall watch); 0 = never. */
   ioTimeoutSeconds?: number | undefined;
+  /** The client stopped sending (--io-timeout) during rsync: the run should stop. */
+  onStalled?: ((why: string) => void) | undefined;
   /** ssh program (default: ssh from PATH). */
   sshProgram?: string | undefined;
 }
@@ -63,6 +68,7 @@ export function pullSource(destination: Destination): string {
 // A transport that pulls through ssh from an rrsync-restricted key.
 export function pullTransport(options: PullTransportOptions): Transport {
   let destination: Destination | undefined;
+  let watch: IdleWatch | undefined;
   return {
     kind: 'pull',
     async handshake(): Promise<Peer> {
@@ -72,13 +78,27 @@ export function pullTransport(options: PullTransportOptions): Transport {
     async start() {
       return undefined;
     },
-    async endpoint(): Promise<Endpoint> {
+    async endpoint(ctx: RunContext): Promise<Endpoint> {
       destination ??= parseDestination(options.destination, options.port);
       const rsh = pullSshArgv(options, destination).map(rshWord).join(' ');
-      const timeout = options.ioTimeoutSeconds === 0 ? [] : [`--timeout=${options.ioTimeoutSeconds ?? 600}`];
-      return { source: pullSource(destination), transportArgs: [`--rsh=${rsh}`, ...timeout], env: {}, compress: true };
+      const io = options.ioTimeoutSeconds ?? 600;
+      const source = pullSource(destination);
+      // rsync's --timeout alone misses a client whose rsync stops (its keep-alives fill ssh's
+      // buffers instead): the stall watch on rsync's receiver stops the run after the same time.
+      if (io > 0 && options.onStalled && !watch) {
+        const stalled = `the client sent no data for ${io} s (--io-timeout): stopping the run`;
+        watch = watchPullStall(source, io * 1000, () => {
+          ctx.logger.warn(stalled);
+          options.onStalled?.(stalled);
+        });
+      }
+      return { source, transportArgs: [`--rsh=${rsh}`, ...(io > 0 ? [`--timeout=${io}`] : [])], env: {}, compress: true };
     },
-    async report() {},
-    async finish() {},
+    async report() {
+      watch?.stop();
+    },
+    async finish() {
+      watch?.stop();
+    },
   };
 }
