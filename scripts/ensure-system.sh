@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the system tools ssh-r-sync needs are present: rsync, rrsync, sshd, ssh, ssh-keygen.
+# Makes sure the system tools ssh-r-sync needs are present: rsync, rrsync, sshd, ssh, ssh-keygen,
+# getfattr (plugin-manifest, names that are not UTF-8) and setfattr/setfacl (its tests).
 # As root: installs missing ones with apt-get and creates /run/sshd (sshd as root refuses to start
 # without it). As non-root: names the apt packages to install and exits 1.
 # Idempotent, silent and fast when nothing has to be done.
@@ -12,10 +13,13 @@ declare -A PROVIDER=(
   [/usr/sbin/sshd]=openssh-server
   [/usr/bin/ssh]=openssh-client
   [/usr/bin/ssh-keygen]=openssh-client
+  [/usr/bin/getfattr]=attr
+  [/usr/bin/setfattr]=attr
+  [/usr/bin/setfacl]=acl
 )
 
 missing_pkgs=()
-for path in /usr/bin/rsync /usr/bin/rrsync /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen; do
+for path in /usr/bin/rsync /usr/bin/rrsync /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/bin/getfattr /usr/bin/setfattr /usr/bin/setfacl; do
   if [[ ! -x $path ]]; then
     pkg=${PROVIDER[$path]}
     [[ " ${missing_pkgs[*]-} " == *" $pkg "* ]] || missing_pkgs+=("$pkg")
@@ -35,7 +39,7 @@ if ((${#missing_pkgs[@]} > 0)); then
   trap 'rm -f "$log"' EXIT
   if ! { apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      rsync openssh-server openssh-client; } >"$log" 2>&1; then
+      rsync openssh-server openssh-client attr acl; } >"$log" 2>&1; then
     echo "ensure-system: apt-get failed; last lines of its output:" >&2
     tail -n 20 "$log" >&2
     exit 1

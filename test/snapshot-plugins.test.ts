@@ -144,7 +144,7 @@ function readManifest(file: string): { header: string; order: string[]; entries:
   const order: string[] = [];
   for (const line of lines) {
     const fields = line.split('\t');
-    assert.equal(fields.length, 7, `a manifest line has 7 fields: ${JSON.stringify(line)}`);
+    assert.equal(fields.length, 9, `a manifest line has 9 fields: ${JSON.stringify(line)}`);
     const [path, type, mode, owner, size, mtime, target] = fields as [string, string, string, string, string, string, string];
     assert.match(mode, /^[0-7]+$/);
     const name = unescapeField(path);
@@ -207,7 +207,7 @@ describe('plugin-link-dest and plugin-manifest, local source', { concurrency: 1 
     const [id] = snapshotIds(f.host);
     const file = meta(f.host, id!, 'manifest.tsv');
     const manifest = readManifest(file);
-    assert.equal(manifest.header, '#ssh-r-sync-manifest/1\tpath\ttype\tmode\tuid:gid\tsize\tmtime\ttarget');
+    assert.equal(manifest.header, '#ssh-r-sync-manifest/2\tpath\ttype\tmode\tuid:gid\tsize\tmtime\ttarget\trdev\tflags');
     const found = findEntries(join(f.host, id!));
     assert.deepEqual([...manifest.entries.keys()].sort(), [...found.keys()].sort(), 'the same paths');
     assert.deepEqual(new Map([...manifest.entries].sort()), new Map([...found].sort()), 'the same type, mode, owner, size, mtime and link target');
@@ -217,11 +217,11 @@ describe('plugin-link-dest and plugin-manifest, local source', { concurrency: 1 
     assert.match(text, /^line\\nbreak\tf\t644\t0:0\t20\t/m);
     assert.match(text, /^tab\\tand\\\\backslash\tf\t/m);
     assert.match(text, /^f\\xffo\tf\t644\t0:0\t10\t/m);
-    assert.match(text, /^odd-link\tl\t777\t0:0\t12\t\d+\.\d{9}\tdangling\\tf\\xffo$/m);
+    assert.match(text, /^odd-link\tl\t777\t0:0\t12\t\d+\.\d{9}\tdangling\\tf\\xffo\t-\t-$/m);
     assert.match(text, /^fifo\tp\t/m);
     assert.match(text, /^setuid\tf\t4755\t/m);
     assert.match(text, /^owned\tf\t644\t1234:5678\t/m);
-    assert.match(text, /^unchanged\.txt\tf\t644\t0:0\t22\t1577934245\.123456789\t$/m);
+    assert.match(text, /^unchanged\.txt\tf\t644\t0:0\t22\t1577934245\.123456789\t\t-\t-$/m);
 
     // Depth first, each directory's entries sorted by their bytes, a directory before its contents.
     assert.equal(manifest.order[0], '.');

@@ -1,30 +1,46 @@
 // One manifest line per tree entry, and the header that names the columns.
-import type { BigIntStats } from 'node:fs';
 import { escapeName } from './escape.js';
 
-export const FORMAT_VERSION = 1;
-export const COLUMNS = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target'] as const;
+export const FORMAT_VERSION = 2;
+export const COLUMNS = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target', 'rdev', 'flags'] as const;
+/** Version 1 had no `rdev` and `flags`; readers still accept it. */
+export const COLUMNS_V1 = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target'] as const;
 /** The first line: a `#`, the format and its version, then the column names, tab-separated. */
 export const HEADER = `#ssh-r-sync-manifest/${FORMAT_VERSION}\t${COLUMNS.join('\t')}\n`;
 
 /** find(1)'s letters: regular file, directory, symlink, fifo, socket, character and block device. */
 export type EntryType = 'f' | 'd' | 'l' | 'p' | 's' | 'c' | 'b';
 
-// The type letter of an lstat result.
-export function entryType(stats: BigIntStats): EntryType {
-  if (stats.isFile()) return 'f';
-  if (stats.isDirectory()) return 'd';
-  if (stats.isSymbolicLink()) return 'l';
-  if (stats.isFIFO()) return 'p';
-  if (stats.isSocket()) return 's';
-  if (stats.isCharacterDevice()) return 'c';
-  return 'b';
+/** What a manifest line says of an entry: the client's view (in fake-super mode, rsync's %stat). */
+export interface Entry {
+  type: EntryType;
+  /** Permission bits with setuid/setgid/sticky (mode & 07777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: bigint;
+  mtimeNs: bigint;
+  /** Link target's bytes (latin1); '' for other types. */
+  target: string;
+  /** `major,minor` of a device; null for other types. */
+  rdev: [number, number] | null;
+  /** `a`: an ACL, `x`: other xattrs, `-`: neither; null: not known (a version 1 line). */
+  flags: string | null;
 }
 
-// A manifest line: path and link target are bytes (latin1 strings), escaped here.
-export function entryLine(path: string, type: EntryType, stats: BigIntStats, target: string): string {
-  const mode = (stats.mode & 0o7777n).toString(8);
-  return `${escapeName(path)}\t${type}\t${mode}\t${stats.uid}:${stats.gid}\t${stats.size}\t${seconds(stats.mtimeNs)}\t${escapeName(target)}\n`;
+const TYPE_OF_FORMAT: Record<number, EntryType> = {
+  0o100000: 'f', 0o040000: 'd', 0o120000: 'l', 0o010000: 'p', 0o140000: 's', 0o020000: 'c', 0o060000: 'b',
+};
+
+// The type letter of a full st_mode (S_IFMT bits), or null for none known.
+export function typeOfMode(mode: number): EntryType | null {
+  return TYPE_OF_FORMAT[mode & 0o170000] ?? null;
+}
+
+// A version 2 manifest line: path and link target are bytes (latin1 strings), escaped here.
+export function entryLine(path: string, entry: Entry): string {
+  const rdev = entry.rdev ? `${entry.rdev[0]},${entry.rdev[1]}` : '-';
+  return `${escapeName(path)}\t${entry.type}\t${entry.mode.toString(8)}\t${entry.uid}:${entry.gid}\t${entry.size}\t${seconds(entry.mtimeNs)}\t${escapeName(entry.target)}\t${rdev}\t${entry.flags ?? '-'}\n`;
 }
 
 // Nanoseconds since the epoch as seconds with nine decimals (exact, also before 1970).

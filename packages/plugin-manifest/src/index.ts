@@ -8,7 +8,8 @@ import { contributeToDoneMark, currentSnapshot, currentTap, type PipelineHooks, 
 import { writeManifest } from './write-manifest.js';
 
 export { writeManifest, type ManifestSummary, type WriteManifestOptions } from './write-manifest.js';
-export { HEADER, COLUMNS, FORMAT_VERSION, entryLine, seconds, type EntryType } from './entry.js';
+export { HEADER, COLUMNS, COLUMNS_V1, FORMAT_VERSION, entryLine, seconds, typeOfMode, type Entry, type EntryType } from './entry.js';
+export { readManifest, parseEntryLine, parseHeader, type Manifest } from './read-manifest.js';
 export { escapeName, unescapeName } from './escape.js';
 
 export const PLUGIN_NAME = 'manifest';
@@ -27,7 +28,7 @@ export default function manifest(options: Record<string, unknown> = {}): Plugin 
         if (result.exitCode !== 0) return result;
         const paths = currentSnapshot(ctx);
         await mkdir(paths.meta, { recursive: true, mode: 0o700 });
-        const summary = await writeManifest(paths.tree, paths.manifest, { signal: currentTap()?.signal ?? ctx.signal });
+        const summary = await writeManifest(paths.tree, paths.manifest, { signal: currentTap()?.signal ?? ctx.signal, mode: ctx.mode });
         contributeToDoneMark(ctx, PLUGIN_NAME, { file: basename(paths.manifest), ...summary });
         ctx.logger.scope(PLUGIN_NAME).debug(`${summary.entries} entries listed in ${paths.manifest}`);
         return result;
