@@ -1,5 +1,6 @@
 // @ssh-r-sync/plugin-manifest: after a successful rsync, writes the list of every file of the
-// backup (path, type, mode, owner, size, mtime, link target) beside it, before the core's commit
+// backup as the client has it (path, type, mode, owner, size, mtime, link target, devices,
+// ACL/xattr flags; in fake-super mode from rsync's %stat xattr) beside it, before the core's commit
 // point (which writes the done mark, recording the manifest's summary). Works on snapshots
 // (plugin-link-dest) and on a plain mirror.
 import { mkdir } from 'node:fs/promises';
