@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { lstatSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, lchownSync, lstatSync, openSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { chown, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readManifest, type Entry } from '@ssh-r-sync/plugin-manifest';
@@ -31,9 +31,18 @@ async function source(dir: string): Promise<void> {
   await chown(join(dir, 'owned'), 1234, 5678);
   await chown(join(dir, 'sub'), 1234, 5678);
   await writeFile(join(dir, 'line\nbreak\tand tab'), 'odd name\n');
-  writeFileSync(Buffer.concat([Buffer.from(`${dir}/`), NON_UTF8]), 'not utf-8\n');
+  // Names that are not UTF-8, with a %stat to read in fake-super mode and an xattr.
+  const odd = Buffer.concat([Buffer.from(`${dir}/`), NON_UTF8]);
+  writeFileSync(odd, 'not utf-8\n');
+  lchownSync(odd, 4321, 8765);
+  const fd = openSync(odd, 'r'); // argv is UTF-8: setfattr reaches the file through its descriptor
+  try {
+    execFileSync('setfattr', ['-n', 'user.odd', '-v', 'yes', '/proc/self/fd/3'], { stdio: ['ignore', 'ignore', 'inherit', fd] });
+  } finally {
+    closeSync(fd);
+  }
   await symlink('sub/../plain.txt', join(dir, 'link'));
-  await symlink(Buffer.concat([Buffer.from('nowhere\t'), NON_UTF8]), join(dir, 'dangling'));
+  await symlink(Buffer.concat([Buffer.from('nowhere\t'), NON_UTF8]), Buffer.concat([Buffer.from(`${dir}/dangling`), NON_UTF8]));
   execFileSync('mkfifo', ['-m', '640', join(dir, 'fifo')]);
   execFileSync('mknod', ['-m', '600', join(dir, 'null-dev'), 'c', '1', '3']);
   execFileSync('mknod', ['-m', '660', join(dir, 'block-dev'), 'b', '7', '200']);
@@ -44,7 +53,7 @@ async function source(dir: string): Promise<void> {
   execFileSync('find', [dir, '-exec', 'touch', '-h', '-d', '2020-01-02 03:04:05.123456789', '{}', '+']);
 }
 
-const FLAGS: Record<string, string> = { acl: 'a', xattr: 'x' };
+const FLAGS: Record<string, string> = { acl: 'a', xattr: 'x', [NON_UTF8.toString('latin1')]: 'x' };
 
 // What lstat says of every source entry, as manifest entries (the top's mode and owner aside).
 // In a --local fake-super run rsync's sender runs with --fake-super too and reads ACLs from
