@@ -9,10 +9,14 @@ import { closeSync, lchownSync, lstatSync, openSync, readdirSync, readlinkSync, 
 import { chown, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readManifest, type Entry } from '@ssh-r-sync/plugin-manifest';
+import { startBackupServer } from './helpers/backup-server.js';
 import { repoRoot, runRecv, tempDir } from './helpers/cli.js';
 
 const LINK_DEST = '@ssh-r-sync/plugin-link-dest';
 const MANIFEST = '@ssh-r-sync/plugin-manifest';
+/** The forced command runs in root's home: plugins are named by their built files there. */
+const LINK_DEST_DIST = join(repoRoot, 'packages/plugin-link-dest/dist/index.js');
+const MANIFEST_DIST = join(repoRoot, 'packages/plugin-manifest/dist/index.js');
 const NON_UTF8 = Buffer.from([0x66, 0xff, 0x6f]);
 const latin1 = (path: string) => Buffer.from(path, 'latin1');
 
@@ -58,7 +62,7 @@ const FLAGS: Record<string, string> = { acl: 'a', xattr: 'x', [NON_UTF8.toString
 // What lstat says of every source entry, as manifest entries (the top's mode and owner aside).
 // In a --local fake-super run rsync's sender runs with --fake-super too and reads ACLs from
 // user.rsync.%aacl, not the real one, so no ACL reaches the backup (rsync(1), --fake-super):
-// that manifest truthfully has none. Through a client's daemon the ACL travels.
+// that manifest truthfully has none. Through a client's daemon (`remote`) the ACL travels.
 function expected(dir: string, mode: string): Map<string, Entry> {
   const out = new Map<string, Entry>();
   const walk = (rel: string) => {
@@ -89,6 +93,16 @@ function comparable(entries: Map<string, Entry>): Map<string, Entry> {
   return out;
 }
 
+// The manifest of the one snapshot under ROOT/h, checked against lstat of `src`.
+function checkManifest(root: string, src: string, mode: string): Map<string, Entry> {
+  const meta = readdirSync(join(root, 'h')).filter((name) => name.endsWith('.meta'));
+  assert.equal(meta.length, 1);
+  const manifest = readManifest(join(root, 'h', meta[0]!, 'manifest.tsv'));
+  assert.equal(manifest.version, 2);
+  assert.deepEqual(comparable(manifest.entries), comparable(expected(src, mode)), `the ${mode} manifest lists the source as lstat sees it`);
+  return manifest.entries;
+}
+
 async function backup(mode: string): Promise<Map<string, Entry>> {
   const base = join(tmp.dir, mode);
   const src = join(base, 'src');
@@ -98,12 +112,7 @@ async function backup(mode: string): Promise<Map<string, Entry>> {
   await source(src);
   const run = await runRecv(['--local', src, '--name', 'h', '--mode', mode, '--plugin', MANIFEST, '--plugin', LINK_DEST, root], { cwd: repoRoot });
   assert.equal(run.code, 0, `ssh-r-sync-recv --mode ${mode} failed: ${run.stderr}`);
-  const meta = readdirSync(join(root, 'h')).filter((name) => name.endsWith('.meta'));
-  assert.equal(meta.length, 1);
-  const manifest = readManifest(join(root, 'h', meta[0]!, 'manifest.tsv'));
-  assert.equal(manifest.version, 2);
-  assert.deepEqual(comparable(manifest.entries), comparable(expected(src, mode)), `the ${mode} manifest lists the source as lstat sees it`);
-  return manifest.entries;
+  return checkManifest(root, src, mode);
 }
 
 describe('manifest entries are the client\'s truth', { concurrency: 1 }, () => {
@@ -117,6 +126,21 @@ describe('manifest entries are the client\'s truth', { concurrency: 1 }, () => {
 
   test('privileged: the same tree gives the same entries', async () => {
     await backup('privileged');
+  });
+
+  test('fake-super through a client\'s rsync daemon over the real sshd: the ACL is kept too, and listed', async () => {
+    const server = await startBackupServer({ recvArgs: ['--name', 'h', '--mode', 'fake-super', '--plugin', MANIFEST_DIST, '--plugin', LINK_DEST_DIST] });
+    try {
+      const src = join(tmp.dir, 'remote-src');
+      await mkdir(src);
+      await source(src);
+      const run = await server.backup(src, ['-n', 'h'], { timeoutMs: 60_000 });
+      assert.equal(run.code, 0, `the backup failed: ${run.stderr}`);
+      const entries = checkManifest(server.root, src, 'remote');
+      assert.equal(entries.get('acl')?.flags, 'a');
+    } finally {
+      await server.stop();
+    }
   });
 
   test('a version 1 manifest still parses', () => {
