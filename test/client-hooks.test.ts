@@ -44,6 +44,16 @@ describe('client-side hooks', () => {
     ]);
   });
 
+  test('a slow client rsync.post hook: the receiver\'s goodbye, sent while it runs, is still heard (exit 0)', async () => {
+    // ssh exits as soon as the receiver does; what it wrote before must not be dropped while the
+    // client is busy with its own rsync.post hook (node discards unread output of a child that
+    // exited).
+    const slow = await writeScript(dir, 'c-slow-post.sh', 'sleep 2');
+    const result = await server.backup(src, ['-n', 'host1', '--hook', `rsync.post:${slow}`]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stderr, /goodbye/);
+  });
+
   test('a client rsync.pre that exits 75 skips the run on both sides: exit 75, nothing pulled', async () => {
     const skip = await writeScript(dir, 'skip.sh', 'exit 75');
     const status = join(dir, 'status');

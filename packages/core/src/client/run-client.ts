@@ -148,7 +148,13 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
     // The listener needs setpriv's answer before a connection's proof begins: probe it (a process,
     // ~10 ms) now that ssh is on its way, not before.
     void parentDeathPrefix();
-    const channel = openChannel(ssh.stdout, ssh.stdin, { peer: 'receiver' });
+    // Read between waits too: node discards what a child that exited left unread in its pipe, so
+    // the receiver's goodbye, sent while our rsync.post hook runs and followed by ssh's exit, would
+    // be lost. The idle watch keeps such lines for the next receive.
+    const channel = openChannel(ssh.stdout, ssh.stdin, {
+      peer: 'receiver',
+      onIdleEnd: (error) => log.debug(`between messages: ${oneLine(error)}`),
+    });
     const exited = new Promise<number | null>((resolve) => ssh!.once('exit', (code) => resolve(code)));
     const wait = options.waitTimeoutMs;
     const step = options.handshakeTimeoutMs;
