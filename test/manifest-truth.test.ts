@@ -5,7 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, lchownSync, lstatSync, openSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, lchownSync, lstatSync, openSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { chown, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readManifest, type Entry } from '@ssh-r-sync/plugin-manifest';
@@ -76,6 +77,7 @@ function expected(dir: string, mode: string): Map<string, Entry> {
       target: type === 'l' ? readlinkSync(latin1(abs), { encoding: 'latin1' }) : '',
       rdev: device ? [Number(st.rdev >> 8n & 0xfffn), Number(st.rdev & 0xffn)] : null,
       flags: (mode === 'fake-super' && rel === 'acl' ? undefined : FLAGS[rel]) ?? '-',
+      sha256: type === 'f' ? createHash('sha256').update(readFileSync(latin1(abs))).digest('hex') : null,
     });
     if (type === 'd') for (const name of readdirSync(latin1(abs), { encoding: 'latin1' })) walk(rel === '.' ? name : `${rel}/${name}`);
   };
@@ -98,7 +100,7 @@ function checkManifest(root: string, src: string, mode: string): Map<string, Ent
   const meta = readdirSync(join(root, 'h')).filter((name) => name.endsWith('.meta'));
   assert.equal(meta.length, 1);
   const manifest = readManifest(join(root, 'h', meta[0]!, 'manifest.tsv'));
-  assert.equal(manifest.version, 2);
+  assert.equal(manifest.version, 3);
   assert.deepEqual(comparable(manifest.entries), comparable(expected(src, mode)), `the ${mode} manifest lists the source as lstat sees it`);
   return manifest.entries;
 }
@@ -143,12 +145,20 @@ describe('manifest entries are the client\'s truth', { concurrency: 1 }, () => {
     }
   });
 
+  test('a version 2 manifest still parses, without hashes', () => {
+    const file = join(tmp.dir, 'v2.tsv');
+    writeFileSync(file, '#ssh-r-sync-manifest/2\tpath\ttype\tmode\tuid:gid\tsize\tmtime\ttarget\trdev\tflags\n.\td\t755\t0:0\t4096\t1600000000.500000000\t\t-\t-\nf\tf\t644\t1:2\t3\t1.000000001\t\t-\tx\n');
+    const manifest = readManifest(file);
+    assert.equal(manifest.version, 2);
+    assert.deepEqual(manifest.entries.get('f'), { type: 'f', mode: 0o644, uid: 1, gid: 2, size: 3n, mtimeNs: 1_000_000_001n, target: '', rdev: null, flags: 'x', sha256: null });
+  });
+
   test('a version 1 manifest still parses', () => {
     const file = join(tmp.dir, 'v1.tsv');
     writeFileSync(file, '#ssh-r-sync-manifest/1\tpath\ttype\tmode\tuid:gid\tsize\tmtime\ttarget\n.\td\t755\t0:0\t4096\t1600000000.500000000\t\nf\\xffo\tl\t777\t1:2\t3\t-1.000000001\tt\\tx\n');
     const manifest = readManifest(file);
     assert.equal(manifest.version, 1);
-    assert.deepEqual(manifest.entries.get('f\xffo'), { type: 'l', mode: 0o777, uid: 1, gid: 2, size: 3n, mtimeNs: -1_000_000_001n, target: 't\tx', rdev: null, flags: null });
+    assert.deepEqual(manifest.entries.get('f\xffo'), { type: 'l', mode: 0o777, uid: 1, gid: 2, size: 3n, mtimeNs: -1_000_000_001n, target: 't\tx', rdev: null, flags: null, sha256: null });
     assert.equal(manifest.entries.size, 2);
   });
 });

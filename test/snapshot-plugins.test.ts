@@ -136,22 +136,24 @@ function unescapeField(field: string): string {
 }
 
 // A manifest's entries, in file order, checked line by line for shape.
-function readManifest(file: string): { header: string; order: string[]; entries: Map<string, FoundEntry> } {
+function readManifest(file: string): { header: string; order: string[]; entries: Map<string, FoundEntry>; hashes: Map<string, string> } {
   const lines = readFileSync(file).toString('latin1').split('\n');
   assert.equal(lines.pop(), '', 'the manifest ends with a newline');
   const header = lines.shift() ?? '';
   const entries = new Map<string, FoundEntry>();
   const order: string[] = [];
+  const hashes = new Map<string, string>();
   for (const line of lines) {
     const fields = line.split('\t');
-    assert.equal(fields.length, 9, `a manifest line has 9 fields: ${JSON.stringify(line)}`);
+    assert.equal(fields.length, 10, `a manifest line has 10 fields: ${JSON.stringify(line)}`);
     const [path, type, mode, owner, size, mtime, target] = fields as [string, string, string, string, string, string, string];
+    hashes.set(unescapeField(path), fields[9]!);
     assert.match(mode, /^[0-7]+$/);
     const name = unescapeField(path);
     order.push(name);
     entries.set(name, { type, mode: parseInt(mode, 8), owner, size, mtimeNs: nanoseconds(mtime), target: unescapeField(target) });
   }
-  return { header, order, entries };
+  return { header, order, entries, hashes };
 }
 
 function ino(path: string): number {
@@ -207,21 +209,25 @@ describe('plugin-link-dest and plugin-manifest, local source', { concurrency: 1 
     const [id] = snapshotIds(f.host);
     const file = meta(f.host, id!, 'manifest.tsv');
     const manifest = readManifest(file);
-    assert.equal(manifest.header, '#ssh-r-sync-manifest/2\tpath\ttype\tmode\tuid:gid\tsize\tmtime\ttarget\trdev\tflags');
+    assert.equal(manifest.header, '#ssh-r-sync-manifest/3\tpath\ttype\tmode\tuid:gid\tsize\tmtime\ttarget\trdev\tflags\tsha256');
     const found = findEntries(join(f.host, id!));
     assert.deepEqual([...manifest.entries.keys()].sort(), [...found.keys()].sort(), 'the same paths');
     assert.deepEqual(new Map([...manifest.entries].sort()), new Map([...found].sort()), 'the same type, mode, owner, size, mtime and link target');
+    for (const [path, entry] of found) {
+      const want = entry.type === 'f' ? createHash('sha256').update(readFileSync(Buffer.from(join(f.host, id!, path), 'latin1'))).digest('hex') : '-';
+      assert.equal(manifest.hashes.get(path), want, `the sha256 of ${JSON.stringify(path)}`);
+    }
 
     // The odd ones, spelled out.
     const text = readFileSync(file).toString('latin1');
     assert.match(text, /^line\\nbreak\tf\t644\t0:0\t20\t/m);
     assert.match(text, /^tab\\tand\\\\backslash\tf\t/m);
     assert.match(text, /^f\\xffo\tf\t644\t0:0\t10\t/m);
-    assert.match(text, /^odd-link\tl\t777\t0:0\t12\t\d+\.\d{9}\tdangling\\tf\\xffo\t-\t-$/m);
+    assert.match(text, /^odd-link\tl\t777\t0:0\t12\t\d+\.\d{9}\tdangling\\tf\\xffo\t-\t-\t-$/m);
     assert.match(text, /^fifo\tp\t/m);
     assert.match(text, /^setuid\tf\t4755\t/m);
     assert.match(text, /^owned\tf\t644\t1234:5678\t/m);
-    assert.match(text, /^unchanged\.txt\tf\t644\t0:0\t22\t1577934245\.123456789\t\t-\t-$/m);
+    assert.match(text, /^unchanged\.txt\tf\t644\t0:0\t22\t1577934245\.123456789\t\t-\t-\t[0-9a-f]{64}$/m);
 
     // Depth first, each directory's entries sorted by their bytes, a directory before its contents.
     assert.equal(manifest.order[0], '.');

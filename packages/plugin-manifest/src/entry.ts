@@ -1,10 +1,14 @@
 // One manifest line per tree entry, and the header that names the columns.
 import { escapeName } from './escape.js';
 
-export const FORMAT_VERSION = 2;
-export const COLUMNS = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target', 'rdev', 'flags'] as const;
+export const FORMAT_VERSION = 3;
+export const COLUMNS = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target', 'rdev', 'flags', 'sha256'] as const;
 /** Version 1 had no `rdev` and `flags`; readers still accept it. */
 export const COLUMNS_V1 = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target'] as const;
+/** Version 2 had no `sha256`; readers still accept it. */
+export const COLUMNS_V2 = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target', 'rdev', 'flags'] as const;
+/** The versions a reader knows. */
+export type FormatVersion = 1 | 2 | 3;
 /** The first line: a `#`, the format and its version, then the column names, tab-separated. */
 export const HEADER = `#ssh-r-sync-manifest/${FORMAT_VERSION}\t${COLUMNS.join('\t')}\n`;
 
@@ -26,6 +30,8 @@ export interface Entry {
   rdev: [number, number] | null;
   /** `a`: an ACL, `x`: other xattrs, `-`: neither; null: not known (a version 1 line). */
   flags: string | null;
+  /** SHA-256 of a regular file's content, lower-case hex; null for other types and before version 3. */
+  sha256: string | null;
 }
 
 const TYPE_OF_FORMAT: Record<number, EntryType> = {
@@ -37,10 +43,10 @@ export function typeOfMode(mode: number): EntryType | null {
   return TYPE_OF_FORMAT[mode & 0o170000] ?? null;
 }
 
-// A version 2 manifest line: path and link target are bytes (latin1 strings), escaped here.
+// A version 3 manifest line: path and link target are bytes (latin1 strings), escaped here.
 export function entryLine(path: string, entry: Entry): string {
   const rdev = entry.rdev ? `${entry.rdev[0]},${entry.rdev[1]}` : '-';
-  return `${escapeName(path)}\t${entry.type}\t${entry.mode.toString(8)}\t${entry.uid}:${entry.gid}\t${entry.size}\t${seconds(entry.mtimeNs)}\t${escapeName(entry.target)}\t${rdev}\t${entry.flags ?? '-'}\n`;
+  return `${escapeName(path)}\t${entry.type}\t${entry.mode.toString(8)}\t${entry.uid}:${entry.gid}\t${entry.size}\t${seconds(entry.mtimeNs)}\t${escapeName(entry.target)}\t${rdev}\t${entry.flags ?? '-'}\t${entry.sha256 ?? '-'}\n`;
 }
 
 // Nanoseconds since the epoch as seconds with nine decimals (exact, also before 1970).

@@ -9,9 +9,10 @@ import { contributeToDoneMark, currentSnapshot, currentTap, type PipelineHooks, 
 import { writeManifest } from './write-manifest.js';
 
 export { writeManifest, type ManifestSummary, type WriteManifestOptions } from './write-manifest.js';
-export { HEADER, COLUMNS, COLUMNS_V1, FORMAT_VERSION, entryLine, seconds, typeOfMode, type Entry, type EntryType } from './entry.js';
+export { HEADER, COLUMNS, COLUMNS_V1, COLUMNS_V2, FORMAT_VERSION, type FormatVersion, entryLine, seconds, typeOfMode, type Entry, type EntryType } from './entry.js';
 export { readManifest, parseEntryLine, parseHeader, type Manifest } from './read-manifest.js';
 export { escapeName, unescapeName } from './escape.js';
+export { hashFile } from './hash-file.js';
 
 export const PLUGIN_NAME = 'manifest';
 

@@ -1,34 +1,36 @@
-// Reads a manifest back: version 2, and version 1 (no rdev and flags columns).
+// Reads a manifest back: version 3, version 2 (no sha256 column) and version 1 (no rdev and flags either).
 import { readFileSync } from 'node:fs';
-import { COLUMNS, COLUMNS_V1, type Entry, type EntryType } from './entry.js';
+import { COLUMNS, COLUMNS_V1, COLUMNS_V2, type Entry, type EntryType, type FormatVersion } from './entry.js';
 import { unescapeName } from './escape.js';
 
 /** A manifest's header version and its entries in file order, keyed by path bytes (latin1). */
 export interface Manifest {
-  version: 1 | 2;
+  version: FormatVersion;
   entries: Map<string, Entry>;
 }
 
 const TYPES = new Set(['f', 'd', 'l', 'p', 's', 'c', 'b']);
 
 // The format version a header line names; throws for one this reader does not know.
-export function parseHeader(line: string): 1 | 2 {
+export function parseHeader(line: string): FormatVersion {
   if (line === `#ssh-r-sync-manifest/1\t${COLUMNS_V1.join('\t')}`) return 1;
-  if (line === `#ssh-r-sync-manifest/2\t${COLUMNS.join('\t')}`) return 2;
+  if (line === `#ssh-r-sync-manifest/2\t${COLUMNS_V2.join('\t')}`) return 2;
+  if (line === `#ssh-r-sync-manifest/3\t${COLUMNS.join('\t')}`) return 3;
   throw new Error(`not a manifest this version can read: ${JSON.stringify(line.slice(0, 80))}`);
 }
 
 // One entry line of a manifest of `version`: its path (bytes as latin1) and entry.
-export function parseEntryLine(line: string, version: 1 | 2): { path: string; entry: Entry } {
+export function parseEntryLine(line: string, version: FormatVersion): { path: string; entry: Entry } {
   const fields = line.split('\t');
-  const want = version === 1 ? 7 : 9;
+  const want = version === 1 ? 7 : version === 2 ? 9 : 10;
   if (fields.length !== want) throw new Error(`a version ${version} manifest line has ${want} fields: ${JSON.stringify(line.slice(0, 200))}`);
-  const [path, type, mode, owner, size, mtime, target, rdev, flags] = fields as string[];
+  const [path, type, mode, owner, size, mtime, target, rdev, flags, sha256] = fields as string[];
   const ownerMatch = /^(\d+):(\d+)$/.exec(owner!);
   const time = /^(-?)(\d+)\.(\d{9})$/.exec(mtime!);
-  const rdevMatch = version === 2 && rdev !== '-' ? /^(\d+),(\d+)$/.exec(rdev!) : null;
+  const rdevMatch = version >= 2 && rdev !== '-' ? /^(\d+),(\d+)$/.exec(rdev!) : null;
   if (!TYPES.has(type!) || !/^[0-7]{1,4}$/.test(mode!) || !ownerMatch || !/^\d+$/.test(size!) || !time
-    || (version === 2 && ((rdev !== '-' && !rdevMatch) || !/^(-|a|x|ax)$/.test(flags!)))) {
+    || (version >= 2 && ((rdev !== '-' && !rdevMatch) || !/^(-|a|x|ax)$/.test(flags!)))
+    || (version === 3 && !(type === 'f' ? /^[0-9a-f]{64}$/ : /^-$/).test(sha256!))) {
     throw new Error(`a malformed manifest line: ${JSON.stringify(line.slice(0, 200))}`);
   }
   const ns = BigInt(time[2]!) * 1_000_000_000n + BigInt(time[3]!);
@@ -43,7 +45,8 @@ export function parseEntryLine(line: string, version: 1 | 2): { path: string; en
       mtimeNs: time[1] ? -ns : ns,
       target: unescapeName(target!),
       rdev: rdevMatch ? [Number(rdevMatch[1]), Number(rdevMatch[2])] : null,
-      flags: version === 2 ? flags! : null,
+      flags: version >= 2 ? flags! : null,
+      sha256: version === 3 && type === 'f' ? sha256! : null,
     },
   };
 }

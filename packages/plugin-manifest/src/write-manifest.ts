@@ -7,6 +7,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Mode } from '@ssh-r-sync/core';
 import { HEADER, entryLine, typeOfMode, type Entry, type EntryType } from './entry.js';
+import { hashFile } from './hash-file.js';
 import { readXattrs } from './xattrs.js';
 
 /** What the done mark records about a manifest. */
@@ -69,6 +70,7 @@ export async function writeManifest(tree: string, file: string, options: WriteMa
     await handle.write(buffer);
   };
   const emit = async (entry: Described) => {
+    if (entry.type === 'f') entry.entry.sha256 = await hashFile(entry.abs, entry.entry.size, options.signal);
     pending += entryLine(entry.rel, entry.entry);
     entries += 1;
     if (pending.length >= CHUNK) await flush();
@@ -129,6 +131,7 @@ function describe(abs: string, rel: string, fakeSuper: boolean): Described {
     target: '',
     rdev: null,
     flags: flagsOf(xattrs.names, fakeSuper),
+    sha256: null,
   };
   if (entry.type === 'c' || entry.type === 'b') entry.rdev = splitDevice(stats.rdev);
   const stat = fakeSuper ? xattrs.get(STAT_XATTR) : null;

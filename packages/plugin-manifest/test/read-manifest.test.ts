@@ -1,28 +1,38 @@
-// Manifest readers: version 2 lines round-trip through entryLine; version 1 still parses;
+// Manifest readers: version 3 lines round-trip through entryLine; versions 1 and 2 still parse;
 // anything else is refused with one line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HEADER, entryLine, parseEntryLine, parseHeader, type Entry } from '../src/index.js';
 
-const entry: Entry = { type: 'c', mode: 0o4600, uid: 1234, gid: 5678, size: 0n, mtimeNs: -1_500_000_000n, target: '', rdev: [1, 3], flags: 'ax' };
+const entry: Entry = { type: 'c', mode: 0o4600, uid: 1234, gid: 5678, size: 0n, mtimeNs: -1_500_000_000n, target: '', rdev: [1, 3], flags: 'ax', sha256: null };
 
-test('a version 2 line reads back as the entry it was written from', () => {
-  assert.equal(parseHeader(HEADER.trimEnd()), 2);
+test('a version 3 line reads back as the entry it was written from', () => {
+  assert.equal(parseHeader(HEADER.trimEnd()), 3);
   const line = entryLine('dev\tn\xff', entry).slice(0, -1);
-  assert.equal(line, 'dev\\tn\\xff\tc\t4600\t1234:5678\t0\t-1.500000000\t\t1,3\tax');
-  assert.deepEqual(parseEntryLine(line, 2), { path: 'dev\tn\xff', entry });
+  assert.equal(line, 'dev\\tn\\xff\tc\t4600\t1234:5678\t0\t-1.500000000\t\t1,3\tax\t-');
+  assert.deepEqual(parseEntryLine(line, 3), { path: 'dev\tn\xff', entry });
   const link: Entry = { ...entry, type: 'l', mode: 0o777, size: 5n, target: 'a\nb\\c', rdev: null, flags: '-' };
-  assert.deepEqual(parseEntryLine(entryLine('l', link).slice(0, -1), 2), { path: 'l', entry: link });
+  assert.deepEqual(parseEntryLine(entryLine('l', link).slice(0, -1), 3), { path: 'l', entry: link });
+  const file: Entry = { ...link, type: 'f', target: '', sha256: 'ab'.repeat(32) };
+  assert.deepEqual(parseEntryLine(entryLine('f', file).slice(0, -1), 3), { path: 'f', entry: file });
+});
+
+test('a version 2 line parses, with no hash', () => {
+  assert.equal(parseHeader('#ssh-r-sync-manifest/2\tpath\ttype\tmode\tuid:gid\tsize\tmtime\ttarget\trdev\tflags'), 2);
+  assert.deepEqual(parseEntryLine('dev\tc\t4600\t1234:5678\t0\t-1.500000000\t\t1,3\tax', 2), { path: 'dev', entry });
 });
 
 test('a version 1 header and line parse, with rdev and flags unknown', () => {
   assert.equal(parseHeader('#ssh-r-sync-manifest/1\tpath\ttype\tmode\tuid:gid\tsize\tmtime\ttarget'), 1);
   assert.deepEqual(parseEntryLine('x\tf\t644\t0:0\t10\t1600000000.500000000\t', 1).entry,
-    { type: 'f', mode: 0o644, uid: 0, gid: 0, size: 10n, mtimeNs: 1_600_000_000_500_000_000n, target: '', rdev: null, flags: null });
+    { type: 'f', mode: 0o644, uid: 0, gid: 0, size: 10n, mtimeNs: 1_600_000_000_500_000_000n, target: '', rdev: null, flags: null, sha256: null });
 });
 
 test('unknown versions, wrong field counts and malformed fields are refused', () => {
-  assert.throws(() => parseHeader('#ssh-r-sync-manifest/3\tpath'), /not a manifest this version can read/);
+  assert.throws(() => parseHeader('#ssh-r-sync-manifest/4\tpath'), /not a manifest this version can read/);
+  assert.throws(() => parseEntryLine('x\tf\t644\t0:0\t10\t1600000000.500000000\t\t-\t-\t-', 3), /malformed/);
+  assert.throws(() => parseEntryLine(`x\td\t755\t0:0\t10\t1600000000.500000000\t\t-\t-\t${'0'.repeat(64)}`, 3), /malformed/);
+  assert.throws(() => parseEntryLine(`x\tf\t644\t0:0\t10\t1600000000.500000000\t\t-\t-\t${'G'.repeat(64)}`, 3), /malformed/);
   assert.throws(() => parseEntryLine('x\tf\t644\t0:0\t10\t1600000000.500000000\t', 2), /version 2 manifest line has 9 fields/);
   assert.throws(() => parseEntryLine('x\tq\t644\t0:0\t10\t1600000000.500000000\t\t-\t-', 2), /malformed/);
   assert.throws(() => parseEntryLine('x\tc\t644\t0:0\t0\t1600000000.500000000\t\t1:3\t-', 2), /malformed/);
