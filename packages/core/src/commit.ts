@@ -23,6 +23,7 @@ export async function commitRun(ctx: RunContext, outcome: Outcome): Promise<Done
     files: outcome.rsync?.files ?? null,
     bytes: outcome.rsync?.bytes ?? null,
     durationMs: outcome.durationMs,
+    mode: ctx.mode,
     hooks: ctx.taps.map((tap) => ({ ...tap })),
     extra: doneMarkExtra(ctx),
   };

@@ -36,3 +36,4 @@ export { commitRun } from './commit.js';
 export { scheduleAfterSession, type AfterSessionTask } from './after-session.js';
 export { readHostRecord, hostKind, claimHostKind, hostRecordPath, recordLastRun, type HostRecord, type HostKind, type AfterSessionRecord, type LastRunRecord } from './host-record.js';
 export { writeFully, fsyncDir, flushFilesystem } from './durable.js';
+export { storedSnapshots, openStoredSnapshot, storedHostDir, type StoredSnapshot } from './stored-snapshots.js';

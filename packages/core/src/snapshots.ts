@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, symlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RunContext } from './context.js';
+import type { Mode, RunContext } from './context.js';
 import { deleteTree, type DeleteOptions } from './delete-tree.js';
 import { fsyncDir } from './durable.js';
 import { SshRSyncError } from './errors.js';
@@ -82,6 +82,9 @@ export interface DoneMark {
   files: number | null;
   bytes: number | null;
   durationMs: number;
+  /** How rsync stored the files (`fake-super`: owners, devices and links in user.rsync.%stat);
+   *  absent in done marks written before it was recorded. */
+  mode?: Mode;
   /** Every hook that ran, with how it ended. */
   hooks: { point: string; tap: string; outcome: string; durationMs: number }[];
   /** What plugins added (e.g. the manifest's entry count and hash). */
