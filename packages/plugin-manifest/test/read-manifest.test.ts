@@ -38,3 +38,30 @@ test('unknown versions, wrong field counts and malformed fields are refused', ()
   assert.throws(() => parseEntryLine('x\tc\t644\t0:0\t0\t1600000000.500000000\t\t1:3\t-', 2), /malformed/);
   assert.throws(() => parseEntryLine('x\tf\t644\t0:0\t10\t1600000000.500000000\t\t-\tz', 2), /malformed/);
 });
+
+test('streamManifest yields the entries in order and names the file and line of a bad one', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { streamManifest } = await import('../src/index.js');
+  const dir = mkdtempSync(join(tmpdir(), 'srs-stream-'));
+  try {
+    const good = join(dir, 'good.tsv');
+    const file: Entry = { ...entry, type: 'f', mode: 0o644, rdev: null, flags: '-', sha256: 'cd'.repeat(32) };
+    writeFileSync(good, HEADER + entryLine('.', { ...entry, type: 'd', rdev: null }) + entryLine('a\nb', file));
+    const seen: string[] = [];
+    for await (const item of streamManifest(good)) seen.push(`${item.version} ${item.path} ${item.entry.sha256}`);
+    assert.deepEqual(seen, ['3 . null', `3 a\nb ${'cd'.repeat(32)}`]);
+    const torn = join(dir, 'torn.tsv');
+    writeFileSync(torn, HEADER + entryLine('.', { ...entry, type: 'd', rdev: null }).slice(0, -3));
+    await assert.rejects(async () => { for await (const _ of streamManifest(torn)) void _; }, /torn\.tsv, line 2: the manifest does not end with a newline/);
+    const bad = join(dir, 'bad.tsv');
+    writeFileSync(bad, `${HEADER}x\tq\n`);
+    await assert.rejects(async () => { for await (const _ of streamManifest(bad)) void _; }, /bad\.tsv, line 2: a version 3 manifest line has 10 fields/);
+    const long = join(dir, 'long.tsv');
+    writeFileSync(long, HEADER + 'y'.repeat(200_000));
+    await assert.rejects(async () => { for await (const _ of streamManifest(long)) void _; }, /long\.tsv, line 2: a line longer than 65536 bytes/);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
