@@ -1,0 +1,126 @@
+// `ssh-r-sync-admin restore ROOT NAME DEST` (or `--to [user@]host[:port]:DIR`): writes a complete
+// snapshot, or some paths of it, back as the client had it. The work is @ssh-r-sync/core's
+// restoreSnapshot; this file is the command line, the printing and the exit code.
+import { Command, Option } from 'commander';
+import { SshRSyncError, UsageError, restoreSnapshot, type Mode, type RestoreSummary } from '@ssh-r-sync/core';
+import { collect, onSignals, seconds } from './common.js';
+import { ADMIN_PREFIX, subCommand, type ExitCodeHolder } from './admin-shared.js';
+
+interface RestoreCliOptions {
+  snapshot: string;
+  path: string[];
+  dryRun?: boolean;
+  overwrite?: boolean;
+  to?: string;
+  sshKey?: string;
+  sshOption: string[];
+  sshOpts: boolean;
+  storedMode?: Mode;
+  ioTimeout: number;
+  json?: boolean;
+}
+
+/** Itemized lines a --json dry run carries; the count is always complete. */
+const JSON_ITEMS = 1000;
+
+// The `restore` sub-command.
+export function restoreCommand(result: ExitCodeHolder): Command {
+  return subCommand(new Command('restore'))
+    .usage('[options] BACKUP_ROOT NAME DEST  |  [options] --to [user@]host[:port]:DIR BACKUP_ROOT NAME')
+    .summary('write a complete snapshot (or --path parts of it) back with owners, modes, devices, ACLs, xattrs, hard links, holes and times')
+    .description(
+      "Write host NAME's newest complete snapshot (or --snapshot ID) back into DEST, or with --to over ssh into DIR on " +
+        'another machine, as the client had it: owner, group, mode, devices, ACLs, xattrs, hard links, sparse files and ' +
+        'mtimes, in every storage mode (a fake-super store is read back through rsync --fake-super on the sending side; the ' +
+        'receiving rsync runs with --super and sets real owners: run as root, and log in as root with --to). Symlinks in ' +
+        'the snapshot are restored as symlinks and never followed. DEST keeps its own owner and mode (a new DEST is made ' +
+        "0700); nothing in DEST is deleted. Everything is checked before anything is written.",
+    )
+    .argument('<BACKUP_ROOT>', 'the receiver\'s backup root')
+    .argument('<NAME>', 'the host')
+    .argument('[DEST]', 'local directory to write into (made if missing; its parent must exist); not with --to')
+    .option('--snapshot <ID|latest>', 'which complete snapshot (default: latest); `ssh-r-sync-admin status` shows them', 'latest')
+    .option('--path <P>', 'restore only P, a file or directory relative to the backed-up top as the manifest spells it (e.g. etc/hosts), at its place under DEST; repeatable', collect, [])
+    .option('--dry-run', 'list what would be written (rsync -n --itemize-changes), write nothing')
+    .option('--overwrite', 'write into a DEST that is not empty (same names are replaced, others left alone)')
+    .option('--to <[user@]host[:port]:DIR>', 'push over ssh (rsync -e ssh, BatchMode) to DIR, an absolute directory, instead of DEST')
+    .option('-k, --ssh-key <FILE>', 'with --to: ssh private key (ssh -i, IdentitiesOnly)')
+    .option('-o, --ssh-option <KEY=VALUE>', 'with --to: passed to ssh as -o KEY=VALUE; repeatable', collect, [])
+    .option('--no-ssh-opts', "with --to: drop the default ssh options (BatchMode=yes, ConnectTimeout, keepalives, no multiplexing)")
+    .addOption(
+      new Option('--stored-mode <MODE>', 'how the snapshot was stored, for a done mark that predates the record (default: guessed from who owns its metadata)').choices([
+        'privileged',
+        'fake-super',
+        'plain',
+      ]),
+    )
+    .option('--io-timeout <SECONDS>', 'stop when no data moved for this long (rsync --timeout); 0 = never', seconds, 600)
+    .option('--json', 'print one JSON object on stdout: { host, kind, snapshot, mode, modeSource, target, paths, dryRun, owners, items, files, bytes, durationMs[, itemized] }')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  # one file back, beside the original place, to look at it first\n' +
+        '  ssh-r-sync-admin restore --path etc/fstab /srv/backup laptop /tmp/restore\n' +
+        '  # a directory from an older snapshot, into the live tree (files of the same name are replaced)\n' +
+        '  ssh-r-sync-admin restore --snapshot 2026-11-22T024512Z --path home/alice --overwrite /srv/backup laptop /\n' +
+        '  # what a whole-host restore would write, without writing\n' +
+        '  ssh-r-sync-admin restore --dry-run /srv/backup laptop /mnt/newdisk\n' +
+        '  # the whole host onto a new machine (booted from a rescue system, its disk mounted at /mnt)\n' +
+        '  ssh-r-sync-admin restore --to root@newbox:/mnt /srv/backup laptop\n' +
+        '\nRefused (exit 2, nothing written): a DEST inside BACKUP_ROOT or holding it, a non-empty DEST without --overwrite,\n' +
+        'a --path that is absolute, has "..", goes through a symlink of the snapshot or is not in it, a snapshot that is\n' +
+        'not complete. A --to DIR is checked for emptiness over the same ssh (rsync --list-only). See docs/restore.md.\n' +
+        '\nExit codes: 0 restored (or listed), 1 the restore failed (rsync\'s error in words), 2 usage error or refused.',
+    )
+    .action(async (root: string, name: string, dest: string | undefined, options: RestoreCliOptions) => {
+      result.code = await restore(root, name, dest, options);
+    });
+}
+
+async function restore(root: string, name: string, dest: string | undefined, options: RestoreCliOptions): Promise<number> {
+  if (options.to && dest !== undefined) throw new UsageError('give DEST or --to, not both');
+  if (!options.to && dest === undefined) throw new UsageError('missing DEST (or --to [user@]host[:port]:DIR)');
+  if (!options.to && (options.sshKey || options.sshOption.length || !options.sshOpts)) throw new UsageError('-k, -o and --no-ssh-opts are for --to');
+  const controller = new AbortController();
+  const stopSignals = onSignals(
+    (signal) => controller.abort(new SshRSyncError('EINTERNAL', `stopped by ${signal}`)),
+    () => process.exit(130),
+  );
+  const itemized: string[] = [];
+  let summary: RestoreSummary;
+  try {
+    summary = await restoreSnapshot({
+      root,
+      name,
+      snapshot: options.snapshot,
+      paths: options.path,
+      target: options.to ? { to: options.to } : { dest: dest! },
+      dryRun: Boolean(options.dryRun),
+      overwrite: Boolean(options.overwrite),
+      storedMode: options.storedMode,
+      ssh: { identityFile: options.sshKey, sshOptions: options.sshOption, sshDefaults: options.sshOpts },
+      ioTimeoutSeconds: options.ioTimeout,
+      signal: controller.signal,
+      onItem: (line) => {
+        if (!options.json) process.stdout.write(`${line}\n`);
+        else if (itemized.length < JSON_ITEMS) itemized.push(line);
+      },
+      onWarning: (message) => process.stderr.write(`${ADMIN_PREFIX}: warning: ${message}\n`),
+    });
+  } finally {
+    stopSignals();
+  }
+  if (options.json) process.stdout.write(`${JSON.stringify(summary.dryRun ? { ...summary, itemized } : summary)}\n`);
+  process.stderr.write(`${ADMIN_PREFIX}: ${describe(summary)}\n`);
+  return 0;
+}
+
+// The outcome in one line for people.
+function describe(summary: RestoreSummary): string {
+  const what = summary.kind === 'mirror' ? `the mirror of ${summary.host}` : `${summary.host} snapshot ${summary.snapshot}`;
+  const parts = summary.paths.length ? ` (${summary.paths.length === 1 ? summary.paths[0] : `${summary.paths.length} paths`})` : '';
+  const how = `${summary.mode}${summary.modeSource === 'done mark' ? '' : `, ${summary.modeSource}`}`;
+  if (summary.dryRun) return `dry run: ${summary.items} entries of ${what}${parts} would be written to ${summary.target} (stored ${how}); nothing was written`;
+  const counts = summary.files === null ? '' : `: ${summary.files} files, ${summary.bytes ?? 0} bytes`;
+  return `restored ${what}${parts} to ${summary.target} (stored ${how})${counts} in ${(summary.durationMs / 1000).toFixed(1)} s`;
+}
