@@ -8,6 +8,8 @@ import { statusCommand } from './admin-status.js';
 import { pruneCommand } from './admin-prune.js';
 import { authorizeCommand } from './admin-authorize.js';
 import { systemdCommand } from './admin-systemd.js';
+import { versionsCommand } from './admin-versions.js';
+import { diffCommand } from './admin-diff.js';
 
 // The admin command line with its sub-commands; each action stores its exit code in `result`.
 export function adminProgram(result: ExitCodeHolder): Command {
@@ -29,6 +31,8 @@ export function adminProgram(result: ExitCodeHolder): Command {
   program.addCommand(pruneCommand(result));
   program.addCommand(authorizeCommand(result));
   program.addCommand(systemdCommand(result));
+  program.addCommand(versionsCommand(result));
+  program.addCommand(diffCommand(result));
   return program;
 }
 
