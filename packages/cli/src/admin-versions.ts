@@ -1,11 +1,11 @@
 // `ssh-r-sync-admin versions ROOT NAME PATH`: the distinct versions of one path across a host's
-// complete backups, oldest first, read from their manifests (one streamed pass each, stopping
-// past the path; only the path's own line is kept), never from the trees.
+// complete backups, oldest first, read from their manifests (one streamed pass each in which only
+// the path's own line is parsed and kept), never from the trees.
 import { Command } from 'commander';
 import type { Entry, FormatVersion } from '@ssh-r-sync/plugin-manifest';
 import { ADMIN_PREFIX, backupRoot, columns, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { entryChanges } from './entry-changes.js';
-import { comparePaths, ordered } from './manifest-merge.js';
+import { findEntry } from './manifest-lookup.js';
 import {
   displayName, entryJson, isoNs, notUtf8Hint, pathArgument, searchableSnapshots, shellWord, typeWord,
   type EntryJson, type Searchable,
@@ -127,16 +127,10 @@ async function versions(rootArgument: string, name: string, pathArg: string, opt
   return 0;
 }
 
-// PATH's entry in one backup's manifest, or null. The manifest is in order, so the read stops at
-// the first path past PATH: on average half of each manifest is read.
+// PATH's entry in one backup's manifest, or null.
 async function lookUp(backup: Searchable, path: string): Promise<{ entry: Entry; version: FormatVersion } | null> {
   try {
-    for await (const item of ordered(backup.snapshot.paths.manifest)) {
-      const order = comparePaths(item.path, path);
-      if (order === 0) return { entry: item.entry, version: item.version };
-      if (order > 0) return null;
-    }
-    return null;
+    return await findEntry(backup.snapshot.paths.manifest, path);
   } catch (error) {
     throw new Error(`cannot read the manifest of ${backup.label}: ${(error as Error).message}`, { cause: error });
   }

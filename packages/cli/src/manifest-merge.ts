@@ -65,7 +65,7 @@ export async function* mergeManifests(fileA: string, fileB: string, options: { s
 }
 
 // streamManifest, checked to be in manifest order (strictly: a path listed twice is refused too).
-export async function* ordered(file: string, signal?: AbortSignal): AsyncGenerator<{ path: string; entry: Entry; version: FormatVersion }> {
+async function* ordered(file: string, signal?: AbortSignal): AsyncGenerator<{ path: string; entry: Entry; version: FormatVersion }> {
   let previous: string | null = null;
   let line = 1;
   for await (const item of streamManifest(file, signal ? { signal } : {})) {
