@@ -18,6 +18,9 @@ const NAME = 'vd-host';
 const SNAPSHOT_ID = /^\d{4}-\d{2}-\d{2}T\d{6}Z$/;
 const PAST = '@1600000000.5';
 const NON_UTF8 = Buffer.from([0x66, 0xff, 0x6f]); // "f\xffo"
+/** Valid UTF-8 a terminal may act on: NEL (a C1 control), LINE SEPARATOR, RIGHT-TO-LEFT OVERRIDE. */
+const INVISIBLE = 'odd\u0085\u2028\u202ename';
+const INVISIBLE_SHOWN = 'odd\\xc2\\x85\\xe2\\x80\\xa8\\xe2\\x80\\xaename';
 const NOTES = ['notes v1\n', 'notes v2\n', 'notes v3, longer\n'];
 const NOTES_MTIME = ['@1700000001.25', '@1700000002.5', '@1700000003.75'];
 
@@ -68,7 +71,8 @@ async function history(): Promise<string[]> {
   await writeFile(join(src, 'doomed.txt'), 'soon gone\n');
   await writeFile(join(src, 'line\nbreak'), 'one\n');
   await writeFile(join(src, 'sub', 'inner'), 'inner\n');
-  touch(PAST, join(src, 'stable.txt'), join(src, 'shape'), join(src, 'doomed.txt'), join(src, 'line\nbreak'), join(src, 'sub', 'inner'), join(src, 'sub'));
+  await writeFile(join(src, INVISIBLE), 'cursor games\n');
+  touch(PAST, join(src, INVISIBLE), join(src, 'stable.txt'), join(src, 'shape'), join(src, 'doomed.txt'), join(src, 'line\nbreak'), join(src, 'sub', 'inner'), join(src, 'sub'));
   await backup();
 
   await writeFile(notes, NOTES[1]!);
@@ -199,6 +203,33 @@ describe('ssh-r-sync-admin versions', () => {
     assertOneLine(lossy, /with --escaped/);
   });
 
+  test('characters that can move the cursor or reorder a line are printed as their \\xHH bytes, and can be asked for so', async () => {
+    const raw = await admin(['versions', root, NAME, INVISIBLE]);
+    assertExit(raw, 0, 'versions of a name with invisible characters');
+    assert.equal(raw.stdout.split('\n')[0], `${NAME}: ${INVISIBLE_SHOWN}: 1 version(s) in 4 of 4 backup(s) searched`);
+    assert.doesNotMatch(raw.stdout, /[\u0080-\u009f\u2028\u2029\u202a-\u202e]/);
+    const escaped = await versionsJson(['--escaped', root, NAME, INVISIBLE_SHOWN]);
+    assert.equal(escaped.path, INVISIBLE_SHOWN);
+    assert.equal(escaped.versions[0]!.sha256, sha256('cursor games\n'));
+  });
+
+  test('a fake-super receiver: the manifests tell the client\'s types, so a file that became a symlink is two versions', async () => {
+    const fakeRoot = join(tmp.dir, 'fake-root');
+    const fakeSrc = join(tmp.dir, 'fake-src');
+    await mkdir(fakeRoot, { mode: 0o700 });
+    await mkdir(fakeSrc);
+    await writeFile(join(fakeSrc, 'shape'), 'a file\n');
+    const run = () => runRecv(['--local', fakeSrc, '--name', 'vd-fake', '--mode', 'fake-super', ...PLUGINS, fakeRoot], { cwd: repoRoot });
+    assertExit(await run(), 0, 'the first fake-super backup');
+    await rm(join(fakeSrc, 'shape'));
+    await symlink('elsewhere', join(fakeSrc, 'shape'));
+    assertExit(await run(), 0, 'the second fake-super backup');
+    const json = await versionsJson([fakeRoot, 'vd-fake', 'shape']);
+    assert.deepEqual(json.versions.map((v) => [v.type, v.target]), [['f', null], ['l', 'elsewhere']]);
+    const diff = await admin(['diff', fakeRoot, 'vd-fake', 'previous', 'latest']);
+    assert.match(diff.stdout, /^M shape \(type file -> symlink, mode/m);
+  });
+
   test('a path in no backup: exit 1, one line naming the host and the backups searched', async () => {
     const missing = await admin(['versions', root, NAME, 'no/such/file']);
     assertExit(missing, 1, 'versions of a missing path');
@@ -242,7 +273,7 @@ describe('ssh-r-sync-admin diff', () => {
     const summary = lines.pop();
     const removed = 'soon gone\n'.length + 'a file\n'.length + NOTES[0]!.length;
     const added = 'not utf-8\n'.length + 'new in the second\n'.length + NOTES[1]!.length;
-    assert.equal(summary, `${NAME} ${ids[0]} -> ${ids[1]}: 2 added, 1 removed, 2 changed, 5 unchanged; +${added} bytes, -${removed} bytes`);
+    assert.equal(summary, `${NAME} ${ids[0]} -> ${ids[1]}: 2 added, 1 removed, 2 changed, 6 unchanged; +${added} bytes, -${removed} bytes`);
     // In manifest order: names sorted by their bytes.
     assert.deepEqual(lines.slice(0, 3), ['D doomed.txt', 'A f\\xffo', 'A new.txt']);
     assert.equal(lines[3], 'M notes.txt (content, mtime)');
@@ -259,10 +290,10 @@ describe('ssh-r-sync-admin diff', () => {
     const relative = await admin(['diff', root, NAME, 'previous', 'latest']);
     assertExit(relative, 0, 'diff previous latest');
     assert.equal(relative.stdout, named.stdout);
-    assert.equal(relative.stdout, `A shape\n${NAME} ${ids[2]} -> ${ids[3]}: 1 added, 0 removed, 0 changed, 8 unchanged; +7 bytes, -0 bytes\n`);
+    assert.equal(relative.stdout, `A shape\n${NAME} ${ids[2]} -> ${ids[3]}: 1 added, 0 removed, 0 changed, 9 unchanged; +7 bytes, -0 bytes\n`);
     const same = await admin(['diff', root, NAME, 'latest', ids[3]!]);
     assertExit(same, 0, 'diff of a snapshot with itself');
-    assert.match(same.stdout, /^vd-host \S+ -> \S+: 0 added, 0 removed, 0 changed, 9 unchanged; \+0 bytes, -0 bytes\n$/);
+    assert.match(same.stdout, /^vd-host \S+ -> \S+: 0 added, 0 removed, 0 changed, 10 unchanged; \+0 bytes, -0 bytes\n$/);
   });
 
   test('--json: one object with both sides, every change with its entries before and after, and the summary', async () => {
@@ -276,7 +307,7 @@ describe('ssh-r-sync-admin diff', () => {
     const doomed = json.changes[0]!;
     assert.deepEqual([doomed.before?.size, doomed.after], [10, null]);
     assert.deepEqual(json.changes[3]!.changes, ['content', 'mtime']);
-    assert.deepEqual(json.summary, { added: 2, removed: 1, changed: 2, unchanged: 5, bytesAdded: 37, bytesRemoved: 26 });
+    assert.deepEqual(json.summary, { added: 2, removed: 1, changed: 2, unchanged: 6, bytesAdded: 37, bytesRemoved: 26 });
   });
 
   test('usage errors exit 2 with one line: an unknown snapshot, a missing argument, a mirror host', async () => {
