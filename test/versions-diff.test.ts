@@ -349,4 +349,18 @@ describe('ssh-r-sync-admin diff', () => {
     assertExit(diff, 0, 'diff of a format 2 and a format 3 manifest');
     assert.match(diff.stdout, /^M notes\.txt \(mtime\)$/m);
   });
+
+  test('a backup without a manifest: versions skips it and says so, diff refuses it with exit 1', async () => {
+    const copy = join(tmp.dir, 'bare-root');
+    execFileSync('cp', ['-a', root, copy]);
+    await rm(join(copy, NAME, `${ids[1]}.meta`, 'manifest.tsv'));
+    const run = await admin(['versions', copy, NAME, 'notes.txt', '--json']);
+    assertExit(run, 0, 'versions with a backup that has no manifest');
+    assertOneLine(run, new RegExp(`^ssh-r-sync-admin: ${NAME}: 1 backup\\(s\\) without a manifest not searched: ${ids[1]}\n$`));
+    const json = JSON.parse(run.stdout) as { searched: number; unsearched: string[]; versions: VersionOut[] };
+    assert.deepEqual([json.searched, json.unsearched, json.versions.map((v) => v.first)], [3, [ids[1]], [ids[0], ids[2]]]);
+    const diff = await admin(['diff', copy, NAME, ids[0]!, ids[1]!]);
+    assertExit(diff, 1, 'diff against a backup without a manifest');
+    assertOneLine(diff, new RegExp(`snapshot ${ids[1]} of "${NAME}" has no manifest`));
+  });
 });

@@ -1,13 +1,14 @@
 // `ssh-r-sync-admin diff ROOT NAME A B`: the paths added, removed and changed between two of a
 // host's backups, from their manifests read side by side in one pass (a merge: two entries in
 // memory at a time, whatever the manifests' size), printed as they are found.
+import { lstat } from 'node:fs/promises';
 import { Command } from 'commander';
 import { SshRSyncError, openStoredSnapshot, storedSnapshots, type StoredSnapshot } from '@ssh-r-sync/core';
 import type { Entry } from '@ssh-r-sync/plugin-manifest';
 import { backupRoot, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { entryChanges, type Change } from './entry-changes.js';
 import { mergeManifests } from './manifest-merge.js';
-import { Output, displayName, entryJson, formatBytes, searchableSnapshots, typeWord, type EntryJson } from './history-shared.js';
+import { Output, displayName, entryJson, formatBytes, typeWord, type EntryJson } from './history-shared.js';
 
 interface DiffOptions {
   json?: boolean;
@@ -43,8 +44,8 @@ export function diffCommand(result: ExitCodeHolder): Command {
       "Compare two of host NAME's complete snapshots by their manifests, without walking the trees: one line per path " +
         'that was added (A), removed (D) or changed (M, with what changed: type, content, size, target, rdev, mode, owner, ' +
         'mtime, flags), in the manifests\' order (depth first, names sorted by their bytes), then a summary with counts and ' +
-        "bytes. A and B are snapshot ids, 'latest' (the newest complete one) or 'previous' (the one before it). A directory's " +
-        'size is not compared (it says nothing about its contents).',
+        "bytes. A and B are snapshot ids, 'latest' (the newest complete one) or 'previous' (the one before it). Sizes of " +
+        "directories (the file system's) and symlinks (their target's length: see target) are not compared.",
     )
     .argument('<BACKUP_ROOT>', 'directory that holds one sub-directory per host')
     .argument('<NAME>', 'the host')
@@ -78,9 +79,8 @@ async function diff(rootArgument: string, name: string, specA: string, specB: st
   const root = await backupRoot(rootArgument);
   const a = await resolveSnapshot(root, name, specA);
   const b = await resolveSnapshot(root, name, specB);
-  const withManifest = new Map((await searchableSnapshots(root, name)).map((s) => [s.snapshot.id, s.hasManifest]));
   for (const side of [a, b]) {
-    if (!withManifest.get(side.id)) {
+    if (!(await lstat(side.paths.manifest).catch(() => null))?.isFile()) {
       throw new Error(`snapshot ${side.id} of "${name}" has no manifest (made without @ssh-r-sync/plugin-manifest): diff compares manifests only`);
     }
   }

@@ -14,7 +14,8 @@ export function entryChanges(a: Entry, b: Entry, versionA: FormatVersion, versio
   const sameType = a.type === b.type;
   if (!sameType) changes.push('type');
   if (sameType && a.type === 'f' && a.sha256 !== null && b.sha256 !== null && a.sha256 !== b.sha256) changes.push('content');
-  if (sameType && a.type !== 'd' && a.size !== b.size) changes.push('size');
+  // A directory's size is the file system's, a symlink's its target's length (compared as target).
+  if (sameType && a.type !== 'd' && a.type !== 'l' && a.size !== b.size) changes.push('size');
   if (sameType && a.target !== b.target) changes.push('target');
   if (sameType && versionA >= 2 && versionB >= 2 && !sameRdev(a.rdev, b.rdev)) changes.push('rdev');
   if (a.mode !== b.mode) changes.push('mode');

@@ -1,7 +1,7 @@
 // Two manifests of a host read side by side in one pass, as a merge: both list their entries in the
 // same order (depth first, each directory's names sorted by their bytes, a directory right before
 // its contents), so `diff` holds one entry of each at a time, whatever their size.
-import { streamManifest, type Entry, type FormatVersion } from '@ssh-r-sync/plugin-manifest';
+import { streamManifest, type Entry, type FormatVersion, type StreamedEntry as Streamed } from '@ssh-r-sync/plugin-manifest';
 
 /** A path in A, in B, or in both; `a`/`b` are null where the path is missing. */
 export interface MergedEntry {
@@ -39,24 +39,21 @@ export async function* mergeManifests(fileA: string, fileB: string, options: { s
   // A manifest's version is in its header, the same for every entry; 3 until one is seen.
   let versionA: FormatVersion = 3;
   let versionB: FormatVersion = 3;
+  const next = async (side: AsyncGenerator<Streamed>): Promise<Streamed | null> => {
+    const result = await side.next();
+    return result.done ? null : result.value;
+  };
   try {
-    let x = await a.next();
-    let y = await b.next();
-    while (!x.done || !y.done) {
-      if (!x.done) versionA = x.value.version;
-      if (!y.done) versionB = y.value.version;
-      const order = x.done ? 1 : y.done ? -1 : comparePaths(x.value.path, y.value.path);
-      if (order < 0) {
-        yield { path: x.value!.path, a: x.value!.entry, b: null, versionA, versionB };
-        x = await a.next();
-      } else if (order > 0) {
-        yield { path: y.value!.path, a: null, b: y.value!.entry, versionA, versionB };
-        y = await b.next();
-      } else {
-        yield { path: x.value!.path, a: x.value!.entry, b: y.value!.entry, versionA, versionB };
-        x = await a.next();
-        y = await b.next();
-      }
+    let x = await next(a);
+    let y = await next(b);
+    while (x || y) {
+      if (x) versionA = x.version;
+      if (y) versionB = y.version;
+      // < 0: only in A; > 0: only in B; 0: in both.
+      const order = !x ? 1 : !y ? -1 : comparePaths(x.path, y.path);
+      yield { path: order <= 0 ? x!.path : y!.path, a: order <= 0 ? x!.entry : null, b: order >= 0 ? y!.entry : null, versionA, versionB };
+      if (order <= 0) x = await next(a);
+      if (order >= 0) y = await next(b);
     }
   } finally {
     await a.return(undefined);
@@ -65,7 +62,7 @@ export async function* mergeManifests(fileA: string, fileB: string, options: { s
 }
 
 // streamManifest, checked to be in manifest order (strictly: a path listed twice is refused too).
-async function* ordered(file: string, signal?: AbortSignal): AsyncGenerator<{ path: string; entry: Entry; version: FormatVersion }> {
+async function* ordered(file: string, signal?: AbortSignal): AsyncGenerator<Streamed> {
   let previous: string | null = null;
   let line = 1;
   for await (const item of streamManifest(file, signal ? { signal } : {})) {
