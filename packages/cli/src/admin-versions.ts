@@ -99,7 +99,8 @@ async function versions(rootArgument: string, name: string, pathArg: string, opt
     if (last && sameVersion(last, found)) {
       last.last = backup;
       last.count += 1;
-      if (found && last.entry && last.entry.sha256 === null) last.entry.sha256 = found.entry.sha256; // a later manifest hashed it
+      // A newer manifest format records more (a hash): compare what follows with that.
+      if (found && found.version > last.version) [last.entry, last.version] = [found.entry, found.version];
       continue;
     }
     runs.push({ entry: found?.entry ?? null, version: found?.version ?? 3, first: backup, last: backup, count: 1, number: found ? ++numbered : 0 });
