@@ -29,7 +29,8 @@ await build({
   // Loaded on demand (a config file, a .ts plugin, a hook script): left to node_modules, so they
   // cost nothing on runs that do not need them. core imports them through its dynamic-import.cjs,
   // a real file (import() inside code compiled with a code cache has nowhere to resolve from).
-  external: ['jiti', 'cosmiconfig', 'execa', 'typescript', '@ssh-r-sync/core/dynamic-import'],
+  // @napi-rs/xattr (plugin-manifest's, which the admin tools read manifests with) is a native addon.
+  external: ['jiti', 'cosmiconfig', 'execa', 'typescript', '@ssh-r-sync/core/dynamic-import', '@napi-rs/xattr'],
   logLevel: 'warning',
   legalComments: 'none',
 });

@@ -9,13 +9,15 @@ import { pruneCommand } from './admin-prune.js';
 import { authorizeCommand } from './admin-authorize.js';
 import { systemdCommand } from './admin-systemd.js';
 import { restoreCommand } from './admin-restore.js';
+import { versionsCommand } from './admin-versions.js';
+import { diffCommand } from './admin-diff.js';
 
 // The admin command line with its sub-commands; each action stores its exit code in `result`.
 export function adminProgram(result: ExitCodeHolder): Command {
   const program = configureProgram(
     new Command(ADMIN_PREFIX)
       .usage('<command> [options]')
-      .description('Look at and maintain the backups under BACKUP_ROOT: which hosts are fresh, and what the retention policy keeps.')
+      .description('Look at, check, restore and maintain the backups under BACKUP_ROOT: which hosts are fresh, what changed, how to get files back, and what the retention policy keeps.')
       .addHelpText(
         'after',
         '\nExamples:\n' +
@@ -31,6 +33,8 @@ export function adminProgram(result: ExitCodeHolder): Command {
   program.addCommand(authorizeCommand(result));
   program.addCommand(systemdCommand(result));
   program.addCommand(restoreCommand(result));
+  program.addCommand(versionsCommand(result));
+  program.addCommand(diffCommand(result));
   return program;
 }
 
