@@ -8,6 +8,7 @@ import { statusCommand } from './admin-status.js';
 import { pruneCommand } from './admin-prune.js';
 import { authorizeCommand } from './admin-authorize.js';
 import { systemdCommand } from './admin-systemd.js';
+import { verifyCommand } from './admin-verify.js';
 
 // The admin command line with its sub-commands; each action stores its exit code in `result`.
 export function adminProgram(result: ExitCodeHolder): Command {
@@ -29,6 +30,7 @@ export function adminProgram(result: ExitCodeHolder): Command {
   program.addCommand(pruneCommand(result));
   program.addCommand(authorizeCommand(result));
   program.addCommand(systemdCommand(result));
+  program.addCommand(verifyCommand(result));
   return program;
 }
 
