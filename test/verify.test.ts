@@ -5,7 +5,7 @@
 // hostile names included; a planted fifo does not hang --data; the result is kept in verify.json.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -330,5 +330,49 @@ describe('verify across snapshots, hosts and manifest versions', () => {
     const run = await admin(['verify', f.root, f.host]);
     assert.equal(run.code, 1);
     assert.deepEqual(problemLines(run).map((line) => line.replace(/ \(sha256.*/, '')), [`${f.host} ${tree.slice(-18)}: the manifest ${manifest} is not the one its done mark recorded`]);
+  });
+
+  test('SIGINT stops a verify --data mid-file (exit 130); its partial result is not recorded, the earlier one stands', async () => {
+    const f = await fixture('privileged');
+    const tree = await backup(f);
+    assert.equal((await admin(['verify', f.root, f.host])).code, 0);
+    const earlier = await readFile(`${tree}.meta/verify.json`, 'utf8');
+    // A huge sparse file whose manifest line says so (the manifest then differs from the done
+    // mark's hash: the first line verify prints, before it starts reading).
+    const big = join(tree, 'a.txt');
+    const size = 16 * 1024 ** 3;
+    const reference = join(tmp.dir, `mtime-ref-${++count}`);
+    execFileSync('touch', ['-r', big, reference]);
+    await keepingMtime(tree, () => void execFileSync('truncate', ['-s', String(size), big]));
+    execFileSync('touch', ['-m', '-r', reference, big]);
+    const manifest = `${tree}.meta/manifest.tsv`;
+    const lines = (await readFile(manifest, 'latin1')).split('\n');
+    const at = lines.findIndex((line) => line.startsWith('a.txt\t'));
+    const fields = lines[at]!.split('\t');
+    fields[4] = String(size);
+    lines[at] = fields.join('\t');
+    await writeFile(manifest, lines.join('\n'), 'latin1');
+
+    const child = spawn(process.execPath, [adminBin, 'verify', '--data', f.root, f.host], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (code, signal) => resolve([code, signal])));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (chunk) => {
+        stdout += chunk;
+        if (stdout.includes('is not the one its done mark recorded')) resolve();
+      });
+      child.on('close', () => resolve());
+    });
+    child.kill('SIGINT');
+    const [code, signal] = await exited;
+    clearTimeout(killer);
+    assert.equal(signal, null, `killed: ${stderr}`);
+    assert.equal(code, 130, stdout + stderr);
+    assert.match(stderr, new RegExp(`^ssh-r-sync-admin: verify stopped by SIGINT: ${f.host} ${tree.slice(-18)} was not recorded \\(an earlier verify.json, if any, stands\\)\n$`));
+    assert.doesNotMatch(stdout, /: ok: /);
+    assert.equal(await readFile(`${tree}.meta/verify.json`, 'utf8'), earlier, 'the earlier record stands');
   });
 });
