@@ -230,15 +230,20 @@ for (const mode of MODES) {
 }
 
 describe('verify, fake-super mode: the client\'s metadata lives in user.rsync.%stat', () => {
-  test('a %stat changed with setfattr (mode and owner) is found and named', async () => {
+  test('a %stat changed with setfattr (mode and owner) or not rsync\'s is found and named', async () => {
     const f = await fixture('fake-super');
     const tree = await backup(f);
     const stat = execFileSync('getfattr', ['--only-values', '-n', 'user.rsync.%stat', join(tree, 'owned')], { encoding: 'latin1' });
     assert.match(stat, /^100644 0,0 1234:5678$/, 'rsync recorded the client\'s owner');
     execFileSync('setfattr', ['-n', 'user.rsync.%stat', '-v', '100600 0,0 0:0', join(tree, 'owned')]);
+    // A %stat that is not rsync's, on a file whose name holds a newline: named, on one line.
+    execFileSync('setfattr', ['-n', 'user.rsync.%stat', '-v', 'bogus\u2028', join(tree, 'line\nbreak')]);
     const run = await admin(['verify', f.root, f.host]);
     assert.equal(run.code, 1, run.stdout);
-    assert.deepEqual(problemLines(run), [`${f.host} ${tree.slice(-18)}: owned: mode 600 (manifest 644); owner 0:0 (manifest 1234:5678)`]);
+    assert.deepEqual(problemLines(run), [
+      `${f.host} ${tree.slice(-18)}: line\\nbreak: cannot read it on disk: corrupt user.rsync.%stat "bogus\\u2028"`,
+      `${f.host} ${tree.slice(-18)}: owned: mode 600 (manifest 644); owner 0:0 (manifest 1234:5678)`,
+    ]);
   });
 });
 

@@ -2,7 +2,7 @@
 // side in the manifest's order (bounded memory for any size), every difference is reported as it
 // is found, and with --data/--sample regular files are reread and their SHA-256 compared.
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { StoredSnapshot } from '@ssh-r-sync/core';
+import { escapeText, type StoredSnapshot } from '@ssh-r-sync/core';
 import type { Entry, StreamedEntry } from '@ssh-r-sync/plugin-manifest';
 import type { ManifestModule } from './manifest-module.js';
 import { fileSha256, NotRegularFile } from './verify-hash.js';
@@ -47,7 +47,8 @@ export async function verifySnapshot(snapshot: StoredSnapshot, manifest: Manifes
   const show = pathShower(manifest.escapeName);
   const problem: Report = (path, what) => {
     verdict.problems += 1;
-    report(path === null ? null : show(path), what);
+    // `what` may quote stored bytes (a %stat value, a manifest line): one line, whatever they hold.
+    report(path === null ? null : show(path), escapeText(what));
   };
   const file = snapshot.paths.manifest;
   const recorded = (snapshot.done.extra?.manifest as { sha256?: unknown } | undefined)?.sha256;
@@ -97,7 +98,7 @@ export async function verifySnapshot(snapshot: StoredSnapshot, manifest: Manifes
     const order = !disk ? 1 : !listed ? -1 : compareTreeOrder(disk.rel, listed.path);
     verdict.checked += 1;
     if (order < 0) {
-      const type = disk!.described ? TYPE_NAMES[disk!.described.type] : `unreadable (${disk!.error})`;
+      const type = disk!.described ? TYPE_NAMES[disk!.described.type] : `unreadable (${show(disk!.error!)})`;
       problem(disk!.rel, `extra: a ${type} the manifest does not list${disk!.described?.type === 'd' ? ' (its contents not listed)' : ''}`);
       tree.next(false);
       continue;
@@ -111,7 +112,7 @@ export async function verifySnapshot(snapshot: StoredSnapshot, manifest: Manifes
     await entries.next();
     const path = listed!.path;
     if (disk!.error) {
-      problem(path, `cannot read it on disk: ${disk!.error}${notCompared(listed!.entry.type === 'd' ? await skipInside(path) : 0)}`);
+      problem(path, `cannot read it on disk: ${show(disk!.error)}${notCompared(listed!.entry.type === 'd' ? await skipInside(path) : 0)}`);
       tree.next(false);
       continue;
     }

@@ -9,7 +9,7 @@ import type { Described } from '@ssh-r-sync/plugin-manifest';
 /** describeEntry's signature (plugin-manifest is loaded on demand, see manifest-module.ts). */
 export type Describe = (abs: string, rel: string, fakeSuper: boolean) => Described;
 
-/** One position of the walk: an entry described, or one that could not be (`error`). */
+/** One position of the walk: an entry described, or one that could not be (`error`: bytes as latin1, may quote stored bytes). */
 export type TreeItem = { rel: string; abs: string; described: Described; error?: undefined } | { rel: string; abs: string; described?: undefined; error: string };
 
 interface Frame {
@@ -67,7 +67,9 @@ export class TreeCursor {
     try {
       return { rel, abs, described: this.describe(abs, rel, this.fakeSuper) };
     } catch (error) {
-      return { rel, abs, error: reason(error) };
+      // describeEntry's own errors start with the path, which the report shows anyway (escaped).
+      const why = reason(error);
+      return { rel, abs, error: why.startsWith(`${abs}: `) ? why.slice(abs.length + 2) : why };
     }
   }
 }
