@@ -170,6 +170,30 @@ describe('ssh-r-sync-admin systemd', () => {
     assertUsageError(await admin(['systemd', '--name', 'laptop', '--', 'no-such-program-srs']), /not in PATH/);
     assertUsageError(await admin(['systemd', '--name', 'laptop', '--nice', 'fast', ...command]), /invalid --nice/);
   });
+
+  test('--verify: a weekly sampled verify of BACKUP_ROOT that may write only there and needs no network', async () => {
+    const r = await admin(['systemd', '--verify', '/srv/backup', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const units = JSON.parse(r.stdout) as { service: string; timer: string; serviceName: string; timerName: string; enable: string };
+    assert.equal(units.serviceName, 'ssh-r-sync-verify.service');
+    const service = units.service.split('\n');
+    for (const line of [`ExecStart=${adminBin} verify --sample 5 /srv/backup`, 'Type=oneshot', 'ProtectSystem=strict', 'ReadWritePaths=/srv/backup', 'PrivateNetwork=yes', 'IOSchedulingClass=idle']) {
+      assert.ok(service.includes(line), `${line} missing:\n${units.service}`);
+    }
+    assert.ok(!service.some((l) => /^(Wants|After)=network/.test(l)), units.service);
+    assert.ok(units.timer.split('\n').includes('OnCalendar=weekly'), units.timer);
+    assert.equal(units.enable, 'systemctl daemon-reload && systemctl enable --now ssh-r-sync-verify.timer');
+
+    const one = JSON.parse((await admin(['systemd', '--verify', '/srv/backup', '--name', 'laptop', '--sample', 'data', '--calendar', 'Sun 04:00', '--json'])).stdout) as { service: string; timer: string; serviceName: string };
+    assert.equal(one.serviceName, 'ssh-r-sync-verify-laptop.service');
+    assert.ok(one.service.split('\n').includes(`ExecStart=${adminBin} verify --data /srv/backup laptop`), one.service);
+    assert.ok(one.timer.split('\n').includes('OnCalendar=Sun 04:00'), one.timer);
+
+    assertUsageError(await admin(['systemd', '--verify', '/srv/backup', '--sample', '0']), /invalid --sample "0"/);
+    assertUsageError(await admin(['systemd', '--verify', 'srv/backup']), /must be absolute/);
+    assertUsageError(await admin(['systemd', '--verify', '/srv/backup', '--', '/bin/true']), /give no COMMAND/);
+    assertUsageError(await admin(['systemd', '--', '/bin/true']), /missing --name/);
+  });
 });
 
 describe('authorize end to end: the printed line in a real sshd', () => {

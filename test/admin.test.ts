@@ -76,9 +76,9 @@ describe('ssh-r-sync-admin status', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, '');
     assert.deepEqual(r.stdout.split('\n').map((line) => line.split(/\s{2,}/)), [
-      ['HOST', 'NEWEST COMPLETE', 'AGE', 'COMPLETE', 'INCOMPLETE', 'LAST FAILURE'],
-      ['host1', ids[2], '2h', '3', '0', '-'],
-      ['host2', 'mirror, 2026-11-21T16:00:00Z', '20h', '1', '0', '-'],
+      ['HOST', 'NEWEST COMPLETE', 'AGE', 'COMPLETE', 'INCOMPLETE', 'LAST FAILURE', 'LAST VERIFY'],
+      ['host1', ids[2], '2h', '3', '0', '-', 'never'],
+      ['host2', 'mirror, 2026-11-21T16:00:00Z', '20h', '1', '0', '-', 'never'],
       [''],
     ]);
 
@@ -100,6 +100,7 @@ describe('ssh-r-sync-admin status', () => {
           stale: false,
           problem: null,
           warnings: [],
+          lastVerify: null,
         },
         {
           name: 'host2',
@@ -111,6 +112,7 @@ describe('ssh-r-sync-admin status', () => {
           stale: false,
           problem: null,
           warnings: [],
+          lastVerify: null,
         },
       ],
     });
@@ -161,8 +163,8 @@ describe('ssh-r-sync-admin status', () => {
     assert.deepEqual(hosts[0].lastFailure, { at: '2026-11-22T06:00:00.000Z', source: 'snapshot', detail: `incomplete snapshot ${ids[1]} (failed, interrupted or still running)` });
     assert.deepEqual(hosts[1].lastFailure, { at: '2026-11-21T01:00:00Z', source: 'runs.log', detail: 'a run ended as failure (runs.log)' });
     const table = await admin(['status', root, '--now', NOW]);
-    assert.match(table.stdout, /host1 .* 2026-11-22T06:00:00Z incomplete snapshot\n/);
-    assert.match(table.stdout, /host2 .* 2026-11-21T01:00:00Z runs\.log\n/);
+    assert.match(table.stdout, /host1 .* 2026-11-22T06:00:00Z incomplete snapshot +never\n/);
+    assert.match(table.stdout, /host2 .* 2026-11-21T01:00:00Z runs\.log +never\n/);
   });
 
   test('usage errors exit 2 with one line', async () => {

@@ -1,12 +1,12 @@
 // `ssh-r-sync-admin status ROOT`: per host, the newest complete backup and its age, how many
-// snapshots are complete and incomplete, and the last failure. Exits 1 when a host has no
+// snapshots are complete and incomplete, the last failure and the last verify. Exits 1 when a host has no
 // complete backup or (with --max-age) its newest one is too old, so that cron or a monitoring
 // system notices silence, not only errors.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { hostKind, listSnapshots, mirrorPaths, newestComplete as newestOf, readDoneMark, readHostRecord } from '@ssh-r-sync/core';
+import { hostKind, listSnapshots, mirrorPaths, newestComplete as newestOf, readDoneMark, readHostRecord, readVerifyRecord, type VerifyRecord } from '@ssh-r-sync/core';
 import { backupRoot, columns, duration, formatAge, hostDir, hostNames, isoTime, subCommand, type ExitCodeHolder } from './admin-shared.js';
 
 interface StatusOptions {
@@ -37,13 +37,15 @@ export interface HostStatus {
   problem: string | null;
   /** What needs a look but is not stale: snapshots dated in the future, failed work after the last backup. */
   warnings: string[];
+  /** The last `ssh-r-sync-admin verify` of the newest complete backup; null: never verified. */
+  lastVerify: { at: string; data: boolean; sample: number | null; ok: boolean; problems: number; checked: number } | null;
 }
 
 // The `status` sub-command.
 export function statusCommand(result: ExitCodeHolder): Command {
   return subCommand(new Command('status'))
     .usage('[options] BACKUP_ROOT [NAME...]')
-    .summary('each host: newest complete backup, its age, counts, last failure; exit 1 when one is stale')
+    .summary('each host: newest complete backup, its age, counts, last failure, last verify; exit 1 when one is stale')
     .description(
       'Show each host under BACKUP_ROOT (or only the NAMEs given): its newest complete backup and how old it is, ' +
         'how many complete and incomplete snapshots it has, and its last failure. Exits 1 when a host has no complete ' +
@@ -60,7 +62,8 @@ export function statusCommand(result: ExitCodeHolder): Command {
       '\nA complete backup is a snapshot with its done mark (ROOT/NAME/<id>.meta/done.json), or for a plain mirror\n' +
         'the mark in ROOT/.ssh-r-sync/mirror/NAME/done.json. The last failure is the newest of: an incomplete snapshot\n' +
         'newer than the newest complete one (failed, interrupted, or still running), and the last "failure" line of\n' +
-        'ROOT/.ssh-r-sync/runs.log, which the done-log hook script (hooks/done-log) writes.\n' +
+        'ROOT/.ssh-r-sync/runs.log, which the done-log hook script (hooks/done-log) writes. LAST VERIFY is the newest\n' +
+        "complete backup's last `ssh-r-sync-admin verify` (data, sample PCT% or metadata; ok or its problems), or never.\n" +
         '\nExamples:\n' +
         '  ssh-r-sync-admin status /srv/backup\n' +
         '  ssh-r-sync-admin status /srv/backup --max-age 36h || mail -s "stale backups" root < /dev/null\n' +
@@ -113,16 +116,23 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
   }
   let kind: HostStatus['kind'] = 'none';
   let newestComplete: HostStatus['newestComplete'] = null;
+  let verified: VerifyRecord | null = null;
   if (newest) {
     kind = 'snapshots';
     newestComplete = { id: newest.id, startedAt: newest.date.toISOString(), completedAt: newest.done?.completedAt ?? null, ageSeconds: 0 };
+    verified = await readVerifyRecord(newest.paths, newest.done);
   } else if (recorded === 'mirror') {
     const paths = mirrorPaths(root, name, dir);
     const mark = await readDoneMark(paths);
     if (mark) {
       kind = 'mirror';
       newestComplete = { id: null, startedAt: mark.startedAt, completedAt: mark.completedAt, ageSeconds: 0 };
+      verified = await readVerifyRecord(paths, mark);
     }
+  }
+  const lastVerify = verified && { at: verified.at, data: verified.data, sample: verified.sample, ok: verified.ok, problems: verified.problems, checked: verified.checked };
+  if (verified && !verified.ok) {
+    warnings.push(`the last verify of ${newest ? newest.id : 'the mirror'} (${verified.at}) found ${verified.problems} problem(s): \`ssh-r-sync-admin verify ${root} ${name}\` lists them`);
   }
   const record = await readHostRecord(root, name);
   for (const task of record?.afterSession?.tasks ?? []) {
@@ -163,6 +173,7 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
     stale: problem !== null,
     problem,
     warnings,
+    lastVerify,
   };
 }
 
@@ -180,8 +191,16 @@ async function runsLogFailures(root: string): Promise<Map<string, string>> {
 
 const LAST_FAILURE_SOURCE = { snapshot: 'incomplete snapshot', 'runs.log': 'runs.log', record: 'last run failed' } as const;
 
+// "2026-11-29T03:00:12Z sample 5% ok", "… data 3 problems", "never" (nothing complete: "-").
+function verifyCell(host: HostStatus): string {
+  const last = host.lastVerify;
+  if (!last) return host.newestComplete ? 'never' : '-';
+  const how = last.data ? 'data' : last.sample !== null ? `sample ${last.sample}%` : 'metadata';
+  return `${last.at.replace(/\.\d{3}Z$/, 'Z')} ${how} ${last.ok ? 'ok' : `${last.problems} problem${last.problems === 1 ? '' : 's'}`}`;
+}
+
 function table(hosts: HostStatus[]): string {
-  const rows = [['HOST', 'NEWEST COMPLETE', 'AGE', 'COMPLETE', 'INCOMPLETE', 'LAST FAILURE']];
+  const rows = [['HOST', 'NEWEST COMPLETE', 'AGE', 'COMPLETE', 'INCOMPLETE', 'LAST FAILURE', 'LAST VERIFY']];
   for (const host of hosts) {
     const newest = host.newestComplete;
     rows.push([
@@ -191,6 +210,7 @@ function table(hosts: HostStatus[]): string {
       String(host.complete),
       String(host.incomplete),
       host.lastFailure ? `${host.lastFailure.at.replace(/\.\d{3}Z$/, 'Z')} ${LAST_FAILURE_SOURCE[host.lastFailure.source]}` : '-',
+      verifyCell(host),
     ]);
   }
   return columns(rows);

@@ -1,6 +1,7 @@
 // `ssh-r-sync-admin systemd`: prints (or installs) a oneshot service and a timer that run one
 // backup command on a schedule, at low priority, with only the hardening that cannot break a
-// backup. It never runs systemctl; it prints the line to run.
+// backup; or (--verify) a weekly sampled `ssh-r-sync-admin verify` of the server's backups. It
+// never runs systemctl; it prints the line to run.
 import { accessSync, constants, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
@@ -9,9 +10,11 @@ import { NAME_PATTERN, UsageError } from '@ssh-r-sync/core';
 import { subCommand, type ExitCodeHolder } from './admin-shared.js';
 
 interface SystemdOptions {
-  name: string;
+  name?: string;
   pull?: boolean;
-  calendar: string;
+  verify?: string;
+  sample: string;
+  calendar?: string;
   delay: string;
   user?: string;
   nice: string;
@@ -27,19 +30,24 @@ export const SYSTEMD_DIR = '/etc/systemd/system';
 // The `systemd` sub-command.
 export function systemdCommand(result: ExitCodeHolder): Command {
   return subCommand(new Command('systemd'))
-    .usage('--name NAME [options] -- COMMAND [ARGS...]')
-    .summary('print or install a systemd service and timer that run a backup command on a schedule')
+    .usage('--name NAME [options] -- COMMAND [ARGS...]  |  --verify BACKUP_ROOT [--name NAME] [options]')
+    .summary('print or install a systemd service and timer that run a backup command (or a sampled verify) on a schedule')
     .description(
       'Print ssh-r-sync-NAME.service (Type=oneshot, low CPU and I/O priority, light hardening) running COMMAND ARGS, and ' +
         'ssh-r-sync-NAME.timer (OnCalendar, RandomizedDelaySec, Persistent=true). With --install, write both into ' +
         `${SYSTEMD_DIR} (or --dir); then run the printed systemctl line yourself.\n\n` +
         'Reverse mode (default) is the client: COMMAND is ssh-r-sync. --pull is the server pulling with ssh-r-sync-recv --pull; ' +
-        'its service may write only BACKUP_ROOT (the last argument, or --root).',
+        'its service may write only BACKUP_ROOT (the last argument, or --root).\n\n' +
+        '--verify BACKUP_ROOT is the server checking its backups: ssh-r-sync-verify.service runs this ssh-r-sync-admin\'s ' +
+        '`verify --sample PCT BACKUP_ROOT` (with --name: only that host, units ssh-r-sync-verify-NAME) weekly; it may write ' +
+        'only BACKUP_ROOT (each backup\'s verify.json) and needs no network. A failed verify is a failed unit (systemctl --failed).',
     )
-    .argument('<COMMAND...>', 'the command to run (a bare name is looked up in PATH), after --')
-    .requiredOption('--name <NAME>', 'the host name: the units are ssh-r-sync-NAME.service and .timer')
+    .argument('[COMMAND...]', 'the command to run (a bare name is looked up in PATH), after --; not with --verify')
+    .option('--name <NAME>', 'the host name: the units are ssh-r-sync-NAME.service and .timer (with --verify: only this host)')
     .option('--pull', 'the unit runs the receiver in pull mode on the server (writable: only BACKUP_ROOT)')
-    .option('--calendar <SPEC>', 'when to run (systemd OnCalendar=)', 'daily')
+    .option('--verify <BACKUP_ROOT>', 'the units run `ssh-r-sync-admin verify --sample PCT BACKUP_ROOT [NAME]` instead of a backup')
+    .option('--sample <PCT>', "with --verify: the share of regular files reread each time, 0 < PCT <= 100 ('data': all of them)", '5')
+    .option('--calendar <SPEC>', 'when to run (systemd OnCalendar=; default daily, with --verify weekly)')
     .option('--delay <SPAN>', 'random delay added to each start, so that clients do not all start at once (RandomizedDelaySec=)', '1h')
     .option('--user <USER>', 'run as this user (default: root, which a client needs to read everything)')
     .option('--nice <[PRIO][:CLASS[.LEVEL]]>', 'CPU nice value and I/O class (rt, be, idle) for the service', '10:idle')
@@ -61,9 +69,15 @@ export function systemdCommand(result: ExitCodeHolder): Command {
         '\nExamples:\n' +
         '  ssh-r-sync-admin systemd --name laptop -- /opt/srs/node_modules/.bin/ssh-r-sync -k /root/.ssh/backup_key --tunnel-port 22101 -n laptop backup@server /\n' +
         '  ssh-r-sync-admin systemd --name web1 --pull --install --dry-run -- /opt/srs/node_modules/.bin/ssh-r-sync-recv --pull backup@web1 --name web1 /srv/backup\n' +
+        '  ssh-r-sync-admin systemd --verify /srv/backup --sample 5 --install\n' +
         '\nExit codes: 0 printed or written, 1 cannot write, 2 usage error.',
     )
     .action(async (command: string[], options: SystemdOptions) => {
+      if (options.verify !== undefined) {
+        if (command.length) throw new UsageError('--verify runs ssh-r-sync-admin verify itself: give no COMMAND');
+        if (options.pull) throw new UsageError('--verify and --pull are two different units: give one');
+        command = [resolve(process.argv[1]!), 'verify', ...sampleArgs(options.sample), options.verify, ...(options.name ? [options.name] : [])];
+      } else if (options.name === undefined) throw new UsageError('missing --name NAME (the units are ssh-r-sync-NAME.service and .timer)');
       result.code = await systemd(command, options);
     });
 }
@@ -103,8 +117,10 @@ async function systemd(command: string[], options: SystemdOptions): Promise<numb
 
 /** Builds both units; usage errors for bad names and values. */
 export function makeUnits(command: string[], options: SystemdOptions): Units {
-  if (!NAME_PATTERN.test(options.name)) throw new UsageError(`invalid --name "${printable(options.name)}": names match ${NAME_PATTERN.source}`);
-  for (const [what, value] of [['--calendar', options.calendar], ['--delay', options.delay], ['--user', options.user ?? 'root'], ['--nice', options.nice]] as const) {
+  if (options.name !== undefined && !NAME_PATTERN.test(options.name)) throw new UsageError(`invalid --name "${printable(options.name)}": names match ${NAME_PATTERN.source}`);
+  const verify = options.verify !== undefined;
+  const calendar = options.calendar ?? (verify ? 'weekly' : 'daily');
+  for (const [what, value] of [['--calendar', calendar], ['--delay', options.delay], ['--user', options.user ?? 'root'], ['--nice', options.nice]] as const) {
     if (value.trim() === '' || /[\x00-\x1f\x7f]/.test(value)) throw new UsageError(`invalid ${what} "${printable(value)}": empty, or a newline or control character`);
   }
   if (options.user !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(options.user)) throw new UsageError(`invalid --user "${printable(options.user)}"`);
@@ -114,9 +130,13 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
   const argv = [absoluteProgram(command[0]!), ...command.slice(1)];
   const nice = niceSettings(options.nice);
 
-  const unit = `ssh-r-sync-${options.name}`;
+  const unit = verify ? `ssh-r-sync-verify${options.name ? `-${options.name}` : ''}` : `ssh-r-sync-${options.name}`;
   const hardening = ['NoNewPrivileges=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectControlGroups=yes', 'RestrictRealtime=yes', 'LockPersonality=yes'];
-  if (options.pull) {
+  if (verify) {
+    const root = options.verify!;
+    if (!isAbsolute(root)) throw new UsageError(`--verify BACKUP_ROOT must be absolute: "${printable(root)}"`);
+    hardening.push('# verify reads the backups and writes only their verify.json; it needs no network', 'ProtectSystem=strict', `ReadWritePaths=${unitWord(root)}`, 'ProtectHome=read-only', 'PrivateTmp=yes', 'PrivateNetwork=yes');
+  } else if (options.pull) {
     const root = options.root ?? command.at(-1)!;
     if (!isAbsolute(root)) throw new UsageError(`BACKUP_ROOT must be absolute (give it as the last argument or --root): "${printable(root)}"`);
     hardening.push('# the receiver writes only into BACKUP_ROOT', 'ProtectSystem=strict', `ReadWritePaths=${unitWord(root)}`, 'ProtectHome=read-only', 'PrivateTmp=yes');
@@ -125,9 +145,8 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
   }
   const service = [
     '[Unit]',
-    `Description=ssh-r-sync backup of ${options.name}${options.pull ? ' (pull)' : ''}`,
-    'Wants=network-online.target',
-    'After=network-online.target',
+    verify ? `Description=ssh-r-sync verify of the backups in ${unitValue(options.verify!)}${options.name ? ` (${options.name})` : ''}` : `Description=ssh-r-sync backup of ${options.name}${options.pull ? ' (pull)' : ''}`,
+    ...(verify ? [] : ['Wants=network-online.target', 'After=network-online.target']),
     '',
     '[Service]',
     'Type=oneshot',
@@ -140,10 +159,10 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
   ].join('\n');
   const timer = [
     '[Unit]',
-    `Description=scheduled ssh-r-sync backup of ${options.name}`,
+    verify ? `Description=scheduled ssh-r-sync verify of the backups in ${unitValue(options.verify!)}${options.name ? ` (${options.name})` : ''}` : `Description=scheduled ssh-r-sync backup of ${options.name}`,
     '',
     '[Timer]',
-    `OnCalendar=${options.calendar}`,
+    `OnCalendar=${calendar}`,
     `RandomizedDelaySec=${options.delay}`,
     'Persistent=true',
     `Unit=${unit}.service`,
@@ -153,6 +172,19 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
     '',
   ].join('\n');
   return { serviceName: `${unit}.service`, timerName: `${unit}.timer`, service, timer, enable: `systemctl daemon-reload && systemctl enable --now ${unit}.timer` };
+}
+
+// verify's reading option for the unit: `--sample PCT`, or `--data` for every file.
+function sampleArgs(sample: string): string[] {
+  if (sample === 'data') return ['--data'];
+  const number = Number(sample);
+  if (!/^\d*\.?\d+$/.test(sample) || !(number > 0 && number <= 100)) throw new UsageError(`invalid --sample "${printable(sample)}": expected a percentage above 0 and at most 100, or data`);
+  return ['--sample', sample];
+}
+
+// A path inside a Description= (free text: only % is special there).
+function unitValue(text: string): string {
+  return text.replace(/%/g, '%%');
 }
 
 // Nice=, IOSchedulingClass=, IOSchedulingPriority= from `10:idle`, `5`, `:be.7`.

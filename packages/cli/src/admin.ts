@@ -11,6 +11,7 @@ import { systemdCommand } from './admin-systemd.js';
 import { restoreCommand } from './admin-restore.js';
 import { versionsCommand } from './admin-versions.js';
 import { diffCommand } from './admin-diff.js';
+import { verifyCommand } from './admin-verify.js';
 
 // The admin command line with its sub-commands; each action stores its exit code in `result`.
 export function adminProgram(result: ExitCodeHolder): Command {
@@ -35,6 +36,7 @@ export function adminProgram(result: ExitCodeHolder): Command {
   program.addCommand(restoreCommand(result));
   program.addCommand(versionsCommand(result));
   program.addCommand(diffCommand(result));
+  program.addCommand(verifyCommand(result));
   return program;
 }
 
