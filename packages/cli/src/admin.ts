@@ -24,7 +24,11 @@ export function adminProgram(result: ExitCodeHolder): Command {
         '\nExamples:\n' +
           '  ssh-r-sync-admin status /srv/backup --max-age 36h        # exit 1 when a host has been silent for 36 h\n' +
           "  ssh-r-sync-admin prune /srv/backup --keep '14d 4w 6m 2y' --dry-run\n" +
-          '\nExit codes: 0 fine, 1 something needs attention (a stale host, a failed delete), 2 usage error.',
+          '  ssh-r-sync-admin verify --sample 5 /srv/backup             # reread 5% of the files, compare their SHA-256\n' +
+          '  ssh-r-sync-admin versions /srv/backup laptop etc/hosts     # which versions of a file the backups hold\n' +
+          '  ssh-r-sync-admin restore --path etc/hosts /srv/backup laptop /tmp/back\n' +
+          '\nExit codes: 0 fine, 1 something needs attention (a stale host, a failed delete, a verify problem), 2 usage error.\n' +
+          'Getting files back: docs/restore.md.',
       ),
     ADMIN_PREFIX,
   ).version(VERSION, '-V, --version', 'print the version and exit');
