@@ -20,6 +20,7 @@ import {
   type Transport,
 } from '@ssh-r-sync/core';
 import { collect, configureProgram, onSignals, port, positiveSeconds, printOutcome, runMain, seconds } from './common.js';
+import { serveRequest } from './recv-serve.js';
 import { VERSION } from './version.js';
 
 const PREFIX = 'ssh-r-sync-recv';
@@ -113,6 +114,11 @@ export async function recv(argv: string[]): Promise<number> {
     return 0;
   }
   if (!root) throw new UsageError('missing BACKUP_ROOT (see --help)');
+  // As a forced command, a requested command is a listing or a restore of this key's host (or refused).
+  if (!options.local && options.pull === undefined) {
+    const served = await serveRequest(process.env.SSH_ORIGINAL_COMMAND, root, options, logger);
+    if (served !== null) return served;
+  }
   if (options.local && options.pull) throw new UsageError('--pull and --local are mutually exclusive');
   if (options.local && !options.name) throw new UsageError('--local needs --name NAME');
   if (options.pull !== undefined && !options.name) throw new UsageError('--pull needs --name NAME');

@@ -37,3 +37,4 @@ export { scheduleAfterSession, type AfterSessionTask } from './after-session.js'
 export { readHostRecord, hostKind, claimHostKind, hostRecordPath, recordLastRun, type HostRecord, type HostKind, type AfterSessionRecord, type LastRunRecord } from './host-record.js';
 export { writeFully, fsyncDir, flushFilesystem } from './durable.js';
 export { storedSnapshots, openStoredSnapshot, storedHostDir, type StoredSnapshot } from './stored-snapshots.js';
+export * from './serve/index.js';
