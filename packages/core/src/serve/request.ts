@@ -63,6 +63,7 @@ export function parseRequest(command: string | undefined): ServeRequest {
   let index = 3;
   for (; index < words.length && words[index] !== '.'; index += 1) {
     const word = words[index]!;
+    if (!word.startsWith('-')) break; // a path before the "." that ends the options
     if (word === '--numeric-ids') numericIds = true;
     else if (/^--timeout=\d{1,9}$/.test(word)) {
       // The server sets its own --timeout.
