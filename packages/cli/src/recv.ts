@@ -91,7 +91,9 @@ export function recvProgram(): Command {
     .addHelpText(
       'after',
       '\nExit codes: 0 success, 1 backup failed, 2 usage or configuration error, 75 skipped ("not now").\n' +
-        'Hook points: connect, handshake, rsync.pre, rsync, rsync.post, done; see --hook-list.',
+        'Hook points: connect, handshake, rsync.pre, rsync, rsync.post, done; see --hook-list.\n' +
+        '\nAs a forced command it also serves the client\'s `ssh-r-sync snapshots` and `ssh-r-sync restore` (the key\'s\n' +
+        "own host's complete snapshots, read-only) and refuses any other requested command (docs/protocol.md §4).",
     );
   return configureProgram(program, PREFIX).version(VERSION, '-V, --version', 'print the version and exit');
 }
