@@ -83,7 +83,11 @@ before(async () => {
   work = await tempDir('srs-atkr-');
   server = await startBackupServer({
     recvArgs: ['--name', HOST, '--mode', 'fake-super', ...PLUGINS],
-    extraKeys: { other: ['--name', OTHER, '--mode', 'fake-super', ...PLUGINS], priv: ['--name', PRIV, '--mode', 'privileged', ...PLUGINS] },
+    extraKeys: {
+      other: ['--name', OTHER, '--mode', 'fake-super', ...PLUGINS],
+      priv: ['--name', PRIV, '--mode', 'privileged', ...PLUGINS],
+      none: ['--name', 'atkr-none', '--mode', 'fake-super', ...PLUGINS],
+    },
   });
   const src = join(work.dir, 'src');
   await mkdir(join(src, 'dir'), { recursive: true });
@@ -126,6 +130,18 @@ describe('the forced command serves only the key\'s own complete snapshots, read
     assert.equal(parsed.host, OTHER);
     assert.equal(parsed.snapshots.length, 1);
     assert.ok(readdirSync(join(server.root, OTHER)).includes(parsed.snapshots[0]!.id), 'the other host\'s own snapshot');
+  });
+
+  test('a key whose host never completed a backup gets an empty list and a refusal, not a path of the server', LIMIT, async () => {
+    const listing = await client('snapshots', [], null, server.keys.none);
+    assert.equal(listing.code, 0, listing.stderr);
+    assert.match(listing.stderr, /atkr-none has no complete backup on this server yet/);
+    const dest = await freshDest();
+    const r = await client('restore', [], dest, server.keys.none);
+    assert.equal(r.code, 1, r.stderr);
+    oneError(r.stderr, 'ssh-r-sync', /the backup server refused the restore: host "atkr-none" has no complete backup yet$/);
+    assert.doesNotMatch(r.stderr + listing.stderr, new RegExp(server.root.replace(/[/.]/g, '\\$&')));
+    assert.deepEqual(readdirSync(dest), []);
   });
 
   test('a path with "..", an absolute path, and the metadata next to the snapshot are refused by the server', LIMIT, async () => {
@@ -232,6 +248,6 @@ describe('the forced command serves only the key\'s own complete snapshots, read
     await assertRefused(long, /longer than 65536 bytes/);
     const many = `rsync --server --sender ${LETTERS} . ${Array.from({ length: 300 }, () => spec('latest', 'd')).join(' ')}`;
     await assertRefused(many, /at most 256 paths/);
-    assert.deepEqual(await processesMatching('ssh-r-sync-serve'), []);
+    assert.deepEqual(await processesMatching(server.root), [], 'no serving rsync left');
   });
 });

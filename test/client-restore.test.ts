@@ -12,6 +12,8 @@ import { clientBin, processesMatching, repoRoot, runNode, tempDir } from './help
 import { buildTree, compareTrees, OTHER_UID } from './helpers/tree.js';
 
 const HOST = 'crestore-host';
+/** A host without snapshot plugins: a plain mirror in ROOT/NAME. */
+const MIRROR = 'crestore-mirror';
 const LINK_DEST_DIST = join(repoRoot, 'packages/plugin-link-dest/dist/index.js');
 const MANIFEST_DIST = join(repoRoot, 'packages/plugin-manifest/dist/index.js');
 const ROOT_ONLY = process.getuid?.() !== 0 ? 'restoring owners and devices needs root' : false;
@@ -57,7 +59,10 @@ before(async () => {
   src = join(work.dir, 'src');
   await mkdir(src);
   await buildTree(src);
-  server = await startBackupServer({ recvArgs: ['--name', HOST, '--mode', 'fake-super', '--plugin', MANIFEST_DIST, '--plugin', LINK_DEST_DIST] });
+  server = await startBackupServer({
+    recvArgs: ['--name', HOST, '--mode', 'fake-super', '--plugin', MANIFEST_DIST, '--plugin', LINK_DEST_DIST],
+    extraKeys: { mirror: ['--name', MIRROR, '--mode', 'fake-super'] },
+  });
   for (const content of [null, 'changed after the first backup\n']) {
     if (content) await writeFile(join(src, 'small.txt'), content);
     const backup = await server.backup(src, ['-n', HOST], { timeoutMs: 120_000 });
@@ -187,11 +192,28 @@ describe('ssh-r-sync restore through the forced command', { skip: ROOT_ONLY, con
     assert.match(lines[3]!, new RegExp(`^${ids[1]}\\s.*never verified$`));
   });
 
+  test('a mirror host (no snapshot plugins) restores its mirror as latest, and lists it', LIMIT, async () => {
+    const key = server.keys.mirror!;
+    const backup = await server.backup(join(src, 'dir'), ['-n', MIRROR], { timeoutMs: 120_000, key });
+    assert.equal(backup.code, 0, backup.stderr);
+    const dest = await freshDest();
+    const r = await run(['restore', ...server.clientArgs(key), `${server.sshd.user}@127.0.0.1`, dest]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`restored the mirror of ${MIRROR}`));
+    assert.deepEqual(await compareTrees(join(src, 'dir'), dest, { top: false, xattrs: true }), []);
+    const list = await run(['snapshots', ...server.clientArgs(key), '--json', `${server.sshd.user}@127.0.0.1`]);
+    assert.equal(list.code, 0, list.stderr);
+    const listing = JSON.parse(list.stdout) as { kind: string; snapshots: Array<{ id: string }> };
+    assert.equal(listing.kind, 'mirror');
+    assert.deepEqual(listing.snapshots.map((s) => s.id), ['']);
+  });
+
   test('the backup itself still runs through the same key, and nothing of a restore is left running', LIMIT, async () => {
     const backup = await server.backup(src, ['-n', HOST], { timeoutMs: 120_000 });
     assert.equal(backup.code, 0, backup.stderr);
     assert.match(backup.stderr, /backup of crestore-host done/);
-    assert.deepEqual(await processesMatching('ssh-r-sync/latest/'), []);
-    assert.deepEqual(await processesMatching('ssh-r-sync-serve'), []);
+    // The serving rsync names the snapshot under ROOT, the local one DEST under the work folder.
+    assert.deepEqual(await processesMatching(server.root), []);
+    assert.deepEqual(await processesMatching(work.dir), []);
   });
 });

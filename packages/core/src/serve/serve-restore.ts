@@ -15,6 +15,7 @@ import { createSessionDir } from '../session-dir.js';
 import { openStoredSnapshot, type StoredSnapshot } from '../stored-snapshots.js';
 import { parentDeathPrefix } from '../tunnel/daemon.js';
 import type { ServeRequest } from './request.js';
+import { hostExists } from './snapshot-list.js';
 
 export interface ServeRestoreOptions {
   root: string;
@@ -39,6 +40,7 @@ const KILL_AFTER_MS = 5000;
 // Runs rsync's sender on our stdin/stdout (the ssh channel); resolves to its exit code.
 export async function serveRestore(options: ServeRestoreOptions): Promise<number> {
   const { request, logger } = options;
+  if (!(await hostExists(options.root, options.name))) throw new UsageError(`host "${options.name}" has no complete backup yet`);
   const snapshot = await openStoredSnapshot(options.root, options.name, request.snapshot);
   const tree = await checkTree(snapshot);
   const names = request.paths ?? null;

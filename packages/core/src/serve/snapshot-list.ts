@@ -2,7 +2,7 @@
 // storage mode and the last verify's result. Everything comes from the receiver's own metadata
 // (done marks, verify.json), read bounded and without following symlinks.
 import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { lstat, open, realpath, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { storedSnapshots, type StoredSnapshot } from '../stored-snapshots.js';
 
@@ -47,10 +47,18 @@ export interface SnapshotListing {
 
 // The listing of host `name` under `root`: its complete backups, oldest first.
 export async function snapshotListing(root: string, name: string, now: Date = new Date()): Promise<SnapshotListing> {
+  // A host that never completed a backup has no folder yet: that is an empty list, not an error.
+  if (!(await hostExists(root, name))) return { version: 1, host: name, kind: 'snapshots', snapshots: [] };
   const stored = await storedSnapshots(root, name, now);
   const snapshots: ListedSnapshot[] = [];
   for (const snapshot of stored) snapshots.push(await listed(snapshot));
   return { version: 1, host: name, kind: stored[0]?.kind ?? 'snapshots', snapshots };
+}
+
+// Whether ROOT/NAME is there at all (its checks are storedSnapshots').
+export async function hostExists(root: string, name: string): Promise<boolean> {
+  const realRoot = await realpath(root).catch(() => root);
+  return (await lstat(join(realRoot, name)).catch(() => null)) !== null;
 }
 
 async function listed(snapshot: StoredSnapshot): Promise<ListedSnapshot> {
