@@ -161,6 +161,13 @@ describe('ssh-r-sync restore through the forced command', { skip: ROOT_ONLY, con
     assert.deepEqual(readdirSync(dest), []);
   });
 
+  test('a backup server literally named "restore" is reached after --: the backup\'s own command line reads it', LIMIT, async () => {
+    const missing = join(work.dir, 'no-such-path');
+    const r = await run(['-o', 'ConnectTimeout=1', '--', 'restore', missing]);
+    assert.equal(r.code, 2, r.stderr);
+    oneErrorLine(r.stderr, new RegExp(`${missing} does not exist`));
+  });
+
   test('an unknown snapshot id is refused by the server in words naming what exists', LIMIT, async () => {
     const dest = await freshDest();
     const r = await restore(dest, ['--snapshot', '2001-01-01T000000Z']);
