@@ -189,14 +189,19 @@ describe('ssh-r-sync-admin versions', () => {
     assert.equal(lines[0], `${NAME}: line\\nbreak: 2 version(s) in 4 of 4 backup(s) searched`);
     // head, column titles, two versions, blank, restore title, two hints, and the final newline
     assert.equal(lines.length, 9, raw.stdout);
-    assert.match(raw.stdout, /--path \$'line\\x0abreak' /);
+    assert.match(raw.stdout, / --escaped --path 'line\\nbreak' /);
     const escaped = await versionsJson(['--escaped', root, NAME, 'line\\nbreak']);
     assert.deepEqual(escaped.versions.map((v) => v.sha256), [sha256('one\n'), sha256('two\n')]);
 
     const bytes = await versionsJson(['--escaped', root, NAME, 'f\\xffo']);
     assert.equal(bytes.path, 'f\\xffo');
     assert.deepEqual(bytes.versions.map((v) => [v.first, v.last, v.sha256]), [[ids[1], ids[3], sha256('not utf-8\n')]]);
-    assert.match(bytes.versions[0]!.restore, / --path \$'f\\xffo' /);
+    assert.match(bytes.versions[0]!.restore, / --escaped --path 'f\\xffo' /);
+    // The hint works: restore takes the escaped spelling and writes the name's real bytes.
+    const dest = join(tmp.dir, 'escaped-restore');
+    const back = await admin(['restore', '--snapshot', ids[1]!, '--escaped', '--path', 'f\\xffo', root, NAME, dest]);
+    assertExit(back, 0, 'restore --escaped of a name that is not UTF-8');
+    assert.equal(readFileSync(Buffer.concat([Buffer.from(`${dest}/`), Buffer.from([0x66, 0xff, 0x6f])]), 'utf8'), 'not utf-8\n');
     // argv is UTF-8: the byte 0xff arrives as U+FFFD, which no manifest name holds.
     const lossy = await admin(['versions', root, NAME, 'f\ufffdo']);
     assertExit(lossy, 1, 'versions with U+FFFD');

@@ -5,10 +5,12 @@ import { Command, Option } from 'commander';
 import { SshRSyncError, UsageError, restoreSnapshot, type Mode, type RestoreSummary } from '@ssh-r-sync/core';
 import { collect, onSignals, seconds } from './common.js';
 import { ADMIN_PREFIX, subCommand, type ExitCodeHolder } from './admin-shared.js';
+import { unescapeName } from '@ssh-r-sync/plugin-manifest';
 
 interface RestoreCliOptions {
   snapshot: string;
   path: string[];
+  escaped?: boolean;
   dryRun?: boolean;
   overwrite?: boolean;
   to?: string;
@@ -41,6 +43,7 @@ export function restoreCommand(result: ExitCodeHolder): Command {
     .argument('[DEST]', 'local directory to write into (made if missing; its parent must exist); not with --to')
     .option('--snapshot <ID|latest>', 'which complete snapshot (default: latest); `ssh-r-sync-admin status` shows them', 'latest')
     .option('--path <P>', 'restore only P, a file or directory relative to the backed-up top as the manifest spells it (e.g. etc/hosts), at its place under DEST; repeatable', collect, [])
+    .option('--escaped', 'each --path is spelt as manifests and `versions` print names: \\n newline, \\t tab, \\\\ backslash, \\xHH any byte (for names that are not UTF-8)')
     .option('--dry-run', 'list what would be written (rsync -n --itemize-changes), write nothing')
     .option('--overwrite', 'write into a DEST that is not empty (same names are replaced, others left alone)')
     .option('--to <[user@]host[:port]:DIR>', 'push over ssh (rsync -e ssh, BatchMode) to DIR, an absolute directory, instead of DEST')
@@ -93,7 +96,8 @@ async function restore(root: string, name: string, dest: string | undefined, opt
       root,
       name,
       snapshot: options.snapshot,
-      paths: options.path,
+      paths: options.escaped ? options.path.map((path) => unescapeName(Buffer.from(path, 'utf8').toString('latin1'))) : options.path,
+      pathBytes: Boolean(options.escaped),
       target: options.to ? { to: options.to } : { dest: dest! },
       dryRun: Boolean(options.dryRun),
       overwrite: Boolean(options.overwrite),

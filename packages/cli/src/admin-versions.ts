@@ -154,7 +154,7 @@ function versionJson(run: Run, runs: Run[], root: string, name: string, path: st
     last: run.last.label,
     snapshots: run.count,
     sameAs: earlier?.number ?? null,
-    restore: `${ADMIN_PREFIX} restore${snapshot} --path ${shellWord(path)} ${shellWord(Buffer.from(root).toString('latin1'))} ${name} DEST`,
+    restore: `${ADMIN_PREFIX} restore${snapshot} ${restorePathWords(path)} ${shellWord(Buffer.from(root).toString('latin1'))} ${name} DEST`,
   };
 }
 
@@ -193,4 +193,13 @@ function content(version: VersionJson): string {
   if (version.type === 'l') return `-> ${version.target}`;
   if (version.rdev) return `device ${version.rdev}`;
   return '-';
+}
+
+// `--path P` for the restore hint. A name that a shell can only spell as $'…' bytes (not UTF-8,
+// control characters) cannot reach restore through argv, which node decodes as UTF-8: it is given
+// escaped, as this command prints it, with --escaped.
+function restorePathWords(path: string): string {
+  const word = shellWord(path);
+  if (!word.startsWith("$'")) return `--path ${word}`;
+  return `--escaped --path '${displayName(path).replace(/'/g, `'\\''`)}'`;
 }

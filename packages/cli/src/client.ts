@@ -1,6 +1,9 @@
 // `ssh-r-sync`: the client. Serves PATH read-only through a reverse tunnel to the receiver.
 import { Command } from 'commander';
 import { applyNice, createLogger, escapeText, parseNice, runClient, type ClientResult } from '@ssh-r-sync/core';
+import { addSshOptions } from './client-ssh-options.js';
+import { restore } from './client-restore.js';
+import { snapshots } from './client-snapshots.js';
 import { collect, configureProgram, onSignals, port, positiveSeconds, runMain, seconds } from './common.js';
 import { VERSION } from './version.js';
 
@@ -32,7 +35,7 @@ interface ClientCliOptions {
 // The client's command line.
 export function clientProgram(): Command {
   const program = new Command(PREFIX)
-    .usage('[options] [user@]host[:port] PATH')
+    .usage('[options] [user@]host[:port] PATH\n       ssh-r-sync restore [options] [user@]host[:port] DEST\n       ssh-r-sync snapshots [options] [user@]host[:port]')
     .description(
       'Back up PATH to a backup server through one outgoing ssh connection: a one-time, read-only rsync daemon on ' +
         "this machine's loopback is reached by the server through a reverse tunnel, and the server pulls. The server " +
@@ -48,11 +51,8 @@ export function clientProgram(): Command {
     .option('-x, --one-file-system', 'do not cross filesystem boundaries (enforced by this side\'s daemon)')
     .option('-X, --fake-super', 'ask the server to store ownership and devices in xattrs (it may already do so)')
     .option('-t, --handshake-timeout <SECONDS>', 'time limit for each handshake step, above 0 (default 20)', positiveSeconds)
-    .option('--wait-timeout <SECONDS>', "time limit for the server's hooks and the transfer; 0 = none (default 0: ssh keepalives notice a dead link)", seconds)
-    .option('-p, --port <PORT>', 'ssh port of the server', port)
-    .option('-k, --ssh-key <FILE>', 'ssh private key to use (ssh -i)')
-    .option('-o, --ssh-option <OPTION>', 'extra ssh option, as for ssh -o (repeatable)', collect, [])
-    .option('--no-ssh-opts', "drop the default ssh options (BatchMode, keepalives, no multiplexing, ConnectTimeout, …)")
+    .option('--wait-timeout <SECONDS>', "time limit for the server's hooks and the transfer; 0 = none (default 0: ssh keepalives notice a dead link)", seconds);
+  addSshOptions(program)
     .option('--tunnel-port <PORT>', "port to forward on the server, matching the key's permitlisten (default: one the server picks)", port)
     .option('-r, --rsync <PATH>', 'rsync program for the daemon (default: rsync from PATH)')
     .option('--hook <POINT:PATH>', 'run a script on this machine at a stage: connect (before ssh), handshake (accepted), rsync.pre (before serving), rsync.post (result arrived), done (repeatable)', collect, [])
@@ -63,13 +63,18 @@ export function clientProgram(): Command {
     .addHelpText(
       'after',
       '\nExit codes: 0 success, 1 backup failed, 2 usage or configuration error, 75 skipped (the server said "not now").\n' +
-        'The server side is `ssh-r-sync-recv`, run as the forced command of this key.',
+        'The server side is `ssh-r-sync-recv`, run as the forced command of this key.\n' +
+        '\nSub-commands (the same key and ssh options): `ssh-r-sync restore --help` gets files back from the server,\n' +
+        '`ssh-r-sync snapshots --help` lists this host\'s snapshots there. A backup server literally named "restore" or\n' +
+        '"snapshots" is given after `--` (ssh-r-sync -- restore PATH) or with its user (root@restore).',
     );
   return configureProgram(program, PREFIX).version(VERSION, '-V, --version', 'print the version and exit');
 }
 
 // Parses argv and runs the client; resolves to the exit code.
 export async function client(argv: string[]): Promise<number> {
+  if (argv[0] === 'restore') return restore(argv.slice(1));
+  if (argv[0] === 'snapshots') return snapshots(argv.slice(1));
   const program = clientProgram();
   program.parse(argv, { from: 'user' });
   const options = program.opts<ClientCliOptions>();

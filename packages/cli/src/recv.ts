@@ -20,6 +20,7 @@ import {
   type Transport,
 } from '@ssh-r-sync/core';
 import { collect, configureProgram, onSignals, port, positiveSeconds, printOutcome, runMain, seconds } from './common.js';
+import { serveRequest } from './recv-serve.js';
 import { VERSION } from './version.js';
 
 const PREFIX = 'ssh-r-sync-recv';
@@ -90,7 +91,9 @@ export function recvProgram(): Command {
     .addHelpText(
       'after',
       '\nExit codes: 0 success, 1 backup failed, 2 usage or configuration error, 75 skipped ("not now").\n' +
-        'Hook points: connect, handshake, rsync.pre, rsync, rsync.post, done; see --hook-list.',
+        'Hook points: connect, handshake, rsync.pre, rsync, rsync.post, done; see --hook-list.\n' +
+        '\nAs a forced command it also serves the client\'s `ssh-r-sync snapshots` and `ssh-r-sync restore` (the key\'s\n' +
+        "own host's complete snapshots, read-only) and refuses any other requested command (docs/protocol.md §4).",
     );
   return configureProgram(program, PREFIX).version(VERSION, '-V, --version', 'print the version and exit');
 }
@@ -113,6 +116,11 @@ export async function recv(argv: string[]): Promise<number> {
     return 0;
   }
   if (!root) throw new UsageError('missing BACKUP_ROOT (see --help)');
+  // As a forced command, a requested command is a listing or a restore of this key's host (or refused).
+  if (!options.local && options.pull === undefined) {
+    const served = await serveRequest(process.env.SSH_ORIGINAL_COMMAND, root, options, logger);
+    if (served !== null) return served;
+  }
   if (options.local && options.pull) throw new UsageError('--pull and --local are mutually exclusive');
   if (options.local && !options.name) throw new UsageError('--local needs --name NAME');
   if (options.pull !== undefined && !options.name) throw new UsageError('--pull needs --name NAME');

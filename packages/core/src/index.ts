@@ -39,3 +39,4 @@ export { writeFully, fsyncDir, flushFilesystem } from './durable.js';
 export { storedSnapshots, openStoredSnapshot, storedHostDir, type StoredSnapshot } from './stored-snapshots.js';
 export * from './restore/index.js';
 export { readVerifyRecord, writeVerifyRecord, verifyRecordPath, FIRST_PROBLEMS, type VerifyRecord } from './verify-record.js';
+export * from './serve/index.js';

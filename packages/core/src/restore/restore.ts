@@ -31,8 +31,10 @@ export interface RestoreOptions {
   name: string;
   /** A snapshot id or 'latest'. */
   snapshot: string;
-  /** Relative paths as the manifest spells them; [] = everything. */
+  /** Relative paths as the manifest spells them; [] = everything. UTF-8 text, or with
+   *  `pathBytes` each path's bytes as a latin1 string (names that are not UTF-8). */
   paths: string[];
+  pathBytes?: boolean;
   /** A local directory, or `[user@]host[:port]:DIR` with `remote`. */
   target: { dest: string } | { to: string };
   dryRun: boolean;
@@ -70,7 +72,7 @@ export interface RestoreSummary {
 
 // Restores the snapshot; throws a one-line error (EUSAGE for what the caller can fix) otherwise.
 export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreSummary> {
-  const paths = options.paths.map(normalizeRestorePath);
+  const paths = options.paths.map((path) => normalizeRestorePath(options.pathBytes ? path : Buffer.from(path).toString('latin1')));
   const remote = 'to' in options.target ? parseRemoteTarget(options.target.to) : null;
   const snapshot = await openStoredSnapshot(options.root, options.name, options.snapshot);
   const { mode, source: modeSource } = await restoreModeOf(snapshot, options.storedMode);
@@ -105,7 +107,7 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreS
   const owners = remote ? true : process.getuid?.() === 0;
   if (!owners && mode !== 'plain') options.onWarning?.('not running as root: owners, groups and device files are not restored (run the restore as root to get them back)');
 
-  const list = paths.length ? paths.map((path) => Buffer.from(path)) : (await readdir(tree, { encoding: 'buffer' })).sort(Buffer.compare);
+  const list = paths.length ? paths.map((path) => Buffer.from(path, 'latin1')) : (await readdir(tree, { encoding: 'buffer' })).sort(Buffer.compare);
   let items = 0;
   const result = await runRestoreRsync({
     args: restoreRsyncArgs({ mode, asSuperUser: owners, dryRun: options.dryRun, ignoreTimes: !empty, rsh, ioTimeoutSeconds: options.ioTimeoutSeconds }),
@@ -134,7 +136,7 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreS
     mode,
     modeSource,
     target: where,
-    paths,
+    paths: paths.map((path) => Buffer.from(path, 'latin1').toString('utf8')),
     dryRun: options.dryRun,
     owners,
     items,

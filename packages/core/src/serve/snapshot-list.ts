@@ -1,0 +1,105 @@
+// The host's own complete snapshots as `ssh-r-sync snapshots` shows them: date, size, entries,
+// storage mode and the last verify's result. Everything comes from the receiver's own metadata
+// (done marks, verify.json), read bounded and without following symlinks.
+import { constants } from 'node:fs';
+import { lstat, open, realpath, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { storedSnapshots, type StoredSnapshot } from '../stored-snapshots.js';
+
+/** verify.json is a few hundred bytes; anything larger is not ours. */
+const MAX_VERIFY_BYTES = 64 * 1024;
+
+/** The last `ssh-r-sync-admin verify` of a snapshot, as it recorded it. */
+export interface VerifyState {
+  at: string;
+  data: boolean;
+  sample: number | null;
+  problems: number;
+  ok: boolean;
+}
+
+/** One snapshot of the listing. */
+export interface ListedSnapshot {
+  /** The snapshot id; '' for a mirror. */
+  id: string;
+  /** When the backup started and when it was committed. */
+  startedAt: string;
+  completedAt: string;
+  mode: string | null;
+  /** Manifest entries (every file, directory and link); null without a manifest. */
+  entries: number | null;
+  /** Regular files rsync transferred in that run, and their bytes (the change, not the tree's size). */
+  files: number | null;
+  bytes: number | null;
+  /** Dated after now: never "latest". */
+  future: boolean;
+  /** null: never verified (or its record is unreadable). */
+  verify: VerifyState | null;
+}
+
+/** What the listing request prints, one JSON line. */
+export interface SnapshotListing {
+  version: 1;
+  host: string;
+  kind: 'snapshots' | 'mirror';
+  snapshots: ListedSnapshot[];
+}
+
+// The listing of host `name` under `root`: its complete backups, oldest first.
+export async function snapshotListing(root: string, name: string, now: Date = new Date()): Promise<SnapshotListing> {
+  // A host that never completed a backup has no folder yet: that is an empty list, not an error.
+  if (!(await hostExists(root, name))) return { version: 1, host: name, kind: 'snapshots', snapshots: [] };
+  const stored = await storedSnapshots(root, name, now);
+  const snapshots: ListedSnapshot[] = [];
+  for (const snapshot of stored) snapshots.push(await listed(snapshot));
+  return { version: 1, host: name, kind: stored[0]?.kind ?? 'snapshots', snapshots };
+}
+
+// Whether ROOT/NAME is there at all (its checks are storedSnapshots').
+export async function hostExists(root: string, name: string): Promise<boolean> {
+  const realRoot = await realpath(root).catch(() => root);
+  return (await lstat(join(realRoot, name)).catch(() => null)) !== null;
+}
+
+async function listed(snapshot: StoredSnapshot): Promise<ListedSnapshot> {
+  const manifest = snapshot.done.extra?.manifest as { entries?: unknown } | undefined;
+  const count = (value: unknown) => (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : null);
+  return {
+    id: snapshot.id,
+    startedAt: snapshot.date.toISOString(),
+    completedAt: String(snapshot.done.completedAt),
+    mode: snapshot.mode,
+    entries: count(manifest?.entries),
+    files: count(snapshot.done.files),
+    bytes: count(snapshot.done.bytes),
+    future: snapshot.future,
+    verify: await readVerifyState(join(snapshot.paths.meta, 'verify.json')),
+  };
+}
+
+// The verify record if it is there and of the known shape; null otherwise (absent, torn, foreign).
+export async function readVerifyState(file: string): Promise<VerifyState | null> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const stats = await handle.stat();
+    if (!stats.isFile() || stats.size > MAX_VERIFY_BYTES) return null;
+    const buffer = Buffer.alloc(Math.min(stats.size, MAX_VERIFY_BYTES));
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    return verifyState(JSON.parse(buffer.subarray(0, bytesRead).toString('utf8')));
+  } catch {
+    return null;
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}
+
+// Checks a parsed verify record (or the server's word for one) and keeps only the known fields.
+export function verifyState(value: unknown): VerifyState | null {
+  if (!value || typeof value !== 'object') return null;
+  const v = value as Record<string, unknown>;
+  if ((v.version !== undefined && v.version !== 1) || typeof v.at !== 'string' || typeof v.data !== 'boolean' || typeof v.ok !== 'boolean') return null;
+  if (!(v.sample === null || v.sample === undefined || (typeof v.sample === 'number' && Number.isFinite(v.sample)))) return null;
+  if (typeof v.problems !== 'number' || !Number.isSafeInteger(v.problems) || v.problems < 0) return null;
+  return { at: v.at.slice(0, 64), data: v.data, sample: (v.sample as number | null | undefined) ?? null, problems: v.problems, ok: v.ok };
+}
