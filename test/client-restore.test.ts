@@ -177,9 +177,10 @@ describe('ssh-r-sync restore through the forced command', { skip: ROOT_ONLY, con
   });
 
   test('ssh-r-sync snapshots lists the host\'s complete snapshots, with entries and verify state; --json too', LIMIT, async () => {
-    // A verify record as `ssh-r-sync-admin verify` writes it, on the first snapshot only.
-    const record = { version: 1, at: '2026-11-30T10:00:00.000Z', data: true, sample: 10, problems: 0, ok: true, extra: 'ignored' };
-    await writeFile(join(server.root, HOST, `${ids[0]}.meta`, 'verify.json'), JSON.stringify(record));
+    // A real verify of the first snapshot only, sampled: its record is what the listing shows.
+    const verified = await runNode(join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js'), ['verify', '--sample', '100', '--snapshot', ids[0]!, server.root, HOST]);
+    assert.equal(verified.code, 0, verified.stderr + verified.stdout);
+    const record = JSON.parse(await readFile(join(server.root, HOST, `${ids[0]}.meta`, 'verify.json'), 'utf8')) as { at: string; data: boolean; sample: number | null };
     const json = await snapshots(['--json']);
     assert.equal(json.code, 0, json.stderr);
     const listing = JSON.parse(json.stdout) as { host: string; kind: string; snapshots: Array<{ id: string; mode: string; entries: number; verify: unknown }> };
@@ -187,7 +188,7 @@ describe('ssh-r-sync restore through the forced command', { skip: ROOT_ONLY, con
     assert.equal(listing.kind, 'snapshots');
     assert.deepEqual(listing.snapshots.map((s) => s.id), ids);
     assert.ok(listing.snapshots.every((s) => s.mode === 'fake-super' && s.entries > 30), JSON.stringify(listing.snapshots));
-    assert.deepEqual(listing.snapshots[0]!.verify, { at: record.at, data: true, sample: 10, problems: 0, ok: true });
+    assert.deepEqual(listing.snapshots[0]!.verify, { at: record.at, data: record.data, sample: 100, problems: 0, ok: true });
     assert.equal(listing.snapshots[1]!.verify, null);
 
     const text = await snapshots();
@@ -195,7 +196,7 @@ describe('ssh-r-sync restore through the forced command', { skip: ROOT_ONLY, con
     const lines = text.stdout.trimEnd().split('\n');
     assert.equal(lines[0], `host ${HOST}`);
     assert.match(lines[1]!, /^ID\s+STARTED\s+MODE\s+ENTRIES\s+TRANSFERRED\s+VERIFY$/);
-    assert.match(lines[2]!, new RegExp(`^${ids[0]}\\s.*fake-super.*ok \\(data 10%, 2026-11-30T10:00:00Z\\)$`));
+    assert.match(lines[2]!, new RegExp(`^${ids[0]}\\s.*fake-super.*ok \\(sample 100%, ${record.at.slice(0, 19)}Z\\)$`));
     assert.match(lines[3]!, new RegExp(`^${ids[1]}\\s.*never verified$`));
   });
 

@@ -70,7 +70,8 @@ function table(listing: SnapshotListing): string {
 
 function verified(s: ListedSnapshot): string {
   if (!s.verify) return 'never verified';
-  const how = s.verify.data ? (s.verify.sample === null ? 'data' : `data ${s.verify.sample}%`) : 'metadata';
+  // As verify records it: --data rereads every file, --sample PCT a share of them, neither: metadata only.
+  const how = s.verify.data ? 'data' : s.verify.sample !== null ? `sample ${s.verify.sample}%` : 'metadata';
   const result = s.verify.ok ? 'ok' : `${s.verify.problems} problem${s.verify.problems === 1 ? '' : 's'}`;
   return `${result} (${how}, ${s.verify.at.replace(/\.\d{3}Z$/, 'Z')})`;
 }

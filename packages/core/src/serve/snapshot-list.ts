@@ -1,13 +1,10 @@
 // The host's own complete snapshots as `ssh-r-sync snapshots` shows them: date, size, entries,
 // storage mode and the last verify's result. Everything comes from the receiver's own metadata
 // (done marks, verify.json), read bounded and without following symlinks.
-import { constants } from 'node:fs';
-import { lstat, open, realpath, type FileHandle } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { storedSnapshots, type StoredSnapshot } from '../stored-snapshots.js';
-
-/** verify.json is a few hundred bytes; anything larger is not ours. */
-const MAX_VERIFY_BYTES = 64 * 1024;
+import { readVerifyRecord } from '../verify-record.js';
 
 /** The last `ssh-r-sync-admin verify` of a snapshot, as it recorded it. */
 export interface VerifyState {
@@ -73,25 +70,8 @@ async function listed(snapshot: StoredSnapshot): Promise<ListedSnapshot> {
     files: count(snapshot.done.files),
     bytes: count(snapshot.done.bytes),
     future: snapshot.future,
-    verify: await readVerifyState(join(snapshot.paths.meta, 'verify.json')),
+    verify: verifyState(await readVerifyRecord(snapshot.paths, snapshot.done).catch(() => null)),
   };
-}
-
-// The verify record if it is there and of the known shape; null otherwise (absent, torn, foreign).
-export async function readVerifyState(file: string): Promise<VerifyState | null> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    const stats = await handle.stat();
-    if (!stats.isFile() || stats.size > MAX_VERIFY_BYTES) return null;
-    const buffer = Buffer.alloc(Math.min(stats.size, MAX_VERIFY_BYTES));
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-    return verifyState(JSON.parse(buffer.subarray(0, bytesRead).toString('utf8')));
-  } catch {
-    return null;
-  } finally {
-    await handle?.close().catch(() => {});
-  }
 }
 
 // Checks a parsed verify record (or the server's word for one) and keeps only the known fields.
