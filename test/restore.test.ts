@@ -1,6 +1,7 @@
 // `ssh-r-sync-admin restore`: the awkward tree backed up through a NON-ROOT fake-super receiver
 // (and a privileged one) comes back identical, owners, ACLs, xattrs, hard links and holes
-// included, restoring as root to a directory and `--to` over ssh; and what a restore refuses:
+// included, restoring as root to a directory, `--to` over ssh, and from the client through its own
+// key (`ssh-r-sync restore`); and what a restore refuses:
 // DEST inside ROOT, a non-empty DEST, symlinks and ".." in --path, incomplete snapshots.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { repoRoot, runNode, runRecv, tempDir } from './helpers/cli.js';
+import { clientBin, repoRoot, runNode, runRecv, tempDir } from './helpers/cli.js';
 import { LINK_DEST_DIST, MANIFEST_DIST, startNonRootServer, startRootLogin, type NonRootServer, type RootLogin } from './helpers/nonroot-server.js';
 import { SPARSE_SIZE, buildTree, compareTrees } from './helpers/tree.js';
 
@@ -83,6 +84,21 @@ describe('restore round trips', { concurrency: 1 }, () => {
     const top = lstatSync(dest);
     assert.equal(top.mode & 0o7777, 0o700);
     assert.equal(top.uid, 0);
+  });
+
+  test('client-initiated (ssh-r-sync restore through the same key and forced command, run as root): identical too', async () => {
+    const dest = join(tmp.dir, 'back-client');
+    await mkdir(dest, { mode: 0o750 });
+    const run = await runNode(clientBin, ['restore', ...server.clientArgs(), `${server.user.name}@127.0.0.1`, dest], { timeoutMs: 120_000 });
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(await compareTrees(src, dest, SAME), []);
+    await assertSparse(join(dest, 'sparse.img'));
+    assert.equal(lstatSync(dest).mode & 0o7777, 0o750, 'DEST keeps its own mode: the receiver\'s private top is not applied');
+    // The listing through the same key names the one snapshot, stored fake-super.
+    const list = await runNode(clientBin, ['snapshots', ...server.clientArgs(), '--json', `${server.user.name}@127.0.0.1`], { timeoutMs: 60_000 });
+    assert.equal(list.code, 0, list.stderr);
+    const listing = JSON.parse(list.stdout) as { host: string; snapshots: { id: string; mode: string }[] };
+    assert.deepEqual(listing.snapshots.map((s) => [s.id, s.mode]), [[snapshotOf(server.root), 'fake-super']]);
   });
 
   test('server-side --to root@127.0.0.1:PORT:DIR over ssh: identical too; DIR keeps its own mode', async () => {
