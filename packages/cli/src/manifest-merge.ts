@@ -1,7 +1,7 @@
 // Two manifests of a host read side by side in one pass, as a merge: both list their entries in the
 // same order (depth first, each directory's names sorted by their bytes, a directory right before
 // its contents), so `diff` holds one entry of each at a time, whatever their size.
-import { streamManifest, type Entry, type FormatVersion, type StreamedEntry as Streamed } from '@ssh-r-sync/plugin-manifest';
+import { compareManifestPaths, streamManifest, type Entry, type FormatVersion, type StreamedEntry as Streamed } from '@ssh-r-sync/plugin-manifest';
 
 /** A path in A, in B, or in both; `a`/`b` are null where the path is missing. */
 export interface MergedEntry {
@@ -12,23 +12,6 @@ export interface MergedEntry {
   versionB: FormatVersion;
 }
 
-// Manifest order of two paths (bytes as latin1 strings): the top `.` first, then component by
-// component, a name before its own contents ("a" < "a/b" < "a-b", since "/" ends a component).
-export function comparePaths(a: string, b: string): number {
-  if (a === b) return 0;
-  if (a === '.') return -1;
-  if (b === '.') return 1;
-  const length = Math.min(a.length, b.length);
-  for (let i = 0; i < length; i += 1) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    if (x === 0x2f) return -1;
-    if (y === 0x2f) return 1;
-    return x - y;
-  }
-  return a.length - b.length;
-}
 
 // Yields every path of manifests `fileA` and `fileB` once, in manifest order, with its entry in
 // each. Throws (one line, naming the file) when a manifest is not in that order: a merge of
@@ -50,7 +33,7 @@ export async function* mergeManifests(fileA: string, fileB: string, options: { s
       if (x) versionA = x.version;
       if (y) versionB = y.version;
       // < 0: only in A; > 0: only in B; 0: in both.
-      const order = !x ? 1 : !y ? -1 : comparePaths(x.path, y.path);
+      const order = !x ? 1 : !y ? -1 : compareManifestPaths(x.path, y.path);
       yield { path: order <= 0 ? x!.path : y!.path, a: order <= 0 ? x!.entry : null, b: order >= 0 ? y!.entry : null, versionA, versionB };
       if (order <= 0) x = await next(a);
       if (order >= 0) y = await next(b);
@@ -67,7 +50,7 @@ async function* ordered(file: string, signal?: AbortSignal): AsyncGenerator<Stre
   let line = 1;
   for await (const item of streamManifest(file, signal ? { signal } : {})) {
     line += 1;
-    if (previous !== null && comparePaths(previous, item.path) >= 0) {
+    if (previous !== null && compareManifestPaths(previous, item.path) >= 0) {
       throw new Error(`${file}, line ${line}: not in manifest order (depth first, names sorted by their bytes): was it edited or written by another tool?`);
     }
     if (previous === null && item.path !== '.') throw new Error(`${file}, line ${line}: the first entry is not the top directory "."`);

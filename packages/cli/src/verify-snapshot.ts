@@ -3,11 +3,11 @@
 // is found, and with --data/--sample regular files are reread and their SHA-256 compared.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { escapeText, type StoredSnapshot } from '@ssh-r-sync/core';
-import type { Entry, StreamedEntry } from '@ssh-r-sync/plugin-manifest';
+import { compareManifestPaths, type Entry, type StreamedEntry } from '@ssh-r-sync/plugin-manifest';
 import type { ManifestModule } from './manifest-module.js';
 import { fileSha256, NotRegularFile } from './verify-hash.js';
 import { pathShower, type ShowPath } from './verify-text.js';
-import { TreeCursor, compareTreeOrder, isInside } from './verify-tree.js';
+import { TreeCursor, isInside } from './verify-tree.js';
 
 export interface VerifySnapshotOptions {
   /** Reread every regular file. */
@@ -95,7 +95,7 @@ export async function verifySnapshot(snapshot: StoredSnapshot, manifest: Manifes
     options.signal.throwIfAborted();
     const disk = tree.current;
     const listed = entries.current;
-    const order = !disk ? 1 : !listed ? -1 : compareTreeOrder(disk.rel, listed.path);
+    const order = !disk ? 1 : !listed ? -1 : compareManifestPaths(disk.rel, listed.path);
     verdict.checked += 1;
     if (order < 0) {
       const type = disk!.described ? TYPE_NAMES[disk!.described.type] : `unreadable (${show(disk!.error!)})`;

@@ -79,20 +79,6 @@ export function reason(error: unknown): string {
   return (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error));
 }
 
-// The walk's order on two relative paths (bytes as latin1 strings): `.` first, then component
-// by component, bytewise, an ancestor before its descendants ("a" < "a/b" < "a.txt").
-export function compareTreeOrder(a: string, b: string): number {
-  if (a === b) return 0;
-  if (a === '.') return -1;
-  if (b === '.') return 1;
-  const length = Math.min(a.length, b.length);
-  for (let i = 0; i < length; i += 1) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x !== y) return (x === 0x2f ? -1 : x) - (y === 0x2f ? -1 : y);
-  }
-  return a.length - b.length;
-}
 
 // Whether `path` lies inside directory `dir` (both relative, `.` the top).
 export function isInside(path: string, dir: string): boolean {

@@ -5,6 +5,7 @@ import type { Mode, RsyncCommand, RsyncResult, RunContext } from './context.js';
 import { dieWithUs, killGroup } from './process-group.js';
 import { parentDeathPrefix } from './tunnel/daemon.js';
 import { currentTap } from './tap-guard.js';
+import { BoundedText } from './bounded-text.js';
 
 const MAX_OUTPUT_BYTES = 8 * 1024 * 1024;
 
@@ -104,34 +105,4 @@ export function parseStats(output: string): { files: number | null; bytes: numbe
     files: number(/^Number of regular files transferred: ([\d,.]+)/m),
     bytes: number(/^Total transferred file size: ([\d,.]+) bytes/m),
   };
-}
-
-/** Keeps the head and tail of a long output, dropping the middle. */
-class BoundedText {
-  private head: Buffer[] = [];
-  private headBytes = 0;
-  private tail: Buffer[] = [];
-  private tailBytes = 0;
-  private dropped = 0;
-  constructor(private readonly limit: number) {}
-
-  add(chunk: Buffer): void {
-    if (this.headBytes < this.limit / 2) {
-      this.head.push(chunk);
-      this.headBytes += chunk.length;
-      return;
-    }
-    this.tail.push(chunk);
-    this.tailBytes += chunk.length;
-    while (this.tailBytes > this.limit / 2 && this.tail.length > 1) {
-      const first = this.tail.shift()!;
-      this.tailBytes -= first.length;
-      this.dropped += first.length;
-    }
-  }
-
-  text(): string {
-    const middle = this.dropped ? Buffer.from(`\n[... ${this.dropped} bytes of rsync output dropped ...]\n`) : Buffer.alloc(0);
-    return Buffer.concat([...this.head, middle, ...this.tail]).toString('utf8');
-  }
 }

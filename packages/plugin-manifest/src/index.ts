@@ -40,3 +40,4 @@ export default function manifest(options: Record<string, unknown> = {}): Plugin 
 }
 export { streamManifest, MAX_LINE_BYTES, type StreamedEntry } from './stream-manifest.js';
 export { describeEntry, type Described } from './describe-entry.js';
+export { compareManifestPaths } from './order.js';

@@ -15,6 +15,7 @@ import { MAX_SPECS } from '../serve/request.js';
 import { parentDeathPrefix } from '../tunnel/daemon.js';
 import { parseDestination } from './destination.js';
 import { remoteSshOptions, rshCommand, rsyncHost } from './remote-ssh.js';
+import { BoundedText } from '../bounded-text.js';
 
 /** Everything rsync can keep; -R with the `/./` specs puts each path at its place under DEST. */
 export const RESTORE_RSYNC_ARGS = ['-aHAXS', '--numeric-ids', '-R'];
@@ -131,7 +132,7 @@ async function runLocalRsync(options: RestoreOptions, args: string[]): Promise<L
   const stop = () => killGroup(child.pid, 'SIGTERM');
   if (options.signal?.aborted) stop();
   options.signal?.addEventListener('abort', stop, { once: true });
-  const output = new Tail(OUTPUT_BYTES);
+  const output = new BoundedText(OUTPUT_BYTES);
   child.stdout.on('data', (chunk: Buffer) => {
     output.add(chunk);
     options.onOutput?.(chunk);
@@ -188,26 +189,4 @@ export function describeRestoreFailure(run: LocalRun, dest: string): string {
   if (run.code === 20) return 'the restore was stopped (rsync exit 20)';
   const quoted = causes[0] ?? lines.findLast((line) => /error|denied|refused|failed|cannot|unable/i.test(line));
   return `rsync exited with code ${run.code}${quoted ? `: ${clip(quoted)}` : ''}`;
-}
-
-/** Keeps the first and last part of a long output. */
-class Tail {
-  private head: Buffer[] = [];
-  private headBytes = 0;
-  private tail: Buffer[] = [];
-  private tailBytes = 0;
-  constructor(private readonly limit: number) {}
-  add(chunk: Buffer): void {
-    if (this.headBytes < this.limit / 2) {
-      this.head.push(chunk);
-      this.headBytes += chunk.length;
-      return;
-    }
-    this.tail.push(chunk);
-    this.tailBytes += chunk.length;
-    while (this.tailBytes > this.limit / 2 && this.tail.length > 1) this.tailBytes -= this.tail.shift()!.length;
-  }
-  text(): string {
-    return Buffer.concat([...this.head, ...this.tail]).toString('utf8');
-  }
 }

@@ -12,6 +12,7 @@ import { dieWithUs, killGroup } from '../process-group.js';
 import { parseStats } from '../rsync.js';
 import { describeRsyncFailure } from '../rsync-errors.js';
 import { parentDeathPrefix } from '../tunnel/daemon.js';
+import { BoundedText } from '../bounded-text.js';
 
 /** What is kept per storage mode; the receiving side adds --super (see restoreRsyncArgs). */
 const MODE_ARGS: Record<Mode, string[]> = {
@@ -99,7 +100,7 @@ export async function runRestoreRsync(run: RestoreRsyncRun): Promise<RestoreRsyn
   };
   if (run.signal?.aborted) stop();
   run.signal?.addEventListener('abort', stop, { once: true });
-  const tail = new Tail(MAX_OUTPUT);
+  const tail = new BoundedText(MAX_OUTPUT);
   const lines = new LineSplitter(MAX_LINE);
   child.stdout.on('data', (chunk: Buffer) => {
     tail.add(chunk);
@@ -137,20 +138,4 @@ export function describeRestoreFailure(result: RestoreRsyncResult, where: string
     if (line) return `ssh to ${where} failed (rsync exit ${result.exitCode}): ${line.trim().slice(0, 300)}`;
   }
   return describeRsyncFailure({ exitCode: result.exitCode, originalExitCode: result.exitCode, signal: result.signal, output: result.output }, where);
-}
-
-/** Keeps the last `limit` bytes of what rsync printed. */
-class Tail {
-  private chunks: Buffer[] = [];
-  private size = 0;
-  constructor(private readonly limit: number) {}
-  add(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.size += chunk.length;
-    while (this.chunks.length > 1 && this.size - this.chunks[0]!.length >= this.limit) this.size -= this.chunks.shift()!.length;
-  }
-  text(): string {
-    const all = Buffer.concat(this.chunks);
-    return all.subarray(Math.max(0, all.length - this.limit)).toString('utf8');
-  }
 }
