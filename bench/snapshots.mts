@@ -230,7 +230,7 @@ async function setUp(work: string | undefined, tree: string, runs: number): Prom
     ['cmd_rm', '/bin/rm'],
     ['ssh_args', sshArgs.join(' ')],
     ['retain', 'alpha', String(runs + 3)],
-    ['verbose', '2'],
+    ['verbose', '3'], // rsync's --stats output reaches stdout (4 would add -v: every file name)
     ['loglevel', '2'],
     ['lockfile', join(sshd.dir, 'rsnapshot.pid')],
     ['rsync_short_args', short.join(' ')],
@@ -245,6 +245,8 @@ async function setUp(work: string | undefined, tree: string, runs: number): Prom
     async measure() {
       const result = await run({ file: RSNAPSHOT, args: ['-c', config, 'alpha'], env: { ...benchEnv, RSYNC_COMPRESS_LIST: 'zstd none' } });
       if (result.code !== 0) throw new Error(`rsnapshot exited ${result.code ?? result.signal}: ${lastLine(result.stderr || result.stdout)}`);
+      const command = /^\/usr\/bin\/rsync (?:[^\n]*\\\n)*[^\n]*/m.exec(result.stdout)?.[0];
+      if (command) rsnapshotCommand = command.replace(/\s*\\\n\s*/g, ' ');
       return { ms: result.ms, files: parseStats(result.stdout).files };
     },
   };
@@ -282,6 +284,8 @@ async function setUp(work: string | undefined, tree: string, runs: number): Prom
 // Main
 
 const problems: string[] = [];
+/** The rsync command line rsnapshot ran last (it prints it at verbose 3). */
+let rsnapshotCommand = '';
 
 function tapMs(done: DoneMark | undefined, point: string, tap: string): number {
   return done?.hooks.find((hook) => hook.point === point && hook.tap === tap)?.durationMs ?? NaN;
@@ -364,6 +368,7 @@ async function main(): Promise<number> {
       first.set(tool, sample);
       say(`  ${tool.label.padEnd(28)} ${secs(sample.ms)}`);
     }
+    say(`  rsnapshot's last rsync command: ${rsnapshotCommand || '(not printed)'}`);
     const firstHashes = first.get(manifest)!.done?.extra.manifest?.hashes;
     if (firstHashes?.read !== files) problems.push(`the first manifest read ${firstHashes?.read ?? '?'} files, not ${files}`);
 
@@ -388,6 +393,7 @@ async function main(): Promise<number> {
     for (const tool of all) {
       say(`${tool.label.padEnd(30)}${secs(median(ms(tool))).padStart(10)}${secs(Math.min(...ms(tool))).padStart(10)}${`${(median(ms(tool)) / base).toFixed(3)}×`.padStart(14)}${secs(first.get(tool)!.ms).padStart(14)}`);
     }
+    say(`  rsnapshot's rsync in the no-change runs: ${rsnapshotCommand || '(not printed)'}`);
     const ratio = median(ms(manifest)) / base;
     say(`ssh-r-sync + manifest (hashes on) / rsnapshot, no-change run: ${ratio.toFixed(3)}× (target ≤ ${TARGET.toFixed(2)}×) ${ratio <= TARGET ? 'PASS' : 'MISS'}`);
     say(`  all runs (s): ${all.map((tool) => `${tool.label}: ${ms(tool).map((v) => (v / 1000).toFixed(3)).join(' ')}`).join('; ')}`);
