@@ -51,8 +51,8 @@ async function fixture(): Promise<Fixture> {
   return { src, root, name: `hashes${fixtures}` };
 }
 
-function recv(f: Fixture, plugins: string[]): Promise<RunResult> {
-  return runRecv(['--local', f.src, '--name', f.name, ...plugins.flatMap((plugin) => ['--plugin', plugin]), f.root], { cwd: repoRoot });
+function recv(f: Fixture, plugins: string[], extra: string[] = []): Promise<RunResult> {
+  return runRecv(['--local', f.src, '--name', f.name, ...plugins.flatMap((plugin) => ['--plugin', plugin]), ...extra, f.root], { cwd: repoRoot });
 }
 
 function assertExit(result: RunResult, code: number): void {
@@ -197,6 +197,30 @@ describe('manifest hashes are read only for new data', { concurrency: 1 }, () =>
     assert.deepEqual(counts(meta), { read: 1, readBytes: statSize(tree, ['changed.txt']), reused: 3 });
     assert.deepEqual(readdirSync(meta).sort(), ['done.json', 'manifest.tsv'], 'the kept manifest is gone after the run');
     assert.ok(!existsSync(join(tree, 'previous-manifest.tsv')), 'nothing written into the client\'s tree');
+  });
+
+  test('a mirror lends nothing after a failed run, nor when rsync writes files in place', async () => {
+    const f = await fixture();
+    assertExit(await recv(f, [MANIFEST]), 0);
+    const meta = newestMeta(f, true);
+    doctor(meta, withDoctoredHashes(['unchanged.txt']));
+    // A run that fails after rsync rewrote the mirror (an rsync.post hook turns its exit code
+    // into 23): the mirror's old done mark is gone, nothing was committed.
+    const fail = join(f.root, '..', 'fail.sh');
+    writeFileSync(fail, '#!/bin/sh\necho 23\n', { mode: 0o755 });
+    assertExit(await recv(f, [MANIFEST], ['-x', `rsync.post:${fail}`]), 1);
+    assert.ok(!existsSync(join(meta, 'done.json')), 'the failed run left the mirror without a done mark');
+    assertExit(await recv(f, [MANIFEST]), 0);
+    assert.equal(hashes(meta).get('unchanged.txt'), sha256(join(f.root, f.name, 'unchanged.txt')), 'no hash from before the failed run');
+    assert.deepEqual(counts(meta), { read: 4, readBytes: statSize(f.src, ['unchanged.txt', 'copied.txt', 'changed.txt', 'sub/nested.txt']), reused: 0 });
+
+    // rsync --inplace (here from an rsync.pre hook) may rewrite a file and keep its inode.
+    doctor(meta, withDoctoredHashes(['unchanged.txt']));
+    const hook = join(f.root, '..', 'inplace.sh');
+    writeFileSync(hook, "#!/bin/sh\nprintf -- '--inplace\\0'\n", { mode: 0o755 });
+    assertExit(await recv(f, [MANIFEST], ['-x', `rsync.pre:${hook}`]), 0);
+    assert.equal(hashes(meta).get('unchanged.txt'), sha256(join(f.root, f.name, 'unchanged.txt')), 'no hash reused when rsync writes in place');
+    assert.equal(counts(meta).reused, 0);
   });
 });
 
