@@ -4,8 +4,12 @@
 //   node --import tsx bench/manifest.mts [--files N] [--runs N] [--cache DIR] [--tree-only]
 //
 // Each tool runs in a child process of its own (the writer in `node`, find as it is), under GNU
-// time for the peak RSS; the order alternates, the page and dentry caches are warm. A benchmark,
-// not a test: exit 0 whatever the figures, 1 when a tool failed or the two listed different counts.
+// time for the peak RSS; the order alternates, the page and dentry caches are warm. Since format
+// v3 the writer hashes regular files: one untimed-against-find first run hashes them all (shown
+// apart), and the timed runs are what every later backup of an unchanged tree costs, the hashes
+// taken from that first manifest (the walk plus the merge with the previous manifest). A
+// benchmark, not a test: exit 0 whatever the figures, 1 when a tool failed, the two listed
+// different counts or a hash was not reused.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, rm, symlink, writeFile } from 'node:fs/promises';
@@ -143,11 +147,13 @@ function measure(argv: string[], stdoutFile: string | null): Promise<Measured> {
 // The writer in a node of its own; it prints its summary and its own view of its peak RSS. It is
 // imported from its built file: the package's entry also loads @ssh-r-sync/core, which the
 // receiver has loaded anyway and which would be counted here otherwise.
+// With a previous manifest (its file, size and SHA-256 as a done mark records them), unchanged
+// files take their hashes from it, as in the plugin.
 const WRITER = `
 import { writeManifest } from ${JSON.stringify(join(repoRoot, 'packages/plugin-manifest/dist/write-manifest.js'))};
-const [tree, file] = process.argv.slice(-2);
+const [tree, file, previous, bytes, sha256] = process.argv.slice(1); // node -e: argv[0] is node, then the arguments after --
 const started = performance.now();
-const summary = await writeManifest(tree, file);
+const summary = await writeManifest(tree, file, previous ? { previous: { file: previous, bytes: Number(bytes), sha256, id: 'previous' } } : {});
 console.log(JSON.stringify({ ...summary, ms: performance.now() - started, maxRssKiB: process.resourceUsage().maxRSS }));
 `;
 
@@ -176,17 +182,24 @@ async function main(): Promise<number> {
   await mkdir(work, { recursive: true });
   try {
     const manifestFile = join(work, 'manifest.tsv');
+    const firstFile = join(work, 'first.tsv');
     const findFile = join(work, 'find.tsv');
-    const writer = [process.execPath, '--input-type=module', '-e', WRITER, tree, manifestFile];
+    const writerOf = (...args: string[]) => [process.execPath, '--input-type=module', '-e', WRITER, '--', tree, ...args];
     const find = ['find', tree, '-printf', FIND_FORMAT];
     console.log(`node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     console.log(`tree: ${tree}: ${info.files} files, ${info.symlinks} symlinks, ${info.dirs} directories`);
-    console.log(`plugin-manifest: node -e 'writeManifest(TREE, FILE)' (the plugin's writer, as its rsync.post tap calls it)`);
+    console.log(`plugin-manifest: node -e 'writeManifest(TREE, FILE, { previous })' (the plugin's writer, as its rsync.post tap calls it), the hashes`);
+    console.log(`                 of every file taken from a first manifest of the same tree (a no-change backup: the walk and the merge)`);
     console.log(`find:            find TREE -printf '${FIND_FORMAT}' > FILE`);
     console.log(`peak RSS: ${existsSync(GNU_TIME) ? 'GNU time -f %M' : 'GNU time not installed: the writer reports its own'}; ${options.runs} runs each, order alternating, warm cache\n`);
 
     await measure(['find', tree, '-printf', ''], null); // warm the dentry and inode caches
     const baseline = await measure([process.execPath, '-e', '0'], null);
+    // The first manifest reads every file for its hash (here: sparse files, so zeros from holes).
+    const firstRun = await measure(writerOf(firstFile), null);
+    const first = JSON.parse(firstRun.stdout) as { entries: number; bytes: number; sha256: string; hashes: { read: number; readBytes: number; reused: number } };
+    const writer = writerOf(manifestFile, firstFile, String(first.bytes), first.sha256);
+    let notReused = 0;
     const rows: Row[] = [
       { label: 'plugin-manifest', ms: [], rss: [] },
       { label: 'find -printf', ms: [], rss: [] },
@@ -198,8 +211,9 @@ async function main(): Promise<number> {
       for (const which of order) {
         if (which === 0) {
           const result = await measure(writer, null);
-          const summary = JSON.parse(result.stdout) as { entries: number; ms: number; maxRssKiB: number; bytes: number };
+          const summary = JSON.parse(result.stdout) as { entries: number; ms: number; maxRssKiB: number; bytes: number; hashes: { read: number; reused: number } };
           entries = summary.entries;
+          notReused = Math.max(notReused, summary.hashes.read);
           rows[0]!.ms.push(result.ms);
           rows[0]!.rss.push(result.maxRssKiB ?? summary.maxRssKiB);
         } else {
@@ -219,6 +233,7 @@ async function main(): Promise<number> {
     });
     console.log(`${'node -e 0'.padEnd(20)}${secs(baseline.ms).padStart(12)}${''.padStart(12)}${(baseline.maxRssKiB === null ? 'n/a' : mib(baseline.maxRssKiB)).padStart(18)}   (node's own start-up and memory, included above)`);
     console.log(`ratio plugin-manifest / find: ${(median(rows[0]!.ms) / median(rows[1]!.ms)).toFixed(2)}× time (median)`);
+    console.log(`first manifest (no previous one: ${first.hashes.read} files read, ${mib(first.hashes.readBytes / 1024)} hashed): ${secs(firstRun.ms)}${firstRun.maxRssKiB === null ? '' : `, peak RSS ${mib(firstRun.maxRssKiB)}`}`);
     console.log(`all runs (s): plugin-manifest ${rows[0]!.ms.map((ms) => (ms / 1000).toFixed(3)).join(' ')}; find ${rows[1]!.ms.map((ms) => (ms / 1000).toFixed(3)).join(' ')}`);
     // The live set stays small: the writer still finishes when V8's old generation may not pass 16 MiB.
     const capped = await measure([process.execPath, '--max-old-space-size=16', ...writer.slice(1)], null);
@@ -227,6 +242,10 @@ async function main(): Promise<number> {
     // Both list the top directory too (find with an empty %P, the manifest as ".").
     if (entries !== findLines) {
       console.error(`the two listed different counts: manifest ${entries} entries, find ${findLines} lines`);
+      return 1;
+    }
+    if (notReused > 0) {
+      console.error(`a run with the previous manifest read ${notReused} files instead of reusing their hashes`);
       return 1;
     }
     return 0;

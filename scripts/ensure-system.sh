@@ -16,10 +16,11 @@ declare -A PROVIDER=(
   [/usr/bin/getfattr]=attr
   [/usr/bin/setfattr]=attr
   [/usr/bin/setfacl]=acl
+  [/usr/bin/rsnapshot]=rsnapshot # bench/snapshots.mts compares against it
 )
 
 missing_pkgs=()
-for path in /usr/bin/rsync /usr/bin/rrsync /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/bin/getfattr /usr/bin/setfattr /usr/bin/setfacl; do
+for path in /usr/bin/rsync /usr/bin/rrsync /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/bin/getfattr /usr/bin/setfattr /usr/bin/setfacl /usr/bin/rsnapshot; do
   if [[ ! -x $path ]]; then
     pkg=${PROVIDER[$path]}
     [[ " ${missing_pkgs[*]-} " == *" $pkg "* ]] || missing_pkgs+=("$pkg")
@@ -39,7 +40,7 @@ if ((${#missing_pkgs[@]} > 0)); then
   trap 'rm -f "$log"' EXIT
   if ! { apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      rsync openssh-server openssh-client attr acl; } >"$log" 2>&1; then
+      rsync openssh-server openssh-client attr acl rsnapshot; } >"$log" 2>&1; then
     echo "ensure-system: apt-get failed; last lines of its output:" >&2
     tail -n 20 "$log" >&2
     exit 1

@@ -100,7 +100,7 @@ function checkManifest(root: string, src: string, mode: string): Map<string, Ent
   const meta = readdirSync(join(root, 'h')).filter((name) => name.endsWith('.meta'));
   assert.equal(meta.length, 1);
   const manifest = readManifest(join(root, 'h', meta[0]!, 'manifest.tsv'));
-  assert.equal(manifest.version, 3);
+  assert.equal(manifest.version, 4);
   assert.deepEqual(comparable(manifest.entries), comparable(expected(src, mode)), `the ${mode} manifest lists the source as lstat sees it`);
   return manifest.entries;
 }

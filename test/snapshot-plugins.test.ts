@@ -145,7 +145,7 @@ function readManifest(file: string): { header: string; order: string[]; entries:
   const hashes = new Map<string, string>();
   for (const line of lines) {
     const fields = line.split('\t');
-    assert.equal(fields.length, 10, `a manifest line has 10 fields: ${JSON.stringify(line)}`);
+    assert.equal(fields.length, 11, `a manifest line has 11 fields: ${JSON.stringify(line)}`);
     const [path, type, mode, owner, size, mtime, target] = fields as [string, string, string, string, string, string, string];
     hashes.set(unescapeField(path), fields[9]!);
     assert.match(mode, /^[0-7]+$/);
@@ -209,7 +209,7 @@ describe('plugin-link-dest and plugin-manifest, local source', { concurrency: 1 
     const [id] = snapshotIds(f.host);
     const file = meta(f.host, id!, 'manifest.tsv');
     const manifest = readManifest(file);
-    assert.equal(manifest.header, '#ssh-r-sync-manifest/3\tpath\ttype\tmode\tuid:gid\tsize\tmtime\ttarget\trdev\tflags\tsha256');
+    assert.equal(manifest.header, '#ssh-r-sync-manifest/4\tpath\ttype\tmode\tuid:gid\tsize\tmtime\ttarget\trdev\tflags\tsha256\tdev:ino');
     const found = findEntries(join(f.host, id!));
     assert.deepEqual([...manifest.entries.keys()].sort(), [...found.keys()].sort(), 'the same paths');
     assert.deepEqual(new Map([...manifest.entries].sort()), new Map([...found].sort()), 'the same type, mode, owner, size, mtime and link target');
@@ -223,11 +223,11 @@ describe('plugin-link-dest and plugin-manifest, local source', { concurrency: 1 
     assert.match(text, /^line\\nbreak\tf\t644\t0:0\t20\t/m);
     assert.match(text, /^tab\\tand\\\\backslash\tf\t/m);
     assert.match(text, /^f\\xffo\tf\t644\t0:0\t10\t/m);
-    assert.match(text, /^odd-link\tl\t777\t0:0\t12\t\d+\.\d{9}\tdangling\\tf\\xffo\t-\t-\t-$/m);
+    assert.match(text, /^odd-link\tl\t777\t0:0\t12\t\d+\.\d{9}\tdangling\\tf\\xffo\t-\t-\t-\t\d+:\d+$/m);
     assert.match(text, /^fifo\tp\t/m);
     assert.match(text, /^setuid\tf\t4755\t/m);
     assert.match(text, /^owned\tf\t644\t1234:5678\t/m);
-    assert.match(text, /^unchanged\.txt\tf\t644\t0:0\t22\t1577934245\.123456789\t\t-\t-\t[0-9a-f]{64}$/m);
+    assert.match(text, /^unchanged\.txt\tf\t644\t0:0\t22\t1577934245\.123456789\t\t-\t-\t[0-9a-f]{64}\t\d+:\d+$/m);
 
     // Depth first, each directory's entries sorted by their bytes, a directory before its contents.
     assert.equal(manifest.order[0], '.');
@@ -245,11 +245,14 @@ describe('plugin-link-dest and plugin-manifest, local source', { concurrency: 1 
 
     const done = JSON.parse(readFileSync(meta(f.host, id!, 'done.json'), 'utf8'));
     const bytes = readFileSync(file);
+    const files = [...found.values()].filter((e) => e.type === 'f');
     assert.deepEqual(done.extra.manifest, {
       file: 'manifest.tsv',
       entries: found.size,
       bytes: bytes.length,
       sha256: createHash('sha256').update(bytes).digest('hex'),
+      // A first snapshot has no previous one to take hashes from: every regular file was read.
+      hashes: { read: files.length, readBytes: files.reduce((sum, e) => sum + Number(e.size), 0), reused: 0 },
     });
     assert.ok(!existsSync(`${file}.part`));
   });
@@ -365,7 +368,7 @@ describe('plugin-link-dest and plugin-manifest, local source', { concurrency: 1 
     await writeFile(join(f.base, 'ssh-r-sync.config.json'), JSON.stringify({ hooks: { done: [doneScript] }, plugins: [LINK_DEST, [MANIFEST, {}]] }));
     const list = await runRecv(['--hook-list'], { cwd: f.base });
     assertExit(list, 0, '--hook-list');
-    assert.match(list.stdout, /^ {2}rsync\.pre {3}1\. plugin link-dest$/m);
+    assert.match(list.stdout, /^ {2}rsync\.pre {3}1\. plugin link-dest {3}2\. plugin manifest$/m);
     assert.match(list.stdout, /^ {2}rsync\.post {2}1\. plugin manifest$/m);
     assert.match(list.stdout, /^ {2}done {8}1\. plugin link-dest {3}2\. script .*\/done\.sh$/m);
     assertExit(await runRecv(['--local', f.src, '--name', NAME, f.root], { cwd: f.base }), 0, 'the run with the config');

@@ -15,6 +15,8 @@ export interface Described {
   rel: string;
   type: EntryType;
   entry: Entry;
+  /** The stored entry's identity on the receiver, `st_dev:st_ino` (not the client's). */
+  inode: string;
 }
 
 // `abs` (bytes as latin1) as the client has it: lstat, corrected in fake-super mode by rsync's %stat xattr
@@ -50,7 +52,7 @@ export function describeEntry(abs: string, rel: string, fakeSuper: boolean): Des
   } else if (entry.type === 'l') {
     entry.target = readlinkSync(path, { encoding: 'latin1' });
   }
-  return { abs, rel, type: entry.type, entry };
+  return { abs, rel, type: entry.type, entry, inode: `${stats.dev}:${stats.ino}` };
 }
 
 // `a`: an ACL, `x`: other xattrs, `-`: neither. In fake-super mode rsync keeps ACLs as

@@ -1,14 +1,16 @@
 // One manifest line per tree entry, and the header that names the columns.
 import { escapeName } from './escape.js';
 
-export const FORMAT_VERSION = 3;
-export const COLUMNS = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target', 'rdev', 'flags', 'sha256'] as const;
+export const FORMAT_VERSION = 4;
+export const COLUMNS = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target', 'rdev', 'flags', 'sha256', 'dev:ino'] as const;
 /** Version 1 had no `rdev` and `flags`; readers still accept it. */
 export const COLUMNS_V1 = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target'] as const;
 /** Version 2 had no `sha256`; readers still accept it. */
 export const COLUMNS_V2 = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target', 'rdev', 'flags'] as const;
+/** Version 3 had no `dev:ino`; readers still accept it. */
+export const COLUMNS_V3 = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target', 'rdev', 'flags', 'sha256'] as const;
 /** The versions a reader knows. */
-export type FormatVersion = 1 | 2 | 3;
+export type FormatVersion = 1 | 2 | 3 | 4;
 /** The first line: a `#`, the format and its version, then the column names, tab-separated. */
 export const HEADER = `#ssh-r-sync-manifest/${FORMAT_VERSION}\t${COLUMNS.join('\t')}\n`;
 
@@ -43,10 +45,11 @@ export function typeOfMode(mode: number): EntryType | null {
   return TYPE_OF_FORMAT[mode & 0o170000] ?? null;
 }
 
-// A version 3 manifest line: path and link target are bytes (latin1 strings), escaped here.
-export function entryLine(path: string, entry: Entry): string {
+// A version 4 manifest line: path and link target are bytes (latin1 strings), escaped here;
+// `inode` is the stored entry's `dev:ino` on the receiver ('-' when not known).
+export function entryLine(path: string, entry: Entry, inode: string | null = null): string {
   const rdev = entry.rdev ? `${entry.rdev[0]},${entry.rdev[1]}` : '-';
-  return `${escapeName(path)}\t${entry.type}\t${entry.mode.toString(8)}\t${entry.uid}:${entry.gid}\t${entry.size}\t${seconds(entry.mtimeNs)}\t${escapeName(entry.target)}\t${rdev}\t${entry.flags ?? '-'}\t${entry.sha256 ?? '-'}\n`;
+  return `${escapeName(path)}\t${entry.type}\t${entry.mode.toString(8)}\t${entry.uid}:${entry.gid}\t${entry.size}\t${seconds(entry.mtimeNs)}\t${escapeName(entry.target)}\t${rdev}\t${entry.flags ?? '-'}\t${entry.sha256 ?? '-'}\t${inode ?? '-'}\n`;
 }
 
 // Nanoseconds since the epoch as seconds with nine decimals (exact, also before 1970).

@@ -2,7 +2,7 @@
 // verify, versions and diff over many snapshots of 200 000 entries each. Lines are bounded.
 import { createReadStream } from 'node:fs';
 import type { Entry, FormatVersion } from './entry.js';
-import { parseEntryLine, parseHeader } from './read-manifest.js';
+import { parseEntryLine, parseHeader, type ParsedLine } from './read-manifest.js';
 
 /** A manifest line is a path and a link target of at most 4096 bytes each, escaped (×4), and fixed fields. */
 export const MAX_LINE_BYTES = 64 * 1024;
@@ -11,6 +11,8 @@ export interface StreamedEntry {
   /** The path's bytes as a latin1 string ('.' for the top). */
   path: string;
   entry: Entry;
+  /** Version 4: the stored entry's `dev:ino` on the receiver (null: not recorded). */
+  inode?: string | null;
   version: FormatVersion;
 }
 
@@ -41,7 +43,7 @@ export async function* streamManifest(file: string, options: { signal?: AbortSig
           }
           continue;
         }
-        let parsed: { path: string; entry: Entry } | undefined;
+        let parsed: ParsedLine | undefined;
         try {
           parsed = parseEntryLine(line, version);
         } catch (error) {

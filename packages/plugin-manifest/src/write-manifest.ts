@@ -1,6 +1,8 @@
 // Walks a tree and streams its manifest to a file, in bounded memory: one directory's names at a
 // time per level of the current path, never the whole tree. Order: depth first, each directory's
-// entries sorted by their bytes, a directory right before its contents.
+// entries sorted by their bytes, a directory right before its contents. A regular file's hash is
+// taken from the previous complete snapshot's manifest when it is the same stored file
+// (previous-hashes.ts); only new data is read.
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
@@ -9,6 +11,7 @@ import type { Mode } from '@ssh-r-sync/core';
 import { describeEntry, type Described } from './describe-entry.js';
 import { HEADER, entryLine } from './entry.js';
 import { hashFile } from './hash-file.js';
+import { PreviousHashes, type CommittedManifest, type HashCounts } from './previous-hashes.js';
 
 /** What the done mark records about a manifest. */
 export interface ManifestSummary {
@@ -18,6 +21,8 @@ export interface ManifestSummary {
   bytes: number;
   /** SHA-256 of the manifest file, hex. */
   sha256: string;
+  /** How many regular files were read to hash them, and how many hashes were reused. */
+  hashes: HashCounts;
 }
 
 export interface WriteManifestOptions {
@@ -25,6 +30,10 @@ export interface WriteManifestOptions {
   signal?: AbortSignal;
   /** How rsync stored the tree: in 'fake-super' the client's metadata is in `user.rsync.%stat`. */
   mode?: Mode;
+  /** The previous complete backup's manifest: unchanged files (same inode, size, mtime) reuse its hashes. */
+  previous?: CommittedManifest | null;
+  /** Told why hashes could not be reused (a bad or old previous manifest); the walk goes on. */
+  onReuseProblem?: (why: string) => void;
 }
 
 
@@ -53,6 +62,8 @@ export async function writeManifest(tree: string, file: string, options: WriteMa
   let bytes = 0;
   let entries = 0;
   let pending = '';
+  const hashes: HashCounts = { read: 0, readBytes: 0, reused: 0 };
+  let reuse = PreviousHashes.none();
   const flush = async () => {
     const buffer = Buffer.from(pending, 'latin1');
     pending = '';
@@ -61,12 +72,23 @@ export async function writeManifest(tree: string, file: string, options: WriteMa
     await handle.write(buffer);
   };
   const emit = async (entry: Described) => {
-    if (entry.type === 'f') entry.entry.sha256 = await hashFile(entry.abs, entry.entry.size, options.signal);
-    pending += entryLine(entry.rel, entry.entry);
+    if (entry.type === 'f') {
+      const known = await reuse.hashFor(entry.rel, entry.entry, entry.inode);
+      if (known) {
+        entry.entry.sha256 = known;
+        hashes.reused += 1;
+      } else {
+        entry.entry.sha256 = await hashFile(entry.abs, entry.entry.size, options.signal);
+        hashes.read += 1;
+        hashes.readBytes += Number(entry.entry.size);
+      }
+    }
+    pending += entryLine(entry.rel, entry.entry, entry.inode);
     entries += 1;
     if (pending.length >= CHUNK) await flush();
   };
   try {
+    if (options.previous) reuse = await PreviousHashes.open(options.previous, options.signal);
     pending = HEADER;
     // Paths are handled as latin1 strings of their bytes; fs calls get them back as Buffers.
     const root = Buffer.from(tree).toString('latin1');
@@ -97,13 +119,16 @@ export async function writeManifest(tree: string, file: string, options: WriteMa
     await flush();
     await handle.sync();
   } catch (error) {
+    await reuse.close();
     await handle.close();
     await rm(part, { force: true });
     throw error;
   }
+  await reuse.close();
+  if (reuse.problem) options.onReuseProblem?.(reuse.problem);
   await handle.close();
   await rename(part, file);
-  return { entries, bytes, sha256: hash.digest('hex') };
+  return { entries, bytes, sha256: hash.digest('hex'), hashes };
 }
 
 // Lists a directory's names (as latin1 strings of their bytes), sorted bytewise. One directory's

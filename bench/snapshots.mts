@@ -1,0 +1,435 @@
+// bench/snapshots: a no-change snapshot run of ssh-r-sync (real client → sshd → real receiver with
+// plugin-link-dest and plugin-manifest, content hashes on) against rsnapshot's run (Debian's
+// rsnapshot, link_dest 1, pulling over ssh) of the same tree through the same throwaway sshd on
+// 127.0.0.1, side by side in one run. See bench/README.md.
+//
+//   npm run bench:snapshots [-- --files N --bytes SIZE --runs N --seed N --cache DIR --work DIR]
+//
+// Also timed, for the parts: ssh-r-sync with plugin-link-dest only (no manifest), and plain
+// `rsync --link-dest` over ssh (what both tools run underneath). First backups (once per tool)
+// show what hashing costs once. The tree is bench/transport.mts's (its generator and cache, through
+// its --tree-only). A benchmark, not a test: exit 0 whatever the ratio, 1 when a run failed or a
+// tool did not do the expected work (e.g. a no-change run that transferred files or read hashes).
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { defaultRsyncArgs, parseStats } from '@ssh-r-sync/core';
+import { forcedCommand } from '../test/helpers/backup-server.js';
+import { clientBin, repoRoot } from '../test/helpers/cli.js';
+import { makeKey, startSshd, type Sshd } from '../test/helpers/sshd.js';
+
+const USAGE = `usage: npm run bench:snapshots -- [--files N] [--bytes SIZE] [--runs N] [--seed N] [--cache DIR] [--work DIR]
+  --files N      files in the generated tree (default 50000; bench/transport.mts's generator and cache)
+  --bytes SIZE   their total size, e.g. 1G, 100M (default 1G)
+  --runs N       timed no-change runs per tool, order rotating (default 5)
+  --seed N       seed of the tree generator (default 1)
+  --cache DIR    where generated trees are kept (default bench/.cache)
+  --work DIR     where sshd's files and every destination go (default: the system temp dir)`;
+
+const TARGET = 1.0;
+const RSNAPSHOT = '/usr/bin/rsnapshot';
+const LINK_DEST_DIST = join(repoRoot, 'packages/plugin-link-dest/dist/index.js');
+const MANIFEST_DIST = join(repoRoot, 'packages/plugin-manifest/dist/index.js');
+const SNAPSHOT_ID = /^\d{4}-\d{2}-\d{2}T\d{6}Z$/;
+
+interface Options {
+  files: number;
+  bytes: string;
+  runs: number;
+  seed: number;
+  cache: string | undefined;
+  work: string | undefined;
+}
+
+function parseOptions(argv: string[]): Options | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      files: { type: 'string' }, bytes: { type: 'string' }, runs: { type: 'string' }, seed: { type: 'string' },
+      cache: { type: 'string' }, work: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return undefined;
+  const positive = (name: string, text: string | undefined, fallback: number) => {
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} wants a positive integer, got ${JSON.stringify(text)}`);
+    return value;
+  };
+  return {
+    files: positive('files', values.files, 50_000),
+    bytes: values.bytes ?? '1G',
+    runs: positive('runs', values.runs, 5),
+    seed: positive('seed', values.seed, 1),
+    cache: values.cache,
+    work: values.work,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running commands
+
+interface Run {
+  ms: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface Command {
+  file: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The environment of the timed commands: NODE_EXTRA_CA_CERTS removed, as bench/transport.mts does. */
+const { NODE_EXTRA_CA_CERTS: _dropped, ...benchEnv } = process.env;
+const running = new Set<ChildProcess>();
+const abort = new AbortController();
+
+// Runs a command, timing it from spawn to exit; output kept (bounded by the commands: a few KiB).
+function run(command: Command): Promise<Run> {
+  if (abort.signal.aborted) return Promise.reject(abort.signal.reason);
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(command.file, command.args, { cwd: repoRoot, env: { ...(command.env ?? benchEnv), NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    running.add(child);
+    let ms = 0;
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout = (stdout + chunk).slice(-1_000_000)));
+    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk).slice(-1_000_000)));
+    child.once('exit', () => (ms = performance.now() - started));
+    child.once('error', (error) => {
+      running.delete(child);
+      reject(new Error(`cannot run ${command.file}: ${error.message}`));
+    });
+    child.once('close', (code, signal) => {
+      running.delete(child);
+      if (abort.signal.aborted) reject(abort.signal.reason);
+      else resolve({ ms, code, signal, stdout, stderr });
+    });
+  });
+}
+
+const lastLine = (text: string) => text.trim().split('\n').pop()?.slice(0, 300) ?? '';
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+const secs = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
+const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+const say = (text: string) => process.stdout.write(`${text}\n`);
+const shellWord = (word: string) => (/^[A-Za-z0-9_./:=,+@%-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`);
+
+// The tree of bench/transport.mts, generated (or found in its cache) by its own --tree-only.
+function transportTree(options: Options): { dir: string; info: Record<string, number> } {
+  const args = ['--import', 'tsx', join(repoRoot, 'bench/transport.mts'), '--tree-only', '--files', String(options.files), '--bytes', options.bytes, '--seed', String(options.seed), ...(options.cache ? ['--cache', options.cache] : [])];
+  const result = spawnSync(process.execPath, args, { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const dir = /: (\/\S+)\s*$/.exec(result.stdout ?? '')?.[1];
+  if (result.status !== 0 || !dir) throw new Error(`bench/transport.mts --tree-only failed: ${lastLine(result.stdout ?? '')}`);
+  return { dir, info: JSON.parse(readFileSync(`${dir}.json`, 'utf8')) as Record<string, number> };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tools
+
+interface DoneMark {
+  durationMs: number;
+  files: number | null;
+  hooks: { point: string; tap: string; durationMs: number }[];
+  extra: { manifest?: { hashes?: { read: number; readBytes: number; reused: number } } };
+}
+
+interface Sample {
+  ms: number;
+  /** Regular files rsync transferred. */
+  files: number | null;
+  /** ssh-r-sync only: the new snapshot's done mark. */
+  done?: DoneMark;
+}
+
+interface Tool {
+  label: string;
+  measure(): Promise<Sample>;
+}
+
+interface Setup {
+  sshd: Sshd;
+  tools: { manifest: Tool; linkOnly: Tool; rsnapshot: Tool; rsync: Tool };
+  describe: string[];
+}
+
+async function setUp(work: string | undefined, tree: string, runs: number): Promise<Setup> {
+  let dir: string | undefined;
+  if (work) {
+    dir = await mkdtemp(join(work, 'ssh-r-sync-bench-snapshots-'));
+    process.once('exit', () => rmSync(dir!, { recursive: true, force: true }));
+  }
+  const sshd = await startSshd({ dir });
+  const root = join(sshd.dir, 'backups');
+  await mkdir(root, { mode: 0o700 });
+  const keys = { manifest: join(sshd.dir, 'srs_manifest_key'), linkOnly: join(sshd.dir, 'srs_link_key'), plain: join(sshd.dir, 'plain_key') };
+  const forced = (args: string[]) => `restrict,port-forwarding,command="${forcedCommand(args, root).replace(/"/g, '\\"')}"`;
+  const manifestArgs = ['--name', 'hashed', '--plugin', LINK_DEST_DIST, '--plugin', MANIFEST_DIST];
+  const linkArgs = ['--name', 'linked', '--plugin', LINK_DEST_DIST];
+  await sshd.setAuthorizedKeys([
+    { publicKey: await makeKey(keys.manifest, 'bench-srs-manifest'), options: forced(manifestArgs) },
+    { publicKey: await makeKey(keys.linkOnly, 'bench-srs-link-dest'), options: forced(linkArgs) },
+    { publicKey: await makeKey(keys.plain, 'bench-plain'), options: 'restrict' },
+  ]);
+  const sshOptions = (key: string) => {
+    const raw = sshd.sshOptions(key);
+    const out: string[] = [];
+    for (let i = 0; i < raw.length; i++) if (raw[i] === '-o' && !raw[i + 1]!.startsWith('LogLevel=')) out.push('-o', raw[++i]!);
+    return out;
+  };
+
+  const srs = (label: string, key: string, name: string): Tool => {
+    const command: Command = { file: process.execPath, args: [clientBin, '-k', key, '-p', String(sshd.port), ...sshOptions(key), '-n', name, '--json', `${sshd.user}@127.0.0.1`, tree] };
+    return {
+      label,
+      async measure() {
+        const result = await run(command);
+        let parsed: { status?: string; files?: number | null; message?: string | null } = {};
+        try {
+          parsed = JSON.parse(lastLine(result.stdout) || '{}');
+        } catch {
+          // reported below
+        }
+        if (result.code !== 0 || parsed.status !== 'success') throw new Error(`${label} exited ${result.code ?? result.signal}: ${parsed.message ?? lastLine(result.stderr)}`);
+        const host = join(root, name);
+        const newest = readdirSync(host).filter((entry) => SNAPSHOT_ID.test(entry)).sort().at(-1)!;
+        const done = JSON.parse(readFileSync(join(host, `${newest}.meta`, 'done.json'), 'utf8')) as DoneMark;
+        return { ms: result.ms, files: parsed.files ?? null, done };
+      },
+    };
+  };
+
+  // rsnapshot and plain rsync run the receiver's rsync options (as root: -HaAXS --super
+  // --numeric-ids --delete --delete-excluded --zl=1 --stats) over the same ssh options.
+  const mode = process.getuid?.() === 0 ? 'privileged' : 'fake-super';
+  const rsyncArgs = defaultRsyncArgs({ mode, oneFileSystem: false, compress: true });
+  const short = rsyncArgs.filter((arg) => /^-[A-Za-z]+$/.test(arg));
+  const long = rsyncArgs.filter((arg) => arg.startsWith('--'));
+  const sshArgs = ['-F', '/dev/null', ...sshd.sshOptions(keys.plain)];
+  const rsnapRoot = join(sshd.dir, 'rsnapshot');
+  const config = join(sshd.dir, 'rsnapshot.conf');
+  // rsnapshot wants tabs between fields; retain more than the bench makes, so no run deletes one.
+  await writeFile(config, [
+    ['config_version', '1.2'],
+    ['snapshot_root', `${rsnapRoot}/`],
+    ['cmd_rsync', '/usr/bin/rsync'],
+    ['cmd_ssh', '/usr/bin/ssh'],
+    ['cmd_cp', '/bin/cp'],
+    ['cmd_rm', '/bin/rm'],
+    ['ssh_args', sshArgs.join(' ')],
+    ['retain', 'alpha', String(runs + 3)],
+    ['verbose', '3'], // rsync's --stats output reaches stdout (4 would add -v: every file name)
+    ['loglevel', '2'],
+    ['lockfile', join(sshd.dir, 'rsnapshot.pid')],
+    ['rsync_short_args', short.join(' ')],
+    ['rsync_long_args', long.join(' ')],
+    ['link_dest', '1'],
+    ['backup', `${sshd.user}@127.0.0.1:${tree}/`, 'host/'],
+  ].map((fields) => fields.join('\t')).join('\n') + '\n');
+  const check = spawnSync(RSNAPSHOT, ['-c', config, 'configtest'], { encoding: 'utf8' });
+  if (check.status !== 0) throw new Error(`rsnapshot configtest: ${lastLine(check.stdout + check.stderr)}`);
+  const rsnapshot: Tool = {
+    label: 'rsnapshot',
+    async measure() {
+      const result = await run({ file: RSNAPSHOT, args: ['-c', config, 'alpha'], env: { ...benchEnv, RSYNC_COMPRESS_LIST: 'zstd none' } });
+      if (result.code !== 0) throw new Error(`rsnapshot exited ${result.code ?? result.signal}: ${lastLine(result.stderr || result.stdout)}`);
+      const command = /^\/usr\/bin\/rsync (?:[^\n]*\\\n)*[^\n]*/m.exec(result.stdout)?.[0];
+      if (command) rsnapshotCommand = command.replace(/\s*\\\n\s*/g, ' ');
+      return { ms: result.ms, files: parseStats(result.stdout).files };
+    },
+  };
+
+  const plainRoot = join(sshd.dir, 'plain');
+  await mkdir(plainRoot, { mode: 0o700 });
+  let plainRuns = 0;
+  const rsync: Tool = {
+    label: 'rsync --link-dest',
+    async measure() {
+      plainRuns += 1;
+      const previous = plainRuns > 1 ? [`--link-dest=${join(plainRoot, String(plainRuns - 1))}`] : [];
+      const result = await run({
+        file: 'rsync',
+        args: [...rsyncArgs, ...previous, '-e', ['ssh', ...sshArgs].map(shellWord).join(' '), `${sshd.user}@127.0.0.1:${tree}/`, `${join(plainRoot, String(plainRuns))}/`],
+        env: { ...benchEnv, RSYNC_COMPRESS_LIST: 'zstd none' },
+      });
+      if (result.code !== 0) throw new Error(`rsync exited ${result.code ?? result.signal}: ${lastLine(result.stderr)}`);
+      return { ms: result.ms, files: parseStats(result.stdout).files };
+    },
+  };
+
+  const describe = [
+    `ssh-r-sync:  node ssh-r-sync.js -k KEY -p ${sshd.port} -o … -n NAME --json ${sshd.user}@127.0.0.1 TREE`,
+    `  receiver (forced command): ${forcedCommand(manifestArgs, root)}`,
+    `  without the manifest:      ${forcedCommand(linkArgs, root)}`,
+    `rsnapshot:   RSYNC_COMPRESS_LIST='zstd none' rsnapshot -c rsnapshot.conf alpha, with:`,
+    ...readFileSync(config, 'utf8').trimEnd().split('\n').map((line) => `    ${line.replace(/\t/g, '  ')}`),
+    `rsync:       RSYNC_COMPRESS_LIST='zstd none' rsync ${rsyncArgs.join(' ')} --link-dest=PREVIOUS -e 'ssh …' ${sshd.user}@127.0.0.1:TREE/ NEW/`,
+  ];
+  return { sshd, tools: { manifest: srs('ssh-r-sync + manifest', keys.manifest, 'hashed'), linkOnly: srs('ssh-r-sync, link-dest only', keys.linkOnly, 'linked'), rsnapshot, rsync }, describe };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+const problems: string[] = [];
+/** The rsync command line rsnapshot ran last (it prints it at verbose 3). */
+let rsnapshotCommand = '';
+
+function tapMs(done: DoneMark | undefined, point: string, tap: string): number {
+  return done?.hooks.find((hook) => hook.point === point && hook.tap === tap)?.durationMs ?? NaN;
+}
+
+// Our own processes still running, found through /proc.
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone
+    }
+  }
+  const found: number[] = [];
+  const visit = (p: number): void => {
+    for (const c of children.get(p) ?? []) (found.push(c), visit(c));
+  };
+  visit(pid);
+  return found;
+}
+
+async function main(): Promise<number> {
+  let options: Options | undefined;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (!options) {
+    say(USAGE);
+    return 0;
+  }
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      abort.abort(new Error(`stopped by ${sig}`));
+      for (const child of running) child.kill('SIGTERM');
+    });
+  }
+  if (!existsSync(RSNAPSHOT)) {
+    process.stderr.write('bench: rsnapshot is not installed (as root: bash scripts/ensure-system.sh, or apt-get install rsnapshot)\n');
+    return 1;
+  }
+  const before = new Set(descendants(process.pid));
+  const tree = transportTree(options);
+  let setup: Setup | undefined;
+  try {
+    setup = await setUp(options.work, tree.dir, options.runs);
+    const { manifest, linkOnly, rsnapshot, rsync } = setup.tools;
+    const files = tree.info.files!;
+    say('ssh-r-sync snapshots benchmark: a no-change snapshot run against rsnapshot, one sshd on 127.0.0.1');
+    say(`  node ${process.version}; ${spawnSync('rsync', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]}; ${spawnSync(RSNAPSHOT, ['-V'], { encoding: 'utf8' }).stdout.trim().split('\n')[0]}`);
+    say(`  ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load average at start ${load()}`);
+    say(`  tree: ${tree.dir}: ${files} files, ${tree.info.bytes} bytes, ${tree.info.dirs} directories`);
+    say(`  ${options.runs} no-change runs per tool, order rotating; \`sync\` before each run, not timed; everything under ${setup.sshd.dir}`);
+    for (const line of setup.describe) say(`  ${line}`);
+
+    say('');
+    say('Warming up (not timed): reading the tree …');
+    execFileSync('sh', ['-c', 'find "$1" -type f -print0 | xargs -0 cat > /dev/null', 'sh', tree.dir]);
+
+    const all = [manifest, linkOnly, rsnapshot, rsync];
+    const measureOne = async (tool: Tool, expectFiles: number) => {
+      execFileSync('sync');
+      const sample = await tool.measure();
+      if (sample.files !== expectFiles) problems.push(`${tool.label} transferred ${sample.files ?? '?'} files where ${expectFiles} were expected`);
+      return sample;
+    };
+
+    say(`First backups (once per tool, into an empty destination); load average ${load()}`);
+    const first = new Map<Tool, Sample>();
+    for (const tool of all) {
+      const sample = await measureOne(tool, files);
+      first.set(tool, sample);
+      say(`  ${tool.label.padEnd(28)} ${secs(sample.ms)}`);
+    }
+    say(`  rsnapshot's last rsync command: ${rsnapshotCommand || '(not printed)'}`);
+    const firstHashes = first.get(manifest)!.done?.extra.manifest?.hashes;
+    if (firstHashes?.read !== files) problems.push(`the first manifest read ${firstHashes?.read ?? '?'} files, not ${files}`);
+
+    say(`No-change runs: the same tree again; load average ${load()}`);
+    const samples = new Map<Tool, Sample[]>(all.map((tool) => [tool, []]));
+    for (let r = 0; r < options.runs; r++) {
+      const order = all.map((_, i) => all[(i + r) % all.length]!);
+      for (const tool of order) {
+        const sample = await measureOne(tool, 0);
+        samples.get(tool)!.push(sample);
+        const hashes = sample.done?.extra.manifest?.hashes;
+        if (tool === manifest && (hashes?.read !== 0 || hashes.reused !== files)) problems.push(`a no-change run read ${hashes?.read ?? '?'} files for hashes (reused ${hashes?.reused ?? '?'})`);
+        say(`  run ${r + 1}/${options.runs} ${tool.label.padEnd(28)} ${secs(sample.ms)}`);
+      }
+    }
+
+    const ms = (tool: Tool) => samples.get(tool)!.map((s) => s.ms);
+    const base = median(ms(rsnapshot));
+    say('');
+    say(`Results (${files} files; ${options.runs} no-change runs each; load average now ${load()}):`);
+    say(`${'tool'.padEnd(30)}${'median'.padStart(10)}${'min'.padStart(10)}${'vs rsnapshot'.padStart(14)}${'first backup'.padStart(14)}`);
+    for (const tool of all) {
+      say(`${tool.label.padEnd(30)}${secs(median(ms(tool))).padStart(10)}${secs(Math.min(...ms(tool))).padStart(10)}${`${(median(ms(tool)) / base).toFixed(3)}×`.padStart(14)}${secs(first.get(tool)!.ms).padStart(14)}`);
+    }
+    say(`  rsnapshot's rsync in the no-change runs: ${rsnapshotCommand || '(not printed)'}`);
+    const ratio = median(ms(manifest)) / base;
+    say(`ssh-r-sync + manifest (hashes on) / rsnapshot, no-change run: ${ratio.toFixed(3)}× (target ≤ ${TARGET.toFixed(2)}×) ${ratio <= TARGET ? 'PASS' : 'MISS'}`);
+    say(`  all runs (s): ${all.map((tool) => `${tool.label}: ${ms(tool).map((v) => (v / 1000).toFixed(3)).join(' ')}`).join('; ')}`);
+
+    // Where the time goes, from the receiver's done marks (its own clock) and the plain anchors.
+    const dones = samples.get(manifest)!.map((s) => s.done);
+    const linkDones = samples.get(linkOnly)!.map((s) => s.done);
+    const part = (values: number[]) => `${median(values).toFixed(0).padStart(6)} ms`;
+    say('');
+    say('Parts of the no-change runs (medians):');
+    say(`  ssh-r-sync + manifest, client wall time                          ${part(ms(manifest))}`);
+    say(`    the receiver's run (done mark durationMs: handshake to commit)  ${part(dones.map((d) => d!.durationMs))}`);
+    say(`    manifest at rsync.post (walk, merge, no file read)            ${part(dones.map((d) => tapMs(d, 'rsync.post', 'manifest')))}`);
+    say(`    manifest at rsync.pre (finding the previous snapshot)         ${part(dones.map((d) => tapMs(d, 'rsync.pre', 'manifest')))}`);
+    say(`    link-dest at rsync.pre (listing snapshots, new snapshot dirs)  ${part(dones.map((d) => tapMs(d, 'rsync.pre', 'link-dest')))}`);
+    say(`  ssh-r-sync, link-dest only, client wall time                    ${part(ms(linkOnly))}`);
+    say(`    the receiver's run                                             ${part(linkDones.map((d) => d!.durationMs))}`);
+    say(`  rsnapshot (perl, rotation, then rsync --link-dest)               ${part(ms(rsnapshot))}`);
+    say(`  rsync --link-dest over ssh alone                                 ${part(ms(rsync))}`);
+    say(`First backup, what hashing costs once:`);
+    say(`  manifest at rsync.post, first backup (every file read: ${firstHashes?.read ?? '?'} files, ${((firstHashes?.readBytes ?? 0) / 2 ** 20).toFixed(1)} MiB)  ${tapMs(first.get(manifest)!.done, 'rsync.post', 'manifest').toFixed(0)} ms`);
+    say(`  ssh-r-sync first backup with the manifest ${secs(first.get(manifest)!.ms)}, without ${secs(first.get(linkOnly)!.ms)}; rsnapshot ${secs(first.get(rsnapshot)!.ms)}`);
+  } catch (error) {
+    problems.push(abort.signal.aborted ? (abort.signal.reason as Error).message : `failed: ${(error as Error).message}`);
+  } finally {
+    for (const child of running) child.kill('SIGTERM');
+    await setup?.sshd.stop().catch((error: unknown) => problems.push(`stopping sshd: ${(error as Error).message}`));
+    const left = descendants(process.pid).filter((pid) => !before.has(pid));
+    if (left.length) {
+      problems.push(`processes left running: ${left.join(', ')} (killed now)`);
+      left.forEach((pid) => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
+    }
+  }
+  for (const problem of problems) process.stderr.write(`bench: ${problem}\n`);
+  if (abort.signal.aborted) return 130;
+  return problems.length ? 1 : 0;
+}
+
+process.exitCode = await main();
