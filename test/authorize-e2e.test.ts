@@ -177,12 +177,13 @@ describe('authorize (reverse): the printed line and Match block in a real sshd',
     await tmp?.cleanup();
   });
 
-  test('no shell: a remote command is ignored', async () => {
+  test('no shell: a remote command is refused by the forced receiver, in one line', async () => {
     const m = marker();
     try {
       const r = await run('ssh', [...sshd.sshArgs(key), `touch ${m}`]);
       assert.notEqual(r.code, 0, `exit 0:\n${r.stderr}`);
-      assert.match(r.stdout, /"protocol":"ssh-r-sync"/, `the forced receiver did not run:\n${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /ssh-r-sync-recv: error: refused: .*not "touch"/, `the forced receiver did not answer:\n${r.stdout}${r.stderr}`);
+      assert.equal(r.stdout, '');
       assert.ok(!existsSync(m), `${m} was created: the key has a shell`);
     } finally {
       rmSync(m, { force: true });

@@ -297,8 +297,8 @@ describe('verify across snapshots, hosts and manifest versions', () => {
     const manifest = `${tree}.meta/manifest.tsv`;
     const original = await readFile(manifest, 'latin1');
 
-    // Version 2: the same lines without the sha256 column, and a done mark that records that file.
-    const v2 = original.split('\n').map((line, i) => (i === 0 ? line.replace('manifest/3', 'manifest/2').replace(/\tsha256$/, '') : line.replace(/\t[^\t]*$/, ''))).join('\n');
+    // Version 2: the same lines without the sha256 and dev:ino columns, and a done mark that records that file.
+    const v2 = original.split('\n').map((line, i) => (i === 0 ? line.replace('manifest/4', 'manifest/2').replace(/\tsha256\tdev:ino$/, '') : line.replace(/\t[^\t]*\t[^\t]*$/, ''))).join('\n');
     await writeFile(manifest, v2, 'latin1');
     const doneFile = `${tree}.meta/done.json`;
     const done = JSON.parse(await readFile(doneFile, 'utf8')) as { extra: { manifest: { sha256: string } } };

@@ -344,8 +344,8 @@ describe('ssh-r-sync-admin diff', () => {
     execFileSync('cp', ['-a', root, copy]);
     const manifest = join(copy, NAME, `${ids[0]}.meta`, 'manifest.tsv');
     const lines = readFileSync(manifest, 'latin1').split('\n');
-    lines[0] = lines[0]!.replace('/3\t', '/2\t').replace(/\tsha256$/, '');
-    writeFileSync(manifest, lines.map((line, i) => (i === 0 || line === '' ? line : line.replace(/\t[^\t]*$/, ''))).join('\n'), 'latin1');
+    lines[0] = lines[0]!.replace('/4\t', '/2\t').replace(/\tsha256\tdev:ino$/, '');
+    writeFileSync(manifest, lines.map((line, i) => (i === 0 || line === '' ? line : line.replace(/\t[^\t]*\t[^\t]*$/, ''))).join('\n'), 'latin1');
     const json = await versionsJson([copy, NAME, 'notes.txt']);
     assert.deepEqual(json.versions.map((v) => [v.identity, v.sha256]).slice(0, 2), [['size+mtime', null], ['sha256', sha256(NOTES[1]!)]]);
     const text = await admin(['versions', copy, NAME, 'notes.txt']);
