@@ -5,7 +5,7 @@ import { link, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, w
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startBackupServer } from '../test/helpers/backup-server.js';
-import { repoRoot, runNode } from '../test/helpers/cli.js';
+import { clientBin, repoRoot, runNode } from '../test/helpers/cli.js';
 
 const say = (text: string) => process.stdout.write(`\n\u001b[1m== ${text}\u001b[0m\n`.replace(/\u001b\[[0-9;]*m/g, process.stdout.isTTY && !process.env.NO_COLOR ? '$&' : ''));
 
@@ -62,10 +62,24 @@ try {
   }
   say('The done hook wrote the run log:');
   process.stdout.write(await readFile(join(server.root, '.ssh-r-sync', 'runs.log'), 'utf8'));
+  const admin = (args: string[]) => runNode(join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js'), args);
+  say(`ssh-r-sync-admin verify --data ${server.root}: every stored byte against its manifest`);
+  const verify = await admin(['verify', '--data', server.root]);
+  process.stdout.write(verify.stdout + verify.stderr);
+  say(`ssh-r-sync-admin diff ${server.root} demo-host previous latest:`);
+  const diff = await admin(['diff', server.root, 'demo-host', 'previous', 'latest']);
+  process.stdout.write(diff.stdout + diff.stderr);
+  say(`ssh-r-sync snapshots and ssh-r-sync restore, from the client through its own key:`);
+  const list = await runNode(clientBin, ['snapshots', ...server.clientArgs(), `${server.sshd.user}@127.0.0.1`]);
+  process.stdout.write(list.stdout + list.stderr);
+  const back = join(server.sshd.dir, 'restored');
+  const restored = await runNode(clientBin, ['restore', ...server.clientArgs(), `${server.sshd.user}@127.0.0.1`, back]);
+  process.stdout.write(restored.stdout + restored.stderr);
+  process.stdout.write(`  ${back}: ${(await readdir(back)).sort().join('  ')}\n`);
   say(`ssh-r-sync-admin status ${server.root}:`);
-  const status = await runNode(join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js'), ['status', server.root]);
+  const status = await admin(['status', server.root]);
   process.stdout.write(status.stdout + status.stderr);
-  process.exitCode = first.code || second.code || 0;
+  process.exitCode = first.code || second.code || verify.code || diff.code || list.code || restored.code || status.code;
 } finally {
   await server.stop();
   await rm(configDir, { recursive: true, force: true });
