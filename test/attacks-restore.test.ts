@@ -79,6 +79,26 @@ async function assertRefused(command: string, pattern: RegExp, key = server.key)
   assert.deepEqual(treeSnapshot(server.root), before, 'BACKUP_ROOT unchanged');
 }
 
+// An ssh for the attacker's rsync that passes the server's first MiB (the file list and the start
+// of the first file), then holds the rest back until SIGUSR1; `held` gets its pid, then.
+async function writeGate(tag: string): Promise<{ held: string; gate: string }> {
+  const held = join(work.dir, `gate-${tag}.held`);
+  const gate = join(work.dir, `gate-${tag}.mjs`);
+  await writeFile(gate, [
+    "import { spawn } from 'node:child_process';",
+    "import { writeFileSync } from 'node:fs';",
+    'const [held, ...args] = process.argv.slice(2);',
+    "const ssh = spawn('ssh', args, { stdio: ['inherit', 'pipe', 'inherit'] });",
+    'let passed = 0;',
+    'let once = false;',
+    "const pass = (chunk) => { process.stdout.write(chunk); passed += chunk.length; if (passed > 1048576 && !once) { once = true; ssh.stdout.pause(); writeFileSync(held, `${process.pid} ${ssh.pid}`); } };",
+    "ssh.stdout.on('data', pass);",
+    "process.on('SIGUSR1', () => ssh.stdout.resume());",
+    "ssh.on('close', (code) => { process.exitCode = code ?? 1; });",
+  ].join('\n'));
+  return { held, gate };
+}
+
 before(async () => {
   if (ROOT_ONLY) return;
   work = await tempDir('srs-atkr-');
@@ -273,20 +293,7 @@ describe('the forced command serves only the key\'s own complete snapshots, read
 
     // The attacker's own rsync, through an ssh that passes the server's first MiB (the file list and
     // the start of a/big), then holds the rest back until SIGUSR1.
-    const held = join(work.dir, 'gate.held');
-    const gate = join(work.dir, 'gate.mjs');
-    await writeFile(gate, [
-      "import { spawn } from 'node:child_process';",
-      "import { writeFileSync } from 'node:fs';",
-      'const [held, ...args] = process.argv.slice(2);',
-      "const ssh = spawn('ssh', args, { stdio: ['inherit', 'pipe', 'inherit'] });",
-      'let passed = 0;',
-      'let once = false;',
-      "const pass = (chunk) => { process.stdout.write(chunk); passed += chunk.length; if (passed > 1048576 && !once) { once = true; ssh.stdout.pause(); writeFileSync(held, String(process.pid)); } };",
-      "ssh.stdout.on('data', pass);",
-      "process.on('SIGUSR1', () => ssh.stdout.resume());",
-      "ssh.on('close', (code) => { process.exitCode = code ?? 1; });",
-    ].join('\n'));
+    const { held, gate } = await writeGate('mirror');
     const dest = await freshDest();
     const login = `${server.sshd.user}@127.0.0.1`;
     const rsh = [process.execPath, gate, held, '-F', '/dev/null', ...server.sshd.sshOptions(server.keys.pmirror!)].join(' ');
@@ -303,7 +310,7 @@ describe('the forced command serves only the key\'s own complete snapshots, read
       await rm(join(src, 'z', 'sub'), { recursive: true });
       await symlink(outside, join(src, 'z', 'sub'));
       const racing = await server.backup(src, ['-n', MIRROR], { timeoutMs: 90_000, key: server.keys.pmirror });
-      process.kill(Number(readFileSync(held, 'utf8')), 'SIGUSR1');
+      process.kill(Number(readFileSync(held, 'utf8').split(' ')[0]), 'SIGUSR1');
       await restored;
       assert.notEqual(readFileSync(join(dest, 'z', 'sub', 'f'), 'utf8').trim(), 'SERVER SECRET', 'a file of the server left through the restore');
       assert.equal(readFileSync(join(dest, 'z', 'sub', 'f'), 'utf8'), 'the client\'s own f\n', restoreErr);
@@ -314,5 +321,34 @@ describe('the forced command serves only the key\'s own complete snapshots, read
       restore.kill('SIGKILL');
       await restored;
     }
+  });
+
+  test('a client that vanishes in the middle of a restore (its rsync and ssh SIGKILLed) leaves nothing running on the server', LIMIT, async () => {
+    const { held, gate } = await writeGate('vanish');
+    const dest = await freshDest();
+    const login = `${server.sshd.user}@127.0.0.1`;
+    const rsh = [process.execPath, gate, held, '-F', '/dev/null', ...server.sshd.sshOptions(server.keys.pmirror!)].join(' ');
+    const restore = spawn('rsync', ['-aHAXS', '--numeric-ids', '-R', '-e', rsh, `${login}:${spec('latest', 'a/big')}`, `${dest}/`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let restoreErr = '';
+    restore.stderr.on('data', (chunk: Buffer) => (restoreErr += chunk));
+    let ended = false;
+    const restored = new Promise<number | null>((resolve) => restore.on('close', (code) => { ended = true; resolve(code); }));
+    while (!existsSync(held) && !ended) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(!ended, `the restore was held: ${restoreErr}`);
+    const [gatePid, sshPid] = readFileSync(held, 'utf8').split(' ').map(Number) as [number, number];
+    assert.ok((await processesMatching('--files-from=')).some((line) => line.includes(join(server.root, MIRROR))), 'the served rsync runs');
+    for (const pid of [sshPid, gatePid, restore.pid!]) process.kill(pid, 'SIGKILL');
+    await restored;
+    // The server notices the closed connection on its own (well before its 600 s --io-timeout).
+    const deadline = Date.now() + 60_000;
+    let left = await processesMatching(join(server.root, MIRROR));
+    while (left.length && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      left = await processesMatching(join(server.root, MIRROR));
+    }
+    assert.deepEqual(left, [], 'no serving rsync left');
+    // And the host's lock is free again: the next backup runs.
+    const next = await server.backup(join(work.dir, 'mirror-src'), ['-n', MIRROR], { timeoutMs: 90_000, key: server.keys.pmirror });
+    assert.equal(next.code, 0, next.stderr);
   });
 });
