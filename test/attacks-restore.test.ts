@@ -7,8 +7,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { mkdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
 import { clientBin, processesMatching, repoRoot, runNode, tempDir } from './helpers/cli.js';
@@ -17,6 +17,7 @@ import { treeSnapshot } from './helpers/fake-peer.js';
 const HOST = 'atkr-host1';
 const OTHER = 'atkr-other';
 const PRIV = 'atkr-priv';
+const MIRROR = 'atkr-pmirror';
 const PLUGINS = ['--plugin', join(repoRoot, 'packages/plugin-manifest/dist/index.js'), '--plugin', join(repoRoot, 'packages/plugin-link-dest/dist/index.js')];
 const ROOT_ONLY = process.getuid?.() !== 0 ? 'the fake-super and privileged receivers here run as root' : false;
 const LIMIT = { timeout: 120_000 };
@@ -78,6 +79,26 @@ async function assertRefused(command: string, pattern: RegExp, key = server.key)
   assert.deepEqual(treeSnapshot(server.root), before, 'BACKUP_ROOT unchanged');
 }
 
+// An ssh for the attacker's rsync that passes the server's first MiB (the file list and the start
+// of the first file), then holds the rest back until SIGUSR1; `held` gets its pid, then.
+async function writeGate(tag: string): Promise<{ held: string; gate: string }> {
+  const held = join(work.dir, `gate-${tag}.held`);
+  const gate = join(work.dir, `gate-${tag}.mjs`);
+  await writeFile(gate, [
+    "import { spawn } from 'node:child_process';",
+    "import { writeFileSync } from 'node:fs';",
+    'const [held, ...args] = process.argv.slice(2);',
+    "const ssh = spawn('ssh', args, { stdio: ['inherit', 'pipe', 'inherit'] });",
+    'let passed = 0;',
+    'let once = false;',
+    "const pass = (chunk) => { process.stdout.write(chunk); passed += chunk.length; if (passed > 1048576 && !once) { once = true; ssh.stdout.pause(); writeFileSync(held, `${process.pid} ${ssh.pid}`); } };",
+    "ssh.stdout.on('data', pass);",
+    "process.on('SIGUSR1', () => ssh.stdout.resume());",
+    "ssh.on('close', (code) => { process.exitCode = code ?? 1; });",
+  ].join('\n'));
+  return { held, gate };
+}
+
 before(async () => {
   if (ROOT_ONLY) return;
   work = await tempDir('srs-atkr-');
@@ -87,6 +108,8 @@ before(async () => {
       other: ['--name', OTHER, '--mode', 'fake-super', ...PLUGINS],
       priv: ['--name', PRIV, '--mode', 'privileged', ...PLUGINS],
       none: ['--name', 'atkr-none', '--mode', 'fake-super', ...PLUGINS],
+      // No snapshot plugins: a mirror, rewritten in place by each backup; privileged: real symlinks.
+      pmirror: ['--name', MIRROR, '--mode', 'privileged'],
     },
   });
   const src = join(work.dir, 'src');
@@ -249,5 +272,83 @@ describe('the forced command serves only the key\'s own complete snapshots, read
     const many = `rsync --server --sender ${LETTERS} . ${Array.from({ length: 300 }, () => spec('latest', 'd')).join(' ')}`;
     await assertRefused(many, /at most 256 paths/);
     assert.deepEqual(await processesMatching(server.root), [], 'no serving rsync left');
+  });
+
+  test('a mirror is not rewritten under a restore: a backup racing it cannot turn a served directory into a symlink out', LIMIT, async () => {
+    // The attack: start a restore of the mirror, hold it (read nothing) once the server's rsync
+    // has sent its file list, run a backup that turns z/sub into a symlink to a directory of the
+    // server, then read on: the server's rsync opens z/sub/f by its path and would follow it.
+    const outside = join(work.dir, 'server-secrets');
+    await mkdir(outside, { recursive: true });
+    await writeFile(join(outside, 'f'), 'SERVER SECRET\n');
+    const src = join(work.dir, 'mirror-src');
+    await mkdir(join(src, 'a'), { recursive: true });
+    await mkdir(join(src, 'z', 'sub'), { recursive: true });
+    await writeFile(join(src, 'a', 'big'), '');
+    await truncate(join(src, 'a', 'big'), 256 * 1024 * 1024); // sparse: cheap to keep, slow enough to send
+    await writeFile(join(src, 'z', 'sub', 'f'), 'the client\'s own f\n');
+    const first = await server.backup(src, ['-n', MIRROR], { timeoutMs: 90_000, key: server.keys.pmirror });
+    assert.equal(first.code, 0, first.stderr);
+    assert.ok(lstatSync(join(server.root, MIRROR, 'z', 'sub')).isDirectory());
+
+    // The attacker's own rsync, through an ssh that passes the server's first MiB (the file list and
+    // the start of a/big), then holds the rest back until SIGUSR1.
+    const { held, gate } = await writeGate('mirror');
+    const dest = await freshDest();
+    const login = `${server.sshd.user}@127.0.0.1`;
+    const rsh = [process.execPath, gate, held, '-F', '/dev/null', ...server.sshd.sshOptions(server.keys.pmirror!)].join(' ');
+    const restore = spawn('rsync', ['-aHAXS', '--numeric-ids', '-R', '-e', rsh, `${login}:${spec('latest', 'a/big')}`, `${login}:${spec('latest', 'z/sub/f')}`, `${dest}/`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let restoreErr = '';
+    restore.stderr.on('data', (chunk: Buffer) => (restoreErr += chunk));
+    restore.stdout.resume();
+    let ended = false;
+    const restored = new Promise<number | null>((resolve) => restore.on('close', (code) => { ended = true; resolve(code); }));
+    try {
+      // Held: the served rsync has sent its file list (z/sub a directory then) and is in a/big.
+      while (!existsSync(held) && !ended) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.ok(!ended, `the restore was held: ${restoreErr}`);
+      await rm(join(src, 'z', 'sub'), { recursive: true });
+      await symlink(outside, join(src, 'z', 'sub'));
+      const racing = await server.backup(src, ['-n', MIRROR], { timeoutMs: 90_000, key: server.keys.pmirror });
+      process.kill(Number(readFileSync(held, 'utf8').split(' ')[0]), 'SIGUSR1');
+      await restored;
+      assert.notEqual(readFileSync(join(dest, 'z', 'sub', 'f'), 'utf8').trim(), 'SERVER SECRET', 'a file of the server left through the restore');
+      assert.equal(readFileSync(join(dest, 'z', 'sub', 'f'), 'utf8'), 'the client\'s own f\n', restoreErr);
+      assert.notEqual(racing.code, 0, 'the backup did not rewrite the mirror under the restore');
+      assert.match(racing.stderr, new RegExp(`another (?:backup|run) of ${MIRROR} is running`));
+      assert.ok(lstatSync(join(server.root, MIRROR, 'z', 'sub')).isDirectory(), 'the mirror as it was');
+    } finally {
+      restore.kill('SIGKILL');
+      await restored;
+    }
+  });
+
+  test('a client that vanishes in the middle of a restore (its rsync and ssh SIGKILLed) leaves nothing running on the server', LIMIT, async () => {
+    const { held, gate } = await writeGate('vanish');
+    const dest = await freshDest();
+    const login = `${server.sshd.user}@127.0.0.1`;
+    const rsh = [process.execPath, gate, held, '-F', '/dev/null', ...server.sshd.sshOptions(server.keys.pmirror!)].join(' ');
+    const restore = spawn('rsync', ['-aHAXS', '--numeric-ids', '-R', '-e', rsh, `${login}:${spec('latest', 'a/big')}`, `${dest}/`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let restoreErr = '';
+    restore.stderr.on('data', (chunk: Buffer) => (restoreErr += chunk));
+    let ended = false;
+    const restored = new Promise<number | null>((resolve) => restore.on('close', (code) => { ended = true; resolve(code); }));
+    while (!existsSync(held) && !ended) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(!ended, `the restore was held: ${restoreErr}`);
+    const [gatePid, sshPid] = readFileSync(held, 'utf8').split(' ').map(Number) as [number, number];
+    assert.ok((await processesMatching('--files-from=')).some((line) => line.includes(join(server.root, MIRROR))), 'the served rsync runs');
+    for (const pid of [sshPid, gatePid, restore.pid!]) process.kill(pid, 'SIGKILL');
+    await restored;
+    // The server notices the closed connection on its own (well before its 600 s --io-timeout).
+    const deadline = Date.now() + 60_000;
+    let left = await processesMatching(join(server.root, MIRROR));
+    while (left.length && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      left = await processesMatching(join(server.root, MIRROR));
+    }
+    assert.deepEqual(left, [], 'no serving rsync left');
+    // And the host's lock is free again: the next backup runs.
+    const next = await server.backup(join(work.dir, 'mirror-src'), ['-n', MIRROR], { timeoutMs: 90_000, key: server.keys.pmirror });
+    assert.equal(next.code, 0, next.stderr);
   });
 });

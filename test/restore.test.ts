@@ -5,7 +5,7 @@
 // DEST inside ROOT, a non-empty DEST, symlinks and ".." in --path, incomplete snapshots.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -280,6 +280,37 @@ describe('what restore refuses', { concurrency: 1 }, () => {
     assert.equal(existsSync(dest), false);
     await rm(join(privilegedRoot, HOST, incomplete), { recursive: true });
     await rm(join(privilegedRoot, HOST, `${incomplete}.meta`), { recursive: true });
+  });
+
+  test('a mirror is restored under the host\'s lock: while a backup of it runs, the restore is refused and writes nothing', async () => {
+    // A backup rewrites a mirror in place: it could turn a directory rsync has listed into a
+    // symlink out of the mirror before rsync reads the files in it.
+    const mirrorRoot = join(tmp.dir, 'mirror-root');
+    await mkdir(mirrorRoot, { mode: 0o700 });
+    const name = 'restore-mirror';
+    const local = await runRecv(['--local', src, '--name', name, '--mode', 'privileged', mirrorRoot]);
+    assert.equal(local.code, 0, local.stderr);
+    // The lock as a running backup holds it (flock(1) stands in for the receiver).
+    const holder = spawn('flock', ['-x', join(mirrorRoot, '.ssh-r-sync', 'locks', `${name}.lock`), '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const exited = new Promise((resolve) => holder.on('close', resolve));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('locked') && resolve());
+        holder.on('close', () => reject(new Error('flock ended')));
+      });
+      const dest = join(tmp.dir, 'mirror-busy');
+      const run = await admin(['restore', mirrorRoot, name, dest]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, new RegExp(`^ssh-r-sync-admin: error: another backup of ${name} is running; try again later$`, 'm'));
+      assert.equal(existsSync(dest), false, 'nothing written');
+    } finally {
+      holder.stdin.end();
+      await exited;
+    }
+    const dest = join(tmp.dir, 'mirror-free');
+    const run = await admin(['restore', mirrorRoot, name, dest]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(existsSync(join(dest, 'small.txt')));
   });
 
   test('usage: DEST and --to together, neither, a --to without an absolute DIR: exit 2', async () => {

@@ -5,6 +5,8 @@ import { lstat, mkdir, readdir } from 'node:fs/promises';
 import type { Mode } from '../context.js';
 import { parseDestination } from '../client/destination.js';
 import { SshRSyncError } from '../errors.js';
+import { lockHost } from '../host-lock.js';
+import type { Logger } from '../logger.js';
 import { pullSshArgv, rshWord } from '../pull/pull-transport.js';
 import { readDoneMark } from '../snapshots.js';
 import { openStoredSnapshot, type StoredSnapshot } from '../stored-snapshots.js';
@@ -12,7 +14,7 @@ import { remoteState } from './remote-listing.js';
 import { restoreModeOf } from './restore-mode.js';
 import { checkRestorePaths, normalizeRestorePath } from './restore-paths.js';
 import { describeRestoreFailure, restoreRsyncArgs, runRestoreRsync } from './restore-rsync.js';
-import { checkLocalTarget, parseRemoteTarget, type RestoreTarget } from './restore-target.js';
+import { checkLocalTarget, parseRemoteTarget, type RemoteTarget, type RestoreTarget } from './restore-target.js';
 
 /** The word env(1) takes as a harmless assignment where rsync puts the remote host's name. */
 const LOCAL_HOST = 'SRS_RESTORE=local';
@@ -74,7 +76,27 @@ export interface RestoreSummary {
 export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreSummary> {
   const paths = options.paths.map((path) => normalizeRestorePath(options.pathBytes ? path : Buffer.from(path).toString('latin1')));
   const remote = 'to' in options.target ? parseRemoteTarget(options.target.to) : null;
-  const snapshot = await openStoredSnapshot(options.root, options.name, options.snapshot);
+  const opened = await openStoredSnapshot(options.root, options.name, options.snapshot);
+  if (opened.kind !== 'mirror') return restoreOpened(options, opened, paths, remote);
+  // A mirror is rewritten in place by the host's next backup, which could swap a directory rsync
+  // has listed for a symlink out of the snapshot before rsync reads the files in it: restore a
+  // mirror under the host's lock (a backup meanwhile is refused as busy), opened again under it.
+  const unlock = await lockHost({ root: options.root, name: options.name, waitSeconds: 0, logger: warningsOnly(options.onWarning), signal: options.signal });
+  try {
+    return await restoreOpened(options, await openStoredSnapshot(options.root, options.name, options.snapshot), paths, remote);
+  } finally {
+    await unlock();
+  }
+}
+
+// The lock's one word for a restore: that it took over a dead process's lock.
+function warningsOnly(onWarning: ((message: string) => void) | undefined): Logger {
+  const none = () => {};
+  const logger: Logger = { debug: none, info: none, warn: (message) => onWarning?.(message), error: none, scope: () => logger };
+  return logger;
+}
+
+async function restoreOpened(options: RestoreOptions, snapshot: StoredSnapshot, paths: string[], remote: RemoteTarget | null): Promise<RestoreSummary> {
   const { mode, source: modeSource } = await restoreModeOf(snapshot, options.storedMode);
   const tree = snapshot.paths.tree;
   if (!(await lstat(tree)).isDirectory()) throw new SshRSyncError('EUSAGE', `${tree} is not a directory: refused`);

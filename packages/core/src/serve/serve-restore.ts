@@ -10,6 +10,7 @@ import { checkRestorePaths } from '../restore/restore-paths.js';
 import { once } from 'node:events';
 import type { Mode } from '../context.js';
 import { SshRSyncError, UsageError } from '../errors.js';
+import { lockHost } from '../host-lock.js';
 import type { Logger } from '../logger.js';
 import { dieWithUs, killGroup } from '../process-group.js';
 import { createSessionDir } from '../session-dir.js';
@@ -41,7 +42,21 @@ const KILL_AFTER_MS = 5000;
 export async function serveRestore(options: ServeRestoreOptions): Promise<number> {
   const { request, logger } = options;
   if (!(await hostExists(options.root, options.name))) throw new UsageError(`host "${options.name}" has no complete backup yet`);
-  const snapshot = await openStoredSnapshot(options.root, options.name, request.snapshot);
+  let snapshot = await openStoredSnapshot(options.root, options.name, request.snapshot);
+  // A mirror is rewritten in place by the host's next backup, which could swap a directory rsync
+  // has listed for a symlink out before rsync opens the files in it: serve a mirror under the
+  // host's lock (a backup meanwhile is refused as busy), and open it again once the lock is ours.
+  const unlock = snapshot.kind === 'mirror' ? await lockHost({ root: options.root, name: options.name, waitSeconds: 0, logger, signal: options.signal }) : null;
+  try {
+    if (unlock) snapshot = await openStoredSnapshot(options.root, options.name, request.snapshot);
+    return await serveSnapshot(options, snapshot);
+  } finally {
+    await unlock?.();
+  }
+}
+
+async function serveSnapshot(options: ServeRestoreOptions, snapshot: StoredSnapshot): Promise<number> {
+  const { request, logger } = options;
   const tree = await checkTree(snapshot);
   const names = request.paths ?? null;
   if (names) await checkRestorePaths(tree, names);
