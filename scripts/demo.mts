@@ -79,7 +79,7 @@ try {
   say(`ssh-r-sync-admin status ${server.root}:`);
   const status = await admin(['status', server.root]);
   process.stdout.write(status.stdout + status.stderr);
-  process.exitCode = first.code || second.code || verify.code || diff.code || list.code || restored.code || status.code;
+  process.exitCode = first.code || second.code || verify.code || diff.code || list.code || restored.code || status.code || 0;
 } finally {
   await server.stop();
   await rm(configDir, { recursive: true, force: true });

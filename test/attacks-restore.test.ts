@@ -236,6 +236,7 @@ describe('the forced command serves only the key\'s own complete snapshots, read
       [`rsync --server -lr . ${marker}`, /only restores are served/],
       [`rsync --server --sender --remove-source-files ${LETTERS} . ${arg}`, /option "--remove-source-files" is not allowed/],
       [`rsync --server --sender ${LETTERS} --remove-source-files . ${arg}`, /option "--remove-source-files" is not allowed/],
+      [`rsync --server --sender --numeric-ids . ${arg}`, /no short options/],
       [`rsync --server --sender ${LETTERS} --rsync-path=/bin/sh . ${arg}`, /option "--rsync-path=\/bin\/sh" is not allowed/],
       [`rsync --server --sender -e sh ${LETTERS} . ${arg}`, /option -e \(a remote shell\) is not allowed/],
       [`rsync --server --sender ${LETTERS} --log-file=${marker} . ${arg}`, /option "--log-file=/],

@@ -80,6 +80,7 @@ export function parseRequest(command: string | undefined): ServeRequest {
     } else throw refused(`rsync option ${show(word)} is not allowed in a restore`);
   }
   if (words[index] !== '.') throw refused('not the rsync command line `ssh-r-sync restore` sends');
+  if (letters === '') throw refused('not the rsync command line `ssh-r-sync restore` sends (no short options)');
   const args = words.slice(index + 1);
   if (args.length === 0) throw refused('the restore names nothing to send');
   if (args.length > MAX_SPECS) throw refused(`a restore names at most ${MAX_SPECS} paths`);
