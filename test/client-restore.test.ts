@@ -109,6 +109,14 @@ describe('ssh-r-sync restore through the forced command', { skip: ROOT_ONLY, con
     assert.equal(is.mtimeMs, Date.parse('2001-02-03T04:05:06Z'), 'the first snapshot\'s time');
   });
 
+  test('--escaped --path reaches a name that is not UTF-8 (argv cannot carry its bytes)', LIMIT, async () => {
+    const dest = await freshDest();
+    const r = await restore(dest, ['--escaped', '--path', 'f\\xffo']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(readdirSync(dest, { encoding: 'buffer' }), [Buffer.from([0x66, 0xff, 0x6f])]);
+    assert.equal(readFileSync(Buffer.from(`${dest}/f\xffo`, 'latin1'), 'utf8'), 'not utf-8\n');
+  });
+
   test('a nested --path brings its parent directories with their own attributes', LIMIT, async () => {
     const dest = await freshDest();
     const r = await restore(dest, ['--path', 'dir/sub/deep.txt', '--path', './owned-dir/']);

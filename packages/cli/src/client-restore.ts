@@ -3,6 +3,7 @@
 // local rsync writes DEST.
 import { Command } from 'commander';
 import { createLogger, escapeText, runRestore, type ClientRestoreResult as RestoreResult } from '@ssh-r-sync/core';
+import { unescapeName } from '@ssh-r-sync/plugin-manifest/escape';
 import { addSshOptions, type SshCliOptions } from './client-ssh-options.js';
 import { collect, configureProgram, onSignals, seconds } from './common.js';
 
@@ -11,6 +12,7 @@ const PREFIX = 'ssh-r-sync';
 interface RestoreCliOptions extends SshCliOptions {
   snapshot: string;
   path: string[];
+  escaped?: boolean;
   dryRun?: boolean;
   overwrite?: boolean;
   rsync?: string;
@@ -32,6 +34,7 @@ export function restoreProgram(): Command {
     .argument('<DEST>', 'directory to restore into (created if missing; must be empty unless --overwrite)')
     .option('--snapshot <ID>', 'which snapshot: an id from `ssh-r-sync snapshots`, or latest', 'latest')
     .option('--path <P>', 'restore only this file or directory, named from the snapshot\'s top (e.g. etc/hosts); it lands at DEST/P (repeatable)', collect, [])
+    .option('--escaped', 'each --path is spelt as manifests and `ssh-r-sync-admin versions` print names: \\n newline, \\t tab, \\\\ backslash, \\xHH any byte (for names that are not UTF-8)')
     .option('--dry-run', 'show what would be restored (rsync\'s itemized list on stdout); write nothing')
     .option('--overwrite', 'write into a DEST that is not empty: files of the same name are replaced, others are left alone');
   addSshOptions(program)
@@ -73,7 +76,8 @@ export async function restore(argv: string[]): Promise<number> {
       sshOptions: options.sshOption,
       sshDefaults: options.sshOpts,
       snapshot: options.snapshot,
-      paths: options.path,
+      paths: options.escaped ? options.path.map((path) => unescapeName(Buffer.from(path, 'utf8').toString('latin1'))) : options.path,
+      pathBytes: Boolean(options.escaped),
       dest,
       dryRun: Boolean(options.dryRun),
       overwrite: Boolean(options.overwrite),

@@ -32,8 +32,9 @@ export interface RestoreOptions {
   sshDefaults: boolean;
   /** "latest" or a snapshot id. */
   snapshot: string;
-  /** --path values, as given. */
+  /** --path values, as given (UTF-8 text), or with `pathBytes` each path's bytes as a latin1 string. */
   paths: string[];
+  pathBytes?: boolean;
   dest: string;
   dryRun: boolean;
   overwrite: boolean;
@@ -64,8 +65,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
   const destination = parseDestination(options.destination, options.port);
   const snapshot = checkSnapshotToken(options.snapshot);
   if (options.paths.length > MAX_SPECS) throw new UsageError(`at most ${MAX_SPECS} --path in one restore`);
-  // argv is UTF-8: the path's bytes are its UTF-8 encoding.
-  const paths = options.paths.map((path) => normalizeRestorePath(Buffer.from(path, 'utf8').toString('latin1')));
+  // argv is UTF-8: the path's bytes are its UTF-8 encoding (or, unescaped by the caller, given as bytes).
+  const paths = options.paths.map((path) => normalizeRestorePath(options.pathBytes ? path : Buffer.from(path, 'utf8').toString('latin1')));
   const dest = await checkDest(options.dest, options.overwrite);
   const specs = paths.length ? [...new Set(paths)].map((path) => encodeSpec(snapshot, path)) : [encodeSpec(snapshot, null)];
   const host = rsyncHost(destination);
