@@ -161,7 +161,7 @@ export default { name: 'runner', apply(hooks) { hooks.rsync.tapPromise('runner',
     assert.match(shapeless.stderr, /^ssh-r-sync-recv: error: cannot load plugin ".*shapeless\.mjs" \(from .*\): its default export must export \{ name, apply\(hooks\) \} or a function returning one$/m);
     const missing = await runRecv(['--local', f.src, '--name', 'host1', '--plugin', 'ssh-r-sync-plugin-nowhere', f.root]);
     assert.equal(missing.code, 2);
-    assert.match(missing.stderr, /package "ssh-r-sync-plugin-nowhere" is not installed \(npm install ssh-r-sync-plugin-nowhere\)/);
+    assert.match(missing.stderr, /package "ssh-r-sync-plugin-nowhere" is not installed in node_modules of .*: npm install ssh-r-sync-plugin-nowhere in /);
     await writeFile(join(f.base, 'bad.json'), JSON.stringify({ hookTimeout: 'soon' }));
     const bad = await runRecv(['--local', f.src, '--name', 'host1', '--config', join(f.base, 'bad.json'), f.root]);
     assert.equal(bad.code, 2);

@@ -14,7 +14,8 @@ export { parseHookSpec, scriptsPlugin, tapScript, applyRsyncPreOutput, parseExit
 export { runScript, describeExit, type ScriptRun, type ScriptResult } from './exec-hook.js';
 export { defaultRsyncArgs, runRsync, parseStats } from './rsync.js';
 export { loadConfig, configSchema, importTypeScript, type Config, type LoadedConfig, type PluginEntry } from './config.js';
-export { loadPlugin, resolvePackage } from './load-plugins.js';
+export { loadPlugin } from './load-plugins.js';
+export { resolvePackage, pluginPlaces } from './resolve-plugin.js';
 export { formatHookList, listTaps, type ListedTap } from './hook-list.js';
 export { killGroup } from './process-group.js';
 export { assemblePipeline, type AssembleOptions, type Assembled } from './assemble.js';
