@@ -16,6 +16,8 @@ export interface BackupServerOptions {
   sshdConfig?: string[];
   /** Lines the server's login shell runs before the forced command (see SshdOptions.shellStartup). */
   shellStartup?: string;
+  /** The receiver the forced commands run (default: the repository's; e.g. an installed copy's). */
+  recvBin?: string;
 }
 
 export interface BackupServer {
@@ -40,8 +42,8 @@ function shellWord(word: string): string {
   return /^[A-Za-z0-9_./:=,+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-export function forcedCommand(recvArgs: string[], root: string): string {
-  return [process.execPath, recvBin, ...recvArgs, root].map(shellWord).join(' ');
+export function forcedCommand(recvArgs: string[], root: string, bin = recvBin): string {
+  return [process.execPath, bin, ...recvArgs, root].map(shellWord).join(' ');
 }
 
 // Starts sshd with keys whose forced command is the receiver.
@@ -61,10 +63,10 @@ export async function startBackupServer(options: BackupServerOptions = {}): Prom
   let recvArgs = options.recvArgs ?? ['--name', 'host1'];
   const writeKeys = () =>
     sshd.setAuthorizedKeys([
-      { publicKey, options: `${keyOptions},command="${forcedCommand(recvArgs, root).replace(/"/g, '\\"')}"` },
+      { publicKey, options: `${keyOptions},command="${forcedCommand(recvArgs, root, options.recvBin).replace(/"/g, '\\"')}"` },
       ...Object.entries(options.extraKeys ?? {}).map(([name, args]) => ({
         publicKey: publicKeys[name]!,
-        options: `${keyOptions},command="${forcedCommand(args, root).replace(/"/g, '\\"')}"`,
+        options: `${keyOptions},command="${forcedCommand(args, root, options.recvBin).replace(/"/g, '\\"')}"`,
       })),
     ]);
   await writeKeys();
