@@ -69,7 +69,11 @@ try {
   const bundled = firstParty.map((dir) => manifests[dir].name);
   const dependencies = Object.fromEntries(firstParty.map((dir) => [manifests[dir].name, manifests[dir].version])); // npm bundles only dependencies
   for (const pkg of Object.values(manifests)) {
-    for (const [name, range] of Object.entries(pkg.dependencies ?? {})) if (!bundled.includes(name)) dependencies[name] = range;
+    for (const [name, range] of Object.entries(pkg.dependencies ?? {})) {
+      if (bundled.includes(name)) continue;
+      if (dependencies[name] && dependencies[name] !== range) fail(`${pkg.name} wants ${name}@${range}, another first-party package ${dependencies[name]}: make them agree`);
+      dependencies[name] = range;
+    }
   }
   const pkg = {
     name: 'ssh-r-sync',

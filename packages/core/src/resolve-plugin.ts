@@ -43,7 +43,7 @@ export function resolvePackage(spec: string, baseDir: string): string {
     }
   }
   const name = packageName(spec);
-  throw new Error(`package "${name}" is not installed in node_modules of ${places.join(', nor of ')} (or their parents): npm install ${name} in ${places[spec.startsWith(FIRST_PARTY_SCOPE) ? 1 : 0] ?? places[0]}, or npm install -g ${name}`);
+  throw new Error(`package "${name}" is not installed in node_modules of ${places.join(', nor of ')} (or their parents): npm install ${name} in ${resolve(baseDir)}, or npm install -g ${name}`);
 }
 
 function isPackageMissing(error: unknown): boolean {
