@@ -21,6 +21,7 @@ import {
 } from '@ssh-r-sync/core';
 import { collect, configureProgram, onSignals, port, positiveSeconds, printOutcome, runMain, seconds } from './common.js';
 import { serveRequest } from './recv-serve.js';
+import { checkConfig } from './recv-check-config.js';
 import { VERSION } from './version.js';
 
 const PREFIX = 'ssh-r-sync-recv';
@@ -38,6 +39,7 @@ interface RecvOptions {
   hook: string[];
   hookTimeout?: number;
   hookList?: boolean;
+  checkConfig?: boolean;
   config?: string;
   plugin: string[];
   nice?: string;
@@ -76,7 +78,8 @@ export function recvProgram(): Command {
     .option('-x, --hook <POINT:PATH>', 'run a script at a hook point (repeatable, run in the order given; see --hook-list)', collect, [])
     .option('--hook-timeout <SECONDS>', 'kill a hook (script or plugin) and fail the run after this long; 0 = no limit (default)', seconds)
     .option('--hook-list', 'list hook points, their arguments and contracts, and the registered taps; then exit')
-    .option('--config <FILE>', 'config file (default: searched from the current directory: ssh-r-sync.config.{ts,js,json}, .ssh-r-syncrc, …)')
+    .option('--config <FILE>', 'config file (default: the first of /etc/ssh-r-sync/config{,.json,.yaml,.yml,.js,.ts,.cjs,.mjs}, the same in ~/.config/ssh-r-sync/, then ssh-r-sync.config.{ts,js,json}, .ssh-r-syncrc, … in the current directory; docs/config.md)')
+    .option('--check-config', 'load the config, its plugins and hooks as a run would, print what was found; exit 2 on any problem (one line each)')
     .option('--plugin <SPEC>', 'load a plugin: an npm package name or a .js/.mjs/.ts file (repeatable)', collect, [])
     .option('--nice <[PRIO][:CLASS[.LEVEL]]>', 'CPU nice value and/or I/O class (rt, be, idle) with level 0-7, e.g. 10:idle or -5:be.2')
     .option('-t, --handshake-timeout <SECONDS>', 'time limit for each handshake step, above 0 (default 20)', positiveSeconds)
@@ -115,6 +118,7 @@ export async function recv(argv: string[]): Promise<number> {
     process.stdout.write(text);
     return 0;
   }
+  if (options.checkConfig) return checkConfig(PREFIX, { configFile: options.config, plugins: options.plugin, hooks: options.hook, root });
   if (!root) throw new UsageError('missing BACKUP_ROOT (see --help)');
   // As a forced command, a requested command is a listing or a restore of this key's host (or refused).
   if (!options.local && options.pull === undefined) {
@@ -143,6 +147,7 @@ export async function recv(argv: string[]): Promise<number> {
   const lock = (ctx: RunContext) => lockHost({ root: ctx.root, name: ctx.name, waitSeconds: lockWait ?? 0, logger, signal: ctx.signal });
   const { pipeline, loaded } = await assemblePipeline({ root, ...common(options), logger, lock });
   lockWait ??= loaded.config.lockWait;
+  logger.debug(`config: ${loaded.filepath ?? 'none found, the defaults apply'}`);
   const handshakeTimeoutMs = Math.round((options.handshakeTimeout ?? loaded.config.handshakeTimeout ?? 20) * 1000);
   const transport: Transport = options.local
     ? localTransport({ source: options.local, name: options.name!, oneFileSystem: Boolean(options.oneFileSystem) })

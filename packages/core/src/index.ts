@@ -13,7 +13,7 @@ export { currentTap, HookError, type TapScope, type TapRecord } from './tap-guar
 export { parseHookSpec, scriptsPlugin, tapScript, applyRsyncPreOutput, parseExitCodeOutput, hookEnvironment, type HookSpec } from './exec-plugin.js';
 export { runScript, describeExit, type ScriptRun, type ScriptResult } from './exec-hook.js';
 export { defaultRsyncArgs, runRsync, parseStats } from './rsync.js';
-export { loadConfig, configSchema, importTypeScript, type Config, type LoadedConfig, type PluginEntry } from './config.js';
+export { loadConfig, configSchema, importTypeScript, configDirs, configCandidates, PLACE_FILES, SEARCH_PLACES, CONFIG_DIR_ENV, type Config, type ConfigPlace, type LoadedConfig, type PluginEntry } from './config.js';
 export { loadPlugin, resolvePackage } from './load-plugins.js';
 export { formatHookList, listTaps, type ListedTap } from './hook-list.js';
 export { killGroup } from './process-group.js';
