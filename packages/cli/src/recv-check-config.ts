@@ -11,6 +11,7 @@ import {
   loadPlugin,
   oneLine,
   parseHookSpec,
+  runLogPath,
   silentLogger,
   type HookSpec,
   type LoadedConfig,
@@ -125,5 +126,5 @@ function checkRoot(root: string, problems: string[]): string {
   } catch {
     problems.push(`BACKUP_ROOT ${absolute} is not writable by this account: chown it to the backup account`);
   }
-  return `BACKUP_ROOT: ${absolute}`;
+  return `BACKUP_ROOT: ${absolute} (run log: ${runLogPath(absolute, 'NAME')})`;
 }

@@ -16,6 +16,7 @@ import {
   pullTransport,
   receiverTransport,
   validateName,
+  withRunLog,
   type RunContext,
   type Transport,
 } from '@ssh-r-sync/core';
@@ -149,7 +150,7 @@ export async function recv(argv: string[]): Promise<number> {
   lockWait ??= loaded.config.lockWait;
   logger.debug(`config: ${loaded.filepath ?? 'none found, the defaults apply'}`);
   const handshakeTimeoutMs = Math.round((options.handshakeTimeout ?? loaded.config.handshakeTimeout ?? 20) * 1000);
-  const transport: Transport = options.local
+  const inner: Transport = options.local
     ? localTransport({ source: options.local, name: options.name!, oneFileSystem: Boolean(options.oneFileSystem) })
     : options.pull !== undefined
     ? pullTransport({
@@ -175,6 +176,8 @@ export async function recv(argv: string[]): Promise<number> {
         ioTimeoutSeconds: options.ioTimeout ?? 600,
         onPeerGone: (why) => pipeline.stop(why),
       });
+  // Every run that reached its host's directory is logged on the server (ROOT/.ssh-r-sync/log/NAME.log).
+  const transport = withRunLog(inner, { config: loaded.filepath, logger });
   const stopSignals = onSignals(
     (signal) => pipeline.stop(`stopped by ${signal}`),
     (signal) => pipeline.kill(`killed by ${signal}`),

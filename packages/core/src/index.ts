@@ -14,6 +14,7 @@ export { parseHookSpec, scriptsPlugin, tapScript, applyRsyncPreOutput, parseExit
 export { runScript, describeExit, type ScriptRun, type ScriptResult } from './exec-hook.js';
 export { defaultRsyncArgs, runRsync, parseStats } from './rsync.js';
 export { loadConfig, configSchema, importTypeScript, configDirs, configCandidates, PLACE_FILES, SEARCH_PLACES, CONFIG_DIR_ENV, type Config, type ConfigPlace, type LoadedConfig, type PluginEntry } from './config.js';
+export { withRunLog, appendRunLog, readRunLog, runLogEntry, runLogPath, MAX_RUN_LOG_BYTES, type RunLogEntry, type RunLogOptions } from './run-log.js';
 export { loadPlugin, resolvePackage } from './load-plugins.js';
 export { formatHookList, listTaps, type ListedTap } from './hook-list.js';
 export { killGroup } from './process-group.js';
