@@ -66,6 +66,8 @@ export function statusCommand(result: ExitCodeHolder): Command {
         'newer than the newest complete one (failed, interrupted, or still running), and the last "failure" line of\n' +
         'ROOT/.ssh-r-sync/runs.log, which the done-log hook script (hooks/done-log) writes. LAST VERIFY is the newest\n' +
         "complete backup's last `ssh-r-sync-admin verify` (data, sample PCT% or metadata; ok or its problems), or never.\n" +
+        "A host without a complete backup is told apart by the receiver's run log (ssh-r-sync-admin log): it never succeeded,\n" +
+        'or its last success was at a time shown (--json: lastSuccess), and its last run failed.\n' +
         '\nExamples:\n' +
         '  ssh-r-sync-admin status /srv/backup\n' +
         '  ssh-r-sync-admin status /srv/backup --max-age 36h || mail -s "stale backups" root < /dev/null\n' +

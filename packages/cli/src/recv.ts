@@ -96,6 +96,7 @@ export function recvProgram(): Command {
       'after',
       '\nExit codes: 0 success, 1 backup failed, 2 usage or configuration error, 75 skipped ("not now").\n' +
         'Hook points: connect, handshake, rsync.pre, rsync, rsync.post, done; see --hook-list.\n' +
+        'Each run that reaches the host\'s directory is logged in BACKUP_ROOT/.ssh-r-sync/log/NAME.log: ssh-r-sync-admin log ROOT NAME.\n' +
         '\nAs a forced command it also serves the client\'s `ssh-r-sync snapshots` and `ssh-r-sync restore` (the key\'s\n' +
         "own host's complete snapshots, read-only) and refuses any other requested command (docs/protocol.md §4).",
     );
