@@ -150,7 +150,7 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
     '',
     '[Service]',
     'Type=oneshot',
-    '# the same directory whoever installed the unit: paths above are absolute, the config comes from its fixed place',
+    '# runs from /, wherever the unit was written: its path arguments are absolute, the receiver\'s config comes from its fixed place or --config',
     'WorkingDirectory=/',
     `ExecStart=${argv.map(unitWord).join(' ')}`,
     ...(options.user ? [`User=${options.user}`] : []),
