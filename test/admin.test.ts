@@ -100,6 +100,7 @@ describe('ssh-r-sync-admin status', () => {
           stale: false,
           problem: null,
           warnings: [],
+          lastSuccess: null,
           lastVerify: null,
         },
         {
@@ -112,6 +113,7 @@ describe('ssh-r-sync-admin status', () => {
           stale: false,
           problem: null,
           warnings: [],
+          lastSuccess: null,
           lastVerify: null,
         },
       ],

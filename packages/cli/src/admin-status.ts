@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { hostKind, listSnapshots, mirrorPaths, newestComplete as newestOf, readDoneMark, readHostRecord, readVerifyRecord, type VerifyRecord } from '@ssh-r-sync/core';
+import { hostKind, listSnapshots, mirrorPaths, newestComplete as newestOf, readDoneMark, readHostRecord, readRunLog, readVerifyRecord, type VerifyRecord } from '@ssh-r-sync/core';
 import { backupRoot, columns, duration, formatAge, hostDir, hostNames, isoTime, subCommand, type ExitCodeHolder } from './admin-shared.js';
 
 interface StatusOptions {
@@ -37,6 +37,8 @@ export interface HostStatus {
   problem: string | null;
   /** What needs a look but is not stale: snapshots dated in the future, failed work after the last backup. */
   warnings: string[];
+  /** When a run last succeeded, from the receiver's run log and host record; null: never (or before either existed). */
+  lastSuccess: string | null;
   /** The last `ssh-r-sync-admin verify` of the newest complete backup; null: never verified. */
   lastVerify: { at: string; data: boolean; sample: number | null; ok: boolean; problems: number; checked: number } | null;
 }
@@ -64,6 +66,8 @@ export function statusCommand(result: ExitCodeHolder): Command {
         'newer than the newest complete one (failed, interrupted, or still running), and the last "failure" line of\n' +
         'ROOT/.ssh-r-sync/runs.log, which the done-log hook script (hooks/done-log) writes. LAST VERIFY is the newest\n' +
         "complete backup's last `ssh-r-sync-admin verify` (data, sample PCT% or metadata; ok or its problems), or never.\n" +
+        "A host without a complete backup is told apart by the receiver's run log (ssh-r-sync-admin log): it never succeeded,\n" +
+        'or its last success was at a time shown (--json: lastSuccess), and its last run failed.\n' +
         '\nExamples:\n' +
         '  ssh-r-sync-admin status /srv/backup\n' +
         '  ssh-r-sync-admin status /srv/backup --max-age 36h || mail -s "stale backups" root < /dev/null\n' +
@@ -155,10 +159,17 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
   // snapshot of the same run may carry an id a second or two ahead of the clock.
   const lastFailure = candidates.find((c) => c.source === 'record') ?? candidates.sort((a, b) => Date.parse(b.at) - Date.parse(a.at))[0] ?? null;
 
+  // The receiver's run log knows every run: with it, "nothing complete" is either "never
+  // succeeded" or "succeeded at T, and what came since failed" (a failed mirror run unmarks it).
+  const runs = readRunLog(root, name);
+  const lastSuccess = runs.findLast((run) => run.status === 'success')?.at ?? (last?.status === 'success' ? last.at : null);
+  const since = lastSuccess ? `; the last success was at ${lastSuccess.replace(/\.\d{3}Z$/, 'Z')} (${formatAge(now.getTime() - Date.parse(lastSuccess))} ago)` : '';
   let problem: string | null = null;
   if (!newestComplete) {
-    if (kind === 'none' && recorded === 'mirror' && existsSync(mirrorPaths(root, name, dir).inProgress)) problem = 'no complete backup (the mirror is being rewritten, or its last run failed)';
-    else problem = snapshots.length ? `no complete backup among ${snapshots.length} snapshot(s)` : 'no complete backup';
+    const rewriting = kind === 'none' && recorded === 'mirror' && existsSync(mirrorPaths(root, name, dir).inProgress);
+    if (!since && (runs.length || last)) problem = 'no complete backup: it never succeeded';
+    else if (rewriting) problem = `no complete backup${since ? ' now' : ''} (the mirror is being rewritten, or its last run failed)${since}`;
+    else problem = `${snapshots.length ? `no complete backup among ${snapshots.length} snapshot(s)` : 'no complete backup'}${since}`;
   }
   else if (maxAgeMs !== undefined && newestComplete.ageSeconds * 1000 > maxAgeMs) {
     problem = `the newest complete backup${newestComplete.id ? ` (${newestComplete.id})` : ''} is ${formatAge(newestComplete.ageSeconds * 1000)} old, more than --max-age ${formatAge(maxAgeMs)}`;
@@ -173,6 +184,7 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
     stale: problem !== null,
     problem,
     warnings,
+    lastSuccess,
     lastVerify,
   };
 }

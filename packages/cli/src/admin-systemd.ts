@@ -127,7 +127,7 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
   if (!/^[0-9][0-9a-z ]*$/.test(options.delay)) throw new UsageError(`invalid --delay "${printable(options.delay)}": expected a time span such as 1h, 30min, 0`);
   if (!command.length) throw new UsageError('missing COMMAND (after --)');
   for (const word of command) if (/[\x00-\x1f\x7f]/.test(word)) throw new UsageError(`a newline or control character in the command: "${printable(word)}"`);
-  const argv = [absoluteProgram(command[0]!), ...command.slice(1)];
+  const argv = [absoluteProgram(command[0]!), ...command.slice(1).map(absolutePathArgument)];
   const nice = niceSettings(options.nice);
 
   const unit = verify ? `ssh-r-sync-verify${options.name ? `-${options.name}` : ''}` : `ssh-r-sync-${options.name}`;
@@ -150,6 +150,8 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
     '',
     '[Service]',
     'Type=oneshot',
+    '# runs from /, wherever the unit was written: its path arguments are absolute, the receiver\'s config comes from its fixed place or --config',
+    'WorkingDirectory=/',
     `ExecStart=${argv.map(unitWord).join(' ')}`,
     ...(options.user ? [`User=${options.user}`] : []),
     ...nice,
@@ -221,6 +223,13 @@ function absoluteProgram(program: string): string {
     }
   }
   throw new UsageError(`COMMAND ${program} is not in PATH: give its absolute path`);
+}
+
+// A path given relative to where `systemd` ran (./x, ../x, --opt=./x, POINT:./x) made absolute:
+// the unit runs from /, where it would name another file or none.
+function absolutePathArgument(word: string): string {
+  const match = /^(--[a-z-]+=|[a-z.]+:)?(\.\.?\/.*)$/.exec(word);
+  return match ? `${match[1] ?? ''}${resolve(match[2]!)}` : word;
 }
 
 // A word for ExecStart= / a unit value: plain when safe, else "…" with \ and " escaped;

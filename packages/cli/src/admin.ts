@@ -12,6 +12,7 @@ import { restoreCommand } from './admin-restore.js';
 import { versionsCommand } from './admin-versions.js';
 import { diffCommand } from './admin-diff.js';
 import { verifyCommand } from './admin-verify.js';
+import { logCommand } from './admin-log.js';
 
 // The admin command line with its sub-commands; each action stores its exit code in `result`.
 export function adminProgram(result: ExitCodeHolder): Command {
@@ -41,6 +42,7 @@ export function adminProgram(result: ExitCodeHolder): Command {
   program.addCommand(versionsCommand(result));
   program.addCommand(diffCommand(result));
   program.addCommand(verifyCommand(result));
+  program.addCommand(logCommand(result));
   return program;
 }
 

@@ -16,11 +16,13 @@ import {
   pullTransport,
   receiverTransport,
   validateName,
+  withRunLog,
   type RunContext,
   type Transport,
 } from '@ssh-r-sync/core';
 import { collect, configureProgram, onSignals, port, positiveSeconds, printOutcome, runMain, seconds } from './common.js';
 import { serveRequest } from './recv-serve.js';
+import { checkConfig } from './recv-check-config.js';
 import { VERSION } from './version.js';
 
 const PREFIX = 'ssh-r-sync-recv';
@@ -38,6 +40,7 @@ interface RecvOptions {
   hook: string[];
   hookTimeout?: number;
   hookList?: boolean;
+  checkConfig?: boolean;
   config?: string;
   plugin: string[];
   nice?: string;
@@ -76,7 +79,8 @@ export function recvProgram(): Command {
     .option('-x, --hook <POINT:PATH>', 'run a script at a hook point (repeatable, run in the order given; see --hook-list)', collect, [])
     .option('--hook-timeout <SECONDS>', 'kill a hook (script or plugin) and fail the run after this long; 0 = no limit (default)', seconds)
     .option('--hook-list', 'list hook points, their arguments and contracts, and the registered taps; then exit')
-    .option('--config <FILE>', 'config file (default: searched from the current directory: ssh-r-sync.config.{ts,js,json}, .ssh-r-syncrc, …)')
+    .option('--config <FILE>', 'config file (default: the first of /etc/ssh-r-sync/config{,.json,.yaml,.yml,.js,.ts,.cjs,.mjs}, the same in ~/.config/ssh-r-sync/, then ssh-r-sync.config.{ts,js,json}, .ssh-r-syncrc, … in the current directory; docs/config.md)')
+    .option('--check-config', 'load the config, its plugins and hooks as a run would, print what was found; exit 2 on any problem (one line each)')
     .option('--plugin <SPEC>', 'load a plugin: an npm package name or a .js/.mjs/.ts file (repeatable)', collect, [])
     .option('--nice <[PRIO][:CLASS[.LEVEL]]>', 'CPU nice value and/or I/O class (rt, be, idle) with level 0-7, e.g. 10:idle or -5:be.2')
     .option('-t, --handshake-timeout <SECONDS>', 'time limit for each handshake step, above 0 (default 20)', positiveSeconds)
@@ -92,6 +96,7 @@ export function recvProgram(): Command {
       'after',
       '\nExit codes: 0 success, 1 backup failed, 2 usage or configuration error, 75 skipped ("not now").\n' +
         'Hook points: connect, handshake, rsync.pre, rsync, rsync.post, done; see --hook-list.\n' +
+        'Each run that reaches the host\'s directory is logged in BACKUP_ROOT/.ssh-r-sync/log/NAME.log: ssh-r-sync-admin log ROOT NAME.\n' +
         '\nAs a forced command it also serves the client\'s `ssh-r-sync snapshots` and `ssh-r-sync restore` (the key\'s\n' +
         "own host's complete snapshots, read-only) and refuses any other requested command (docs/protocol.md §4).",
     );
@@ -115,6 +120,7 @@ export async function recv(argv: string[]): Promise<number> {
     process.stdout.write(text);
     return 0;
   }
+  if (options.checkConfig) return checkConfig(PREFIX, { configFile: options.config, plugins: options.plugin, hooks: options.hook, root });
   if (!root) throw new UsageError('missing BACKUP_ROOT (see --help)');
   // As a forced command, a requested command is a listing or a restore of this key's host (or refused).
   if (!options.local && options.pull === undefined) {
@@ -143,8 +149,9 @@ export async function recv(argv: string[]): Promise<number> {
   const lock = (ctx: RunContext) => lockHost({ root: ctx.root, name: ctx.name, waitSeconds: lockWait ?? 0, logger, signal: ctx.signal });
   const { pipeline, loaded } = await assemblePipeline({ root, ...common(options), logger, lock });
   lockWait ??= loaded.config.lockWait;
+  logger.debug(`config: ${loaded.filepath ?? 'none found, the defaults apply'}`);
   const handshakeTimeoutMs = Math.round((options.handshakeTimeout ?? loaded.config.handshakeTimeout ?? 20) * 1000);
-  const transport: Transport = options.local
+  const inner: Transport = options.local
     ? localTransport({ source: options.local, name: options.name!, oneFileSystem: Boolean(options.oneFileSystem) })
     : options.pull !== undefined
     ? pullTransport({
@@ -170,6 +177,8 @@ export async function recv(argv: string[]): Promise<number> {
         ioTimeoutSeconds: options.ioTimeout ?? 600,
         onPeerGone: (why) => pipeline.stop(why),
       });
+  // Every run that reached its host's directory is logged on the server (ROOT/.ssh-r-sync/log/NAME.log).
+  const transport = withRunLog(inner, { config: loaded.filepath, logger });
   const stopSignals = onSignals(
     (signal) => pipeline.stop(`stopped by ${signal}`),
     (signal) => pipeline.kill(`killed by ${signal}`),

@@ -1,7 +1,10 @@
-// The config file: found by cosmiconfig (module name `ssh-r-sync`, `.ts` through jiti) or
-// named with --config, then checked against one schema.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+// The config file: named with --config, else found in the fixed places (the system's
+// /etc/ssh-r-sync/, then the backup account's ~/.config/ssh-r-sync/), else by cosmiconfig's
+// search in the working directory (module name `ssh-r-sync`, `.ts` through jiti); then checked
+// against one schema. Only one file is read: the first found wins, the rest are `shadowed`.
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join } from 'node:path';
 import * as z from 'zod/mini';
 import { SshRSyncError, oneLine } from './errors.js';
 import type { Plugin } from './plugin.js';
@@ -40,12 +43,19 @@ export const configSchema = z.strictObject({
 export type Config = z.infer<typeof configSchema>;
 export type PluginEntry = z.infer<typeof pluginEntry>;
 
+/** Where the config file was found: --config, a fixed place, or the working directory. */
+export type ConfigPlace = 'option' | 'system' | 'user' | 'cwd';
+
 export interface LoadedConfig {
   config: Config;
   /** The file it came from; null when none was found. */
   filepath: string | null;
   /** Where relative paths and npm names in it resolve from. */
   baseDir: string;
+  /** How the file was found; null when none was (the defaults apply). */
+  place?: ConfigPlace | null;
+  /** Config files in later places, not read because an earlier one won. */
+  shadowed?: string[];
 }
 
 // Imports a TypeScript file at run time (plain Node 20 cannot).
@@ -75,29 +85,74 @@ export const SEARCH_PLACES = [
   'ssh-r-sync.config.json',
 ];
 
-// Finds and validates the config: `file` when given, else a search from `cwd`.
+/** The file names looked for in each fixed place, in this order (cosmiconfig's names for a global config). */
+export const PLACE_FILES = ['config', 'config.json', 'config.yaml', 'config.yml', 'config.js', 'config.ts', 'config.cjs', 'config.mjs'];
+
+/** The environment variable that moves the system place (tests, packagers); default /etc/ssh-r-sync. */
+export const CONFIG_DIR_ENV = 'SSH_R_SYNC_CONFIG_DIR';
+
+// The two fixed places: the system's (SSH_R_SYNC_CONFIG_DIR or /etc/ssh-r-sync) and the account's
+// ($XDG_CONFIG_HOME/ssh-r-sync, else ~/.config/ssh-r-sync).
+export function configDirs(env: NodeJS.ProcessEnv = process.env): { system: string; user: string } {
+  const xdg = env.XDG_CONFIG_HOME;
+  return {
+    system: env[CONFIG_DIR_ENV] || '/etc/ssh-r-sync',
+    user: join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.config'), 'ssh-r-sync'),
+  };
+}
+
+// Every config file present in the fixed places and the working directory, in the order they count.
+export function configCandidates(cwd: string): { place: ConfigPlace; file: string }[] {
+  const { system, user } = configDirs();
+  const found: { place: ConfigPlace; file: string }[] = [];
+  for (const [place, dir] of [['system', system], ['user', user]] as const) {
+    const names = placeFiles(dir);
+    for (const name of names) found.push({ place, file: join(dir, name) });
+  }
+  // package.json counts only when it has an "ssh-r-sync" key: cosmiconfig's search decides that.
+  for (const name of SEARCH_PLACES) if (name !== 'package.json' && existsSync(join(cwd, name))) found.push({ place: 'cwd', file: join(cwd, name) });
+  return found;
+}
+
+// The config files in one fixed place; a place the account cannot search is an error, not "none".
+function placeFiles(dir: string): string[] {
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return [];
+  try {
+    accessSync(dir, constants.X_OK);
+  } catch (error) {
+    throw new SshRSyncError('ECONFIG', `cannot search the config directory ${dir}: ${oneLine(error)}: let this account read it (chmod a+rx ${dir}) or give --config FILE`, { cause: error });
+  }
+  return PLACE_FILES.filter((name) => statSync(join(dir, name), { throwIfNoEntry: false }) !== undefined);
+}
+
+// Finds and validates the config: `file` when given, else the first in the fixed places, else a search from `cwd`.
 export async function loadConfig(options: { file?: string | undefined; cwd?: string } = {}): Promise<LoadedConfig> {
   const cwd = options.cwd ?? process.cwd();
+  const candidates = options.file ? [] : configCandidates(cwd);
+  const fixed = candidates.find((candidate) => candidate.place !== 'cwd');
   // Most receivers have no config file: then cosmiconfig (and its parsers) need not load at all.
-  if (!options.file && !SEARCH_PLACES.some((place) => existsSync(join(cwd, place)))) return { config: {}, filepath: null, baseDir: cwd };
+  if (!options.file && !candidates.length && !existsSync(join(cwd, 'package.json'))) return { config: {}, filepath: null, baseDir: cwd, place: null, shadowed: [] };
   const { cosmiconfig } = await importModule<typeof import('cosmiconfig')>('cosmiconfig');
   const explorer = cosmiconfig('ssh-r-sync', {
     loaders: { '.ts': tsLoader, '.mts': tsLoader, '.cts': tsLoader },
     searchPlaces: SEARCH_PLACES,
   });
   let found: { config: unknown; filepath: string; isEmpty?: boolean } | null;
+  const file = options.file ?? fixed?.file;
   try {
-    found = options.file ? await explorer.load(options.file) : await explorer.search(cwd);
+    found = file ? await explorer.load(file) : await explorer.search(cwd);
   } catch (error) {
-    const where = options.file ?? `the config found from ${cwd}`;
+    const where = file ?? `the config found from ${cwd}`;
     throw new SshRSyncError('ECONFIG', `cannot load ${where}: ${oneLine(error)}`, { cause: error });
   }
-  if (!found || found.isEmpty) return { config: {}, filepath: found?.filepath ?? null, baseDir: found ? dirname(found.filepath) : cwd };
+  const place: ConfigPlace | null = options.file ? 'option' : fixed ? fixed.place : found ? 'cwd' : null;
+  const shadowed = candidates.map((candidate) => candidate.file).filter((path) => path !== found?.filepath);
+  if (!found || found.isEmpty) return { config: {}, filepath: found?.filepath ?? null, baseDir: found ? dirname(found.filepath) : cwd, place, shadowed };
   const parsed = configSchema.safeParse(found.config);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const at = issue?.path.length ? issue.path.join('.') : '(top level)';
     throw new SshRSyncError('ECONFIG', `invalid config ${found.filepath}: ${at}: ${issue?.message ?? 'invalid'}`);
   }
-  return { config: parsed.data, filepath: found.filepath, baseDir: dirname(found.filepath) };
+  return { config: parsed.data, filepath: found.filepath, baseDir: dirname(found.filepath), place, shadowed };
 }
