@@ -11,7 +11,8 @@ export interface RsyncFailure {
 }
 
 /** rsync's own diagnostics (and rrsync's, and a daemon's refusals). */
-const DIAGNOSTIC = /^(?:rsync(?: error| warning)?: |\S*rrsync error: |@ERROR|file has vanished: |\[\w+\] io timeout )/;
+export const RSYNC_DIAGNOSTIC = /^(?:rsync(?: error| warning)?: |\S*rrsync error: |@ERROR|file has vanished: |\[\w+\] io timeout )/;
+const DIAGNOSTIC = RSYNC_DIAGNOSTIC;
 /** The closing summary: "rsync error: … (code N) at main.c(…)". */
 const SUMMARY = /^rsync (?:error|warning): /;
 /** Lines that only echo a failure on the other end of rsync's pipe. */

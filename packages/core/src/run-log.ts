@@ -10,6 +10,7 @@ import type { Mode, Outcome, RunContext } from './context.js';
 import { SshRSyncError, oneLine } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Endpoint, Transport } from './transport.js';
+import { RSYNC_DIAGNOSTIC } from './rsync-errors.js';
 
 /** One file's cap; with the one older generation a host's log is at most twice this. */
 export const MAX_RUN_LOG_BYTES = 256 * 1024;
@@ -70,8 +71,8 @@ export function runLogEntry(outcome: Outcome, ctx: RunContext, extra: { transpor
   return redact(entry, [...(extra.secrets ?? [])]);
 }
 
-/** rsync's own diagnostics, as rsync-errors.ts reads them. */
-const DIAGNOSTIC = /^(?:rsync(?: error| warning)?: |\S*rrsync error: |@ERROR|file has vanished: |\[\w+\] io timeout |ERROR: )/;
+/** rsync's own diagnostics, as rsync-errors.ts reads them, and the "ERROR: " of rrsync's refusals. */
+const DIAGNOSTIC = new RegExp(`${RSYNC_DIAGNOSTIC.source.slice(0, -1)}|ERROR: )`);
 
 // rsync's error lines; for a failure without any, the last lines it printed.
 function rsyncErrorLines(output: string, exitCode: number): string[] {
