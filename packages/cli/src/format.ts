@@ -32,3 +32,40 @@ export function humanBytes(bytes: number | bigint): string {
 export function formatBytes(bytes: number | bigint, stream: { isTTY?: boolean } = process.stdout): string {
   return stream.isTTY ? humanBytes(bytes) : plural(bytes, 'byte');
 }
+
+// ": 1 file, 30 bytes" after a run or a restore ('' when rsync gave no counts); sizes as formatBytes.
+export function counts(files: number | null | undefined, bytes: number | null | undefined, stream: { isTTY?: boolean } = process.stderr): string {
+  return files == null ? '' : `: ${plural(files, 'file')}, ${formatBytes(bytes ?? 0, stream)}`;
+}
+
+/** A backup run's result in --json: the same shape from the client and from the receiver. */
+export interface RunResultJson {
+  schema: typeof JSON_SCHEMA;
+  status: 'success' | 'failure' | 'skipped';
+  exitCode: number;
+  committed: boolean;
+  name: string | null;
+  snapshot: string | null;
+  files: number | null;
+  bytes: number | null;
+  durationMs: number;
+  rsyncExitCode: number | null;
+  message: string | null;
+}
+
+// The run result object, keys in one order whoever prints it.
+export function runResultJson(result: Omit<RunResultJson, 'schema'>): RunResultJson {
+  return {
+    schema: JSON_SCHEMA,
+    status: result.status,
+    exitCode: result.exitCode,
+    committed: result.committed,
+    name: result.name,
+    snapshot: result.snapshot,
+    files: result.files,
+    bytes: result.bytes,
+    durationMs: result.durationMs,
+    rsyncExitCode: result.rsyncExitCode,
+    message: result.message,
+  };
+}
