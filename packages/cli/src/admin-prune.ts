@@ -7,7 +7,7 @@ import { SshRSyncError, UsageError, createLogger, isSshRSyncError, lockHost, one
 import { defaultJobs, parsePolicy, pruneHost, type PruneResult, type RetentionPolicy } from '@ssh-r-sync/plugin-rotate';
 import { onSignals, seconds } from './common.js';
 import { ADMIN_PREFIX, backupRoot, columns, hostDir, hostNames, isoTime, positiveInteger, subCommand, type ExitCodeHolder } from './admin-shared.js';
-import { JSON_SCHEMA } from './format.js';
+import { JSON_SCHEMA, plural } from './format.js';
 
 interface PruneOptions {
   keep: string;
@@ -160,5 +160,5 @@ function describe(host: HostPrune, dryRun: boolean): string {
   const outcome = dryRun
     ? `dry run: ${deletes} would be deleted, nothing was`
     : `${host.deleted.length} deleted${host.failed.length ? `, ${host.failed.length} could not be deleted` : ''}`;
-  return `${host.name}: ${host.snapshots.length} snapshots, ${host.snapshots.length - deletes} kept; ${outcome}\n${columns(rows)}`;
+  return `${host.name}: ${plural(host.snapshots.length, 'snapshot')}, ${host.snapshots.length - deletes} kept; ${outcome}\n${columns(rows)}`;
 }
