@@ -5,7 +5,6 @@
 import { SshRSyncError } from './errors.js';
 
 const UNIT_MS: Record<string, number> = {
-  ms: 1,
   s: 1000, sec: 1000, second: 1000, seconds: 1000,
   m: 60_000, min: 60_000, minute: 60_000, minutes: 60_000,
   h: 3_600_000, hour: 3_600_000, hours: 3_600_000,
