@@ -100,10 +100,11 @@ describe('sizes and plurals', () => {
   test('plurals: "1 version in 2 backups", "2 versions", "none of the 2 backups"', async () => {
     const versions = await admin(['versions', server.root, HOST, 'big.bin']);
     assert.equal(versions.code, 0, versions.stderr);
-    assert.equal(versions.stdout.split('\n')[0], `${HOST}: big.bin: 1 version in 2 of 2 backups searched`);
+    assert.equal(versions.stdout.split('\n')[0], `${HOST}: big.bin: 1 version in 2 of 2 backups searched`, versions.stdout + versions.stderr);
     const two = await admin(['versions', server.root, HOST, 'small.txt']);
-    assert.equal(two.stdout.split('\n')[0], `${HOST}: small.txt: 2 versions in 2 of 2 backups searched`);
+    assert.equal(two.stdout.split('\n')[0], `${HOST}: small.txt: 2 versions in 2 of 2 backups searched`, two.stdout + two.stderr);
     const diff = await admin(['diff', server.root, HOST, ids[0]!, ids[1]!]);
+    assert.equal(diff.code, 0, diff.stderr);
     assert.match(diff.stdout, /: 0 added, 0 removed, 1 changed, \d+ unchanged; \+\d+ bytes, -\d+ bytes\n$/);
     const none = await admin(['versions', server.root, HOST, 'nothing-here']);
     assert.match(none.stderr, /is in none of the 2 backups searched/);
