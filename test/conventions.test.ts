@@ -5,7 +5,7 @@
 // duration syntax (90m, 2h30m, 36h, 14d; a plain number is seconds) for every time option.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -35,10 +35,14 @@ before(async () => {
   await writeFile(join(src, 'big.bin'), Buffer.alloc(BIG, 7));
   await writeFile(join(src, 'small.txt'), 'small\n');
   server = await startBackupServer({ recvArgs: ['--name', HOST, ...PLUGINS] });
+  // The top keeps one time, so that the second backup differs from the first by small.txt alone.
+  const keepTop = () => execFileSync('touch', ['-d', '@1600000000', src]);
+  keepTop();
   // The client's time options in the shared syntax: a plain number is seconds, 2h30m, 90m.
   firstRun = await server.backup(src, ['-n', HOST, '--json', '--hook-timeout', '2h30m', '--wait-timeout', '90m', '-t', '30'], { timeoutMs: 120_000 });
   assert.equal(firstRun.code, 0, firstRun.stderr);
   await writeFile(join(src, 'small.txt'), 'small, changed\n');
+  keepTop();
   secondRun = await server.backup(src, ['-n', HOST], { timeoutMs: 120_000 });
   assert.equal(secondRun.code, 0, secondRun.stderr);
   ids = readdirSync(join(server.root, HOST)).filter((name) => /^\d{4}-\d\d-\d\dT\d{6}Z$/.test(name)).sort();
