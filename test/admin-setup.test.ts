@@ -57,7 +57,7 @@ describe('ssh-r-sync-admin authorize', () => {
       'PermitTTY no',
       'PermitUserRC no',
     ]);
-    assert.ok(lines.includes(`ssh-r-sync --tunnel-port ${port} -n laptop backup@SERVER PATH`), r.stdout);
+    assert.ok(lines.includes(`ssh-r-sync -k /root/.ssh/ssh-r-sync --tunnel-port ${port} -n laptop backup@SERVER PATH`), r.stdout);
     // Stable: the same name gives the same port.
     const again = await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, '--json', '/srv/backup']);
     assert.equal(JSON.parse(again.stdout).port, port);
@@ -70,17 +70,68 @@ describe('ssh-r-sync-admin authorize', () => {
     ]);
     assert.equal(r.code, 0, r.stderr);
     const json = JSON.parse(r.stdout) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(json).sort(), ['authorizedKeys', 'clientCommand', 'mode', 'port', 'sshdMatch']);
+    assert.deepEqual(Object.keys(json).sort(), ['authorizedKeys', 'checkedFile', 'clientCommand', 'mode', 'port', 'portsInUse', 'schema', 'sshdMatch']);
+    assert.equal(json.schema, 1);
     assert.equal(json.port, 22777);
     assert.equal(
       json.authorizedKeys,
       `restrict,port-forwarding,permitlisten="127.0.0.1:22777",from="192.0.2.0/24",command="/usr/bin/node '/opt/my srs/ssh-r-sync-recv.js' --name nas.1 --tunnel-port 22777 '/srv/my backups'" ${publicKey}`,
     );
     assert.match(json.sshdMatch as string, /^Match User bk\n {4}AllowTcpForwarding remote\n/);
-    assert.equal(json.clientCommand, 'ssh-r-sync --tunnel-port 22777 -n nas.1 bk@backup.example.org /home');
+    assert.equal(json.clientCommand, 'ssh-r-sync -k /root/.ssh/ssh-r-sync --tunnel-port 22777 -n nas.1 bk@backup.example.org /home');
     const installed = JSON.parse((await admin(['authorize', '--name', 'x', '--key', `${key}.pub`, '--json', '/srv'])).stdout) as { authorizedKeys: string };
     const recv = /command="(\S+)/.exec(installed.authorizedKeys)?.[1] ?? '';
     assert.ok(recv.startsWith('/') && /ssh-r-sync-recv(\.js)?$/.test(recv) && existsSync(recv), recv);
+  });
+
+  test('the existing authorized_keys: a derived port another key holds moves on, a --port it holds is refused', async () => {
+    const other = join(dir, 'other_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'other@test', '-f', other]);
+    const otherKey = readFileSync(`${other}.pub`, 'utf8').trim();
+    const derived = (JSON.parse((await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, '--authorized-keys', 'none', '--json', '/srv/backup'])).stdout) as { port: number }).port;
+    const next = derived === 22999 ? 22000 : derived + 1;
+    const file = join(dir, 'authorized_keys');
+    // Another key holds the derived port through permitlisten, a third the next one only through the receiver's --tunnel-port.
+    await writeFile(file, [
+      '# backups',
+      `restrict,port-forwarding,permitlisten="127.0.0.1:${derived}",command="/usr/bin/ssh-r-sync-recv --name desk --tunnel-port ${derived} /srv/backup" ${otherKey}`,
+      `restrict,port-forwarding,command="/usr/bin/ssh-r-sync-recv --name=nas --tunnel-port=${next} /srv/backup" ${otherKey.replace('other@test', 'nas')}`,
+      '',
+    ].join('\n'));
+    const moved = await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, '--authorized-keys', file, '/srv/backup']);
+    assert.equal(moved.code, 0, moved.stderr);
+    const port = Number(/tunnel port (\d+)/.exec(moved.stdout)?.[1]);
+    assert.ok(port !== derived && port !== next && port >= 22000 && port <= 22999, moved.stdout);
+    assert.match(moved.stdout, new RegExp(`${derived}, derived from the name "laptop", is used by line 2 \\(--name desk\\)`));
+    assert.ok(moved.stdout.includes(`permitlisten="127.0.0.1:${port}"`) && moved.stdout.includes(`-k /root/.ssh/ssh-r-sync --tunnel-port ${port} -n laptop`), moved.stdout);
+    const json = JSON.parse((await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, '--authorized-keys', file, '--json', '/srv/backup'])).stdout) as Record<string, unknown>;
+    assert.deepEqual([json.port, json.portsInUse, json.checkedFile], [port, [derived, next].sort((a, b) => a - b), file]);
+
+    assertUsageError(
+      await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, '--authorized-keys', file, '--port', String(next), '/srv/backup']),
+      new RegExp(`--port ${next} is already used by another key in .*authorized_keys \\(line 3, --name nas\\): choose another --port`),
+    );
+    // The key being authorized again keeps its own port: its old line is not "another key".
+    const same = JSON.parse((await admin(['authorize', '--name', 'desk', '--key', `${other}.pub`, '--authorized-keys', file, '--port', String(derived), '--json', '/srv/backup'])).stdout) as { port: number };
+    assert.equal(same.port, derived);
+    assertUsageError(await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, '--authorized-keys', join(dir, 'missing'), '/srv/backup']), /cannot read authorized_keys .*missing \(ENOENT\)/);
+  });
+
+  test("without --authorized-keys: the backup account's own ~/.ssh/authorized_keys is read", async () => {
+    const user = `srs-${process.pid % 100000}`;
+    const home = join(dir, 'home-' + user);
+    execFileSync('useradd', ['--home-dir', home, '--create-home', '--shell', '/bin/sh', user]);
+    try {
+      const derived = (JSON.parse((await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, '--user', user, '--json', '/srv/backup'])).stdout) as { port: number; checkedFile: string | null });
+      assert.equal(derived.checkedFile, null, 'no authorized_keys yet: nothing to check');
+      await mkdir(join(home, '.ssh'));
+      await writeFile(join(home, '.ssh', 'authorized_keys'), `permitlisten="${derived.port}",restrict ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherOtherOtherOtherOtherOtherOtherOth other\n`);
+      const r = JSON.parse((await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, '--user', user, '--json', '/srv/backup'])).stdout) as { port: number; checkedFile: string };
+      assert.equal(r.checkedFile, join(home, '.ssh', 'authorized_keys'));
+      assert.notEqual(r.port, derived.port);
+    } finally {
+      execFileSync('userdel', ['-r', user], { stdio: 'ignore' });
+    }
   });
 
   test('pull mode: the rrsync line for the client and the receiver command', async () => {
@@ -139,6 +190,39 @@ describe('ssh-r-sync-admin systemd', () => {
     assert.match(text.stdout, /^Nice=10\nIOSchedulingClass=idle$/m);
     assert.match(text.stdout, /^OnCalendar=daily\nRandomizedDelaySec=1h\nPersistent=true$/m);
     assert.match(text.stdout, /systemctl daemon-reload && systemctl enable --now ssh-r-sync-laptop\.timer/);
+  });
+
+  test('SuccessExitStatus=75 (a skipped run is no failure), an OnFailure= example; --calendar is checked', async () => {
+    const r = await admin(['systemd', '--name', 'laptop', '--json', ...command]);
+    assert.equal(r.code, 0, r.stderr);
+    const units = JSON.parse(r.stdout) as { schema: number; service: string; onFailureExample: string };
+    assert.equal(units.schema, 1);
+    const service = units.service.split('\n');
+    assert.ok(service.includes('SuccessExitStatus=75'), units.service);
+    assert.ok(service.includes('#OnFailure=ssh-r-sync-failed@%n.service'), units.service);
+    assert.match(units.onFailureExample, /^ExecStart=\/bin\/sh -c 'journalctl -u "\$\$1"/m);
+    const text = await admin(['systemd', '--name', 'laptop', ...command]);
+    assert.match(text.stdout, /^# optional, for OnFailure=: \/etc\/systemd\/system\/ssh-r-sync-failed@\.service$/m);
+    const help = await admin(['systemd', '--help']);
+    assert.match(help.stdout, /SuccessExitStatus=75/);
+    assert.match(help.stdout, /ssh-r-sync-failed@\.service/);
+    const verify = JSON.parse((await admin(['systemd', '--verify', '/srv/backup', '--json'])).stdout) as { service: string };
+    assert.ok(!verify.service.includes('SuccessExitStatus'), 'a verify never skips');
+
+    for (const calendar of ['Mon..Fri 02:00', '*-*-* 03:30:00', 'weekly', 'Sat,Sun 10:00 UTC']) {
+      const ok = await admin(['systemd', '--name', 'laptop', '--calendar', calendar, '--json', ...command]);
+      assert.equal(ok.code, 0, `${calendar}: ${ok.stderr}`);
+    }
+    // With systemd-analyze (where installed) and without it (PATH without it: the own check).
+    const noAnalyze = join(dir, 'no-systemd-bin');
+    await mkdir(noAnalyze, { recursive: true });
+    for (const env of [{}, { PATH: noAnalyze }]) {
+      for (const calendar of ['dayly', 'Mon 25:00:99 bogus', '02:00 tomorrow']) {
+        assertUsageError(await runNode(adminBin, ['systemd', '--name', 'laptop', '--calendar', calendar, ...command], { env }), new RegExp(`invalid --calendar "${calendar.replace(/[.*]/g, '\\$&')}"`));
+      }
+      const ok = await runNode(adminBin, ['systemd', '--name', 'laptop', '--calendar', 'Mon..Fri 02:00', '--json', ...command], { env });
+      assert.equal(ok.code, 0, ok.stderr);
+    }
   });
 
   test('--pull: ProtectSystem=strict with ReadWritePaths=BACKUP_ROOT, User=', async () => {

@@ -85,6 +85,7 @@ describe('ssh-r-sync-admin status', () => {
     const json = await admin(['status', root, '--max-age', '36h', '--now', NOW, '--json']);
     assert.equal(json.code, 0, json.stderr);
     assert.deepEqual(JSON.parse(json.stdout), {
+      schema: 1,
       root,
       now: '2026-11-22T12:00:00.000Z',
       maxAgeSeconds: 129600,
@@ -130,7 +131,7 @@ describe('ssh-r-sync-admin status', () => {
     assert.equal(stale.code, 1);
     assert.equal(
       stale.stderr,
-      'ssh-r-sync-admin: failing: no complete backup among 2 snapshot(s)\n' +
+      'ssh-r-sync-admin: failing: no complete backup among 2 snapshots\n' +
         `ssh-r-sync-admin: silent: the newest complete backup (${old[1]}) is 3d 8h old, more than --max-age 2d\n`,
     );
     const json = JSON.parse((await admin(['status', root, '--max-age', '2d', '--now', NOW, '--json'])).stdout);
@@ -174,8 +175,8 @@ describe('ssh-r-sync-admin status', () => {
     const cases: [string[], RegExp][] = [
       [['status'], /^ssh-r-sync-admin: error: missing required argument 'BACKUP_ROOT'\n$/],
       [['status', join(root, 'nope')], /^ssh-r-sync-admin: error: BACKUP_ROOT .*nope is not a directory\n$/],
-      [['status', root, '--max-age', '3m'], /'m' is ambiguous here: write 30min or 30d/],
-      [['status', root, '--max-age', 'soon'], /argument 'soon' is invalid\. expected a number and s, min, h, d or w, e\.g\. 36h or 2d/],
+      [['status', root, '--max-age', '3 months'], /argument '3 months' is invalid\. unknown unit "months": e\.g\. 90s, 90m, 2h30m, 36h or 14d/],
+      [['status', root, '--max-age', 'soon'], /argument 'soon' is invalid\. e\.g\. 90s, 90m, 2h30m, 36h or 14d \(s, m or min, h, d, w; a plain number is seconds\)/],
       [['status', root, '--now', 'yesterday'], /expected an ISO 8601 time/],
       [['status', root, '../etc'], /refused host name "\.\.\/etc"/],
       [['status', root, '--bogus'], /unknown option '--bogus'/],

@@ -143,7 +143,7 @@ describe('ssh-r-sync-admin versions', () => {
     const text = await admin(['versions', root, NAME, './notes.txt']);
     assertExit(text, 0, 'versions ./notes.txt');
     const lines = text.stdout.split('\n');
-    assert.equal(lines[0], `${NAME}: notes.txt: 3 version(s) in 4 of 4 backup(s) searched`);
+    assert.equal(lines[0], `${NAME}: notes.txt: 3 versions in 4 of 4 backups searched`);
     assert.match(lines[2]!, new RegExp(`^1 +${ids[0]} +${ids[0]} +1 +file +9 +0644 +0:0 +2023-11-14T22:13:21\\.250000000Z +${sha256(NOTES[0]!)}$`));
     assert.match(lines[4]!, new RegExp(`^3 +${ids[2]} +${ids[3]} +2 +file +17 `));
     assert.ok(lines.includes(`  2: ssh-r-sync-admin restore --snapshot ${ids[1]} --path notes.txt ${root} ${NAME} DEST`), text.stdout);
@@ -186,7 +186,7 @@ describe('ssh-r-sync-admin versions', () => {
     const raw = await admin(['versions', root, NAME, 'line\nbreak']);
     assertExit(raw, 0, 'versions with a newline in PATH');
     const lines = raw.stdout.split('\n');
-    assert.equal(lines[0], `${NAME}: line\\nbreak: 2 version(s) in 4 of 4 backup(s) searched`);
+    assert.equal(lines[0], `${NAME}: line\\nbreak: 2 versions in 4 of 4 backups searched`);
     // head, column titles, two versions, blank, restore title, two hints, and the final newline
     assert.equal(lines.length, 9, raw.stdout);
     assert.match(raw.stdout, / --escaped --path 'line\\nbreak' /);
@@ -211,7 +211,7 @@ describe('ssh-r-sync-admin versions', () => {
   test('characters that can move the cursor or reorder a line are printed as their \\xHH bytes, and can be asked for so', async () => {
     const raw = await admin(['versions', root, NAME, INVISIBLE]);
     assertExit(raw, 0, 'versions of a name with invisible characters');
-    assert.equal(raw.stdout.split('\n')[0], `${NAME}: ${INVISIBLE_SHOWN}: 1 version(s) in 4 of 4 backup(s) searched`);
+    assert.equal(raw.stdout.split('\n')[0], `${NAME}: ${INVISIBLE_SHOWN}: 1 version in 4 of 4 backups searched`);
     assert.doesNotMatch(raw.stdout, /[\u0080-\u009f\u2028\u2029\u202a-\u202e]/);
     const escaped = await versionsJson(['--escaped', root, NAME, INVISIBLE_SHOWN]);
     assert.equal(escaped.path, INVISIBLE_SHOWN);
@@ -238,7 +238,7 @@ describe('ssh-r-sync-admin versions', () => {
   test('a path in no backup: exit 1, one line naming the host and the backups searched', async () => {
     const missing = await admin(['versions', root, NAME, 'no/such/file']);
     assertExit(missing, 1, 'versions of a missing path');
-    assertOneLine(missing, new RegExp(`^ssh-r-sync-admin: ${NAME}: no/such/file is in none of the 4 backup\\(s\\) searched: PATH is relative`));
+    assertOneLine(missing, new RegExp(`^ssh-r-sync-admin: ${NAME}: no/such/file is in none of the 4 backups searched: PATH is relative`));
     assert.equal(missing.stdout, '');
     const json = await admin(['versions', root, NAME, 'no/such/file', '--json']);
     assertExit(json, 1, 'versions --json of a missing path');
@@ -361,7 +361,7 @@ describe('ssh-r-sync-admin diff', () => {
     await rm(join(copy, NAME, `${ids[1]}.meta`, 'manifest.tsv'));
     const run = await admin(['versions', copy, NAME, 'notes.txt', '--json']);
     assertExit(run, 0, 'versions with a backup that has no manifest');
-    assertOneLine(run, new RegExp(`^ssh-r-sync-admin: ${NAME}: 1 backup\\(s\\) without a manifest not searched: ${ids[1]}\n$`));
+    assertOneLine(run, new RegExp(`^ssh-r-sync-admin: ${NAME}: 1 backup without a manifest not searched: ${ids[1]}\n$`));
     const json = JSON.parse(run.stdout) as { searched: number; unsearched: string[]; versions: VersionOut[] };
     assert.deepEqual([json.searched, json.unsearched, json.versions.map((v) => v.first)], [3, [ids[1]], [ids[0], ids[2]]]);
     const diff = await admin(['diff', copy, NAME, ids[0]!, ids[1]!]);

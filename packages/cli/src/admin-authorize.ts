@@ -3,7 +3,8 @@
 // `port-forwarding`, `permitlisten` pinned to one loopback port, `command=` the receiver with this
 // key's --name and --tunnel-port), the sshd `Match User` block, and the client's command line.
 // Pull mode (--pull): the client's authorized_keys line for the server's key (`rrsync -ro DIR`)
-// and the receiver command to run on the server. Nothing is written anywhere.
+// and the receiver command to run on the server. Nothing is written anywhere; the existing
+// authorized_keys (given, or the account's own) is read so that no two keys get one tunnel port.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -13,6 +14,8 @@ import { Command } from 'commander';
 import { NAME_PATTERN, UsageError } from '@ssh-r-sync/core';
 import { collect, port } from './common.js';
 import { subCommand, type ExitCodeHolder } from './admin-shared.js';
+import { accountAuthorizedKeys, readExistingKeys, type ExistingKeys } from './admin-authorized-keys.js';
+import { JSON_SCHEMA } from './format.js';
 
 interface AuthorizeOptions {
   name: string;
@@ -25,6 +28,8 @@ interface AuthorizeOptions {
   server: string;
   client: string;
   path: string;
+  clientKey: string;
+  authorizedKeys?: string;
   root: string;
   pull?: boolean;
   json?: boolean;
@@ -58,21 +63,25 @@ export function authorizeCommand(result: ExitCodeHolder): Command {
     .option('--option <OPTION>', 'one more authorized_keys option, e.g. from="192.0.2.0/24" (repeatable)', collect, [])
     .option('--server <HOST>', "reverse mode: the server's host name in the printed client command", 'SERVER')
     .option('--path <PATH>', 'reverse mode: the directory to back up in the printed client command', 'PATH')
+    .option('--client-key <FILE>', "reverse mode: the client's private key (-k) in the printed client command", '/root/.ssh/ssh-r-sync')
+    .option('--authorized-keys <FILE>', "reverse mode: the server's authorized_keys whose tunnel ports are taken (default: ~USER/.ssh/authorized_keys when it exists; none: do not check)")
     .option('--client <HOST>', "--pull: the client's host name in the printed receiver command", 'CLIENT')
     .option('--root <BACKUP_ROOT>', '--pull: BACKUP_ROOT in the printed receiver command', 'BACKUP_ROOT')
     .option('--pull', 'pull mode: a line for the client that lets the server pull DIR through rrsync -ro')
-    .option('--json', 'print one JSON object: { mode, authorizedKeys, sshdMatch, clientCommand | recvCommand, port }')
+    .option('--json', 'print one JSON object: { schema, mode, authorizedKeys, sshdMatch, clientCommand | recvCommand, port, portsInUse, checkedFile } (docs/json.md)')
     .addHelpText(
       'after',
       '\nThe default PORT is a hash of NAME into ' +
         `${PORT_BASE}-${PORT_BASE + PORT_RANGE - 1}: stable, but two names can get the same port. Every key on a server needs its own\n` +
-        'port (two clients cannot listen on one port at once): check the "# tunnel port" comment against the other lines in\n' +
-        'authorized_keys and pass --port to pick another one. The client must use the same --tunnel-port.\n' +
+        'port (two clients cannot listen on one port at once): authorize reads the existing authorized_keys (--authorized-keys FILE,\n' +
+        'else ~USER/.ssh/authorized_keys when it exists) and takes the next free port when the derived one is held by another key\n' +
+        '(permitlisten or --tunnel-port); a --port held by another key is refused. The client must use the same --tunnel-port.\n' +
         '\nExamples:\n' +
         '  ssh-r-sync-admin authorize --name laptop --key laptop.pub --json /srv/backup | jq -r .authorizedKeys >> ~backup/.ssh/authorized_keys\n' +
         '  ssh-r-sync-admin authorize --name laptop --key laptop.pub --port 22101 --server backup.example.org --path /home /srv/backup\n' +
         '  ssh-r-sync-admin authorize --pull --name web1 --key /root/.ssh/id_ed25519.pub --client web1.example.org --root /srv/backup /var/www\n' +
-        '\nExit codes: 0 printed, 2 usage error (bad name, not a public key, relative path, a quote or newline in a word).',
+        '\nExit codes: 0 printed, 2 usage error (bad name, not a public key, relative path, a quote or newline in a word,\n' +
+        'a --port another key holds, an authorized_keys that cannot be read).',
     )
     .action(async (target: string, options: AuthorizeOptions) => {
       result.code = await authorize(target, options);
@@ -93,23 +102,25 @@ async function authorize(target: string, options: AuthorizeOptions): Promise<num
   const key = await publicKey(options.key);
   const extra = options.option.map(keyOption);
   if (options.pull) return printPull(target, key, extra, options);
-  const tunnelPort = options.port ?? derivedPort(options.name);
+  const existing = await existingKeys(options);
+  const taken = existing ? existing.uses.filter((use) => use.blob !== key.split(' ')[1]) : [];
+  const { port: tunnelPort, note: portNote } = choosePort(options, taken, existing?.file ?? null);
   const recvWords = options.recv === undefined ? [defaultRecv()] : splitWords(options.recv, '--recv');
   const words = [...recvWords, '--name', options.name, '--tunnel-port', String(tunnelPort), target];
   const authorizedKeys = `${['restrict', 'port-forwarding', `permitlisten="127.0.0.1:${tunnelPort}"`, ...extra, `command="${commandString(words)}"`].join(',')} ${key}`;
   const sshdMatch = matchBlock(options.user, 'remote');
-  const clientCommand = ['ssh-r-sync', '--tunnel-port', String(tunnelPort), '-n', options.name, `${options.user}@${options.server}`, shellWord(options.path)].join(' ');
+  const clientCommand = ['ssh-r-sync', '-k', shellWord(options.clientKey), '--tunnel-port', String(tunnelPort), '-n', options.name, `${options.user}@${options.server}`, shellWord(options.path)].join(' ');
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ mode: 'reverse', authorizedKeys, sshdMatch, clientCommand, port: tunnelPort })}\n`);
+    const portsInUse = [...new Set(taken.map((use) => use.port))].sort((a, b) => a - b);
+    process.stdout.write(`${JSON.stringify({ schema: JSON_SCHEMA, mode: 'reverse', authorizedKeys, sshdMatch, clientCommand, port: tunnelPort, portsInUse, checkedFile: existing?.file ?? null })}\n`);
     return 0;
   }
-  const portNote = options.port === undefined ? `derived from the name "${options.name}": make sure no other key on this server uses it, else pass --port` : 'given with --port';
   process.stdout.write(
     `# ~${options.user}/.ssh/authorized_keys on the backup server, one line (tunnel port ${tunnelPort}, ${portNote}):\n` +
       `${authorizedKeys}\n\n` +
       '# /etc/ssh/sshd_config on the backup server (then: sshd -t && systemctl reload ssh):\n' +
       `${sshdMatch}\n` +
-      '# On the client (as root to read everything; -k KEY for the private key of this .pub):\n' +
+      '# On the client (as root to read everything; -k: the private key of this .pub, --client-key):\n' +
       `${clientCommand}\n`,
   );
   return 0;
@@ -121,7 +132,7 @@ function printPull(dir: string, key: string, extra: string[], options: Authorize
   const recvCommand = ['ssh-r-sync-recv', '--pull', `${options.user}@${options.client}`, '--name', options.name, shellWord(options.root)].join(' ');
   const sshdMatch = matchBlock(options.user, 'no');
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ mode: 'pull', authorizedKeys, sshdMatch, recvCommand, port: null })}\n`);
+    process.stdout.write(`${JSON.stringify({ schema: JSON_SCHEMA, mode: 'pull', authorizedKeys, sshdMatch, recvCommand, port: null })}\n`);
     return 0;
   }
   process.stdout.write(
@@ -133,6 +144,43 @@ function printPull(dir: string, key: string, extra: string[], options: Authorize
       `# ${recvCommand}\n`,
   );
   return 0;
+}
+
+// The authorized_keys to check: --authorized-keys FILE (must be readable), none, or the account's
+// own when it exists here (authorize may run on another machine than the server).
+async function existingKeys(options: AuthorizeOptions): Promise<ExistingKeys | null> {
+  if (options.authorizedKeys === 'none') return null;
+  if (options.authorizedKeys !== undefined) return readExistingKeys(options.authorizedKeys, false);
+  const found = await accountAuthorizedKeys(options.user);
+  return found ? readExistingKeys(found, true) : null;
+}
+
+// The tunnel port: --port (refused when another key holds it), else the derived one, else the
+// next free one after it in the range; with the sentence the printout says about it.
+function choosePort(options: AuthorizeOptions, taken: ExistingKeys['uses'], file: string | null): { port: number; note: string } {
+  const held = new Map(taken.map((use) => [use.port, use]));
+  const checked = file ? `free in ${file}` : 'no authorized_keys found here to check: make sure no other key on the server uses it (--authorized-keys FILE)';
+  if (options.port !== undefined) {
+    const use = held.get(options.port);
+    if (use) {
+      throw new UsageError(`--port ${options.port} is already used by another key in ${file} (line ${use.line}${use.name ? `, --name ${use.name}` : ''}): choose another --port, e.g. ${nextFree(options.port, held)}`);
+    }
+    return { port: options.port, note: `given with --port, ${checked}` };
+  }
+  const derived = derivedPort(options.name);
+  if (!held.has(derived)) return { port: derived, note: `derived from the name "${options.name}", ${checked}` };
+  const use = held.get(derived)!;
+  const port = nextFree(derived, held);
+  return { port, note: `the next free one: ${derived}, derived from the name "${options.name}", is used by line ${use.line}${use.name ? ` (--name ${use.name})` : ''} of ${file}` };
+}
+
+// The first port after `from` in the range (wrapping around) that no key holds.
+function nextFree(from: number, held: Map<number, unknown>): number {
+  for (let step = 1; step <= PORT_RANGE; step += 1) {
+    const candidate = PORT_BASE + ((from - PORT_BASE + step + PORT_RANGE) % PORT_RANGE);
+    if (!held.has(candidate)) return candidate;
+  }
+  throw new UsageError(`every tunnel port in ${PORT_BASE}-${PORT_BASE + PORT_RANGE - 1} is used by a key: pass --port outside that range`);
 }
 
 // The sshd Match block for the backup account: tunnels only as `forwarding` allows, all else off.

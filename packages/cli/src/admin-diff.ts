@@ -9,6 +9,7 @@ import { backupRoot, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { entryChanges, type Change } from './entry-changes.js';
 import { mergeManifests } from './manifest-merge.js';
 import { Output, displayName, entryJson, formatBytes, typeWord, type EntryJson } from './history-shared.js';
+import { JSON_SCHEMA } from './format.js';
 
 interface DiffOptions {
   json?: boolean;
@@ -59,7 +60,8 @@ export function diffCommand(result: ExitCodeHolder): Command {
         '  D tmp/old.log\n' +
         '  M etc/hosts (content, size, mtime)\n' +
         '  M bin/sh (type file -> symlink, mtime)\n' +
-        '  laptop 2026-11-21T024512Z -> 2026-11-22T024510Z: 1 added, 1 removed, 2 changed, 20431 unchanged; +4096 bytes (4.0 KiB), -1210 bytes (1.2 KiB)\n' +
+        '  laptop 2026-11-21T024512Z -> 2026-11-22T024510Z: 1 added, 1 removed, 2 changed, 20431 unchanged; +4.0 KiB, -1.2 KiB\n' +
+        '(sizes in KiB/MiB on a terminal; exact byte counts, "+4096 bytes", in a pipe, and always in --json)\n' +
         'Names are printed escaped as in the manifest (\\n, \\t, \\\\, \\xHH): one line each, whatever their bytes.\n' +
         'A file\'s content is compared by its SHA-256; a manifest before format 3 has none, and then size and mtime\n' +
         'are all there is. A mirror host has one backup, rewritten in place: there is nothing to compare.\n' +
@@ -89,7 +91,7 @@ async function diff(rootArgument: string, name: string, specA: string, specB: st
   let added = 0n;
   let removed = 0n;
   const side = (s: StoredSnapshot) => ({ id: s.id, date: s.date.toISOString(), mode: s.mode });
-  if (options.json) await out.write(`${JSON.stringify({ root, host: name, a: side(a), b: side(b) }).slice(0, -1)},"changes":[`);
+  if (options.json) await out.write(`${JSON.stringify({ schema: JSON_SCHEMA, root, host: name, a: side(a), b: side(b) }).slice(0, -1)},"changes":[`);
   let first = true;
   try {
     for await (const item of mergeManifests(a.paths.manifest, b.paths.manifest)) {

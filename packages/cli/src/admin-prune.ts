@@ -7,6 +7,7 @@ import { SshRSyncError, UsageError, createLogger, isSshRSyncError, lockHost, one
 import { defaultJobs, parsePolicy, pruneHost, type PruneResult, type RetentionPolicy } from '@ssh-r-sync/plugin-rotate';
 import { onSignals, seconds } from './common.js';
 import { ADMIN_PREFIX, backupRoot, columns, hostDir, hostNames, isoTime, positiveInteger, subCommand, type ExitCodeHolder } from './admin-shared.js';
+import { JSON_SCHEMA, plural } from './format.js';
 
 interface PruneOptions {
   keep: string;
@@ -103,7 +104,7 @@ async function prune(rootArgument: string, name: string | undefined, options: Pr
   } finally {
     stopSignals();
   }
-  if (options.json) process.stdout.write(`${JSON.stringify({ root, now: now.toISOString(), dryRun: Boolean(options.dryRun), policy: summary, hosts })}\n`);
+  if (options.json) process.stdout.write(`${JSON.stringify({ schema: JSON_SCHEMA, root, now: now.toISOString(), dryRun: Boolean(options.dryRun), policy: summary, hosts })}\n`);
   else if (!names.length) process.stdout.write(`no hosts under ${root}\n`);
   const failed = hosts.filter((h) => h.error || h.failed.length);
   return failed.length ? 1 : 0;
@@ -159,5 +160,5 @@ function describe(host: HostPrune, dryRun: boolean): string {
   const outcome = dryRun
     ? `dry run: ${deletes} would be deleted, nothing was`
     : `${host.deleted.length} deleted${host.failed.length ? `, ${host.failed.length} could not be deleted` : ''}`;
-  return `${host.name}: ${host.snapshots.length} snapshots, ${host.snapshots.length - deletes} kept; ${outcome}\n${columns(rows)}`;
+  return `${host.name}: ${plural(host.snapshots.length, 'snapshot')}, ${host.snapshots.length - deletes} kept; ${outcome}\n${columns(rows)}`;
 }

@@ -6,6 +6,7 @@ import { SshRSyncError, UsageError, restoreSnapshot, type Mode, type RestoreSumm
 import { collect, onSignals, seconds } from './common.js';
 import { ADMIN_PREFIX, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { unescapeName } from '@ssh-r-sync/plugin-manifest';
+import { JSON_SCHEMA, counts, plural } from './format.js';
 
 interface RestoreCliOptions {
   snapshot: string;
@@ -114,7 +115,7 @@ async function restore(root: string, name: string, dest: string | undefined, opt
   } finally {
     stopSignals();
   }
-  if (options.json) process.stdout.write(`${JSON.stringify(summary.dryRun ? { ...summary, itemized } : summary)}\n`);
+  if (options.json) process.stdout.write(`${JSON.stringify({ schema: JSON_SCHEMA, ...summary, ...(summary.dryRun ? { itemized } : {}) })}\n`);
   process.stderr.write(`${ADMIN_PREFIX}: ${describe(summary)}\n`);
   return 0;
 }
@@ -124,7 +125,6 @@ function describe(summary: RestoreSummary): string {
   const what = summary.kind === 'mirror' ? `the mirror of ${summary.host}` : `${summary.host} snapshot ${summary.snapshot}`;
   const parts = summary.paths.length ? ` (${summary.paths.length === 1 ? summary.paths[0] : `${summary.paths.length} paths`})` : '';
   const how = `${summary.mode}${summary.modeSource === 'done mark' ? '' : `, ${summary.modeSource}`}`;
-  if (summary.dryRun) return `dry run: ${summary.items} entries of ${what}${parts} would be written to ${summary.target} (stored ${how}); nothing was written`;
-  const counts = summary.files === null ? '' : `: ${summary.files} files, ${summary.bytes ?? 0} bytes`;
-  return `restored ${what}${parts} to ${summary.target} (stored ${how})${counts} in ${(summary.durationMs / 1000).toFixed(1)} s`;
+  if (summary.dryRun) return `dry run: ${plural(summary.items, 'entry', 'entries')} of ${what}${parts} would be written to ${summary.target} (stored ${how}); nothing was written`;
+  return `restored ${what}${parts} to ${summary.target} (stored ${how})${counts(summary.files, summary.bytes)} in ${(summary.durationMs / 1000).toFixed(1)} s`;
 }

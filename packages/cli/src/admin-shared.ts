@@ -3,8 +3,7 @@ import { stat, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { NAME_PATTERN, UsageError, oneLine, validateName } from '@ssh-r-sync/core';
-import { parseDuration } from '@ssh-r-sync/plugin-rotate';
-import { configureProgram } from './common.js';
+import { configureProgram, durationMs } from './common.js';
 
 export const ADMIN_PREFIX = 'ssh-r-sync-admin';
 
@@ -18,14 +17,8 @@ export function subCommand(command: Command): Command {
   return configureProgram(command, ADMIN_PREFIX);
 }
 
-// Commander parser: a duration such as 36h or 2d, in milliseconds.
-export function duration(value: string): number {
-  try {
-    return parseDuration(value);
-  } catch (error) {
-    throw new InvalidArgumentError(oneLine(error).replace(/^cannot read duration "[^"]*": /, ''));
-  }
-}
+// Commander parser: a duration such as 36h, 2h30m or 14d, in milliseconds (the shared syntax).
+export const duration = durationMs;
 
 // Commander parser: a whole number >= 1.
 export function positiveInteger(value: string): number {

@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { hostKind, listSnapshots, mirrorPaths, newestComplete as newestOf, readDoneMark, readHostRecord, readRunLog, readVerifyRecord, type VerifyRecord } from '@ssh-r-sync/core';
 import { backupRoot, columns, duration, formatAge, hostDir, hostNames, isoTime, subCommand, type ExitCodeHolder } from './admin-shared.js';
+import { JSON_SCHEMA, plural } from './format.js';
 
 interface StatusOptions {
   json?: boolean;
@@ -90,7 +91,7 @@ async function status(rootArgument: string, names: string[], options: StatusOpti
   const ok = hosts.length > 0 && hosts.every((host) => !host.stale);
   if (options.json) {
     const maxAgeSeconds = options.maxAge === undefined ? null : options.maxAge / 1000;
-    process.stdout.write(`${JSON.stringify({ root, now: now.toISOString(), maxAgeSeconds, ok, hosts })}\n`);
+    process.stdout.write(`${JSON.stringify({ schema: JSON_SCHEMA, root, now: now.toISOString(), maxAgeSeconds, ok, hosts })}\n`);
   } else {
     process.stdout.write(hosts.length ? table(hosts) : `no hosts under ${root}\n`);
   }
@@ -115,7 +116,7 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
   const future = snapshots.filter((s) => s.future);
   if (future.length) {
     warnings.push(
-      `${future.length} snapshot(s) dated in the future (${future.map((s) => s.id).join(', ')}): the server's clock went back, or they were put there; they never count as the newest`,
+      `${plural(future.length, 'snapshot')} dated in the future (${future.map((s) => s.id).join(', ')}): the server's clock went back, or they were put there; they never count as the newest`,
     );
   }
   let kind: HostStatus['kind'] = 'none';
@@ -136,7 +137,7 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
   }
   const lastVerify = verified && { at: verified.at, data: verified.data, sample: verified.sample, ok: verified.ok, problems: verified.problems, checked: verified.checked };
   if (verified && !verified.ok) {
-    warnings.push(`the last verify of ${newest ? newest.id : 'the mirror'} (${verified.at}) found ${verified.problems} problem(s): \`ssh-r-sync-admin verify ${root} ${name}\` lists them`);
+    warnings.push(`the last verify of ${newest ? newest.id : 'the mirror'} (${verified.at}) found ${plural(verified.problems, 'problem')}: \`ssh-r-sync-admin verify ${root} ${name}\` lists them`);
   }
   const record = await readHostRecord(root, name);
   for (const task of record?.afterSession?.tasks ?? []) {
@@ -169,7 +170,7 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
     const rewriting = kind === 'none' && recorded === 'mirror' && existsSync(mirrorPaths(root, name, dir).inProgress);
     if (!since && (runs.length || last)) problem = 'no complete backup: it never succeeded';
     else if (rewriting) problem = `no complete backup${since ? ' now' : ''} (the mirror is being rewritten, or its last run failed)${since}`;
-    else problem = `${snapshots.length ? `no complete backup among ${snapshots.length} snapshot(s)` : 'no complete backup'}${since}`;
+    else problem = `${snapshots.length ? `no complete backup among ${plural(snapshots.length, 'snapshot')}` : 'no complete backup'}${since}`;
   }
   else if (maxAgeMs !== undefined && newestComplete.ageSeconds * 1000 > maxAgeMs) {
     problem = `the newest complete backup${newestComplete.id ? ` (${newestComplete.id})` : ''} is ${formatAge(newestComplete.ageSeconds * 1000)} old, more than --max-age ${formatAge(maxAgeMs)}`;

@@ -1,13 +1,16 @@
 // `ssh-r-sync-admin systemd`: prints (or installs) a oneshot service and a timer that run one
 // backup command on a schedule, at low priority, with only the hardening that cannot break a
 // backup; or (--verify) a weekly sampled `ssh-r-sync-admin verify` of the server's backups. It
-// never runs systemctl; it prints the line to run.
+// never runs systemctl; it prints the line to run. --calendar is checked before anything is
+// printed (systemd-analyze calendar where installed, else a check of the OnCalendar= grammar).
 import { accessSync, constants, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { NAME_PATTERN, UsageError } from '@ssh-r-sync/core';
 import { subCommand, type ExitCodeHolder } from './admin-shared.js';
+import { checkCalendar } from './systemd-calendar.js';
+import { JSON_SCHEMA } from './format.js';
 
 interface SystemdOptions {
   name?: string;
@@ -47,7 +50,7 @@ export function systemdCommand(result: ExitCodeHolder): Command {
     .option('--pull', 'the unit runs the receiver in pull mode on the server (writable: only BACKUP_ROOT)')
     .option('--verify <BACKUP_ROOT>', 'the units run `ssh-r-sync-admin verify --sample PCT BACKUP_ROOT [NAME]` instead of a backup')
     .option('--sample <PCT>', "with --verify: the share of regular files reread each time, 0 < PCT <= 100 ('data': all of them)", '5')
-    .option('--calendar <SPEC>', 'when to run (systemd OnCalendar=; default daily, with --verify weekly)')
+    .option('--calendar <SPEC>', 'when to run (systemd OnCalendar=, checked with systemd-analyze calendar where installed; default daily, with --verify weekly)')
     .option('--delay <SPAN>', 'random delay added to each start, so that clients do not all start at once (RandomizedDelaySec=)', '1h')
     .option('--user <USER>', 'run as this user (default: root, which a client needs to read everything)')
     .option('--nice <[PRIO][:CLASS[.LEVEL]]>', 'CPU nice value and I/O class (rt, be, idle) for the service', '10:idle')
@@ -55,7 +58,7 @@ export function systemdCommand(result: ExitCodeHolder): Command {
     .option('--install', `write the units into ${SYSTEMD_DIR} (or --dir) instead of printing them`)
     .option('--dry-run', 'with --install: print what would be written where, write nothing')
     .option('--dir <DIR>', 'with --install: the directory to write into', SYSTEMD_DIR)
-    .option('--json', 'print one JSON object: { service, timer, serviceName, timerName, enable }')
+    .option('--json', 'print one JSON object: { schema, service, timer, serviceName, timerName, enable } (docs/json.md)')
     .addHelpText(
       'after',
       '\nHardening, and why not more:\n' +
@@ -66,6 +69,10 @@ export function systemdCommand(result: ExitCodeHolder): Command {
         '  --pull    ProtectSystem=strict plus ReadWritePaths=BACKUP_ROOT: the receiver writes only there; PrivateTmp=yes;\n' +
         '            ProtectHome=read-only (ssh reads its key and known_hosts; a BACKUP_ROOT under /home stays writable).\n' +
         '  never     PrivateDevices (snapshot hooks need block devices), RestrictSUIDSGID (a privileged receiver must restore setuid files), MemoryDenyWriteExecute (node\'s JIT).\n' +
+        '\nExit status 75 (a skipped run: another run of the host was going on, or a hook said skip) is a success\n' +
+        '(SuccessExitStatus=75); 1 is a failure, shown by systemctl --failed. To be told of failures, save this\n' +
+        'template as /etc/systemd/system/ssh-r-sync-failed@.service and uncomment the OnFailure= line of the service:\n' +
+        `${ON_FAILURE_EXAMPLE.replace(/^/gm, '    ')}\n` +
         '\nExamples:\n' +
         '  ssh-r-sync-admin systemd --name laptop -- /opt/srs/node_modules/.bin/ssh-r-sync -k /root/.ssh/backup_key --tunnel-port 22101 -n laptop backup@server /\n' +
         '  ssh-r-sync-admin systemd --name web1 --pull --install --dry-run -- /opt/srs/node_modules/.bin/ssh-r-sync-recv --pull backup@web1 --name web1 /srv/backup\n' +
@@ -90,8 +97,19 @@ export interface Units {
   enable: string;
 }
 
+/** A unit OnFailure= can start: mails the failed unit's last log lines to root (needs `mail`). */
+export const ON_FAILURE_EXAMPLE = [
+  '[Unit]',
+  'Description=tell root that %i failed',
+  '',
+  '[Service]',
+  'Type=oneshot',
+  `ExecStart=/bin/sh -c 'journalctl -u "$$1" -n 50 --no-pager | mail -s "$$1 failed on %H" root' sh %i`,
+].join('\n');
+
 async function systemd(command: string[], options: SystemdOptions): Promise<number> {
   const units = makeUnits(command, options);
+  await checkCalendar(options.calendar ?? (options.verify !== undefined ? 'weekly' : 'daily'));
   if (options.dryRun && !options.install) throw new UsageError('--dry-run goes with --install');
   if (options.install) {
     const dir = resolve(options.dir);
@@ -108,10 +126,13 @@ async function systemd(command: string[], options: SystemdOptions): Promise<numb
     return 0;
   }
   if (options.json) {
-    process.stdout.write(`${JSON.stringify(units)}\n`);
+    process.stdout.write(`${JSON.stringify({ schema: JSON_SCHEMA, ...units, onFailureExample: ON_FAILURE_EXAMPLE })}\n`);
     return 0;
   }
-  process.stdout.write(`# ${join(SYSTEMD_DIR, units.serviceName)}\n${units.service}\n# ${join(SYSTEMD_DIR, units.timerName)}\n${units.timer}\n# then:\n# ${units.enable}\n`);
+  process.stdout.write(
+    `# ${join(SYSTEMD_DIR, units.serviceName)}\n${units.service}\n# ${join(SYSTEMD_DIR, units.timerName)}\n${units.timer}\n` +
+      `# optional, for OnFailure=: ${join(SYSTEMD_DIR, 'ssh-r-sync-failed@.service')}\n${ON_FAILURE_EXAMPLE.replace(/^/gm, '# ')}\n\n# then:\n# ${units.enable}\n`,
+  );
   return 0;
 }
 
@@ -147,12 +168,15 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
     '[Unit]',
     verify ? `Description=ssh-r-sync verify of the backups in ${unitValue(options.verify!)}${options.name ? ` (${options.name})` : ''}` : `Description=ssh-r-sync backup of ${options.name}${options.pull ? ' (pull)' : ''}`,
     ...(verify ? [] : ['Wants=network-online.target', 'After=network-online.target']),
+    '# to be told when a run fails: install ssh-r-sync-failed@.service (ssh-r-sync-admin systemd --help) and uncomment',
+    '#OnFailure=ssh-r-sync-failed@%n.service',
     '',
     '[Service]',
     'Type=oneshot',
     '# runs from /, wherever the unit was written: its path arguments are absolute, the receiver\'s config comes from its fixed place or --config',
     'WorkingDirectory=/',
     `ExecStart=${argv.map(unitWord).join(' ')}`,
+    ...(verify ? [] : ['# exit 75: the run was skipped (the host was busy, or a hook said skip): not a failure', 'SuccessExitStatus=75']),
     ...(options.user ? [`User=${options.user}`] : []),
     ...nice,
     'CPUSchedulingPolicy=batch',

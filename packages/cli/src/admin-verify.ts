@@ -12,6 +12,7 @@ import { backupRoot, hostNames, subCommand, type ExitCodeHolder } from './admin-
 import { onSignals } from './common.js';
 import { loadManifestModule, type ManifestModule } from './manifest-module.js';
 import { verifySnapshot, type SnapshotVerdict } from './verify-snapshot.js';
+import { JSON_SCHEMA, formatBytes, plural } from './format.js';
 
 interface VerifyOptions {
   data?: boolean;
@@ -137,7 +138,7 @@ async function verify(rootArgument: string, name: string | undefined, options: V
   const ok = !stoppedBy && verified.length > 0 && verified.every((v) => v.ok) && !(name !== undefined && skipped.length);
   if (options.json) {
     const sample = options.sample ?? null;
-    process.stdout.write(`${JSON.stringify({ root, at: at.toISOString(), data: Boolean(options.data), sample, snapshot: spec, ok, stoppedBy, snapshots: verified, skipped })}\n`);
+    process.stdout.write(`${JSON.stringify({ schema: JSON_SCHEMA, root, at: at.toISOString(), data: Boolean(options.data), sample, snapshot: spec, ok, stoppedBy, snapshots: verified, skipped })}\n`);
   }
   if (stoppedBy) {
     process.stderr.write(`ssh-r-sync-admin: verify stopped by ${stoppedBy}: ${current || 'nothing'} was not recorded (an earlier verify.json, if any, stands)\n`);
@@ -231,29 +232,18 @@ async function verifyOne(snapshot: StoredSnapshot, manifest: ManifestModule, opt
 
 // "laptop 2026-11-22T024512Z: ok: 1204 entries checked, 310 of 310 files (12.5 MiB) reread"
 function summary(name: string, result: VerifiedSnapshot, options: VerifyOptions): string {
-  const outcome = result.ok ? 'ok' : `${result.problems} problem${result.problems === 1 ? '' : 's'}`;
-  let text = `${name}: ${outcome}: ${result.checked} entries checked`;
+  const outcome = result.ok ? 'ok' : plural(result.problems, 'problem');
+  let text = `${name}: ${outcome}: ${plural(result.checked, 'entry', 'entries')} checked`;
   if (result.manifestVersion !== null && result.manifestVersion < 3 && (options.data || options.sample !== undefined)) return `${text}, metadata only (manifest version ${result.manifestVersion})`;
-  if (options.data) text += `, ${result.read.files} of ${result.regularFiles} regular files reread (${formatBytes(result.read.bytes)})`;
-  else if (options.sample !== undefined) text += `, sample ${options.sample}%: ${result.read.files} of ${result.regularFiles} regular files reread (${formatBytes(result.read.bytes)})`;
+  const reread = `${result.read.files} of ${plural(result.regularFiles, 'regular file')} reread (${formatBytes(result.read.bytes)})`;
+  if (options.data) text += `, ${reread}`;
+  else if (options.sample !== undefined) text += `, sample ${options.sample}%: ${reread}`;
   else text += ', metadata only';
   return text;
 }
 
 function label(snapshot: StoredSnapshot): string {
   return `${snapshot.host} ${snapshot.kind === 'mirror' ? 'mirror' : snapshot.id}`;
-}
-
-// 512 B, 3.4 KiB, 12.5 MiB, 1.2 GiB.
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 // Uniform numbers in [0, 1) from the system's cryptographic random source, drawn in blocks.

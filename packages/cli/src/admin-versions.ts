@@ -10,6 +10,7 @@ import {
   displayName, entryJson, isoNs, notUtf8Hint, pathArgument, searchableSnapshots, shellWord, typeWord,
   type EntryJson, type Searchable,
 } from './history-shared.js';
+import { JSON_SCHEMA, plural } from './format.js';
 
 interface VersionsOptions {
   json?: boolean;
@@ -111,17 +112,17 @@ async function versions(rootArgument: string, name: string, pathArg: string, opt
   const versionsJson = runs.filter((run) => run.entry).map((run) => versionJson(run, runs, root, name, path));
   const absent: AbsentJson[] = runs.filter((run) => !run.entry).map((run) => ({ first: run.first.label, last: run.last.label, snapshots: run.count }));
   if (unsearched.length) {
-    process.stderr.write(`${ADMIN_PREFIX}: ${name}: ${unsearched.length} backup(s) without a manifest not searched: ${unsearched.slice(0, 5).join(', ')}${unsearched.length > 5 ? ', …' : ''}\n`);
+    process.stderr.write(`${ADMIN_PREFIX}: ${name}: ${plural(unsearched.length, 'backup')} without a manifest not searched: ${unsearched.slice(0, 5).join(', ')}${unsearched.length > 5 ? ', …' : ''}\n`);
   }
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ root, host: name, path: shown, searched: searched.length, unsearched, versions: versionsJson, absent })}\n`);
+    process.stdout.write(`${JSON.stringify({ schema: JSON_SCHEMA, root, host: name, path: shown, searched: searched.length, unsearched, versions: versionsJson, absent })}\n`);
   } else if (versionsJson.length) {
     process.stdout.write(describe(name, shown, runs, versionsJson, searched.length));
   }
   if (!versionsJson.length) {
     const none = all.length === 0 ? ' (it has no complete backup yet)' : '';
     process.stderr.write(
-      `${ADMIN_PREFIX}: ${name}: ${shown} is in none of the ${searched.length} backup(s) searched${none}: PATH is relative to the backed-up top, as the manifest lists it${notUtf8Hint(pathArg, Boolean(options.escaped))}\n`,
+      `${ADMIN_PREFIX}: ${name}: ${shown} is in none of the ${plural(searched.length, 'backup')} searched${none}: PATH is relative to the backed-up top, as the manifest lists it${notUtf8Hint(pathArg, Boolean(options.escaped))}\n`,
     );
     return 1;
   }
@@ -162,7 +163,7 @@ function versionJson(run: Run, runs: Run[], root: string, name: string, path: st
 function describe(name: string, shown: string, runs: Run[], versions: VersionJson[], searched: number): string {
   const present = runs.filter((run) => run.entry).reduce((sum, run) => sum + run.count, 0);
   const kind = runs.find((run) => run.entry)!.entry!.type === 'd' ? ' (a directory: versions of its own metadata; `diff` shows what changed inside)' : '';
-  const head = `${name}: ${shown}: ${versions.length} version(s) in ${present} of ${searched} backup(s) searched${kind}\n`;
+  const head = `${name}: ${shown}: ${plural(versions.length, 'version')} in ${present} of ${plural(searched, 'backup')} searched${kind}\n`;
   const rows = [['#', 'first', 'last', 'backups', 'type', 'size', 'mode', 'owner', 'mtime', 'content']];
   let v = 0;
   for (const run of runs) {

@@ -6,6 +6,7 @@ import { createLogger, escapeText, runRestore, type ClientRestoreResult as Resto
 import { unescapeName } from '@ssh-r-sync/plugin-manifest/escape';
 import { addSshOptions, type SshCliOptions } from './client-ssh-options.js';
 import { collect, configureProgram, onSignals, seconds } from './common.js';
+import { JSON_SCHEMA, counts } from './format.js';
 
 const PREFIX = 'ssh-r-sync';
 
@@ -95,14 +96,13 @@ export async function restore(argv: string[]): Promise<number> {
 }
 
 function print(result: RestoreResult, json: boolean): void {
-  if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  if (json) process.stdout.write(`${JSON.stringify({ schema: JSON_SCHEMA, ...result })}\n`);
   const what = result.snapshot === null ? 'the backup' : result.snapshot ? `snapshot ${escapeText(result.snapshot)}` : 'the mirror';
   const of = result.host ? ` of ${escapeText(result.host)}` : '';
   const seconds = (result.durationMs / 1000).toFixed(1);
   if (result.dryRun) {
     process.stderr.write(`${PREFIX}: dry run: ${what}${of} would be restored into ${result.dest}; nothing was written\n`);
   } else {
-    const counts = result.files === null ? '' : `: ${result.files} files, ${result.bytes ?? 0} bytes`;
-    process.stderr.write(`${PREFIX}: restored ${what}${of} into ${result.dest}${counts} in ${seconds} s\n`);
+    process.stderr.write(`${PREFIX}: restored ${what}${of} into ${result.dest}${counts(result.files, result.bytes)} in ${seconds} s\n`);
   }
 }

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { createLogger, escapeText, remoteSnapshots, type ListedSnapshot, type SnapshotListing } from '@ssh-r-sync/core';
 import { addSshOptions, type SshCliOptions } from './client-ssh-options.js';
 import { configureProgram, positiveSeconds } from './common.js';
+import { JSON_SCHEMA, formatBytes, plural } from './format.js';
 
 const PREFIX = 'ssh-r-sync';
 
@@ -54,7 +55,7 @@ export async function snapshots(argv: string[]): Promise<number> {
     timeoutMs: Math.round((options.timeout ?? 60) * 1000),
     logger,
   });
-  process.stdout.write(options.json ? `${JSON.stringify(listing)}\n` : table(listing));
+  process.stdout.write(options.json ? `${JSON.stringify({ schema: JSON_SCHEMA, ...listing })}\n` : table(listing));
   if (!listing.snapshots.length) process.stderr.write(`${PREFIX}: ${listing.host} has no complete backup on this server yet\n`);
   return 0;
 }
@@ -72,7 +73,7 @@ function verified(s: ListedSnapshot): string {
   if (!s.verify) return 'never verified';
   // As verify records it: --data rereads every file, --sample PCT a share of them, neither: metadata only.
   const how = s.verify.data ? 'data' : s.verify.sample !== null ? `sample ${s.verify.sample}%` : 'metadata';
-  const result = s.verify.ok ? 'ok' : `${s.verify.problems} problem${s.verify.problems === 1 ? '' : 's'}`;
+  const result = s.verify.ok ? 'ok' : plural(s.verify.problems, 'problem');
   return `${result} (${how}, ${s.verify.at.replace(/\.\d{3}Z$/, 'Z')})`;
 }
 
@@ -80,14 +81,7 @@ function count(value: number | null): string {
   return value === null ? '-' : String(value);
 }
 
+// The table's TRANSFERRED column: human units on a terminal, exact in a pipe.
 function bytes(value: number | null): string {
-  if (value === null) return '-';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let n = value;
-  let unit = 0;
-  while (n >= 1024 && unit < units.length - 1) {
-    n /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${n} B` : `${n.toFixed(1)} ${units[unit]}`;
+  return value === null ? '-' : formatBytes(value, process.stdout);
 }

@@ -6,6 +6,7 @@ import { restore } from './client-restore.js';
 import { snapshots } from './client-snapshots.js';
 import { collect, configureProgram, onSignals, port, positiveSeconds, runMain, seconds } from './common.js';
 import { VERSION } from './version.js';
+import { counts, runResultJson } from './format.js';
 
 const PREFIX = 'ssh-r-sync';
 
@@ -123,13 +124,12 @@ export async function client(argv: string[]): Promise<number> {
 
 // The message and snapshot id come from the server: escaped, so they cannot drive our terminal.
 function print(result: ClientResult, json: boolean): void {
-  if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  if (json) process.stdout.write(`${JSON.stringify(runResultJson(result))}\n`);
   const seconds = (result.durationMs / 1000).toFixed(1);
   const message = result.message === null ? null : escapeText(result.message);
   if (result.status === 'success') {
-    const counts = result.files === null ? '' : `: ${result.files} files, ${result.bytes ?? 0} bytes`;
     const snapshot = result.snapshot ? ` (snapshot ${escapeText(result.snapshot)})` : '';
-    process.stderr.write(`${PREFIX}: backup of ${result.name} done${counts}${snapshot} in ${seconds} s\n`);
+    process.stderr.write(`${PREFIX}: backup of ${result.name} done${counts(result.files, result.bytes)}${snapshot} in ${seconds} s\n`);
   } else if (result.status === 'skipped') {
     process.stderr.write(`${PREFIX}: skipped: ${message ?? 'the server said not now'}\n`);
   } else {

@@ -1,24 +1,33 @@
 // Small pieces both commands share: option parsers, printing, exit codes, signals.
 import { InvalidArgumentError, type Command } from 'commander';
-import { exitCodeFor, isSshRSyncError, oneLine, type Outcome } from '@ssh-r-sync/core';
+import { counts, runResultJson } from './format.js';
+import { exitCodeFor, isSshRSyncError, oneLine, parseDuration, type Outcome } from '@ssh-r-sync/core';
 
 // Commander collector for repeatable options.
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-// Parses a non-negative number of seconds.
+// Commander parser for every time option: the shared duration syntax (90s, 90m, 2h30m, 36h,
+// 14d; a plain number is seconds), as a number of seconds, >= 0.
 export function seconds(value: string): number {
-  const number = Number(value);
-  if (value.trim() === '' || !Number.isFinite(number) || number < 0) throw new InvalidArgumentError('expected a number of seconds (>= 0)');
+  return durationMs(value) / 1000;
+}
+
+// Parses a positive duration in seconds (a limit that must exist, e.g. for handshake steps).
+export function positiveSeconds(value: string): number {
+  const number = seconds(value);
+  if (number === 0) throw new InvalidArgumentError('expected a duration above 0 (a handshake step always has a limit)');
   return number;
 }
 
-// Parses a positive number of seconds (a limit that must exist, e.g. for handshake steps).
-export function positiveSeconds(value: string): number {
-  const number = seconds(value);
-  if (number === 0) throw new InvalidArgumentError('expected a number of seconds above 0 (a handshake step always has a limit)');
-  return number;
+// Commander parser: a duration in milliseconds; a usage error in one line when unreadable.
+export function durationMs(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    throw new InvalidArgumentError(oneLine(error).replace(/^cannot read duration "[^"]*": /, ''));
+  }
 }
 
 // Parses a TCP port number.
@@ -78,23 +87,22 @@ export function reportError(prefix: string, error: unknown): number {
 // Prints how a run ended: a line on stderr for people, an object on stdout with --json.
 export function printOutcome(prefix: string, outcome: Outcome, extra: { name: string; json: boolean; snapshot?: string | null }): void {
   if (extra.json) {
-    const json = {
+    const json = runResultJson({
       status: outcome.status,
-      committed: outcome.committed === true,
       exitCode: outcome.exitCode,
+      committed: outcome.committed === true,
       name: extra.name || null,
-      rsyncExitCode: outcome.rsync?.exitCode ?? null,
+      snapshot: extra.snapshot ?? null,
       files: outcome.rsync?.files ?? null,
       bytes: outcome.rsync?.bytes ?? null,
       durationMs: outcome.durationMs,
-      snapshot: extra.snapshot ?? null,
-      message: outcome.message,
-    };
+      rsyncExitCode: outcome.rsync?.exitCode ?? null,
+      message: outcome.message ?? null,
+    });
     process.stdout.write(`${JSON.stringify(json)}\n`);
   }
   if (outcome.status === 'success') {
-    const counts = outcome.rsync?.files == null ? '' : `: ${outcome.rsync.files} files, ${outcome.rsync.bytes ?? 0} bytes`;
-    process.stderr.write(`${prefix}: backup of ${extra.name} done${counts} in ${(outcome.durationMs / 1000).toFixed(1)} s\n`);
+    process.stderr.write(`${prefix}: backup of ${extra.name} done${counts(outcome.rsync?.files, outcome.rsync?.bytes)} in ${(outcome.durationMs / 1000).toFixed(1)} s\n`);
   } else if (outcome.status === 'skipped') {
     process.stderr.write(`${prefix}: skipped: ${outcome.message}\n`);
   } else {

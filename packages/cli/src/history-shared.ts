@@ -137,18 +137,8 @@ export function shellWord(bytes: string): string {
   return `$'${out}'`;
 }
 
-// A byte count for people: 512 bytes, 1536 bytes (1.5 KiB).
-export function formatBytes(bytes: bigint): string {
-  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = Number(bytes);
-  if (value < 1024) return `${bytes} bytes`;
-  let unit = -1;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${bytes} bytes (${value.toFixed(1)} ${units[unit]})`;
-}
+// Sizes are printed by the one formatter of format.ts (human on a terminal, exact in a pipe).
+export { formatBytes } from './format.js';
 
 /** stdout in chunks of about this many characters. */
 const CHUNK = 64 * 1024;

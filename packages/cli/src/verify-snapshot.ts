@@ -8,6 +8,7 @@ import type { ManifestModule } from './manifest-module.js';
 import { fileSha256, NotRegularFile } from './verify-hash.js';
 import { pathShower, type ShowPath } from './verify-text.js';
 import { TreeCursor, isInside } from './verify-tree.js';
+import { plural } from './format.js';
 
 export interface VerifySnapshotOptions {
   /** Reread every regular file. */
@@ -87,7 +88,7 @@ export async function verifySnapshot(snapshot: StoredSnapshot, manifest: Manifes
     }
     return skipped;
   };
-  const notCompared = (count: number) => (count ? `; the ${count} entries the manifest lists in it were not compared` : '');
+  const notCompared = (count: number) => (count ? `; the ${plural(count, 'entry', 'entries')} the manifest lists in it were not compared` : '');
 
   let turn = 0;
   while ((tree.current || entries.current) && entries.error === null) {
@@ -106,7 +107,7 @@ export async function verifySnapshot(snapshot: StoredSnapshot, manifest: Manifes
     if (order > 0) {
       await entries.next();
       const skipped = listed!.entry.type === 'd' ? await skipInside(listed!.path) : 0;
-      problem(listed!.path, `missing: the manifest lists a ${TYPE_NAMES[listed!.entry.type]}${skipped ? ` with ${skipped} entries in it` : ''}`);
+      problem(listed!.path, `missing: the manifest lists a ${TYPE_NAMES[listed!.entry.type]}${skipped ? ` with ${plural(skipped, 'entry', 'entries')} in it` : ''}`);
       continue;
     }
     await entries.next();

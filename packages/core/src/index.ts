@@ -21,6 +21,7 @@ export { formatHookList, listTaps, type ListedTap } from './hook-list.js';
 export { killGroup } from './process-group.js';
 export { assemblePipeline, type AssembleOptions, type Assembled } from './assemble.js';
 export { parseNice, applyNice, type NiceSpec } from './nice.js';
+export { parseDuration, DURATION_EXAMPLES } from './duration.js';
 export { receiverTransport, rsyncSecret, RSYNC_MODULE, RSYNC_USER, type ReceiverTransportOptions } from './reverse/receiver-transport.js';
 export { receiverName, fingerprint } from './reverse/receiver-name.js';
 export { runClient, type ClientOptions, type ClientResult } from './client/run-client.js';

@@ -21,11 +21,25 @@ export interface LoggerOptions {
 
 const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
-// Creates a logger that colours only on a TTY and honours NO_COLOR.
+// Whether to colour STREAM, as chalk and no-color.org define it: FORCE_COLOR decides when set
+// ('0' or 'false' off; '', 'true', '1'-'3' on, at that level), else a non-empty NO_COLOR turns
+// colour off, else a terminal gets colour and a pipe does not.
+export function colourLevel(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): 0 | 1 | 2 | 3 {
+  const force = env.FORCE_COLOR;
+  if (force !== undefined) {
+    if (force === 'false' || force === '0') return 0;
+    if (force === '' || force === 'true') return 1;
+    const level = Number.parseInt(force, 10);
+    return Number.isNaN(level) ? 1 : (Math.max(0, Math.min(level, 3)) as 0 | 1 | 2 | 3);
+  }
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return 0;
+  return stream.isTTY ? 1 : 0;
+}
+
+// Creates a logger that colours as colourLevel says (a TTY, NO_COLOR, FORCE_COLOR).
 export function createLogger(options: LoggerOptions): Logger {
   const stream = options.stream ?? process.stderr;
-  const useColour = Boolean(stream.isTTY) && !('NO_COLOR' in process.env);
-  const chalk = new Chalk({ level: useColour ? 1 : 0 });
+  const chalk = new Chalk({ level: colourLevel(stream) });
   const min: LogLevel = options.debug ? 'debug' : options.quiet ? 'warn' : 'info';
   const paint: Record<LogLevel, (text: string) => string> = {
     debug: chalk.dim,

@@ -92,7 +92,7 @@ export default function linkDest(options: LinkDestOptions = {}): Plugin {
                 (error: Error) => failed.push(`${old.id} (${error.message})`),
               );
             }
-            if (failed.length) throw new Error(`could not remove interrupted snapshot(s) ${failed.join('; ')}; the next run retries`);
+            if (failed.length) throw new Error(`could not remove interrupted snapshot${failed.length === 1 ? '' : 's'} ${failed.join('; ')}; the next run retries`);
           },
         });
       });

@@ -75,7 +75,7 @@ export default function rotate(options: RotateOptions = {} as RotateOptions): Pl
         );
         if (result.failed.length) {
           throw new Error(
-            `the backup is complete, but ${result.failed.length} expired snapshot(s) could not be deleted: ` +
+            `the backup is complete, but ${result.failed.length} expired snapshot${result.failed.length === 1 ? '' : 's'} could not be deleted: ` +
               result.failed.map((f) => `${f.id} (${f.error})`).join('; '),
           );
         }

@@ -1,7 +1,7 @@
 // The retention policy as users write it ('14d 4w 6m 2y', a keep-last floor, a deletion cap)
 // and its checked form. A policy that cannot be read is a configuration error: it never
 // falls back to "keep nothing".
-import { SshRSyncError } from '@ssh-r-sync/core';
+import { SshRSyncError, parseDuration } from '@ssh-r-sync/core';
 
 /** A retention policy as written in the config or on the command line. */
 export interface RetentionPolicy {
@@ -74,16 +74,8 @@ export function parseKeep(keep: unknown): PeriodRule[] {
   return UNIT_ORDER.filter((unit) => rules.has(unit)).map((unit) => rules.get(unit)!);
 }
 
-// Parses a duration such as '90s', '30min', '36h', '2d', '1w' into milliseconds.
-export function parseDuration(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*(s|min|h|d|w)$/.exec(text.trim());
-  if (!match) {
-    const hint = /^\d+(\.\d+)?\s*m$/.test(text.trim()) ? " ('m' is ambiguous here: write 30min or 30d)" : '';
-    throw new SshRSyncError('EUSAGE', `cannot read duration ${JSON.stringify(text)}: expected a number and s, min, h, d or w, e.g. 36h or 2d${hint}`);
-  }
-  const factor = { s: 1, min: 60, h: 3600, d: 86400, w: 604800 }[match[2] as 's' | 'min' | 'h' | 'd' | 'w'];
-  return Number(match[1]) * factor * 1000;
-}
+// The shared duration syntax (core), re-exported: '90s', '90m', '2h30m', '36h', '2d', '1w'.
+export { parseDuration };
 
 // Checks a policy as a whole and fills in the defaults; throws ECONFIG with the reason.
 export function parsePolicy(policy: RetentionPolicy): ParsedPolicy {
@@ -102,6 +94,10 @@ export function parsePolicy(policy: RetentionPolicy): ParsedPolicy {
   let minAgeMs = 0;
   if (policy.minAge !== undefined) {
     if (typeof policy.minAge !== 'string') throw configError(`minAge must be a duration such as '2d', got ${JSON.stringify(policy.minAge)}`);
+    // In a policy, keep's m is months: a bare minAge '3m' would silently mean 3 minutes.
+    if (/^\s*\d+(\.\d+)?\s*m\s*$/i.test(policy.minAge)) {
+      throw configError(`minAge: cannot read duration ${JSON.stringify(policy.minAge)}: 'm' is ambiguous here (keep's m is months): write ${parseFloat(policy.minAge)}min or ${parseFloat(policy.minAge) * 30}d`);
+    }
     try {
       minAgeMs = parseDuration(policy.minAge);
     } catch (error) {
