@@ -191,7 +191,7 @@ describe('other local users crowding the tunnel', { skip: !asRoot && 'needs root
     const exit = await client.exited;
     const counts = await attacker.stop();
     assert.equal(exit.code, 0, client.stderr());
-    assert.match(client.stderr(), /backup of host1 done: 1 files/);
+    assert.match(client.stderr(), /backup of host1 done: 1 file\b/);
     const events = tunnelEvents(client.stderr());
     const seen = Math.max(...events.map((e) => e.connection));
     assert.ok(seen > IDLE, `the attacker's connections reached the listener through ssh (${seen}); attacker: ${JSON.stringify(counts)}`);

@@ -53,5 +53,5 @@ test('-t 0 is refused with a reason instead of being silently ignored (original 
   const bin = new URL('../../cli/bin/ssh-r-sync.js', import.meta.url).pathname;
   const result = spawnSync(process.execPath, [bin, '-t', '0', 'backup@server', '/tmp'], { encoding: 'utf8' });
   assert.equal(result.status, 2);
-  assert.match(result.stderr, /argument '0' is invalid\. expected a number of seconds above 0/);
+  assert.match(result.stderr, /argument '0' is invalid\. expected a duration above 0/);
 });
