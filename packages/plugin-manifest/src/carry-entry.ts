@@ -11,8 +11,7 @@
 // What lstat tells anyway (privileged and plain modes: type, mode, owner, device) must agree too.
 import type { BigIntStats } from 'node:fs';
 import { splitDevice } from './describe-entry.js';
-import { seconds, typeOfMode, type Entry, type EntryType } from './entry.js';
-import { unescapeName } from './escape.js';
+import { seconds, typeOfMode } from './entry.js';
 
 /** Columns of a version 4 line (see entry.ts's COLUMNS). */
 const TYPE = 1;
@@ -26,7 +25,12 @@ const FLAGS = 8;
 const HASH = 9;
 const INODE = 10;
 const TYPES = new Set(['f', 'd', 'l', 'p', 's', 'c', 'b']);
+const FLAG_VALUES = new Set(['-', 'a', 'x', 'ax']);
 const SHA256 = /^[0-9a-f]{64}$/;
+/** What a fake-super line's mode, owner and rdev look like (they come from %stat, unchecked by lstat). */
+const MODE_FIELD = /^[0-7]{1,5}$/;
+const OWNER_FIELD = /^\d+:\d+$/;
+const RDEV_FIELD = /^\d+,\d+$/;
 
 /** What makes an inode's ctime say "not changed since the previous manifest described it". */
 export interface CarryRule {
@@ -37,43 +41,27 @@ export interface CarryRule {
   fakeSuper: boolean;
 }
 
-// The previous line's entry for the stored entry `stats` (stored as `inode`), or null when it must
-// be read again.
-export function carriedEntry(fields: readonly string[], stats: BigIntStats, inode: string, rule: CarryRule): Entry | null {
-  if (fields[INODE] !== inode || fields[SIZE] !== String(stats.size) || fields[MTIME] !== seconds(stats.mtimeNs)) return null;
+// Whether the previous line (its `fields`, as written) stands for the stored entry `stats` (stored
+// as `inode`) unchanged: then that line is this entry's line, byte for byte.
+export function mayCarry(fields: readonly string[], stats: BigIntStats, inode: string, rule: CarryRule): boolean {
+  if (fields[INODE] !== inode || fields[SIZE] !== String(stats.size) || fields[MTIME] !== seconds(stats.mtimeNs)) return false;
   const untouched = rule.previousStartNs !== null && stats.ctimeNs < rule.previousStartNs;
   const linked = rule.linkedSinceNs !== null && stats.ctimeNs >= rule.linkedSinceNs;
-  if (!untouched && !linked) return null;
+  if (!untouched && !linked) return false;
   const type = fields[TYPE]!;
-  const owner = /^(\d+):(\d+)$/.exec(fields[OWNER]!);
-  const rdev = /^(\d+),(\d+)$/.exec(fields[RDEV]!);
   const device = type === 'c' || type === 'b';
-  const hash = fields[HASH]!;
-  if (!TYPES.has(type) || !/^[0-7]{1,5}$/.test(fields[MODE]!) || !owner || !/^(-|a|x|ax)$/.test(fields[FLAGS]!)) return null;
-  if (device ? !rdev : fields[RDEV] !== '-') return null;
-  if (type === 'f' ? !SHA256.test(hash) : hash !== '-') return null;
-  const entry: Entry = {
-    type: type as EntryType,
-    mode: parseInt(fields[MODE]!, 8),
-    uid: Number(owner[1]),
-    gid: Number(owner[2]),
-    size: stats.size,
-    mtimeNs: stats.mtimeNs,
-    target: type === 'l' ? unescapeName(fields[TARGET]!) : '',
-    rdev: device ? [Number(rdev![1]), Number(rdev![2])] : null,
-    flags: fields[FLAGS]!,
-    sha256: type === 'f' ? hash : null,
-  };
+  if (!TYPES.has(type) || !FLAG_VALUES.has(fields[FLAGS]!)) return false;
+  if (type === 'f' ? !SHA256.test(fields[HASH]!) : fields[HASH] !== '-') return false;
+  if (type !== 'l' && fields[TARGET] !== '') return false;
   const onDisk = typeOfMode(Number(stats.mode));
   if (rule.fakeSuper) {
     // rsync stores what it cannot create as a regular file (its %stat says what it is).
-    return onDisk === type || (onDisk === 'f' && type !== 'd') ? entry : null;
+    if (!(onDisk === type || (onDisk === 'f' && type !== 'd'))) return false;
+    return MODE_FIELD.test(fields[MODE]!) && OWNER_FIELD.test(fields[OWNER]!) && (device ? RDEV_FIELD.test(fields[RDEV]!) : fields[RDEV] === '-');
   }
-  const stored = onDisk === type && entry.mode === Number(stats.mode & 0o7777n) && entry.uid === Number(stats.uid) && entry.gid === Number(stats.gid);
-  if (!stored) return null;
-  if (device) {
-    const [major, minor] = splitDevice(stats.rdev);
-    if (major !== entry.rdev![0] || minor !== entry.rdev![1]) return null;
-  }
-  return entry;
+  // What lstat says is the truth in these modes: the line must say the same.
+  if (onDisk !== type || fields[MODE] !== (Number(stats.mode) & 0o7777).toString(8) || fields[OWNER] !== `${stats.uid}:${stats.gid}`) return false;
+  if (!device) return fields[RDEV] === '-';
+  const [major, minor] = splitDevice(stats.rdev);
+  return fields[RDEV] === `${major},${minor}`;
 }

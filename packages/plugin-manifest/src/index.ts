@@ -85,5 +85,5 @@ async function findPrevious(command: RsyncCommand, ctx: RunContext): Promise<Com
 
 export { streamManifest, MAX_LINE_BYTES, type StreamedEntry } from './stream-manifest.js';
 export { describeEntry, describeStats, type Described } from './describe-entry.js';
-export { carriedEntry, type CarryRule } from './carry-entry.js';
+export { mayCarry, type CarryRule } from './carry-entry.js';
 export { compareManifestPaths } from './order.js';

@@ -122,6 +122,8 @@ export class PreviousHashes {
   /** The current previous entry: its path (bytes as latin1) and its fields as written. */
   private headPath: string | undefined;
   private headFields: string[] = [];
+  /** The current previous entry's line as written (without its newline). */
+  currentLine = '';
   /** Why reuse stopped or never started, for the log; null while it works. */
   problem: string | null;
 
@@ -213,6 +215,7 @@ export class PreviousHashes {
     const raw = fields[0]!;
     this.headPath = raw.includes('\\') ? unescapeName(raw) : raw;
     this.headFields = fields;
+    this.currentLine = line;
   }
 
   // The next line of the file, undefined at its end; throws for a torn or overlong one.

@@ -8,9 +8,9 @@ import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Mode } from '@ssh-r-sync/core';
-import { carriedEntry, type CarryRule } from './carry-entry.js';
+import { mayCarry, type CarryRule } from './carry-entry.js';
 import { describeStats, type Described } from './describe-entry.js';
-import { HEADER, entryLine } from './entry.js';
+import { HEADER, entryLine, type EntryType } from './entry.js';
 import { hashFile } from './hash-file.js';
 import { PreviousHashes, recordedHash, type CommittedManifest, type HashCounts } from './previous-hashes.js';
 
@@ -46,6 +46,7 @@ export interface WriteManifestOptions {
 /** Entries described between two turns of the event loop. lstat is called synchronously: three
  *  times faster than through the thread pool (bench/manifest.mts), and a batch blocks ~2 ms. */
 const STAT_BATCH = 256;
+const NOT_ASCII = /[^\x00-\x7f]/;
 /** Output is written in chunks of about this many bytes, each write awaited. */
 const CHUNK = 256 * 1024;
 
@@ -88,16 +89,27 @@ export async function writeManifest(tree: string, file: string, options: WriteMa
     bytes += buffer.length;
     await handle.write(buffer);
   };
-  // The previous manifest's line when it may stand for this entry, else a fresh description.
-  const describe = async ({ abs, rel, stats }: Listed): Promise<Described> => {
+  // This entry's line: the previous manifest's when it stands for it unchanged (carry-entry.ts),
+  // else written from a fresh description. Returns the entry's type.
+  const emit = async ({ abs, rel, stats }: Listed): Promise<EntryType> => {
     const inode = `${stats.dev}:${stats.ino}`;
     const fields = await reuse.lookup(rel);
-    const entry = fields ? carriedEntry(fields, stats, inode, rule) : null;
-    if (entry) {
+    let type: EntryType;
+    if (fields && mayCarry(fields, stats, inode, rule)) {
+      type = fields[1] as EntryType;
       carried += 1;
-      if (entry.type === 'f') hashes.reused += 1;
-      return { abs, rel, type: entry.type, entry, inode };
+      if (type === 'f') hashes.reused += 1;
+      pending += `${reuse.currentLine}\n`;
+    } else {
+      const described = await describe(abs, rel, stats, inode, fields);
+      type = described.type;
+      pending += entryLine(rel, described.entry, inode);
     }
+    entries += 1;
+    if (pending.length >= CHUNK) await flush();
+    return type;
+  };
+  const describe = async (abs: string, rel: string, stats: BigIntStats, inode: string, fields: readonly string[] | undefined): Promise<Described> => {
     const described = describeStats(abs, rel, stats, fakeSuper);
     if (described.type !== 'f') return described;
     const known = fields ? recordedHash(fields, described.entry, inode) : undefined;
@@ -111,20 +123,12 @@ export async function writeManifest(tree: string, file: string, options: WriteMa
     }
     return described;
   };
-  const emit = async (listed: Listed): Promise<Described> => {
-    const entry = await describe(listed);
-    pending += entryLine(entry.rel, entry.entry, entry.inode);
-    entries += 1;
-    if (pending.length >= CHUNK) await flush();
-    return entry;
-  };
   try {
     if (options.previous) reuse = await PreviousHashes.open(options.previous, options.signal);
     pending = HEADER;
     // Paths are handled as latin1 strings of their bytes; fs calls get them back as Buffers.
     const root = Buffer.from(tree).toString('latin1');
-    const top = await emit(listed(root, '.'));
-    if (top.type !== 'd') throw new Error(`${tree} is not a directory`);
+    if ((await emit(listed(root, '.'))) !== 'd') throw new Error(`${tree} is not a directory`);
     const stack: Frame[] = [openFrame('', root)];
     while (stack.length > 0) {
       options.signal?.throwIfAborted();
@@ -140,9 +144,9 @@ export async function writeManifest(tree: string, file: string, options: WriteMa
         frame.batch = names.map((name) => listed(`${frame.abs}/${name}`, frame.rel + name));
         frame.batchNext = 0;
       }
-      const entry = await emit(frame.batch[frame.batchNext]!);
+      const entry = frame.batch[frame.batchNext]!;
       frame.batchNext += 1;
-      if (entry.type === 'd') stack.push(openFrame(`${entry.rel}/`, entry.abs));
+      if ((await emit(entry)) === 'd') stack.push(openFrame(`${entry.rel}/`, entry.abs));
     }
     await flush();
     await handle.sync();
@@ -161,7 +165,9 @@ export async function writeManifest(tree: string, file: string, options: WriteMa
 
 // lstat of one entry (bytes as latin1), never following a symlink.
 function listed(abs: string, rel: string): Listed {
-  return { abs, rel, stats: lstatSync(Buffer.from(abs, 'latin1'), { bigint: true }) };
+  // An ASCII path is the same bytes as a string (fewer Buffers to collect); any other goes as its bytes.
+  const path = NOT_ASCII.test(abs) ? Buffer.from(abs, 'latin1') : abs;
+  return { abs, rel, stats: lstatSync(path, { bigint: true }) };
 }
 
 // Lists a directory's names (as latin1 strings of their bytes), sorted bytewise. One directory's
