@@ -157,7 +157,7 @@ interface DoneMark {
   durationMs: number;
   files: number | null;
   hooks: { point: string; tap: string; durationMs: number }[];
-  extra: { manifest?: { entries?: number; carried?: number; hashes?: { read: number; readBytes: number; reused: number } } };
+  extra: { manifest?: { hashes?: { read: number; readBytes: number; reused: number } } };
 }
 
 interface Sample {
@@ -452,8 +452,6 @@ async function main(): Promise<number> {
     say(`  ssh-r-sync + manifest, client wall time                          ${part(ms(manifest))}`);
     say(`    the receiver's run (done mark durationMs: handshake to commit)  ${part(dones.map((d) => d!.durationMs))}`);
     say(`    manifest at rsync.post (walk, merge, no file read)            ${part(dones.map((d) => tapMs(d, 'rsync.post', 'manifest')))}`);
-    const carried = dones.map((d) => d!.extra.manifest?.carried ?? 0);
-    say(`      entries taken over whole from the previous manifest (of ${dones[0]!.extra.manifest?.entries ?? '?'})   ${Math.min(...carried)}–${Math.max(...carried)}`);
     say(`    manifest at rsync.pre (finding the previous snapshot)         ${part(dones.map((d) => tapMs(d, 'rsync.pre', 'manifest')))}`);
     say(`    link-dest at rsync.pre (listing snapshots, new snapshot dirs)  ${part(dones.map((d) => tapMs(d, 'rsync.pre', 'link-dest')))}`);
     say(`  ssh-r-sync, link-dest only, client wall time                    ${part(ms(linkOnly))}`);

@@ -244,10 +244,6 @@ function manifestLines(metaDir: string): Map<string, string[]> {
   return new Map(lines.map((line) => [line.split('\t')[0]!, line.split('\t')]));
 }
 
-function carriedCount(metaDir: string): number {
-  return (JSON.parse(readFileSync(join(metaDir, 'done.json'), 'utf8')) as { extra: { manifest: { carried: number } } }).extra.manifest.carried;
-}
-
 // Sets field `index` of `path`'s line to `value`.
 function withField(path: string, index: number, value: string): (text: string) => string {
   return (text) => text.split('\n').map((line) => {
@@ -274,7 +270,6 @@ describe('unchanged entries are carried over whole, not read again', { concurren
       const listed = manifestLines(second);
       assert.equal(listed.get('unchanged.txt')![FLAGS_FIELD], 'x', 'the doctored flags came over: no xattr was listed');
       assert.equal(listed.get('link')![TARGET_FIELD], 'sub/nested.TXT', 'the doctored target came over: nothing was read');
-      assert.ok(carriedCount(second) >= 5, `the linked entries were carried over (${carriedCount(second)})`);
 
       // On the server, after that commit: an xattr on one stored file, a chmod on another.
       const tree = second.replace(/\.meta$/, '');
@@ -297,7 +292,6 @@ describe('unchanged entries are carried over whole, not read again', { concurren
     doctor(meta, (text) => withField('sub/nested.txt', FLAGS_FIELD, 'x')(withField('unchanged.txt', FLAGS_FIELD, 'x')(text)));
     assertExit(await recv(f, [MANIFEST]), 0);
     assert.equal(manifestLines(meta).get('unchanged.txt')![FLAGS_FIELD], 'x', 'carried over: untouched since the previous run began');
-    assert.ok(carriedCount(meta) >= 5);
 
     const tree = join(f.root, f.name);
     execFileSync('setfattr', ['-n', 'user.server', '-v', '1', join(tree, 'unchanged.txt')]);

@@ -56,9 +56,11 @@ export default function manifest(options: Record<string, unknown> = {}): Plugin 
             ...(paths.id ? { newSnapshotSince: ctx.startedAt } : {}),
             onReuseProblem: (why) => logger.warn(`${why}: hashing every file`),
           });
-          contributeToDoneMark(ctx, PLUGIN_NAME, { file: basename(paths.manifest), ...summary });
+          // The done mark's shape stays as it was: how many entries were carried over is logged only.
+          const { carried, ...recorded } = summary;
+          contributeToDoneMark(ctx, PLUGIN_NAME, { file: basename(paths.manifest), ...recorded });
           const { read, readBytes, reused } = summary.hashes;
-          logger.debug(`${summary.carried} entries taken over unchanged from the previous manifest`);
+          logger.debug(`${carried} entries taken over unchanged from the previous manifest`);
           const from = previous ? (previous.id ? ` from snapshot ${previous.id}` : " from the mirror's last manifest") : '';
           logger.debug(`${summary.entries} entries listed in ${paths.manifest}; ${read} files hashed (${readBytes} bytes), ${reused} hashes reused${from}`);
           return result;

@@ -24,7 +24,8 @@ export interface ManifestSummary {
   sha256: string;
   /** How many regular files were read to hash them, and how many hashes were reused. */
   hashes: HashCounts;
-  /** Entries taken over whole from the previous manifest (the same inode, unchanged: carry-entry.ts). */
+  /** Entries taken over whole from the previous manifest (the same inode, unchanged: carry-entry.ts);
+   *  logged, not recorded in the done mark. */
   carried: number;
 }
 
