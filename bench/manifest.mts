@@ -148,12 +148,14 @@ function measure(argv: string[], stdoutFile: string | null): Promise<Measured> {
 // imported from its built file: the package's entry also loads @ssh-r-sync/core, which the
 // receiver has loaded anyway and which would be counted here otherwise.
 // With a previous manifest (its file, size and SHA-256 as a done mark records them), unchanged
-// files take their hashes from it, as in the plugin.
+// files take their hashes from it, as in the plugin; given when that run began, too, every
+// entry untouched since is taken over whole (the plugin's carry-entry.ts: no xattrs read).
 const WRITER = `
 import { writeManifest } from ${JSON.stringify(join(repoRoot, 'packages/plugin-manifest/dist/write-manifest.js'))};
-const [tree, file, previous, bytes, sha256] = process.argv.slice(1); // node -e: argv[0] is node, then the arguments after --
+const [tree, file, previous, bytes, sha256, startedAt] = process.argv.slice(1); // node -e: argv[0] is node, then the arguments after --
 const started = performance.now();
-const summary = await writeManifest(tree, file, previous ? { previous: { file: previous, bytes: Number(bytes), sha256, id: 'previous' } } : {});
+const since = startedAt ? { startedAt: new Date(Number(startedAt)) } : {};
+const summary = await writeManifest(tree, file, previous ? { previous: { file: previous, bytes: Number(bytes), sha256, id: 'previous', ...since } } : {});
 console.log(JSON.stringify({ ...summary, ms: performance.now() - started, maxRssKiB: process.resourceUsage().maxRSS }));
 `;
 
@@ -196,26 +198,32 @@ async function main(): Promise<number> {
     await measure(['find', tree, '-printf', ''], null); // warm the dentry and inode caches
     const baseline = await measure([process.execPath, '-e', '0'], null);
     // The first manifest reads every file for its hash (here: sparse files, so zeros from holes).
+    // The tree is older than this "previous run", so every entry is untouched since it began.
+    const firstStarted = Date.now();
     const firstRun = await measure(writerOf(firstFile), null);
     const first = JSON.parse(firstRun.stdout) as { entries: number; bytes: number; sha256: string; hashes: { read: number; readBytes: number; reused: number } };
-    const writer = writerOf(manifestFile, firstFile, String(first.bytes), first.sha256);
+    const writer = writerOf(manifestFile, firstFile, String(first.bytes), first.sha256, String(firstStarted));
+    const hashesOnly = writerOf(`${manifestFile}.hashes`, firstFile, String(first.bytes), first.sha256);
     let notReused = 0;
+    let carried = 0;
     const rows: Row[] = [
       { label: 'plugin-manifest', ms: [], rss: [] },
       { label: 'find -printf', ms: [], rss: [] },
+      { label: '  hashes only', ms: [], rss: [] },
     ];
     let entries = 0;
     let findLines = 0;
     for (let run = 0; run < options.runs; run += 1) {
-      const order = run % 2 === 0 ? [0, 1] : [1, 0];
+      const order = run % 2 === 0 ? [0, 1, 2] : [2, 1, 0];
       for (const which of order) {
-        if (which === 0) {
-          const result = await measure(writer, null);
-          const summary = JSON.parse(result.stdout) as { entries: number; ms: number; maxRssKiB: number; bytes: number; hashes: { read: number; reused: number } };
+        if (which !== 1) {
+          const result = await measure(which === 0 ? writer : hashesOnly, null);
+          const summary = JSON.parse(result.stdout) as { entries: number; ms: number; maxRssKiB: number; bytes: number; hashes: { read: number; reused: number }; carried: number };
           entries = summary.entries;
           notReused = Math.max(notReused, summary.hashes.read);
-          rows[0]!.ms.push(result.ms);
-          rows[0]!.rss.push(result.maxRssKiB ?? summary.maxRssKiB);
+          if (which === 0) carried = summary.carried;
+          rows[which]!.ms.push(result.ms);
+          rows[which]!.rss.push(result.maxRssKiB ?? summary.maxRssKiB);
         } else {
           const result = await measure(find, findFile);
           findLines = readFileSync(findFile).toString('latin1').split('\n').length - 1;
@@ -226,15 +234,21 @@ async function main(): Promise<number> {
     }
 
     console.log(`${'tool'.padEnd(20)}${'median'.padStart(12)}${'min'.padStart(12)}${'peak RSS (max)'.padStart(18)}${'output'.padStart(14)}`);
-    const sizes = [readFileSync(manifestFile).length, readFileSync(findFile).length];
+    const sizes = [readFileSync(manifestFile).length, readFileSync(findFile).length, readFileSync(`${manifestFile}.hashes`).length];
+    if (!readFileSync(manifestFile).equals(readFileSync(`${manifestFile}.hashes`))) {
+      console.error('the manifest with entries taken over differs from the one read afresh');
+      return 1;
+    }
     rows.forEach((row, i) => {
       const rss = row.rss.length ? mib(Math.max(...row.rss)) : 'n/a';
       console.log(`${row.label.padEnd(20)}${secs(median(row.ms)).padStart(12)}${secs(Math.min(...row.ms)).padStart(12)}${rss.padStart(18)}${mib(sizes[i]! / 1024).padStart(14)}`);
     });
     console.log(`${'node -e 0'.padEnd(20)}${secs(baseline.ms).padStart(12)}${''.padStart(12)}${(baseline.maxRssKiB === null ? 'n/a' : mib(baseline.maxRssKiB)).padStart(18)}   (node's own start-up and memory, included above)`);
     console.log(`ratio plugin-manifest / find: ${(median(rows[0]!.ms) / median(rows[1]!.ms)).toFixed(2)}× time (median)`);
+    console.log(`plugin-manifest took ${carried} of ${entries} entries over whole from the previous manifest; "hashes only" (the previous run's start not given) lists every entry's xattrs`);
     console.log(`first manifest (no previous one: ${first.hashes.read} files read, ${mib(first.hashes.readBytes / 1024)} hashed): ${secs(firstRun.ms)}${firstRun.maxRssKiB === null ? '' : `, peak RSS ${mib(firstRun.maxRssKiB)}`}`);
-    console.log(`all runs (s): plugin-manifest ${rows[0]!.ms.map((ms) => (ms / 1000).toFixed(3)).join(' ')}; find ${rows[1]!.ms.map((ms) => (ms / 1000).toFixed(3)).join(' ')}`);
+    const all = (row: Row) => row.ms.map((ms) => (ms / 1000).toFixed(3)).join(' ');
+    console.log(`all runs (s): plugin-manifest ${all(rows[0]!)}; find ${all(rows[1]!)}; hashes only ${all(rows[2]!)}`);
     // The live set stays small: the writer still finishes when V8's old generation may not pass 16 MiB.
     const capped = await measure([process.execPath, '--max-old-space-size=16', ...writer.slice(1)], null);
     console.log(`plugin-manifest under --max-old-space-size=16: finished in ${secs(capped.ms)}${capped.maxRssKiB === null ? '' : `, peak RSS ${mib(capped.maxRssKiB)}`}`);

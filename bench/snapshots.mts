@@ -21,13 +21,15 @@ import { forcedCommand } from '../test/helpers/backup-server.js';
 import { clientBin, repoRoot } from '../test/helpers/cli.js';
 import { makeKey, startSshd, type Sshd } from '../test/helpers/sshd.js';
 
-const USAGE = `usage: npm run bench:snapshots -- [--files N] [--bytes SIZE] [--runs N] [--seed N] [--cache DIR] [--work DIR]
+const USAGE = `usage: npm run bench:snapshots -- [--files N] [--bytes SIZE] [--runs N] [--seed N] [--cache DIR] [--work DIR] [--breakdown]
   --files N      files in the generated tree (default 50000; bench/transport.mts's generator and cache)
   --bytes SIZE   their total size, e.g. 1G, 100M (default 1G)
   --runs N       timed no-change runs per tool, order rotating (default 5)
   --seed N       seed of the tree generator (default 1)
   --cache DIR    where generated trees are kept (default bench/.cache)
-  --work DIR     where sshd's files and every destination go (default: the system temp dir)`;
+  --work DIR     where sshd's files and every destination go (default: the system temp dir)
+  --breakdown    then 5 more no-change runs of ssh-r-sync, link-dest only, with --debug on both
+                 sides: the time between their log lines (median) and the log of the median run`;
 
 const TARGET = 1.0;
 const RSNAPSHOT = '/usr/bin/rsnapshot';
@@ -42,6 +44,7 @@ interface Options {
   seed: number;
   cache: string | undefined;
   work: string | undefined;
+  breakdown: boolean;
 }
 
 function parseOptions(argv: string[]): Options | undefined {
@@ -49,7 +52,7 @@ function parseOptions(argv: string[]): Options | undefined {
     args: argv,
     options: {
       files: { type: 'string' }, bytes: { type: 'string' }, runs: { type: 'string' }, seed: { type: 'string' },
-      cache: { type: 'string' }, work: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      cache: { type: 'string' }, work: { type: 'string' }, breakdown: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return undefined;
@@ -66,6 +69,7 @@ function parseOptions(argv: string[]): Options | undefined {
     seed: positive('seed', values.seed, 1),
     cache: values.cache,
     work: values.work,
+    breakdown: Boolean(values.breakdown),
   };
 }
 
@@ -78,6 +82,8 @@ interface Run {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** stderr's lines, each with when it arrived (ms after the spawn). */
+  lines: { ms: number; line: string }[];
 }
 
 interface Command {
@@ -101,8 +107,16 @@ function run(command: Command): Promise<Run> {
     let ms = 0;
     let stdout = '';
     let stderr = '';
+    let partial = '';
+    const lines: Run['lines'] = [];
     child.stdout.on('data', (chunk: Buffer) => (stdout = (stdout + chunk).slice(-1_000_000)));
-    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk).slice(-1_000_000)));
+    child.stderr.on('data', (chunk: Buffer) => {
+      const at = performance.now() - started;
+      stderr = (stderr + chunk).slice(-1_000_000);
+      const parts = (partial + chunk.toString()).split('\n');
+      partial = parts.pop()!;
+      for (const line of parts) if (lines.length < 10_000) lines.push({ ms: at, line });
+    });
     child.once('exit', () => (ms = performance.now() - started));
     child.once('error', (error) => {
       running.delete(child);
@@ -111,7 +125,7 @@ function run(command: Command): Promise<Run> {
     child.once('close', (code, signal) => {
       running.delete(child);
       if (abort.signal.aborted) reject(abort.signal.reason);
-      else resolve({ ms, code, signal, stdout, stderr });
+      else resolve({ ms, code, signal, stdout, stderr, lines });
     });
   });
 }
@@ -163,6 +177,8 @@ interface Setup {
   sshd: Sshd;
   tools: { manifest: Tool; linkOnly: Tool; rsnapshot: Tool; rsync: Tool };
   describe: string[];
+  /** The link-dest-only client with --debug, through a key whose receiver has --debug too. */
+  debugCommand: Command;
 }
 
 async function setUp(work: string | undefined, tree: string, runs: number): Promise<Setup> {
@@ -174,13 +190,14 @@ async function setUp(work: string | undefined, tree: string, runs: number): Prom
   const sshd = await startSshd({ dir });
   const root = join(sshd.dir, 'backups');
   await mkdir(root, { mode: 0o700 });
-  const keys = { manifest: join(sshd.dir, 'srs_manifest_key'), linkOnly: join(sshd.dir, 'srs_link_key'), plain: join(sshd.dir, 'plain_key') };
+  const keys = { manifest: join(sshd.dir, 'srs_manifest_key'), linkOnly: join(sshd.dir, 'srs_link_key'), debug: join(sshd.dir, 'srs_debug_key'), plain: join(sshd.dir, 'plain_key') };
   const forced = (args: string[]) => `restrict,port-forwarding,command="${forcedCommand(args, root).replace(/"/g, '\\"')}"`;
   const manifestArgs = ['--name', 'hashed', '--plugin', LINK_DEST_DIST, '--plugin', MANIFEST_DIST];
   const linkArgs = ['--name', 'linked', '--plugin', LINK_DEST_DIST];
   await sshd.setAuthorizedKeys([
     { publicKey: await makeKey(keys.manifest, 'bench-srs-manifest'), options: forced(manifestArgs) },
     { publicKey: await makeKey(keys.linkOnly, 'bench-srs-link-dest'), options: forced(linkArgs) },
+    { publicKey: await makeKey(keys.debug, 'bench-srs-link-dest-debug'), options: forced([...linkArgs, '--debug']) },
     { publicKey: await makeKey(keys.plain, 'bench-plain'), options: 'restrict' },
   ]);
   const sshOptions = (key: string) => {
@@ -190,8 +207,10 @@ async function setUp(work: string | undefined, tree: string, runs: number): Prom
     return out;
   };
 
+  const clientCommand = (key: string, name: string, extra: string[] = []): Command => (
+    { file: process.execPath, args: [clientBin, ...extra, '-k', key, '-p', String(sshd.port), ...sshOptions(key), '-n', name, '--json', `${sshd.user}@127.0.0.1`, tree] });
   const srs = (label: string, key: string, name: string): Tool => {
-    const command: Command = { file: process.execPath, args: [clientBin, '-k', key, '-p', String(sshd.port), ...sshOptions(key), '-n', name, '--json', `${sshd.user}@127.0.0.1`, tree] };
+    const command = clientCommand(key, name);
     return {
       label,
       async measure() {
@@ -277,7 +296,8 @@ async function setUp(work: string | undefined, tree: string, runs: number): Prom
     ...readFileSync(config, 'utf8').trimEnd().split('\n').map((line) => `    ${line.replace(/\t/g, '  ')}`),
     `rsync:       RSYNC_COMPRESS_LIST='zstd none' rsync ${rsyncArgs.join(' ')} --link-dest=PREVIOUS -e 'ssh …' ${sshd.user}@127.0.0.1:TREE/ NEW/`,
   ];
-  return { sshd, tools: { manifest: srs('ssh-r-sync + manifest', keys.manifest, 'hashed'), linkOnly: srs('ssh-r-sync, link-dest only', keys.linkOnly, 'linked'), rsnapshot, rsync }, describe };
+  const debugCommand = clientCommand(keys.debug, 'linked', ['--debug']);
+  return { sshd, tools: { manifest: srs('ssh-r-sync + manifest', keys.manifest, 'hashed'), linkOnly: srs('ssh-r-sync, link-dest only', keys.linkOnly, 'linked'), rsnapshot, rsync }, describe, debugCommand };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,6 +309,31 @@ let rsnapshotCommand = '';
 
 function tapMs(done: DoneMark | undefined, point: string, tap: string): number {
   return done?.hooks.find((hook) => hook.point === point && hook.tap === tap)?.durationMs ?? NaN;
+}
+
+// No-change runs of the link-dest-only host with --debug on both sides: the time from each log
+// line to the next (median over the runs, matched by position; the lines' words differ only in
+// numbers), then the log of the median run.
+async function breakdown(command: Command): Promise<void> {
+  const runs: Run[] = [];
+  for (let i = 0; i < 5; i++) {
+    const result = await run(command);
+    if (result.code !== 0) throw new Error(`--debug run exited ${result.code ?? result.signal}: ${lastLine(result.stderr)}`);
+    runs.push(result);
+  }
+  const shape = (r: Run) => r.lines.map((l) => l.line.replace(/\d+/g, '#').slice(0, 60)).join('\n');
+  const middle = [...runs].sort((a, b) => a.ms - b.ms)[2]!;
+  const alike = runs.filter((r) => shape(r) === shape(middle));
+  say('');
+  say(`Breakdown: ssh-r-sync, link-dest only, no-change runs with --debug on both sides (${runs.length} runs, ${alike.length} with the same log lines; medians ${secs(median(runs.map((r) => r.ms)))}; load average ${load()}):`);
+  say('  ms since the previous line (median), then the line of the median run (ms after the client started)');
+  let previous = 0;
+  middle.lines.forEach(({ ms, line }, i) => {
+    const gap = median(alike.map((r) => r.lines[i]!.ms - (i ? r.lines[i - 1]!.ms : 0)));
+    say(`  ${gap.toFixed(0).padStart(6)}  +${ms.toFixed(0).padStart(5)}  ${line.length > 150 ? `${line.slice(0, 149)}…` : line}`);
+    previous = ms;
+  });
+  say(`  ${median(alike.map((r) => r.ms - (r.lines.at(-1)?.ms ?? 0))).toFixed(0).padStart(6)}  +${middle.ms.toFixed(0).padStart(5)}  (client exited; ${secs(middle.ms - previous)} after its last line)`);
 }
 
 // Our own processes still running, found through /proc.
@@ -416,6 +461,7 @@ async function main(): Promise<number> {
     say(`First backup, what hashing costs once:`);
     say(`  manifest at rsync.post, first backup (every file read: ${firstHashes?.read ?? '?'} files, ${((firstHashes?.readBytes ?? 0) / 2 ** 20).toFixed(1)} MiB)  ${tapMs(first.get(manifest)!.done, 'rsync.post', 'manifest').toFixed(0)} ms`);
     say(`  ssh-r-sync first backup with the manifest ${secs(first.get(manifest)!.ms)}, without ${secs(first.get(linkOnly)!.ms)}; rsnapshot ${secs(first.get(rsnapshot)!.ms)}`);
+    if (options.breakdown) await breakdown(setup.debugCommand);
   } catch (error) {
     problems.push(abort.signal.aborted ? (abort.signal.reason as Error).message : `failed: ${(error as Error).message}`);
   } finally {

@@ -235,3 +235,72 @@ function toVersion2(text: string): string {
     return line === '' ? line : line.split('\t').slice(0, 9).join('\t');
   }).join('\n');
 }
+
+const FLAGS_FIELD = 8;
+const TARGET_FIELD = 6;
+
+function manifestLines(metaDir: string): Map<string, string[]> {
+  const lines = readFileSync(join(metaDir, 'manifest.tsv'), 'latin1').split('\n').slice(1, -1);
+  return new Map(lines.map((line) => [line.split('\t')[0]!, line.split('\t')]));
+}
+
+// Sets field `index` of `path`'s line to `value`.
+function withField(path: string, index: number, value: string): (text: string) => string {
+  return (text) => text.split('\n').map((line) => {
+    const fields = line.split('\t');
+    if (fields[0] !== path) return line;
+    fields[index] = value;
+    return fields.join('\t');
+  }).join('\n');
+}
+
+// Whole entries are copied from the previous manifest for unchanged inodes: a doctored flags
+// column (from the xattr listing) and a doctored link target (a fake-super stand-in's content)
+// are carried over; after a setfattr or chmod on the stored inode the entry is read again.
+describe('unchanged entries are carried over whole, not read again', { concurrency: 1 }, () => {
+  for (const mode of ['privileged', 'fake-super']) {
+    test(`snapshots (${mode}): an inode rsync linked keeps its recorded line; one changed on the server since is read`, async () => {
+      const f = await fixture();
+      const args = ['--mode', mode];
+      assertExit(await recv(f, [LINK_DEST, MANIFEST], args), 0);
+      const first = newestMeta(f);
+      doctor(first, (text) => withField('link', TARGET_FIELD, 'sub/nested.TXT')(withField('unchanged.txt', FLAGS_FIELD, 'x')(text)));
+      assertExit(await recv(f, [LINK_DEST, MANIFEST], args), 0);
+      const second = newestMeta(f);
+      const listed = manifestLines(second);
+      assert.equal(listed.get('unchanged.txt')![FLAGS_FIELD], 'x', 'the doctored flags came over: no xattr was listed');
+      assert.equal(listed.get('link')![TARGET_FIELD], 'sub/nested.TXT', 'the doctored target came over: nothing was read');
+
+      // On the server, after that commit: an xattr on one stored file, a chmod on another.
+      const tree = second.replace(/\.meta$/, '');
+      execFileSync('setfattr', ['-n', 'user.server', '-v', '1', join(tree, 'unchanged.txt')]);
+      execFileSync('chmod', ['600', join(tree, 'sub', 'nested.txt')]);
+      assertExit(await recv(f, [LINK_DEST, MANIFEST], args), 0);
+      const third = manifestLines(newestMeta(f));
+      assert.equal(third.get('unchanged.txt')![FLAGS_FIELD], '-', 'read again: the client has no xattr, and neither has the new stored file');
+      assert.equal(third.get('sub/nested.txt')![2], manifestLines(first).get('sub/nested.txt')![2], 'read again: the client\'s mode, not the server\'s chmod');
+      assert.equal(third.get('link')![TARGET_FIELD], 'sub/nested.TXT', 'the untouched link is still carried over');
+    });
+  }
+
+  test('a mirror: an untouched file keeps its recorded line; a setfattr or chmod on the server is read again (its ctime moved)', async () => {
+    const f = await fixture();
+    assertExit(await recv(f, [MANIFEST]), 0);
+    // The files rsync wrote in the first run changed after it began: that run's manifest lends them nothing.
+    assertExit(await recv(f, [MANIFEST]), 0);
+    const meta = newestMeta(f, true);
+    doctor(meta, (text) => withField('sub/nested.txt', FLAGS_FIELD, 'x')(withField('unchanged.txt', FLAGS_FIELD, 'x')(text)));
+    assertExit(await recv(f, [MANIFEST]), 0);
+    assert.equal(manifestLines(meta).get('unchanged.txt')![FLAGS_FIELD], 'x', 'carried over: untouched since the previous run began');
+
+    const tree = join(f.root, f.name);
+    execFileSync('setfattr', ['-n', 'user.server', '-v', '1', join(tree, 'unchanged.txt')]);
+    execFileSync('chmod', ['600', join(tree, 'sub', 'nested.txt')]);
+    const inode = statSync(join(tree, 'unchanged.txt')).ino;
+    assertExit(await recv(f, [MANIFEST]), 0);
+    assert.equal(statSync(join(tree, 'unchanged.txt')).ino, inode, 'rsync fixed the attributes in place: the same inode');
+    const listed = manifestLines(meta);
+    assert.equal(listed.get('unchanged.txt')![FLAGS_FIELD], '-', 'read again after the setfattr');
+    assert.deepEqual([listed.get('sub/nested.txt')![2], listed.get('sub/nested.txt')![FLAGS_FIELD]], ['644', '-'], 'read again after the chmod');
+  });
+});

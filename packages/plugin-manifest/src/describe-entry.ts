@@ -1,7 +1,7 @@
 // One entry of a stored backup as the client has it: lstat of the on-disk entry, corrected in
 // fake-super mode by rsync's user.rsync.%stat xattr. The manifest writer and verify both use it,
 // so what verify compares is exactly what the manifest was written from.
-import { closeSync, constants, lstatSync, openSync, readSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, readSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { typeOfMode, type Entry, type EntryType } from './entry.js';
 import { readXattrs } from './xattrs.js';
 
@@ -22,8 +22,12 @@ export interface Described {
 // `abs` (bytes as latin1) as the client has it: lstat, corrected in fake-super mode by rsync's %stat xattr
 // ("octal-mode major,minor uid:gid"; rsync removes it when the on-disk file already tells the truth).
 export function describeEntry(abs: string, rel: string, fakeSuper: boolean): Described {
+  return describeStats(abs, rel, lstatSync(Buffer.from(abs, 'latin1'), { bigint: true }), fakeSuper);
+}
+
+// The rest of describeEntry, for an entry already lstat'ed (`stats`): its xattrs, %stat and target.
+export function describeStats(abs: string, rel: string, stats: BigIntStats, fakeSuper: boolean): Described {
   const path = Buffer.from(abs, 'latin1');
-  const stats = lstatSync(path, { bigint: true });
   const xattrs = readXattrs(abs);
   const entry: Entry = {
     type: typeOfMode(Number(stats.mode))!,
@@ -66,7 +70,7 @@ function flagsOf(names: string[], fakeSuper: boolean): string {
 }
 
 // Linux's dev_t encoding (glibc gnu_dev_major/minor).
-function splitDevice(rdev: bigint): [number, number] {
+export function splitDevice(rdev: bigint): [number, number] {
   const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
   const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
   return [major, minor];

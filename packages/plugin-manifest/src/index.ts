@@ -16,7 +16,7 @@ export { HEADER, COLUMNS, COLUMNS_V1, COLUMNS_V2, FORMAT_VERSION, type FormatVer
 export { readManifest, parseEntryLine, parseHeader, type Manifest } from './read-manifest.js';
 export { escapeName, unescapeName } from './escape.js';
 export { hashFile } from './hash-file.js';
-export { PreviousHashes, walkOrder, matchesDoneMark, type CommittedManifest, type HashCounts } from './previous-hashes.js';
+export { PreviousHashes, recordedHash, walkOrder, matchesDoneMark, type CommittedManifest, type HashCounts } from './previous-hashes.js';
 export { previousSnapshotManifest, keepMirrorManifest, MIRROR_PREVIOUS } from './previous-backup.js';
 
 export const PLUGIN_NAME = 'manifest';
@@ -52,10 +52,15 @@ export default function manifest(options: Record<string, unknown> = {}): Plugin 
             signal: currentTap()?.signal ?? ctx.signal,
             mode: ctx.mode,
             previous: previous ?? null,
+            // A snapshot's tree is created empty by this run (core's beginSnapshot); a mirror's is not.
+            ...(paths.id ? { newSnapshotSince: ctx.startedAt } : {}),
             onReuseProblem: (why) => logger.warn(`${why}: hashing every file`),
           });
-          contributeToDoneMark(ctx, PLUGIN_NAME, { file: basename(paths.manifest), ...summary });
+          // The done mark's shape stays as it was: how many entries were carried over is logged only.
+          const { carried, ...recorded } = summary;
+          contributeToDoneMark(ctx, PLUGIN_NAME, { file: basename(paths.manifest), ...recorded });
           const { read, readBytes, reused } = summary.hashes;
+          logger.debug(`${carried} entries taken over unchanged from the previous manifest`);
           const from = previous ? (previous.id ? ` from snapshot ${previous.id}` : " from the mirror's last manifest") : '';
           logger.debug(`${summary.entries} entries listed in ${paths.manifest}; ${read} files hashed (${readBytes} bytes), ${reused} hashes reused${from}`);
           return result;
@@ -81,5 +86,6 @@ async function findPrevious(command: RsyncCommand, ctx: RunContext): Promise<Com
 }
 
 export { streamManifest, MAX_LINE_BYTES, type StreamedEntry } from './stream-manifest.js';
-export { describeEntry, type Described } from './describe-entry.js';
+export { describeEntry, describeStats, type Described } from './describe-entry.js';
+export { mayCarry, type CarryRule } from './carry-entry.js';
 export { compareManifestPaths } from './order.js';

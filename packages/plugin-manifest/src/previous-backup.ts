@@ -19,6 +19,16 @@ function summaryOf(done: DoneMark | null): { file: string; bytes: number; sha256
   return { file: value.file, bytes: value.bytes as number, sha256: value.sha256 };
 }
 
+// When the backup's run began, for comparing ctimes with (carry-entry.ts); nothing when its done
+// mark does not say, or when the clock now reads earlier than its commit (set back since: a ctime
+// stamped now could then look older than that run).
+function startedAtOf(done: DoneMark | null): { startedAt?: Date } {
+  const started = Date.parse(done?.startedAt ?? '');
+  const completed = Date.parse(done?.completedAt ?? '');
+  if (!Number.isFinite(started) || !Number.isFinite(completed) || completed > Date.now()) return {};
+  return { startedAt: new Date(started) };
+}
+
 // The previous complete snapshot's manifest, for a run that writes snapshot `current` of the host
 // in `hostDir`; null when there is none with a manifest summary in its done mark.
 export async function previousSnapshotManifest(hostDir: string, current: SnapshotPaths): Promise<CommittedManifest | null> {
@@ -27,7 +37,7 @@ export async function previousSnapshotManifest(hostDir: string, current: Snapsho
   const previous = newestComplete(complete) ?? complete.at(-1);
   const summary = previous ? summaryOf(previous.done) : null;
   if (!previous || !summary) return null;
-  return { file: previous.paths.manifest, bytes: summary.bytes, sha256: summary.sha256, id: previous.id };
+  return { file: previous.paths.manifest, bytes: summary.bytes, sha256: summary.sha256, id: previous.id, ...startedAtOf(previous.done) };
 }
 
 // Before a mirror is rewritten: keeps its committed manifest (hard-linked, else copied) as
@@ -38,11 +48,12 @@ export async function keepMirrorManifest(paths: SnapshotPaths, rsyncArgs: readon
   const kept = join(paths.meta, MIRROR_PREVIOUS);
   await rm(kept, { force: true });
   if (rsyncArgs.some((arg) => IN_PLACE.test(arg))) return null;
-  const summary = summaryOf(await readDoneMark(paths));
+  const done = await readDoneMark(paths);
+  const summary = summaryOf(done);
   if (!summary) return null;
   await link(paths.manifest, kept).catch(async (error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') throw error;
     await copyFile(paths.manifest, kept);
   });
-  return { file: kept, bytes: summary.bytes, sha256: summary.sha256, id: '' };
+  return { file: kept, bytes: summary.bytes, sha256: summary.sha256, id: '', ...startedAtOf(done) };
 }

@@ -22,6 +22,9 @@ export interface CommittedManifest {
   sha256: string;
   /** Which backup it lists, for messages: a snapshot id, or '' for a mirror. */
   id: string;
+  /** When the run that wrote it began (its done mark's `startedAt`): an entry whose ctime is older
+   *  was not changed since that manifest described it (carry-entry.ts). Absent: not known. */
+  startedAt?: Date;
 }
 
 /** Bytes read at a time, for the check and for the lines. */
@@ -95,6 +98,14 @@ export interface HashCounts {
   reused: number;
 }
 
+// The hash a previous manifest's line (its fields) records for `entry`, stored as `inode`, when it
+// is the same stored regular file: same dev:ino, size and mtime; otherwise undefined.
+export function recordedHash(fields: readonly string[], entry: Entry, inode: string): string | undefined {
+  const same = fields[TYPE] === 'f' && entry.type === 'f' && fields[INODE] === inode
+    && fields[SIZE] === String(entry.size) && fields[MTIME] === seconds(entry.mtimeNs) && SHA256.test(fields[HASH]!);
+  return same ? fields[HASH] : undefined;
+}
+
 // Looks up the previous manifest's entries in walk order. `hashFor` must be called with paths in
 // increasing walk order.
 export class PreviousHashes {
@@ -111,6 +122,8 @@ export class PreviousHashes {
   /** The current previous entry: its path (bytes as latin1) and its fields as written. */
   private headPath: string | undefined;
   private headFields: string[] = [];
+  /** The current previous entry's line as written (without its newline). */
+  currentLine = '';
   /** Why reuse stopped or never started, for the log; null while it works. */
   problem: string | null;
 
@@ -163,6 +176,13 @@ export class PreviousHashes {
   // The recorded hash of `path` when the previous manifest lists it as the same stored regular
   // file as `entry` (stored as `inode`): same dev:ino, size and mtime; otherwise undefined.
   async hashFor(path: string, entry: Entry, inode: string): Promise<string | undefined> {
+    const fields = await this.lookup(path);
+    return fields ? recordedHash(fields, entry, inode) : undefined;
+  }
+
+  // The previous manifest's line for `path` split into its fields as written (see FIELDS), or
+  // undefined when it lists no such path. Paths must come in increasing walk order.
+  async lookup(path: string): Promise<readonly string[] | undefined> {
     try {
       while (this.headPath !== undefined && walkOrder(this.headPath, path) < 0) await this.advance();
     } catch (error) {
@@ -172,11 +192,7 @@ export class PreviousHashes {
       this.signal?.throwIfAborted();
       return undefined;
     }
-    if (this.headPath !== path) return undefined;
-    const fields = this.headFields;
-    const same = fields[TYPE] === 'f' && entry.type === 'f' && fields[INODE] === inode
-      && fields[SIZE] === String(entry.size) && fields[MTIME] === seconds(entry.mtimeNs) && SHA256.test(fields[HASH]!);
-    return same ? fields[HASH] : undefined;
+    return this.headPath === path ? this.headFields : undefined;
   }
 
   // Stops reading the previous manifest (at the end of the walk, or when the walk fails).
@@ -199,6 +215,7 @@ export class PreviousHashes {
     const raw = fields[0]!;
     this.headPath = raw.includes('\\') ? unescapeName(raw) : raw;
     this.headFields = fields;
+    this.currentLine = line;
   }
 
   // The next line of the file, undefined at its end; throws for a torn or overlong one.

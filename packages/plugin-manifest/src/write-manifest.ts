@@ -4,14 +4,15 @@
 // taken from the previous complete snapshot's manifest when it is the same stored file
 // (previous-hashes.ts); only new data is read.
 import { createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Mode } from '@ssh-r-sync/core';
-import { describeEntry, type Described } from './describe-entry.js';
-import { HEADER, entryLine } from './entry.js';
+import { mayCarry, type CarryRule } from './carry-entry.js';
+import { describeStats, type Described } from './describe-entry.js';
+import { HEADER, entryLine, type EntryType } from './entry.js';
 import { hashFile } from './hash-file.js';
-import { PreviousHashes, type CommittedManifest, type HashCounts } from './previous-hashes.js';
+import { PreviousHashes, recordedHash, type CommittedManifest, type HashCounts } from './previous-hashes.js';
 
 /** What the done mark records about a manifest. */
 export interface ManifestSummary {
@@ -23,6 +24,9 @@ export interface ManifestSummary {
   sha256: string;
   /** How many regular files were read to hash them, and how many hashes were reused. */
   hashes: HashCounts;
+  /** Entries taken over whole from the previous manifest (the same inode, unchanged: carry-entry.ts);
+   *  logged, not recorded in the done mark. */
+  carried: number;
 }
 
 export interface WriteManifestOptions {
@@ -34,23 +38,34 @@ export interface WriteManifestOptions {
   previous?: CommittedManifest | null;
   /** Told why hashes could not be reused (a bad or old previous manifest); the walk goes on. */
   onReuseProblem?: (why: string) => void;
+  /** Set when `tree` is a new snapshot this run created empty, to when the run began: an entry
+   *  that is the previous backup's inode is then there only through rsync's --link-dest. */
+  newSnapshotSince?: Date;
 }
 
 
 /** Entries described between two turns of the event loop. lstat is called synchronously: three
  *  times faster than through the thread pool (bench/manifest.mts), and a batch blocks ~2 ms. */
 const STAT_BATCH = 256;
+const NOT_ASCII = /[^\x00-\x7f]/;
 /** Output is written in chunks of about this many bytes, each write awaited. */
 const CHUNK = 256 * 1024;
 
 
-/** A directory being listed: its sorted names, and the ones already described but not yet written. */
+/** An entry lstat'ed but not described yet. */
+interface Listed {
+  abs: string;
+  rel: string;
+  stats: BigIntStats;
+}
+
+/** A directory being listed: its sorted names, and the ones already lstat'ed but not yet written. */
 interface Frame {
   rel: string;
   abs: string;
   names: string[];
   next: number;
-  batch: Described[];
+  batch: Listed[];
   batchNext: number;
 }
 
@@ -63,7 +78,11 @@ export async function writeManifest(tree: string, file: string, options: WriteMa
   let entries = 0;
   let pending = '';
   const hashes: HashCounts = { read: 0, readBytes: 0, reused: 0 };
+  let carried = 0;
   let reuse = PreviousHashes.none();
+  const fakeSuper = options.mode === 'fake-super';
+  const ns = (date: Date | undefined) => (date ? BigInt(date.getTime()) * 1_000_000n : null);
+  const rule: CarryRule = { previousStartNs: ns(options.previous?.startedAt), linkedSinceNs: ns(options.newSnapshotSince), fakeSuper };
   const flush = async () => {
     const buffer = Buffer.from(pending, 'latin1');
     pending = '';
@@ -71,31 +90,46 @@ export async function writeManifest(tree: string, file: string, options: WriteMa
     bytes += buffer.length;
     await handle.write(buffer);
   };
-  const emit = async (entry: Described) => {
-    if (entry.type === 'f') {
-      const known = await reuse.hashFor(entry.rel, entry.entry, entry.inode);
-      if (known) {
-        entry.entry.sha256 = known;
-        hashes.reused += 1;
-      } else {
-        entry.entry.sha256 = await hashFile(entry.abs, entry.entry.size, options.signal);
-        hashes.read += 1;
-        hashes.readBytes += Number(entry.entry.size);
-      }
+  // This entry's line: the previous manifest's when it stands for it unchanged (carry-entry.ts),
+  // else written from a fresh description. Returns the entry's type.
+  const emit = async ({ abs, rel, stats }: Listed): Promise<EntryType> => {
+    const inode = `${stats.dev}:${stats.ino}`;
+    const fields = await reuse.lookup(rel);
+    let type: EntryType;
+    if (fields && mayCarry(fields, stats, inode, rule)) {
+      type = fields[1] as EntryType;
+      carried += 1;
+      if (type === 'f') hashes.reused += 1;
+      pending += `${reuse.currentLine}\n`;
+    } else {
+      const described = await describe(abs, rel, stats, inode, fields);
+      type = described.type;
+      pending += entryLine(rel, described.entry, inode);
     }
-    pending += entryLine(entry.rel, entry.entry, entry.inode);
     entries += 1;
     if (pending.length >= CHUNK) await flush();
+    return type;
+  };
+  const describe = async (abs: string, rel: string, stats: BigIntStats, inode: string, fields: readonly string[] | undefined): Promise<Described> => {
+    const described = describeStats(abs, rel, stats, fakeSuper);
+    if (described.type !== 'f') return described;
+    const known = fields ? recordedHash(fields, described.entry, inode) : undefined;
+    if (known) {
+      described.entry.sha256 = known;
+      hashes.reused += 1;
+    } else {
+      described.entry.sha256 = await hashFile(abs, described.entry.size, options.signal);
+      hashes.read += 1;
+      hashes.readBytes += Number(described.entry.size);
+    }
+    return described;
   };
   try {
     if (options.previous) reuse = await PreviousHashes.open(options.previous, options.signal);
     pending = HEADER;
     // Paths are handled as latin1 strings of their bytes; fs calls get them back as Buffers.
     const root = Buffer.from(tree).toString('latin1');
-    const fakeSuper = options.mode === 'fake-super';
-    const top = describeEntry(root, '.', fakeSuper);
-    if (top.type !== 'd') throw new Error(`${tree} is not a directory`);
-    await emit(top);
+    if ((await emit(listed(root, '.'))) !== 'd') throw new Error(`${tree} is not a directory`);
     const stack: Frame[] = [openFrame('', root)];
     while (stack.length > 0) {
       options.signal?.throwIfAborted();
@@ -108,13 +142,12 @@ export async function writeManifest(tree: string, file: string, options: WriteMa
         const names = frame.names.slice(frame.next, frame.next + STAT_BATCH);
         frame.next += names.length;
         await nextTurn();
-        frame.batch = names.map((name) => describeEntry(`${frame.abs}/${name}`, frame.rel + name, fakeSuper));
+        frame.batch = names.map((name) => listed(`${frame.abs}/${name}`, frame.rel + name));
         frame.batchNext = 0;
       }
       const entry = frame.batch[frame.batchNext]!;
       frame.batchNext += 1;
-      await emit(entry);
-      if (entry.type === 'd') stack.push(openFrame(`${entry.rel}/`, entry.abs));
+      if ((await emit(entry)) === 'd') stack.push(openFrame(`${entry.rel}/`, entry.abs));
     }
     await flush();
     await handle.sync();
@@ -128,7 +161,14 @@ export async function writeManifest(tree: string, file: string, options: WriteMa
   if (reuse.problem) options.onReuseProblem?.(reuse.problem);
   await handle.close();
   await rename(part, file);
-  return { entries, bytes, sha256: hash.digest('hex'), hashes };
+  return { entries, bytes, sha256: hash.digest('hex'), hashes, carried };
+}
+
+// lstat of one entry (bytes as latin1), never following a symlink.
+function listed(abs: string, rel: string): Listed {
+  // An ASCII path is the same bytes as a string (fewer Buffers to collect); any other goes as its bytes.
+  const path = NOT_ASCII.test(abs) ? Buffer.from(abs, 'latin1') : abs;
+  return { abs, rel, stats: lstatSync(path, { bigint: true }) };
 }
 
 // Lists a directory's names (as latin1 strings of their bytes), sorted bytewise. One directory's
