@@ -21,6 +21,7 @@ import {
   type Transport,
 } from '@ssh-r-sync/core';
 import { collect, configureProgram, onSignals, port, positiveSeconds, printOutcome, runMain, seconds } from './common.js';
+import { JSON_SCHEMA } from './format.js';
 import { serveRequest } from './recv-serve.js';
 import { checkConfig } from './recv-check-config.js';
 import { VERSION } from './version.js';
@@ -77,7 +78,7 @@ export function recvProgram(): Command {
     .option('-r, --rsync <PATH>', 'rsync program to run (default: rsync from PATH)')
     .addOption(new Option('-m, --mode <MODE>', 'how ownership, devices, ACLs and xattrs are kept (default: privileged as root, else fake-super)').choices(['privileged', 'fake-super', 'plain']))
     .option('-x, --hook <POINT:PATH>', 'run a script at a hook point (repeatable, run in the order given; see --hook-list)', collect, [])
-    .option('--hook-timeout <SECONDS>', 'kill a hook (script or plugin) and fail the run after this long; 0 = no limit (default)', seconds)
+    .option('--hook-timeout <SECONDS>', 'kill a hook (script or plugin) and fail the run after this long (90s, 10m, 2h30m; a plain number is seconds); 0 = no limit (default)', seconds)
     .option('--hook-list', 'list hook points, their arguments and contracts, and the registered taps; then exit')
     .option('--config <FILE>', 'config file (default: the first of /etc/ssh-r-sync/config{,.json,.yaml,.yml,.js,.ts,.cjs,.mjs}, the same in ~/.config/ssh-r-sync/, then ssh-r-sync.config.{ts,js,json}, .ssh-r-syncrc, … in the current directory; docs/config.md)')
     .option('--check-config', 'load the config, its plugins and hooks as a run would, print what was found; exit 2 on any problem (one line each)')
@@ -116,7 +117,7 @@ export async function recv(argv: string[]): Promise<number> {
   if (options.nice) await applyNice(parseNice(options.nice));
   if (options.hookList) {
     const { pipeline } = await assemblePipeline({ root: root ?? '.', ...common(options), logger });
-    const text = options.json ? `${JSON.stringify({ taps: listTaps(pipeline.hooks) })}\n` : formatHookList(pipeline.hooks);
+    const text = options.json ? `${JSON.stringify({ schema: JSON_SCHEMA, taps: listTaps(pipeline.hooks) })}\n` : formatHookList(pipeline.hooks);
     process.stdout.write(text);
     return 0;
   }
