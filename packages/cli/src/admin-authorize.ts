@@ -6,7 +6,7 @@
 // and the receiver command to run on the server. Nothing is written anywhere; the existing
 // authorized_keys (given, or the account's own) is read so that no two keys get one tunnel port.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -260,23 +260,39 @@ function splitWords(value: string, what: string): string[] {
   return words;
 }
 
-// The installed ssh-r-sync-recv: node_modules/.bin/ssh-r-sync-recv next to this package when it
-// exists (what npm links), else this package's bin/ssh-r-sync-recv.js.
+// The installed ssh-r-sync-recv: the link npm made to this package's bin/ssh-r-sync-recv.js
+// (PREFIX/bin after `npm install -g` of the packed tarball, node_modules/.bin in a checkout),
+// else that file itself.
 function defaultRecv(): string {
   const packageDir = cliPackageDir();
-  for (const candidate of [join(packageDir, '..', '..', 'node_modules', '.bin', 'ssh-r-sync-recv'), join(packageDir, '..', '..', '.bin', 'ssh-r-sync-recv')]) {
-    if (existsSync(candidate)) return candidate;
+  const own = join(packageDir, 'bin', 'ssh-r-sync-recv.js');
+  const links = [
+    join(packageDir, '..', '..', '..', 'bin', 'ssh-r-sync-recv'), // PREFIX/lib/node_modules/ssh-r-sync -> PREFIX/bin
+    join(packageDir, '..', '..', 'node_modules', '.bin', 'ssh-r-sync-recv'),
+    join(packageDir, '..', '..', '.bin', 'ssh-r-sync-recv'),
+  ];
+  for (const candidate of links) {
+    if (existsSync(candidate) && sameFile(candidate, own)) return candidate;
   }
-  return join(packageDir, 'bin', 'ssh-r-sync-recv.js');
+  return own;
 }
 
-// The directory of @ssh-r-sync/cli (this file is in dist/ or dist/bundle/ of it).
+function sameFile(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
+// The directory of the commands' package: @ssh-r-sync/cli in a checkout, ssh-r-sync when
+// installed from the packed tarball (this file is in dist/ or dist/bundle/ of it).
 function cliPackageDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i += 1) {
     try {
       const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string };
-      if (manifest.name === '@ssh-r-sync/cli') return dir;
+      if (manifest.name === '@ssh-r-sync/cli' || manifest.name === 'ssh-r-sync') return dir;
     } catch {
       // not here
     }
