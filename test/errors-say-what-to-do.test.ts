@@ -70,6 +70,12 @@ describe('the client says what to do', { timeout: 180_000, concurrency: 1 }, () 
     const result = await run(['-k', missing]);
     assert.equal(result.code, 2, result.stderr);
     assert.match(errorLine(result), new RegExp(`-k ${escape(missing)}: no such file: give the private key whose \\.pub is in the server's authorized_keys`));
+    // The same for the sub-commands that use the key.
+    for (const sub of [['snapshots', dest], ['restore', dest, join(tmp.dir, 'restore-to')]]) {
+      const other = await runNode(clientBin, [sub[0]!, ...options, '-k', missing, ...sub.slice(1)]);
+      assert.equal(other.code, 2, `${sub[0]}: ${other.stderr}`);
+      assert.match(errorLine(other), new RegExp(`-k ${escape(missing)}: no such file: give the private key`), sub[0]);
+    }
   });
 
   test('a key the server refuses: exit 1, put its .pub in authorized_keys', async () => {
