@@ -24,6 +24,7 @@ import { collect, configureProgram, onSignals, port, positiveSeconds, printOutco
 import { JSON_SCHEMA } from './format.js';
 import { serveRequest } from './recv-serve.js';
 import { checkConfig } from './recv-check-config.js';
+import { checkReceiverSetup } from './recv-preflight.js';
 import { VERSION } from './version.js';
 
 const PREFIX = 'ssh-r-sync-recv';
@@ -150,6 +151,9 @@ export async function recv(argv: string[]): Promise<number> {
   const lock = (ctx: RunContext) => lockHost({ root: ctx.root, name: ctx.name, waitSeconds: lockWait ?? 0, logger, signal: ctx.signal });
   const { pipeline, loaded } = await assemblePipeline({ root, ...common(options), logger, lock });
   lockWait ??= loaded.config.lockWait;
+  const mode = options.mode ?? loaded.config.mode;
+  const modeFrom = options.mode ? '--mode' : `mode in ${loaded.filepath}`;
+  checkReceiverSetup({ root, mode: mode ?? 'plain', modeFrom, rsyncProgram: options.rsync ?? loaded.config.rsync ?? 'rsync' });
   logger.debug(`config: ${loaded.filepath ?? 'none found, the defaults apply'}`);
   const handshakeTimeoutMs = Math.round((options.handshakeTimeout ?? loaded.config.handshakeTimeout ?? 20) * 1000);
   const inner: Transport = options.local

@@ -24,6 +24,7 @@ export { parseNice, applyNice, type NiceSpec } from './nice.js';
 export { parseDuration, DURATION_EXAMPLES } from './duration.js';
 export { receiverTransport, rsyncSecret, RSYNC_MODULE, RSYNC_USER, type ReceiverTransportOptions } from './reverse/receiver-transport.js';
 export { receiverName, fingerprint } from './reverse/receiver-name.js';
+export { findProgram } from './find-program.js';
 export { runClient, type ClientOptions, type ClientResult } from './client/run-client.js';
 export { parseDestination, type Destination } from './client/destination.js';
 export { clientName, sanitizeName } from './client/client-name.js';

@@ -2,6 +2,7 @@
 // backup's connection, without the reverse forward, and asking the forced command for one thing.
 import { UsageError } from '../errors.js';
 import type { Destination } from './destination.js';
+import { checkKeyFile } from './preflight.js';
 import { DEFAULT_SSH_OPTIONS } from './ssh.js';
 
 export interface RemoteSshOptions {
@@ -12,12 +13,16 @@ export interface RemoteSshOptions {
   defaults: boolean;
 }
 
-// ssh's options (no program, no destination): the user's first, then the defaults.
+// ssh's options (no program, no destination): the user's first, then the defaults; a -k file
+// that cannot be read is refused here, before anything runs.
 export function remoteSshOptions(options: RemoteSshOptions): string[] {
   const args = ['-T', '-x', '-a'];
   for (const option of options.extraOptions) args.push('-o', option);
   if (options.defaults) for (const option of [...DEFAULT_SSH_OPTIONS, 'ClearAllForwardings=yes', 'LogLevel=ERROR']) args.push('-o', option);
-  if (options.identityFile) args.push('-i', options.identityFile);
+  if (options.identityFile) {
+    checkKeyFile(options.identityFile);
+    args.push('-i', options.identityFile);
+  }
   if (options.destination.port) args.push('-p', String(options.destination.port));
   return args;
 }

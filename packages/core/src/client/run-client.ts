@@ -14,6 +14,8 @@ import { clientName, type NameOptions } from './client-name.js';
 import { parseDestination } from './destination.js';
 import { writeDaemonConfig } from './rsyncd-conf.js';
 import { startSsh, type SshProcess } from './ssh.js';
+import { checkClientSetup } from './preflight.js';
+import { sshFailureError } from './ssh-advice.js';
 import { clientStages, type ClientStages } from './client-stages.js';
 
 export interface ClientOptions extends NameOptions {
@@ -66,6 +68,7 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
   const started = performance.now();
   const name = clientName(options);
   const destination = parseDestination(options.destination, options.port);
+  checkClientSetup(options);
   const path = await realpath(options.path).catch(() => {
     throw new UsageError(`${options.path} does not exist`);
   });
@@ -108,6 +111,8 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
   options.signal.addEventListener('abort', onAbort, { once: true });
   const base = { name, rsyncExitCode: null, files: null, bytes: null, snapshot: null, committed: false };
   let sessionOver = false;
+  // The receiver's error line is held back by ssh.ts; shown here if no error of ours carried it.
+  let serverErrorShown = false;
   // Rsync sessions our daemon served to their end: a "success" that pulled nothing is not one.
   const transfers = counter();
   try {
@@ -165,7 +170,10 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
       const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('running'), 300))]);
       if (code !== 'running' && ssh!.signalCode) throw new SshRSyncError('ETUNNEL', `ssh was killed by ${ssh!.signalCode}`, { cause: error });
       if (code !== 'running' && code !== 0 && isSshRSyncError(error) && error.code === 'EPROTOCOL' && /closed the connection/.test(error.message)) {
-        throw new SshRSyncError('ETUNNEL', `ssh failed (exit ${code})${ssh!.lastError() ? `: ${ssh!.lastError()}` : ''}`, { cause: error });
+        const { target, port } = destination;
+        serverErrorShown = true;
+        const failure = { code: Number(code), lines: ssh!.recentLines(), serverError: ssh!.serverError(), identityFile: options.identityFile };
+        throw sshFailureError({ ...failure, target, port, tunnelPort: options.tunnelPort }, error);
       }
       throw error;
     };
@@ -231,11 +239,14 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
     }
   } catch (error) {
     const message = options.signal.aborted ? oneLine(options.signal.reason) : oneLine(error);
-    if (!options.signal.aborted && isSshRSyncError(error) && (error.code === 'EUSAGE' || error.code === 'ECONFIG')) throw error;
-    return { ...base, status: 'failure', exitCode: 1, message, durationMs: Math.round(performance.now() - started) };
+    const config = !options.signal.aborted && isSshRSyncError(error) && (error.code === 'EUSAGE' || error.code === 'ECONFIG');
+    // Ours are thrown (exit 2 before any hook); the server's configuration error fails the run with exit 2.
+    if (config && !serverErrorShown) throw error;
+    return { ...base, status: 'failure', exitCode: config ? 2 : 1, message, durationMs: Math.round(performance.now() - started) };
   } finally {
     options.signal.removeEventListener('abort', onAbort);
     await stopSsh(ssh, sessionOver);
+    if (ssh?.serverError() && !serverErrorShown) log.info(`server: ssh-r-sync-recv: error: ${ssh.serverError()}`);
     await listener?.close();
     dir.remove();
   }

@@ -43,6 +43,10 @@ export type SshProcess = ChildProcessByStdio<Writable, Readable, Readable> & {
   readonly remotePort: Promise<number>;
   /** ssh's last line on stderr, for the error message when it fails. */
   lastError(): string;
+  /** ssh's last lines on stderr (at most 20), which name a failure's cause (host key, refused key). */
+  recentLines(): string[];
+  /** The receiver's error line when it refused to start (held back: the client's error carries it). */
+  serverError(): string;
 };
 
 // ssh's argv: our options first, as ssh keeps the first value it sees for each option.
@@ -73,6 +77,8 @@ export function startSsh(options: SshOptions): SshProcess {
   remotePort.catch(() => {});
   if (options.remotePort) resolvePort(options.remotePort);
   let last = '';
+  let serverError = '';
+  const recent: string[] = [];
   // What ssh relays from the server (the receiver's log, its login shell's words) is the server's
   // text: bounded per line, and with control characters escaped, so it cannot rewrite our terminal.
   const lines = new LineSplitter(LOG_LINE_MAX);
@@ -80,12 +86,14 @@ export function startSsh(options: SshOptions): SshProcess {
     const line = escapeText(raw);
     const allocated = /^Allocated port (\d+) for remote forward to /.exec(line);
     if (allocated) resolvePort(Number(allocated[1]));
+    else if (line.startsWith('ssh-r-sync-recv: error: ')) serverError = line.slice('ssh-r-sync-recv: error: '.length);
     else if (line.startsWith('ssh-r-sync-recv')) {
       // The receiver's own log lines, relayed by sshd: worth showing as they come.
       options.logger.info(`server: ${line}`);
     } else if (line.trim()) {
       // ssh's diagnostics: shown with --debug; the last one goes into the error if ssh fails.
       last = line;
+      if (recent.push(line) > 20) recent.shift();
       options.logger.debug(`ssh: ${last}`);
     }
   };
@@ -93,5 +101,5 @@ export function startSsh(options: SshOptions): SshProcess {
   child.stderr.once('end', () => lines.flush().forEach(onLine));
   child.once('exit', () => rejectPort(new Error('ssh exited before it reported the forwarded port')));
   child.once('error', (error) => rejectPort(error));
-  return Object.assign(child, { remotePort, lastError: () => last }) as SshProcess;
+  return Object.assign(child, { remotePort, lastError: () => last, recentLines: () => [...recent], serverError: () => serverError }) as SshProcess;
 }
