@@ -32,7 +32,8 @@ export function sshFailureError(failure: SshFailure, cause: unknown): SshRSyncEr
   if (failure.serverError) return fail(`the server refused to start: ${failure.serverError}`, code === 2 ? 'ECONFIG' : 'ETUNNEL');
   const forward = /remote port forwarding failed for listen port (\d+)/.exec(text);
   if (forward?.[1] === '0') return fail(`the server refused a port of its choosing: this key has a fixed permitlisten port, give it with --tunnel-port PORT`);
-  if (forward) return fail(`another backup of this host is already running, or another key uses port ${forward[1]} on the server (its port ${forward[1]} is taken)`);
+  // ssh says the same when the port is taken and when the key may not listen there.
+  if (forward) return fail(`the server would not forward port ${forward[1]}: another backup of this host is already running, or another key uses port ${forward[1]} on the server, or this key's permitlisten names another port (give that one with --tunnel-port)`);
   if (/Permission denied \(/.test(last)) {
     const key = failure.identityFile ? `the key ${failure.identityFile}` : 'the key (give it with -k)';
     return fail(`the server refused ${key}: put its .pub in the backup account's authorized_keys (ssh-r-sync-admin authorize prints the line)${said}`);
