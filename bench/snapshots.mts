@@ -10,7 +10,7 @@
 // show what hashing costs once. The tree is bench/transport.mts's (its generator and cache, through
 // its --tree-only). A benchmark, not a test: exit 0 whatever the ratio, 1 when a run failed or a
 // tool did not do the expected work (e.g. a no-change run that transferred files or read hashes).
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -20,6 +20,7 @@ import { defaultRsyncArgs, parseStats } from '@ssh-r-sync/core';
 import { forcedCommand } from '../test/helpers/backup-server.js';
 import { clientBin, repoRoot } from '../test/helpers/cli.js';
 import { makeKey, startSshd, type Sshd } from '../test/helpers/sshd.js';
+import { abort, descendants, installSignalHandlers, lastLine, median, run as runCommand, running, shellWord, type Command, type Run } from './lib/runner.mjs';
 
 const USAGE = `usage: npm run bench:snapshots -- [--files N] [--bytes SIZE] [--runs N] [--seed N] [--cache DIR] [--work DIR] [--breakdown]
   --files N      files in the generated tree (default 50000; bench/transport.mts's generator and cache)
@@ -76,70 +77,12 @@ function parseOptions(argv: string[]): Options | undefined {
 // ---------------------------------------------------------------------------------------------
 // Running commands
 
-interface Run {
-  ms: number;
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** stderr's lines, each with when it arrived (ms after the spawn). */
-  lines: { ms: number; line: string }[];
-}
-
-interface Command {
-  file: string;
-  args: string[];
-  env?: NodeJS.ProcessEnv;
-}
-
-/** The environment of the timed commands: NODE_EXTRA_CA_CERTS removed, as bench/transport.mts does. */
 const { NODE_EXTRA_CA_CERTS: _dropped, ...benchEnv } = process.env;
-const running = new Set<ChildProcess>();
-const abort = new AbortController();
+const run = (command: Command): Promise<Run> => runCommand(command, benchEnv);
 
-// Runs a command, timing it from spawn to exit; output kept (bounded by the commands: a few KiB).
-function run(command: Command): Promise<Run> {
-  if (abort.signal.aborted) return Promise.reject(abort.signal.reason);
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(command.file, command.args, { cwd: repoRoot, env: { ...(command.env ?? benchEnv), NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    running.add(child);
-    let ms = 0;
-    let stdout = '';
-    let stderr = '';
-    let partial = '';
-    const lines: Run['lines'] = [];
-    child.stdout.on('data', (chunk: Buffer) => (stdout = (stdout + chunk).slice(-1_000_000)));
-    child.stderr.on('data', (chunk: Buffer) => {
-      const at = performance.now() - started;
-      stderr = (stderr + chunk).slice(-1_000_000);
-      const parts = (partial + chunk.toString()).split('\n');
-      partial = parts.pop()!;
-      for (const line of parts) if (lines.length < 10_000) lines.push({ ms: at, line });
-    });
-    child.once('exit', () => (ms = performance.now() - started));
-    child.once('error', (error) => {
-      running.delete(child);
-      reject(new Error(`cannot run ${command.file}: ${error.message}`));
-    });
-    child.once('close', (code, signal) => {
-      running.delete(child);
-      if (abort.signal.aborted) reject(abort.signal.reason);
-      else resolve({ ms, code, signal, stdout, stderr, lines });
-    });
-  });
-}
-
-const lastLine = (text: string) => text.trim().split('\n').pop()?.slice(0, 300) ?? '';
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 const secs = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
 const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
 const say = (text: string) => process.stdout.write(`${text}\n`);
-const shellWord = (word: string) => (/^[A-Za-z0-9_./:=,+@%-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`);
 
 // The tree of bench/transport.mts, generated (or found in its cache) by its own --tree-only.
 function transportTree(options: Options): { dir: string; info: Record<string, number> } {
@@ -336,27 +279,6 @@ async function breakdown(command: Command): Promise<void> {
   say(`  ${median(alike.map((r) => r.ms - (r.lines.at(-1)?.ms ?? 0))).toFixed(0).padStart(6)}  +${middle.ms.toFixed(0).padStart(5)}  (client exited; ${secs(middle.ms - previous)} after its last line)`);
 }
 
-// Our own processes still running, found through /proc.
-function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // gone
-    }
-  }
-  const found: number[] = [];
-  const visit = (p: number): void => {
-    for (const c of children.get(p) ?? []) (found.push(c), visit(c));
-  };
-  visit(pid);
-  return found;
-}
 
 async function main(): Promise<number> {
   let options: Options | undefined;
@@ -370,12 +292,7 @@ async function main(): Promise<number> {
     say(USAGE);
     return 0;
   }
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(sig, () => {
-      abort.abort(new Error(`stopped by ${sig}`));
-      for (const child of running) child.kill('SIGTERM');
-    });
-  }
+  installSignalHandlers(say);
   if (!existsSync(RSNAPSHOT)) {
     process.stderr.write('bench: rsnapshot is not installed (as root: bash scripts/ensure-system.sh, or apt-get install rsnapshot)\n');
     return 1;

@@ -8,7 +8,7 @@
 // no-change backup of a one-file tree). Both tools pull with the receiver's default rsync options,
 // the same ssh options and RSYNC_COMPRESS_LIST='zstd none'. A benchmark, not a test: exit 0
 // whatever the ratios, 1 when a run failed or the tools did not do the same work.
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, execFileSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, utimes, writeFile } from 'node:fs/promises';
@@ -19,6 +19,7 @@ import { defaultRsyncArgs, parseStats } from '@ssh-r-sync/core';
 import { forcedCommand } from '../test/helpers/backup-server.js';
 import { clientBin, recvBin, repoRoot } from '../test/helpers/cli.js';
 import { makeKey, startSshd, type Sshd } from '../test/helpers/sshd.js';
+import { abort, descendants, installSignalHandlers, lastLine, median, run as runCommand, running, shellWord, type Command, type Run } from './lib/runner.mjs';
 
 const USAGE = `usage: npm run bench -- [--files N] [--bytes SIZE] [--runs N] [--seed N] [--cache DIR] [--work DIR] [--tree-only] [--breakdown] [--keep-node-env]
   --files N      files in the generated tree (default 50000)
@@ -285,66 +286,10 @@ async function warmCache(dir: string): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Running and timing commands
 
-interface Run {
-  ms: number;
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** stderr lines with their arrival time, ms after the spawn. */
-  lines: { ms: number; line: string }[];
-}
-
-interface Command {
-  file: string;
-  args: string[];
-  env?: NodeJS.ProcessEnv;
-}
-
 // The environment of every timed command: this one, less NODE_EXTRA_CA_CERTS unless
 // --keep-node-env (see USAGE); set by main() before anything runs.
 let benchEnv: NodeJS.ProcessEnv = process.env;
-
-const running = new Set<ChildProcess>();
-const abort = new AbortController();
-
-// Runs a command, timing it from spawn to exit (what a caller waiting for it sees).
-function run(command: Command): Promise<Run> {
-  if (abort.signal.aborted) return Promise.reject(abort.signal.reason);
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(command.file, command.args, {
-      cwd: repoRoot,
-      env: { ...(command.env ?? benchEnv), NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    running.add(child);
-    let ms = 0;
-    let stdout = '';
-    let stderr = '';
-    let partial = '';
-    const lines: Run['lines'] = [];
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on('data', (chunk: Buffer) => {
-      const at = performance.now() - started;
-      stderr += chunk;
-      const parts = (partial + chunk.toString()).split('\n');
-      partial = parts.pop()!;
-      for (const line of parts) lines.push({ ms: at, line });
-    });
-    child.once('exit', () => (ms = performance.now() - started));
-    child.once('error', (error) => {
-      running.delete(child);
-      reject(new Error(`cannot run ${command.file}: ${error.message}`));
-    });
-    child.once('close', (code, signal) => {
-      running.delete(child);
-      if (partial) lines.push({ ms, line: partial });
-      if (abort.signal.aborted) reject(abort.signal.reason);
-      else resolve({ ms, code, signal, stdout, stderr, lines });
-    });
-  });
-}
+const run = (command: Command): Promise<Run> => runCommand(command, benchEnv);
 
 // ---------------------------------------------------------------------------------------------
 // The two tools
@@ -372,17 +317,9 @@ interface Setup {
   plainTool: Tool;
 }
 
-function shellWord(word: string): string {
-  return /^[A-Za-z0-9_./:=,+@%-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
 function commandLine(command: Command, envVars: Record<string, string> = {}): string {
   const env = Object.entries(envVars).map(([k, v]) => `${k}=${shellWord(v)}`);
   return [...env, ...[command.file, ...command.args].map(shellWord)].join(' ');
-}
-
-function lastLine(text: string): string {
-  return text.trim().split('\n').pop()?.slice(0, 300) ?? '';
 }
 
 async function setUp(work: string | undefined): Promise<Setup> {
@@ -500,12 +437,6 @@ async function compare(
     }
   }
   return times;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -663,39 +594,7 @@ async function breakdown(setup: Setup, tinySource: string, tinyTarget: Target, r
 // ---------------------------------------------------------------------------------------------
 // Main
 
-// Our own processes still running (children, grandchildren, …), found through /proc.
-function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // gone
-    }
-  }
-  const found: number[] = [];
-  const visit = (p: number): void => {
-    for (const c of children.get(p) ?? []) (found.push(c), visit(c));
-  };
-  visit(pid);
-  return found;
-}
 
-function installSignalHandlers(): void {
-  let signals = 0;
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(sig, () => {
-      if (++signals > 1) process.exit(130); // the sshd helper's exit hook still kills its servers
-      say(`\n${sig}: stopping (again to quit at once)`);
-      abort.abort(new Error(`stopped by ${sig}`));
-      for (const child of running) child.kill('SIGTERM');
-      setTimeout(() => running.forEach((child) => child.kill('SIGKILL')), 3000).unref();
-    });
-  }
-}
 
 async function main(): Promise<number> {
   let options: Options | undefined;
@@ -709,7 +608,7 @@ async function main(): Promise<number> {
     say(USAGE);
     return 0;
   }
-  installSignalHandlers();
+  installSignalHandlers(say);
   if (!options.keepNodeEnv) {
     const { NODE_EXTRA_CA_CERTS: _dropped, ...rest } = process.env;
     benchEnv = rest;
