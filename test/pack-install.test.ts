@@ -5,12 +5,11 @@
 // `npm ci` filled (--prefer-offline: the registry is asked only for what the cache lacks).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
-import { repoRoot, runNode, tempDir, type RunResult } from './helpers/cli.js';
+import { repoRoot, runNode, runProgram as runHelper, tempDir, type RunResult } from './helpers/cli.js';
 
 const NAME = 'host1';
 const version = (JSON.parse(await readFile(join(repoRoot, 'packages/cli/package.json'), 'utf8')) as { version: string }).version;
@@ -21,21 +20,9 @@ let prefix: string;
 let installed: string;
 let bin: (name: string) => string;
 
-// Runs a program (no shell) in its own process group; the group is killed after `timeoutMs`.
+// npm and the installed commands, in the test's folder, without npm's update notice.
 function runProgram(program: string, args: string[], timeoutMs: number): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(program, args, { cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, npm_config_update_notifier: 'false' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  return runHelper(program, args, { cwd: dir, env: { ...process.env, npm_config_update_notifier: 'false' }, timeoutMs });
 }
 
 // Snapshot ids of host NAME in `root`.

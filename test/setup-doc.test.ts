@@ -7,14 +7,14 @@
 // `systemctl` is skipped (no systemd here); the written units go through `systemd-analyze verify`.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot, type RunResult } from './helpers/cli.js';
+import { repoRoot, runProgram, type RunResult } from './helpers/cli.js';
 import { removeThrowawayUser } from './helpers/nonroot-server.js';
 import { startSshd, type Sshd } from './helpers/sshd.js';
 
@@ -110,19 +110,7 @@ async function substitute(text: string, c: Context, role: Role, used: Set<number
 
 // Runs a script with bash -e in its own process group, killed with it after `timeoutMs`.
 function bash(script: string, cwd: string, env: NodeJS.ProcessEnv, timeoutMs = 180_000): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-e', '-c', script], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  return runProgram('bash', ['-e', '-c', script], { cwd, env, timeoutMs });
 }
 
 function freePort(): Promise<number> {

@@ -46,6 +46,24 @@ export function runNode(script: string, args: string[], options: RunOptions = {}
   });
 }
 
+// Runs a program (no shell) in its own process group with exactly `env`; the whole group is
+// SIGKILLed after `timeoutMs` (npm, bash scripts: their children must not outlive the test).
+export function runProgram(program: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number }): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, args, { cwd: options.cwd, env: options.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), options.timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
 // Runs `ssh-r-sync-recv` with the given arguments.
 export function runRecv(args: string[], options: RunOptions = {}): Promise<RunResult> {
   return runNode(recvBin, args, options);
