@@ -45,9 +45,9 @@ describe('ssh-r-sync-admin authorize', () => {
       line,
       `restrict,port-forwarding,permitlisten="127.0.0.1:${port}",command="/opt/srs/node_modules/.bin/ssh-r-sync-recv --name laptop --tunnel-port ${port} /srv/backup" ${publicKey}`,
     );
-    const match = lines.slice(lines.indexOf('Match User backup'), lines.indexOf('Match User backup') + 9);
+    const match = lines.slice(lines.indexOf('Match User ssh-r-sync'), lines.indexOf('Match User ssh-r-sync') + 9);
     assert.deepEqual(match.map((l) => l.trim()), [
-      'Match User backup',
+      'Match User ssh-r-sync',
       'AllowTcpForwarding remote',
       'AllowStreamLocalForwarding no',
       'PermitOpen none',
@@ -57,7 +57,7 @@ describe('ssh-r-sync-admin authorize', () => {
       'PermitTTY no',
       'PermitUserRC no',
     ]);
-    assert.ok(lines.includes(`ssh-r-sync -k /root/.ssh/ssh-r-sync --tunnel-port ${port} -n laptop backup@SERVER PATH`), r.stdout);
+    assert.ok(lines.includes(`ssh-r-sync -k /root/.ssh/ssh-r-sync --tunnel-port ${port} -n laptop ssh-r-sync@SERVER PATH`), r.stdout);
     // Stable: the same name gives the same port.
     const again = await admin(['authorize', '--name', 'laptop', '--key', `${key}.pub`, '--json', '/srv/backup']);
     assert.equal(JSON.parse(again.stdout).port, port);
@@ -138,7 +138,7 @@ describe('ssh-r-sync-admin authorize', () => {
     const r = await admin(['authorize', '--pull', '--name', 'web1', '--key', `${key}.pub`, '--client', 'web1.example.org', '--root', '/srv/backup', '/var/www']);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.stdout.split('\n').includes(`restrict,command="/usr/bin/rrsync -ro /var/www" ${publicKey}`), r.stdout);
-    assert.match(r.stdout, /^# ssh-r-sync-recv --pull backup@web1\.example\.org --name web1 \/srv\/backup$/m);
+    assert.match(r.stdout, /^# ssh-r-sync-recv --pull ssh-r-sync@web1\.example\.org --name web1 \/srv\/backup$/m);
     const json = JSON.parse((await admin(['authorize', '--pull', '--name', 'web1', '--key', `${key}.pub`, '--rrsync', '/usr/local/bin/rrsync', '--json', '/var/www'])).stdout);
     assert.equal(json.authorizedKeys, `restrict,command="/usr/local/bin/rrsync -ro /var/www" ${publicKey}`);
     assert.equal(json.mode, 'pull');

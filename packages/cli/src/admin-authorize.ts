@@ -59,7 +59,7 @@ export function authorizeCommand(result: ExitCodeHolder): Command {
     .option('--port <PORT>', `reverse mode: the tunnel port (default: derived from NAME, ${PORT_BASE}-${PORT_BASE + PORT_RANGE - 1})`, port)
     .option('--recv <PATH>', 'reverse mode: the receiver program (default: the installed ssh-r-sync-recv, absolute); several words, e.g. "/usr/bin/node /opt/srs/packages/cli/bin/ssh-r-sync-recv.js", are split on spaces (quote a word with \'…\')')
     .option('--rrsync <PATH>', '--pull: the rrsync program on the client', '/usr/bin/rrsync')
-    .option('--user <USER>', 'the account the key logs into (the Match block and the printed commands)', 'backup')
+    .option('--user <USER>', 'the account the key logs into (the Match block and the printed commands); not Debian\'s system user backup, which sshd refuses (docs/setup.md)', 'ssh-r-sync')
     .option('--option <OPTION>', 'one more authorized_keys option, e.g. from="192.0.2.0/24" (repeatable)', collect, [])
     .option('--server <HOST>', "reverse mode: the server's host name in the printed client command", 'SERVER')
     .option('--path <PATH>', 'reverse mode: the directory to back up in the printed client command', 'PATH')

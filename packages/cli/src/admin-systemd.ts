@@ -74,8 +74,8 @@ export function systemdCommand(result: ExitCodeHolder): Command {
         'template as /etc/systemd/system/ssh-r-sync-failed@.service and uncomment the OnFailure= line of the service:\n' +
         `${ON_FAILURE_EXAMPLE.replace(/^/gm, '    ')}\n` +
         '\nExamples:\n' +
-        '  ssh-r-sync-admin systemd --name laptop -- /opt/srs/node_modules/.bin/ssh-r-sync -k /root/.ssh/backup_key --tunnel-port 22101 -n laptop backup@server /\n' +
-        '  ssh-r-sync-admin systemd --name web1 --pull --install --dry-run -- /opt/srs/node_modules/.bin/ssh-r-sync-recv --pull backup@web1 --name web1 /srv/backup\n' +
+        '  ssh-r-sync-admin systemd --name laptop -- /usr/local/bin/ssh-r-sync -k /root/.ssh/ssh-r-sync --tunnel-port 22101 -n laptop ssh-r-sync@server /\n' +
+        '  ssh-r-sync-admin systemd --name web1 --pull --install --dry-run -- /usr/local/bin/ssh-r-sync-recv --pull ssh-r-sync@web1 --name web1 /srv/backup\n' +
         '  ssh-r-sync-admin systemd --verify /srv/backup --sample 5 --install\n' +
         '\nExit codes: 0 printed or written, 1 cannot write, 2 usage error.',
     )
