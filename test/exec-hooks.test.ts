@@ -64,7 +64,7 @@ describe('argv, stdin and environment per point', () => {
     assert.equal(await readFile(join(f.base, 'done.stdin'), 'utf8'), '');
     const pre = await readFile(join(f.base, 'rsync.pre.stdin'), 'utf8');
     assert.ok(pre.endsWith('\0'), 'rsync.pre stdin is \\0-terminated');
-    assert.deepEqual(pre.split('\0').slice(0, -1), ['-HaAXS', '--super', '--numeric-ids', '--delete', '--delete-excluded', '--stats']);
+    assert.deepEqual(pre.split('\0').slice(0, -1), ['-HaAXS', '--super', '--numeric-ids', '--modify-window=-1', '--delete', '--delete-excluded', '--stats']);
     assert.match(await readFile(join(f.base, 'rsync.post.stdin'), 'utf8'), /Number of regular files transferred: 2/);
     assert.equal(await readFile(join(f.host, 'sub', 'b.txt'), 'utf8'), 'beta\n');
   });

@@ -27,6 +27,10 @@ export interface DefaultArgsOptions {
 export function defaultRsyncArgs(options: DefaultArgsOptions): string[] {
   return [
     ...MODE_ARGS[options.mode],
+    // rsync compares mtimes to the second by default, and skips setting a directory's mtime that
+    // "matches": a directory changed in the second of its backup kept the time rsync created it
+    // at. Nanoseconds (rsync >= 3.1.3 on the receiving side) store every time exactly.
+    '--modify-window=-1',
     '--delete',
     '--delete-excluded',
     ...(options.compress ? ['--zl=1'] : []),
