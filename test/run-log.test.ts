@@ -5,7 +5,7 @@
 // `status` tells "never succeeded" from "succeeded long ago" from "last run failed".
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, existsSync, readdirSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, existsSync, readdirSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { appendRunLog, readRunLog, runLogPath, MAX_RUN_LOG_BYTES, type RunLogEntry } from '@ssh-r-sync/core';
@@ -106,6 +106,14 @@ describe('a mirror host in status: never succeeded, succeeded long ago, last run
     const failedJson = statusOf((await admin(['status', '--json', server.root, NAME])).stdout);
     assert.equal(failedJson.lastSuccess, oldJson.lastSuccess);
     assert.equal(failedJson.lastFailure?.source, 'record');
+    // The host record keeps the last success by itself: with the run log gone (rotated away
+    // after many failures, or removed), status still knows it.
+    const log = runLogPath(server.root, NAME);
+    rmSync(log, { force: true });
+    rmSync(`${log}.1`, { force: true });
+    const unlogged = statusOf((await admin(['status', '--json', server.root, NAME])).stdout);
+    assert.equal(typeof unlogged.lastSuccess, 'string');
+    assert.ok(Math.abs(Date.parse(unlogged.lastSuccess!) - Date.parse(oldJson.lastSuccess!)) < 60_000, `${unlogged.lastSuccess} is the success ${oldJson.lastSuccess}`);
     await backup(false);
   });
 });

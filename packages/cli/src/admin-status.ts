@@ -163,7 +163,10 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
   // The receiver's run log knows every run: with it, "nothing complete" is either "never
   // succeeded" or "succeeded at T, and what came since failed" (a failed mirror run unmarks it).
   const runs = readRunLog(root, name);
-  const lastSuccess = runs.findLast((run) => run.status === 'success')?.at ?? (last?.status === 'success' ? last.at : null);
+  const logged = runs.findLast((run) => run.status === 'success')?.at;
+  const lastSuccess = [record?.lastSuccess, logged, last?.status === 'success' ? last.at : undefined]
+    .filter((at): at is string => typeof at === 'string' && Number.isFinite(Date.parse(at)))
+    .sort((a, b) => Date.parse(b) - Date.parse(a))[0] ?? null;
   const since = lastSuccess ? `; the last success was at ${lastSuccess.replace(/\.\d{3}Z$/, 'Z')} (${formatAge(now.getTime() - Date.parse(lastSuccess))} ago)` : '';
   let problem: string | null = null;
   if (!newestComplete) {

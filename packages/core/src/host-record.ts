@@ -33,6 +33,9 @@ export interface HostRecord {
   since: string;
   /** The last run that got as far as the host's directory. */
   lastRun?: LastRunRecord;
+  /** When the last committed success ended: kept when later runs fail (a failed mirror run
+   *  removes the mirror's done mark, and the run log is capped). */
+  lastSuccess?: string;
   /** The last run's work after its session (pruning), if any. */
   afterSession?: AfterSessionRecord;
 }
@@ -113,5 +116,6 @@ export async function claimHostKind(root: string, name: string, hostDir: string,
 // Records how a run ended in the host's record (only a host the receiver has written to has one).
 export async function recordLastRun(root: string, name: string, lastRun: LastRunRecord): Promise<void> {
   const record = await readHostRecord(root, name);
-  if (record) await writeHostRecord(root, name, { ...record, lastRun });
+  const succeeded = lastRun.status === 'success' && lastRun.committed;
+  if (record) await writeHostRecord(root, name, { ...record, lastRun, ...(succeeded ? { lastSuccess: lastRun.at } : {}) });
 }
