@@ -17,6 +17,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../test/helpers/cli.js';
+import { positiveInt } from './lib/runner.mjs';
 
 const USAGE = `usage: node --import tsx bench/manifest.mts [--files N] [--runs N] [--cache DIR] [--tree-only]
   --files N     regular files in the generated tree (default 200000); 1 in 100 more are symlinks
@@ -48,15 +49,9 @@ function parseOptions(argv: string[]): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const positive = (name: string, text: string | undefined, fallback: number) => {
-    if (text === undefined) return fallback;
-    const value = Number(text);
-    if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} wants a positive integer, got ${JSON.stringify(text)}`);
-    return value;
-  };
   return {
-    files: positive('files', values.files, 200_000),
-    runs: positive('runs', values.runs, 3),
+    files: positiveInt('files', values.files, 200_000),
+    runs: positiveInt('runs', values.runs, 3),
     cache: values.cache ?? join(repoRoot, 'bench', '.cache'),
     treeOnly: Boolean(values['tree-only']),
   };

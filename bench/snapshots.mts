@@ -20,7 +20,7 @@ import { defaultRsyncArgs, parseStats } from '@ssh-r-sync/core';
 import { forcedCommand } from '../test/helpers/backup-server.js';
 import { clientBin, repoRoot } from '../test/helpers/cli.js';
 import { makeKey, startSshd, type Sshd } from '../test/helpers/sshd.js';
-import { abort, descendants, installSignalHandlers, lastLine, median, run as runCommand, running, shellWord, type Command, type Run } from './lib/runner.mjs';
+import { abort, descendants, installSignalHandlers, lastLine, median, positiveInt, run as runCommand, running, shellWord, type Command, type Run } from './lib/runner.mjs';
 
 const USAGE = `usage: npm run bench:snapshots -- [--files N] [--bytes SIZE] [--runs N] [--seed N] [--cache DIR] [--work DIR] [--breakdown]
   --files N      files in the generated tree (default 50000; bench/transport.mts's generator and cache)
@@ -57,17 +57,11 @@ function parseOptions(argv: string[]): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const positive = (name: string, text: string | undefined, fallback: number) => {
-    if (text === undefined) return fallback;
-    const value = Number(text);
-    if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} wants a positive integer, got ${JSON.stringify(text)}`);
-    return value;
-  };
   return {
-    files: positive('files', values.files, 50_000),
+    files: positiveInt('files', values.files, 50_000),
     bytes: values.bytes ?? '1G',
-    runs: positive('runs', values.runs, 5),
-    seed: positive('seed', values.seed, 1),
+    runs: positiveInt('runs', values.runs, 5),
+    seed: positiveInt('seed', values.seed, 1),
     cache: values.cache,
     work: values.work,
     breakdown: Boolean(values.breakdown),

@@ -19,7 +19,7 @@ import { defaultRsyncArgs, parseStats } from '@ssh-r-sync/core';
 import { forcedCommand } from '../test/helpers/backup-server.js';
 import { clientBin, recvBin, repoRoot } from '../test/helpers/cli.js';
 import { makeKey, startSshd, type Sshd } from '../test/helpers/sshd.js';
-import { abort, descendants, installSignalHandlers, lastLine, median, run as runCommand, running, shellWord, type Command, type Run } from './lib/runner.mjs';
+import { abort, descendants, installSignalHandlers, lastLine, median, positiveInt, run as runCommand, running, shellWord, type Command, type Run } from './lib/runner.mjs';
 
 const USAGE = `usage: npm run bench -- [--files N] [--bytes SIZE] [--runs N] [--seed N] [--cache DIR] [--work DIR] [--tree-only] [--breakdown] [--keep-node-env]
   --files N      files in the generated tree (default 50000)
@@ -60,13 +60,6 @@ function parseSize(text: string): number {
   if (!match) throw new Error(`invalid size ${JSON.stringify(text)} (e.g. 1G, 100M, 512K, 123456)`);
   const power = ' kmgt'.indexOf((match[2] || ' ').toLowerCase());
   return Math.round(Number(match[1]) * 1024 ** power);
-}
-
-function positiveInt(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} wants a positive integer, got ${JSON.stringify(text)}`);
-  return value;
 }
 
 function parseOptions(argv: string[]): Options | undefined {

@@ -118,3 +118,11 @@ export function shellWord(word: string): string {
 export function lastLine(text: string): string {
   return text.trim().split('\n').pop()?.slice(0, 300) ?? '';
 }
+
+// A positive integer option (`--runs 5`), or `fallback` when it is absent; throws a one-line error.
+export function positiveInt(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} wants a positive integer, got ${JSON.stringify(text)}`);
+  return value;
+}

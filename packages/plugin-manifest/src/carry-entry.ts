@@ -11,19 +11,10 @@
 // What lstat tells anyway (privileged and plain modes: type, mode, owner, device) must agree too.
 import type { BigIntStats } from 'node:fs';
 import { splitDevice } from './describe-entry.js';
-import { seconds, typeOfMode } from './entry.js';
+import { FIELD, seconds, typeOfMode } from './entry.js';
 
-/** Columns of a version 4 line (see entry.ts's COLUMNS). */
-const TYPE = 1;
-const MODE = 2;
-const OWNER = 3;
-const SIZE = 4;
-const MTIME = 5;
-const TARGET = 6;
-const RDEV = 7;
-const FLAGS = 8;
-const HASH = 9;
-const INODE = 10;
+/** Columns of a version 4 line (entry.ts's COLUMNS). */
+const { type: TYPE, mode: MODE, 'uid:gid': OWNER, size: SIZE, mtime: MTIME, target: TARGET, rdev: RDEV, flags: FLAGS, sha256: HASH, 'dev:ino': INODE } = FIELD;
 const TYPES = new Set(['f', 'd', 'l', 'p', 's', 'c', 'b']);
 const FLAG_VALUES = new Set(['-', 'a', 'x', 'ax']);
 const SHA256 = /^[0-9a-f]{64}$/;

@@ -3,6 +3,8 @@ import { escapeName } from './escape.js';
 
 export const FORMAT_VERSION = 4;
 export const COLUMNS = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target', 'rdev', 'flags', 'sha256', 'dev:ino'] as const;
+/** Where each column is in a line of the current version: FIELD.sha256 is 9. */
+export const FIELD = Object.fromEntries(COLUMNS.map((name, index) => [name, index])) as { readonly [K in (typeof COLUMNS)[number]]: number };
 /** Version 1 had no `rdev` and `flags`; readers still accept it. */
 export const COLUMNS_V1 = ['path', 'type', 'mode', 'uid:gid', 'size', 'mtime', 'target'] as const;
 /** Version 2 had no `sha256`; readers still accept it. */

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { seconds, type Entry } from './entry.js';
+import { COLUMNS, FIELD, seconds, type Entry } from './entry.js';
 import { unescapeName } from './escape.js';
 import { parseHeader } from './read-manifest.js';
 import { MAX_LINE_BYTES } from './stream-manifest.js';
@@ -31,12 +31,8 @@ export interface CommittedManifest {
 const CHUNK = 256 * 1024;
 const SHA256 = /^[0-9a-f]{64}$/;
 /** Fields of a version 4 line: path type mode uid:gid size mtime target rdev flags sha256 dev:ino. */
-const FIELDS = 11;
-const TYPE = 1;
-const SIZE = 4;
-const MTIME = 5;
-const HASH = 9;
-const INODE = 10;
+const FIELDS = COLUMNS.length;
+const { type: TYPE, size: SIZE, mtime: MTIME, sha256: HASH, 'dev:ino': INODE } = FIELD;
 
 // Whether the open file is exactly the manifest the done mark recorded (size and SHA-256); reads
 // at most `bytes` + 1 bytes.
