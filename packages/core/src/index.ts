@@ -34,6 +34,7 @@ export * from './tunnel/index.js';
 export { claimStdout } from './protocol/stdout-guard.js';
 export { escapeText } from './protocol/text.js';
 export * from './snapshots.js';
+export * from './storage/store.js';
 export { deleteTree, defaultJobs, type DeleteOptions } from './delete-tree.js';
 export { pullTransport, pullSshArgv, pullSource, PULL_SSH_OPTIONS, type PullTransportOptions } from './pull/pull-transport.js';
 export { commitRun } from './commit.js';

@@ -1,10 +1,13 @@
 // What a plugin is: a named object whose `apply` taps the pipeline's hooks.
 import type { PipelineHooks } from './hooks.js';
+import type { StoreProvider } from './storage/store.js';
 
 export interface Plugin {
   /** Shown in `--hook-list`, used as tap name and in error messages. */
   readonly name: string;
   apply(hooks: PipelineHooks): void;
+  /** How this plugin stores snapshots (at most one plugin of a pipeline has one; none: a mirror). */
+  readonly store?: StoreProvider;
 }
 
 /** A plugin module's default export: a plugin, or a factory that takes the config's options. */

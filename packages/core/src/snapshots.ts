@@ -16,7 +16,7 @@ import { mkdir, open, readdir, rename, rm, symlink, writeFile, type FileHandle }
 import { join } from 'node:path';
 import type { Mode, RunContext } from './context.js';
 import { deleteTree, type DeleteOptions } from './delete-tree.js';
-import { fsyncDir } from './durable.js';
+import { fsyncDir, writeAtomic } from './durable.js';
 import { SshRSyncError } from './errors.js';
 
 export { writeAtomic } from './durable.js';
@@ -168,8 +168,9 @@ export async function readDoneMark(paths: SnapshotPaths): Promise<DoneMark | nul
   }
 }
 
-// Creates a new snapshot's tree and metadata folders, marked in progress.
-export async function beginSnapshot(hostDir: string, now: Date): Promise<SnapshotPaths> {
+// Creates a new snapshot's metadata folder, marked in progress, and (unless `tree: false`, for a
+// store whose commit makes the tree) its empty tree.
+export async function beginSnapshot(hostDir: string, now: Date, options: { tree?: boolean } = {}): Promise<SnapshotPaths> {
   // Ids sort in run order: after the newest existing one, even in the same second or if the
   // clock went back a little. One dated in the future does not drag every later id into the
   // future with it (rotation counts days by id): ids then follow the clock, and skip taken ones.
@@ -182,8 +183,18 @@ export async function beginSnapshot(hostDir: string, now: Date): Promise<Snapsho
   const paths = snapshotPaths(hostDir, id);
   await mkdir(paths.meta, { recursive: true, mode: 0o700 });
   await writeFile(paths.inProgress, `${JSON.stringify({ pid: process.pid, startedAt: now.toISOString() })}\n`, { mode: 0o600 });
-  await mkdir(paths.tree, { mode: 0o700 });
+  if (options.tree !== false) await mkdir(paths.tree, { mode: 0o700 });
   return paths;
+}
+
+// The last step of every store's commit, once its data is durable: the done mark written
+// atomically and fsynced (from here on the snapshot is complete), the in-progress marker removed,
+// and `latest` in `hostDir` pointed at the snapshot (not for a mirror: hostDir null).
+export async function markComplete(paths: SnapshotPaths, mark: DoneMark, hostDir: string | null): Promise<void> {
+  await writeAtomic(paths.doneMark, `${JSON.stringify(mark, null, 2)}\n`);
+  await rm(paths.inProgress, { force: true });
+  await fsyncDir(paths.meta);
+  if (hostDir !== null && paths.id) await pointLatest(hostDir, paths.id);
 }
 
 // Marks a mirror as being rewritten: its old done mark and manifest stop being true now.
