@@ -6,12 +6,15 @@ import { createHooks, type PipelineHooks } from './hooks.js';
 import { hostDirectory, keepPrivate } from './host-dir.js';
 import { silentLogger, type Logger } from './logger.js';
 import { assertPlugin, type Plugin } from './plugin.js';
-import { runAfterSession } from './after-session.js';
 import { commitRun } from './commit.js';
 import { claimHostKind, recordLastRun } from './host-record.js';
+import { runAfterSession, scheduleAfterSession } from './after-session.js';
+import { preparedSnapshot, runStore, setPreparedSnapshot } from './storage/current.js';
+import { mirrorStoreProvider } from './storage/mirror-store.js';
+import { registerStoreProvider } from './storage/host-store.js';
+import type { StoreProvider } from './storage/store.js';
 import { defaultRsyncArgs, runRsync } from './rsync.js';
 import { describeRsyncFailure } from './rsync-errors.js';
-import { beginMirror, currentSnapshot } from './snapshots.js';
 import { HookError, guardHooks, type TapRecord } from './tap-guard.js';
 import { timerLimit } from './timer-limit.js';
 import type { Transport } from './transport.js';
@@ -42,6 +45,8 @@ export class Pipeline {
   private readonly killController = new AbortController();
   private readonly tapRecords: TapRecord[] = [];
   private readonly doneErrors: HookError[] = [];
+  /** The snapshot store a plugin brought; none: the host is a plain mirror. */
+  private store: { provider: StoreProvider; plugin: string } | undefined;
 
   constructor(private readonly options: PipelineOptions) {
     guardHooks(this.hooks, {
@@ -57,6 +62,13 @@ export class Pipeline {
   // Applies a plugin; a plugin that throws while tapping is a configuration error.
   use(plugin: Plugin): this {
     assertPlugin(plugin, 'plugin');
+    if (plugin.store) {
+      // The same store twice (the config's, then --plugin's) is one store: the later options win.
+      const same = this.store && this.store.provider.kind === plugin.store.kind && this.store.provider.module === plugin.store.module;
+      if (this.store && !same) throw new SshRSyncError('ECONFIG', `plugins "${this.store.plugin}" and "${plugin.name}" both store snapshots (${this.store.provider.kind}, ${plugin.store.kind}): load only one of them`);
+      this.store = { provider: plugin.store, plugin: plugin.name };
+      registerStoreProvider(plugin.store);
+    }
     try {
       plugin.apply(this.hooks);
     } catch (error) {
@@ -64,6 +76,11 @@ export class Pipeline {
     }
     this.plugins.push(plugin);
     return this;
+  }
+
+  /** The snapshot store a plugin brought, for the hook list; null: a plain mirror. */
+  get storeInfo(): { plugin: string; kind: string } | null {
+    return this.store ? { plugin: this.store.plugin, kind: this.store.provider.kind } : null;
   }
 
   /** Stops the stages (rsync and running hooks are killed); `done` hooks still run. */
@@ -131,6 +148,7 @@ export class Pipeline {
       ctx.logger.warn(`could not report the outcome: ${oneLine(error)}`);
       if (outcome.status === 'success') outcome = { ...failure(error, outcome.rsync, elapsed()), snapshot: outcome.snapshot, committed: true };
     }
+    await this.settleSnapshot(outcome, ctx);
     await this.hooks.done.promise(outcome, ctx);
     if (this.doneErrors.length > 0) {
       const errors = [...this.doneErrors];
@@ -193,11 +211,16 @@ export class Pipeline {
 
     ctx.signal.throwIfAborted();
     // What the receiver writes into ROOT/NAME must match what it wrote there before: snapshots
-    // never become a mirror (rsync --delete would wipe them) and a mirror's files are never
-    // taken for snapshots. A mirror's old done mark stops being true before rsync rewrites it.
-    const current = currentSnapshot(ctx);
-    await claimHostKind(ctx.root, ctx.name, ctx.dir, current.id ? 'snapshots' : 'mirror');
-    if (!current.id) await beginMirror(current);
+    // never become a mirror (rsync --delete would wipe them), a mirror's files are never taken
+    // for snapshots, and one store kind never reads another's. Then the store makes the
+    // snapshot, after every rsync.pre tap: nothing is made for a skipped run, and a tap that
+    // replaced rsync's options cannot drop the store's.
+    const provider = this.store?.provider ?? mirrorStoreProvider;
+    await claimHostKind(ctx.root, ctx.name, ctx.dir, provider.kind, this.store ? provider.module : undefined);
+    const store = provider.open({ root: ctx.root, name: ctx.name, dir: ctx.dir });
+    const prepared = await store.prepare({ command, now: ctx.startedAt, mode: ctx.mode, logger: ctx.logger, signal: ctx.signal });
+    setPreparedSnapshot(ctx, store, prepared);
+    if (prepared.id) ctx.logger.debug(`snapshot ${prepared.id} (${provider.kind}) prepared in ${prepared.workTree}`);
     let ran: RsyncResult;
     try {
       ran = (await this.hooks.rsync.promise(command, ctx)) ?? (await runRsync(command, ctx));
@@ -206,10 +229,33 @@ export class Pipeline {
       await keepPrivate(command.destination, ctx.dir);
     }
     const result = await this.hooks.rsyncPost.promise(ran, ctx);
-    if (result.exitCode === 0) return { ...empty(elapsed()), status: 'success', exitCode: 0, rsync: result };
-    return failure(rsyncFailed(result, ctx), result, elapsed());
+    if (result.exitCode !== 0) return failure(rsyncFailed(result, ctx), result, elapsed());
+    await this.hooks.beforeCommit.promise(result, ctx);
+    return { ...empty(elapsed()), status: 'success', exitCode: 0, rsync: result };
+  }
+
+  // After the report, before the done taps: a snapshot that was not committed goes back to its
+  // store (kept to be continued, or removed if empty); a committed one's store tidies up after
+  // the session (interrupted runs it supersedes).
+  private async settleSnapshot(outcome: Outcome, ctx: RunContext): Promise<void> {
+    const store = runStore(ctx);
+    const prepared = preparedSnapshot(ctx);
+    if (!store || !prepared) return;
+    const logger = ctx.logger.scope(store.kind);
+    if (!outcome.committed) {
+      await store.abandon(prepared, logger).catch((error: unknown) => logger.warn(`could not set the uncommitted snapshot aside: ${oneLine(error)}`));
+      return;
+    }
+    const work = await store.tidy(prepared, logger).catch((error: unknown) => {
+      logger.warn(`could not look for what the new snapshot supersedes: ${oneLine(error)}`);
+      return null;
+    });
+    if (work) scheduleAfterSession(ctx, { name: this.store?.plugin ?? store.kind, timeoutMs: TIDY_TIMEOUT_MS, run: work });
   }
 }
+
+/** How long a store's tidying after a committed run may take (removing superseded snapshots of big trees). */
+const TIDY_TIMEOUT_MS = 60 * 60 * 1000;
 
 function empty(durationMs: number): Outcome {
   return { status: 'success', exitCode: 0, message: null, error: null, rsync: null, durationMs };
