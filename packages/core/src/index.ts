@@ -6,6 +6,7 @@ export * from './hooks.js';
 export * from './logger.js';
 export * from './plugin.js';
 export * from './pipeline.js';
+export { StageDriver, type StageDriverOptions } from './stage-driver.js';
 export * from './transport.js';
 export * from './local-transport.js';
 export * from './host-dir.js';
@@ -13,7 +14,7 @@ export { currentTap, HookError, type TapScope, type TapRecord } from './tap-guar
 export { parseHookSpec, scriptsPlugin, tapScript, applyRsyncPreOutput, parseExitCodeOutput, hookEnvironment, type HookSpec } from './exec-plugin.js';
 export { runScript, describeExit, type ScriptRun, type ScriptResult } from './exec-hook.js';
 export { defaultRsyncArgs, runRsync, parseStats } from './rsync.js';
-export { loadConfig, configSchema, importTypeScript, configDirs, configCandidates, PLACE_FILES, SEARCH_PLACES, CONFIG_DIR_ENV, type Config, type ConfigPlace, type LoadedConfig, type PluginEntry } from './config.js';
+export { loadConfig, loadClientConfig, clientConfigSchema, CLIENT_PLACE_FILES, type ClientConfig, configSchema, importTypeScript, configDirs, configCandidates, PLACE_FILES, SEARCH_PLACES, CONFIG_DIR_ENV, type Config, type ConfigPlace, type LoadedConfig, type PluginEntry } from './config.js';
 export { withRunLog, appendRunLog, readRunLog, runLogEntry, runLogPath, MAX_RUN_LOG_BYTES, type RunLogEntry, type RunLogOptions } from './run-log.js';
 export { loadPlugin } from './load-plugins.js';
 export { resolvePackage, pluginPlaces } from './resolve-plugin.js';
@@ -26,6 +27,7 @@ export { receiverTransport, rsyncSecret, RSYNC_MODULE, RSYNC_USER, type Receiver
 export { receiverName, fingerprint } from './reverse/receiver-name.js';
 export { findProgram } from './find-program.js';
 export { runClient, type ClientOptions, type ClientResult } from './client/run-client.js';
+export { loadClientPlugins, type ClientPlugins } from './client/client-plugins.js';
 export { parseDestination, type Destination } from './client/destination.js';
 export { clientName, sanitizeName } from './client/client-name.js';
 export { lockHost, type LockOptions } from './host-lock.js';
