@@ -1,6 +1,7 @@
 // Issue 10 item 7: the set-up mistakes a new user makes get one line that says what to do, with
 // the exit code of a configuration error (2) where the mistake is one. Each case runs the real
-// commands against the throwaway sshd and checks the text the user reads.
+// commands against the throwaway sshd and checks the text the user reads; the ssh mistakes are
+// checked for `ssh-r-sync restore` and `ssh-r-sync snapshots` too, which use the same key.
 //
 // Cases checked elsewhere, not repeated here:
 // - a second concurrent run of a host with a port the server picks: "another backup of host1 is
@@ -41,6 +42,12 @@ describe('the client says what to do', { timeout: 180_000, concurrency: 1 }, () 
   let options: string[];
   const run = (args: string[], env?: NodeJS.ProcessEnv) => runNode(clientBin, [...options, ...args, '-n', 'host1', dest, src], { env });
   const withKey = (args: string[] = [], env?: NodeJS.ProcessEnv) => run(['-k', server.key, ...args], env);
+  // `ssh-r-sync snapshots` and `ssh-r-sync restore` with the server's options and these arguments (-k …).
+  let restores = 0;
+  const subCommands = (args: string[]) => [
+    { name: 'snapshots', run: () => runNode(clientBin, ['snapshots', ...options, ...args, dest]) },
+    { name: 'restore', run: () => runNode(clientBin, ['restore', ...options, ...args, dest, join(tmp.dir, `restore-to-${(restores += 1)}`)]) },
+  ];
   // Replaces the key's authorized_keys line: its options and forced command.
   const authorize = (keyOptions: string, command: string) =>
     server.sshd.setAuthorizedKeys([{ publicKey, options: `${keyOptions},command="${command.replace(/"/g, '\\"')}"` }]);
@@ -83,7 +90,14 @@ describe('the client says what to do', { timeout: 180_000, concurrency: 1 }, () 
     await makeKey(other, 'other');
     const result = await run(['-k', other]);
     assert.equal(result.code, 1, result.stderr);
-    assert.match(errorLine(result), new RegExp(`the server refused the key ${escape(other)}: put its \\.pub in the backup account's authorized_keys .*Permission denied \\(publickey\\)`));
+    const advice = new RegExp(`the server refused the key ${escape(other)}: put its \\.pub in the backup account's authorized_keys .*Permission denied \\(publickey\\)`);
+    assert.match(errorLine(result), advice);
+    // restore and snapshots use the same key: the same advice.
+    for (const sub of subCommands(['-k', other])) {
+      const said = await sub.run();
+      assert.equal(said.code, 1, `${sub.name}: ${said.stderr}`);
+      assert.match(errorLine(said), advice, sub.name);
+    }
   });
 
   test('an unknown host key: exit 1, how to add it (ssh-keyscan, or one interactive ssh)', async () => {
@@ -93,18 +107,51 @@ describe('the client says what to do', { timeout: 180_000, concurrency: 1 }, () 
     // ssh keeps the first value of an option: replace the pinned known_hosts in place.
     const pinned = options;
     options = pinned.map((option) => (option.startsWith('UserKnownHostsFile=') ? `UserKnownHostsFile=${empty}` : option));
-    const result = await run(['-k', server.key]).finally(() => (options = pinned));
-    assert.equal(result.code, 1, result.stderr);
-    const line = errorLine(result);
-    assert.match(line, new RegExp(`host key is not in known_hosts: add it with \`ssh-keyscan -p ${port} 127\\.0\\.0\\.1 >> ~/\\.ssh/known_hosts\``));
-    assert.match(line, new RegExp(`connect once with \`ssh -p ${port} ${escape(dest)}\``));
+    const results = [{ name: 'backup', run: () => run(['-k', server.key]) }, ...subCommands(['-k', server.key])];
+    try {
+      for (const each of results) {
+        const result = await each.run();
+        assert.equal(result.code, 1, `${each.name}: ${result.stderr}`);
+        const line = errorLine(result);
+        assert.match(line, new RegExp(`host key is not in known_hosts: add it with \`ssh-keyscan -p ${port} 127\\.0\\.0\\.1 >> ~/\\.ssh/known_hosts\``), each.name);
+        assert.match(line, new RegExp(`connect once with \`ssh -p ${port} ${escape(dest)}\``), each.name);
+      }
+    } finally {
+      options = pinned;
+    }
+  });
+
+  test('a changed host key: exit 1, remove the old one with ssh-keygen -R (backup, snapshots and restore)', async () => {
+    const port = server.sshd.port;
+    const wrong = join(tmp.dir, 'wrong_known_hosts');
+    const otherHostKey = join(tmp.dir, 'other_host_key');
+    if (!existsSync(otherHostKey)) await makeKey(otherHostKey, 'other-host');
+    const [type, body] = readFileSync(`${otherHostKey}.pub`, 'utf8').trim().split(/\s+/);
+    await writeFile(wrong, `[127.0.0.1]:${port} ${type} ${body}\n`);
+    const pinned = options;
+    options = pinned.map((option) => (option.startsWith('UserKnownHostsFile=') ? `UserKnownHostsFile=${wrong}` : option));
+    try {
+      for (const each of [{ name: 'backup', run: () => run(['-k', server.key]) }, ...subCommands(['-k', server.key])]) {
+        const result = await each.run();
+        assert.equal(result.code, 1, `${each.name}: ${result.stderr}`);
+        assert.match(errorLine(result), new RegExp(`the server's host key has changed: .*\`ssh-keygen -R '\\[127\\.0\\.0\\.1\\]:${port}'\``), each.name);
+      }
+    } finally {
+      options = pinned;
+    }
   });
 
   test('a forced command whose program is misspelt: exit 1, check the command= path in authorized_keys', async () => {
     await authorize('restrict,port-forwarding', `/usr/local/bin/ssh-r-sync-rcv --name host1 ${server.root}`);
+    const advice = /the server could not run this key's forced command: check the command="…" path in the backup account's authorized_keys \(ssh: .*ssh-r-sync-rcv: No such file or directory\)/;
     const result = await withKey();
     assert.equal(result.code, 1, result.stderr);
-    assert.match(errorLine(result), /the server could not run this key's forced command: check the command="…" path in the backup account's authorized_keys \(ssh: .*ssh-r-sync-rcv: No such file or directory\)/);
+    assert.match(errorLine(result), advice);
+    for (const sub of subCommands(['-k', server.key])) {
+      const said = await sub.run();
+      assert.equal(said.code, 1, `${sub.name}: ${said.stderr}`);
+      assert.match(errorLine(said), advice, sub.name);
+    }
   });
 
   test('a forced command whose script path is misspelt (node cannot find it): the same advice', async () => {
@@ -112,6 +159,11 @@ describe('the client says what to do', { timeout: 180_000, concurrency: 1 }, () 
     const result = await withKey();
     assert.equal(result.code, 1, result.stderr);
     assert.match(errorLine(result), /could not run this key's forced command: check the command="…" path .*Cannot find module/);
+    for (const sub of subCommands(['-k', server.key])) {
+      const said = await sub.run();
+      assert.equal(said.code, 1, `${sub.name}: ${said.stderr}`);
+      assert.match(errorLine(said), /could not run this key's forced command: check the command="…" path .*Cannot find module/, sub.name);
+    }
   });
 
   test('a forced command with a misspelt option: exit 2, the receiver\'s own words', async () => {
