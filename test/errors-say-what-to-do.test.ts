@@ -4,8 +4,6 @@
 // checked for `ssh-r-sync restore` and `ssh-r-sync snapshots` too, which use the same key.
 //
 // Cases checked elsewhere, not repeated here:
-// - a second concurrent run of a host with a port the server picks: "another backup of host1 is
-//   running" (attacks.test.ts, "a second concurrent run for host1 is refused"; host-lock.test.ts);
 // - rsync's own error lines reach the client of a reverse backup without --debug
 //   (rsync-failures.test.ts, "a full BACKUP_ROOT on the server": rsync's "No space left on device (28)").
 import { after, before, describe, test } from 'node:test';
@@ -204,6 +202,27 @@ describe('the client says what to do', { timeout: 180_000, concurrency: 1 }, () 
       const line = errorLine(second);
       assert.match(line, /another backup of this host is already running/);
       assert.doesNotMatch(line, /port forwarding failed/);
+    } finally {
+      await writeFile(release, '');
+    }
+    const firstResult = await first;
+    assert.equal(firstResult.code, 0, firstResult.stderr);
+  });
+
+  test('a second concurrent run of a host with the port the server picks: the lock\'s "is running; try again later" (exit 1), not a port-forwarding error', async () => {
+    const held = join(tmp.dir, 'held-picked');
+    const release = join(tmp.dir, 'release-picked');
+    // Holds the first run in rsync.pre (the host's lock taken) until the test releases it (at most 60 s).
+    const hold = await writeScript(tmp.dir, 'hold-picked.sh', `touch '${held}'\ni=0\nwhile [ ! -e '${release}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n`);
+    await authorize('restrict,port-forwarding', forcedCommand(['--name', 'host1', '-x', `rsync.pre:${hold}`], server.root));
+    const first = withKey();
+    try {
+      assert.ok(await waitUntil(() => existsSync(held), 30_000), 'the first run reached rsync.pre');
+      const second = await withKey();
+      assert.equal(second.code, 1, second.stderr);
+      const line = errorLine(second);
+      assert.match(line, /^ssh-r-sync: error: another backup of host1 is (?:already )?running \(pid \d+\); try again later$/);
+      assert.doesNotMatch(line, /port forwarding|forward port/);
     } finally {
       await writeFile(release, '');
     }
