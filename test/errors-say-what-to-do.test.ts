@@ -14,8 +14,8 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { forcedCommand, startBackupServer, type BackupServer } from './helpers/backup-server.js';
 import { clientBin, recvBin, runNode, runRecv, tempDir, writeScript, type RunResult } from './helpers/cli.js';
-import { waitUntil } from './helpers/fake-peer.js';
-import { startNonRootServer, type NonRootServer } from './helpers/nonroot-server.js';
+import { line, session, spawnRecv, waitUntil } from './helpers/fake-peer.js';
+import { LINK_DEST_DIST, startNonRootServer, type NonRootServer } from './helpers/nonroot-server.js';
 import { makeKey } from './helpers/sshd.js';
 
 const ROOT_ONLY = process.getuid?.() !== 0 ? 'needs root (a throwaway user)' : false;
@@ -228,6 +228,56 @@ describe('the client says what to do', { timeout: 180_000, concurrency: 1 }, () 
     }
     const firstResult = await first;
     assert.equal(firstResult.code, 0, firstResult.stderr);
+  });
+
+  test('a configuration error found after the handshake (a mirror host\'s forced command now loads a snapshot plugin): exit 2, the receiver\'s one line', async () => {
+    await authorize('restrict,port-forwarding', forcedCommand(['--name', 'host1'], server.root));
+    const mirror = await withKey();
+    assert.equal(mirror.code, 0, mirror.stderr);
+    await authorize('restrict,port-forwarding', forcedCommand(['--name', 'host1', '--plugin', LINK_DEST_DIST], server.root));
+    const result = await withKey();
+    assert.equal(result.code, 2, result.stderr);
+    const hostDir = join(server.root, 'host1');
+    assert.match(errorLine(result), new RegExp(`^ssh-r-sync: error: (?:rsync\\.pre hook "link-dest" failed: )?${escape(hostDir)} holds a mirror of host1 \\(made without snapshot plugins\\); .*: move it aside \\(mv ${escape(hostDir)} `));
+    assert.ok(existsSync(join(hostDir, 'a.txt')), 'the mirror is untouched');
+  });
+
+  test('a forced command without --name and a config without a names map: exit 2 after the handshake, what is missing', async () => {
+    await authorize('restrict,port-forwarding', forcedCommand([], server.root));
+    const result = await withKey();
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(errorLine(result), /^ssh-r-sync: error: cannot tell which host this is: no --name in the forced command and no names map in the config$/);
+  });
+
+  test('a client --tunnel-port that the key allows but its forced command does not name: exit 2, which port to give', async () => {
+    const [allowed, named] = [await freePort(), await freePort()];
+    await authorize(`restrict,port-forwarding,permitlisten="127.0.0.1:${allowed}"`, forcedCommand(['--name', 'host1', '--tunnel-port', String(named)], server.root));
+    const result = await withKey(['--tunnel-port', String(allowed)]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(errorLine(result), new RegExp(`^ssh-r-sync: error: client forwarded port ${allowed}, but this key's tunnel port is ${named} \\(--tunnel-port in its forced command\\): run the client with --tunnel-port ${named}`));
+  });
+
+  test('an older client (protocol version 1) still gets a result it understands: exit code 1 for a configuration error; version 2 gets 2', async () => {
+    const root = join(tmp.dir, 'compat-root');
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    type Result = { type: string; status: string; exitCode: number; message: string | null };
+    const said: Record<number, Result> = {};
+    for (const version of [1, 2]) {
+      const receiver = spawnRecv(['--handshake-timeout', '5', root], { SSH_ORIGINAL_COMMAND: '' });
+      const hello = JSON.parse((await receiver.waitFor(/^\{"v":1,"type":"hello".*\n/, 30_000, 'stdout'))[0]) as { versions: number[] };
+      assert.deepEqual(hello.versions, [1, 2], 'the receiver offers both');
+      receiver.end(line(session({ version })));
+      const exit = await receiver.exited;
+      assert.equal(exit.code, 2, receiver.stderr());
+      const result = receiver.stdout().split('\n').filter(Boolean).map((text) => JSON.parse(text) as Result).find((message) => message.type === 'result');
+      assert.ok(result, `a result on stdout:\n${receiver.stdout()}`);
+      said[version] = result;
+    }
+    // Version 1's result allows exit codes 0, 1 and 75 only.
+    assert.equal(said[1]!.status, 'failure');
+    assert.equal(said[1]!.exitCode, 1);
+    assert.equal(said[2]!.exitCode, 2);
+    assert.match(said[1]!.message ?? '', /cannot tell which host this is/);
   });
 
   test('no rsync on the client: exit 2, says this machine and what to install (-r /nonexistent, and a PATH without rsync)', async () => {
