@@ -183,10 +183,12 @@ export function describeRestoreFailure(run: LocalRun, dest: string, ssh?: Restor
   }
   const timeout = lines.find((line) => /io timeout after (\d+) seconds/.test(line));
   if (timeout || run.code === 30) return `no data moved for too long (--io-timeout): the server or the connection stalled (rsync exit ${run.code})`;
-  // rsync's ssh failed (255), or ended before rsync's protocol began (12): ssh's lines are the others.
-  if (ssh && (run.code === 255 || run.code === 12)) {
+  // rsync's ssh failed (255), its remote command was not found (127: ssh's own code, passed on), or
+  // it ended before rsync's protocol began (12; which of 12 and 127 rsync says is a race): ssh's
+  // lines are the ones that are not rsync's.
+  if (ssh && (run.code === 255 || run.code === 127 || run.code === 12)) {
     const sshLines = lines.filter((line) => !DIAGNOSTIC.test(line)).slice(-20).map(clip);
-    const advice = connectionAdvice({ code: null, lines: sshLines, ...ssh });
+    const advice = connectionAdvice({ code: run.code === 127 ? 127 : null, lines: sshLines, ...ssh });
     if (advice) return `ssh to the backup server failed: ${advice}`;
   }
   if (run.code === 255 || (run.code === 12 && SSH_ERROR.test(run.output) && !causes.length)) {
