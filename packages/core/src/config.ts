@@ -38,6 +38,8 @@ export const configSchema = z.strictObject({
   handshakeTimeout: z.optional(z.number().check(z.positive())),
   /** Seconds to wait for a busy host's lock; 0 refuses at once. */
   lockWait: z.optional(z.number().check(z.nonnegative())),
+  /** Receiver: one summary line per run to the system log; false: none; a path: that socket (logger --socket). Default true. */
+  syslog: z.optional(z.union([z.boolean(), z.string().check(z.regex(/^\//, 'false, true or the absolute path of a syslog socket'))])),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -16,6 +16,7 @@ export { runScript, describeExit, type ScriptRun, type ScriptResult } from './ex
 export { defaultRsyncArgs, runRsync, parseStats } from './rsync.js';
 export { loadConfig, loadClientConfig, clientConfigSchema, CLIENT_PLACE_FILES, type ClientConfig, configSchema, importTypeScript, configDirs, configCandidates, PLACE_FILES, SEARCH_PLACES, CONFIG_DIR_ENV, type Config, type ConfigPlace, type LoadedConfig, type PluginEntry } from './config.js';
 export { withRunLog, appendRunLog, readRunLog, runLogEntry, runLogPath, MAX_RUN_LOG_BYTES, type RunLogEntry, type RunLogOptions } from './run-log.js';
+export { sendToSyslog, refusalSummary, SYSLOG_TAG, type SyslogSetting } from './syslog.js';
 export { loadPlugin } from './load-plugins.js';
 export { resolvePackage, pluginPlaces } from './resolve-plugin.js';
 export { formatHookList, listTaps, type ListedTap, type ListedStore } from './hook-list.js';

@@ -11,6 +11,7 @@ import { SshRSyncError, oneLine } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Endpoint, Transport } from './transport.js';
 import { RSYNC_DIAGNOSTIC } from './rsync-errors.js';
+import { sendToSyslog, syslogSummary, type SyslogSetting } from './syslog.js';
 
 /** One file's cap; with the one older generation a host's log is at most twice this. */
 export const MAX_RUN_LOG_BYTES = 256 * 1024;
@@ -157,9 +158,12 @@ export interface RunLogOptions {
   /** The config file the receiver loaded, or null. */
   config: string | null;
   logger: Logger;
+  /** One summary line per run to the system log (syslog.ts): true = /dev/log, a string = that socket; default false. */
+  syslog?: SyslogSetting | undefined;
 }
 
-// Wraps a transport so that each run that reached its host's directory is logged once it has finished.
+// Wraps a transport so that each run that reached its host's directory is logged once it has
+// finished, and every run (a refused one too) is summed up in the system log when asked.
 export function withRunLog(transport: Transport, options: RunLogOptions): Transport {
   const secrets = new Set<string>();
   return {
@@ -176,11 +180,13 @@ export function withRunLog(transport: Transport, options: RunLogOptions): Transp
       try {
         await transport.finish(outcome, ctx);
       } finally {
+        // After the client's answer (the transport's finish sent it its goodbye).
+        const entry = runLogEntry(outcome, ctx, { transport: transport.kind, config: options.config, secrets });
         // Only a run that reached its host's directory: before that, ROOT itself may be refused.
         if (ctx.name && ctx.dir) {
-          const entry = runLogEntry(outcome, ctx, { transport: transport.kind, config: options.config, secrets });
           await appendRunLog(ctx.root, entry).catch((error: unknown) => options.logger.warn(`could not write the run log ${runLogPath(ctx.root, ctx.name)}: ${oneLine(error)}`));
         }
+        await sendToSyslog(syslogSummary(entry), outcome.status === 'failure', options.syslog ?? false, { logger: options.logger });
       }
     },
   };

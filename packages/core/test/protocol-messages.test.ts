@@ -81,7 +81,7 @@ test('wrong types, bad keys, out-of-range and negative numbers are refused', () 
   refused({ ...result, files: -1 }, /^invalid result message from client: files: /);
   refused({ ...result, bytes: 1.5 }, /bytes: /);
   refused({ ...result, durationMs: '5' }, /durationMs: /);
-  refused({ ...result, exitCode: 2 }, /exitCode: /);
+  refused({ ...result, exitCode: 3 }, /exitCode: /);
   refused({ ...result, message: 'm'.repeat(4097) }, /message: /);
   refused({ v: 1, type: 'hello', protocol: 'ssh-r-sync', versions: [] }, /versions: /);
   refused({ v: 1, type: 'hello', protocol: 'ssh-r-sync', versions: Array(17).fill(1) }, /versions: /);

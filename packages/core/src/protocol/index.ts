@@ -1,9 +1,11 @@
 // The client ⇄ receiver protocol: message schemas, line codec and the message channel.
 export {
+  CONFIG_EXIT_VERSION,
   MAX_MESSAGE_BYTES,
   MESSAGE_TYPES,
   PROTOCOL_NAME,
   PROTOCOL_VERSION,
+  SESSION_VERSIONS,
   isMessageType,
   messageSchemas,
   type ByeMessage,

@@ -7,7 +7,15 @@ import * as z from 'zod/mini';
 import './zod-setup.js';
 
 export const PROTOCOL_NAME = 'ssh-r-sync';
+/** The envelope's "v" on every message, in every conversation version: it stays 1. */
 export const PROTOCOL_VERSION = 1;
+/**
+ * The conversation versions this side speaks (hello's `versions`, session's `version`), oldest
+ * first. 2 is 1 plus a result's exitCode 2 (a configuration error): a version-1 peer gets 1.
+ */
+export const SESSION_VERSIONS: readonly number[] = [1, 2];
+/** The first conversation version whose result may carry exitCode 2. */
+export const CONFIG_EXIT_VERSION = 2;
 // Default bound on one message line in bytes, newline excluded.
 export const MAX_MESSAGE_BYTES = 65536;
 
@@ -47,10 +55,11 @@ export const messageSchemas = {
   // receiver → client: the outcome of the pull and the exit code the client should use.
   // committed: the backup passed the commit point (flushed, done mark written, latest moved)
   // before this message was sent; status "success" is only ever sent with committed true.
+  // exitCode 2 (a configuration error) only in conversation version 2 (CONFIG_EXIT_VERSION).
   result: message('result', {
     status,
     committed: z.boolean(),
-    exitCode: z.literal([0, 1, 75]),
+    exitCode: z.literal([0, 1, 2, 75]),
     rsyncExitCode: z.nullable(z.int().check(z.gte(0), z.lte(255))),
     message: z.nullable(text(4096)),
     files: z.nullable(count),

@@ -45,5 +45,6 @@ export function receiverName(sources: NameSources): string {
       ? "this key's fingerprint is not in the config's names map"
       : 'sshd did not expose the key (set ExposeAuthInfo yes) for the names map'
     : 'no --name in the forced command and no names map in the config';
-  throw new SshRSyncError('ENAME', `cannot tell which host this is: ${why}`);
+  // The receiver's set-up lacks the name (a configuration error, exit 2), whatever the client sent.
+  throw new SshRSyncError('ECONFIG', `cannot tell which host this is: ${why}`);
 }

@@ -6,7 +6,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Outcome, RunContext, Skip } from '../context.js';
 import { skip } from '../context.js';
 import { SshRSyncError, oneLine } from '../errors.js';
-import { PROTOCOL_NAME, PROTOCOL_VERSION, openChannel, type MessageChannel } from '../protocol/index.js';
+import { CONFIG_EXIT_VERSION, PROTOCOL_NAME, PROTOCOL_VERSION, SESSION_VERSIONS, openChannel, type MessageChannel } from '../protocol/index.js';
 import { createSessionDir, type SessionDir } from '../session-dir.js';
 import type { Endpoint, Peer, Transport } from '../transport.js';
 import { openTunnel, tunnelRsyncArgs, type TunnelConnection } from '../tunnel/index.js';
@@ -49,22 +49,26 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
   let key: Buffer | undefined;
   let tunnel: TunnelConnection | undefined;
   let dir: SessionDir | undefined;
+  // The conversation version the client chose; 1 until it has (a result before the session).
+  let version = 1;
 
   return {
     kind: 'reverse',
     channel,
     async handshake(ctx: RunContext): Promise<Peer> {
-      await channel.send({ v: PROTOCOL_VERSION, type: 'hello', protocol: PROTOCOL_NAME, versions: [PROTOCOL_VERSION] }, { timeoutMs });
+      await channel.send({ v: PROTOCOL_VERSION, type: 'hello', protocol: PROTOCOL_NAME, versions: [...SESSION_VERSIONS] }, { timeoutMs });
       const session = await channel.receive('session', { timeoutMs, waitingFor: 'the session message' });
-      if (session.version !== PROTOCOL_VERSION) {
-        throw new SshRSyncError('EPROTOCOL', `client chose protocol version ${session.version}; this receiver speaks ${PROTOCOL_VERSION}`);
+      if (!SESSION_VERSIONS.includes(session.version)) {
+        throw new SshRSyncError('EPROTOCOL', `client chose protocol version ${session.version}; this receiver speaks ${SESSION_VERSIONS.join(', ')}`);
       }
+      version = session.version;
       const name = receiverName(options);
       if (session.name !== name) {
         throw new SshRSyncError('ENAME', `client claims to be ${JSON.stringify(session.name.slice(0, 80))}, but this key belongs to "${name}"`);
       }
       if (options.tunnelPort && session.tunnelPort !== options.tunnelPort) {
-        throw new SshRSyncError('ETUNNEL', `client forwarded port ${session.tunnelPort}, but this key's tunnel port is ${options.tunnelPort}`);
+        // The set-up's mistake (the forced command and the client disagree), not the network's.
+        throw new SshRSyncError('ECONFIG', `client forwarded port ${session.tunnelPort}, but this key's tunnel port is ${options.tunnelPort} (--tunnel-port in its forced command): run the client with --tunnel-port ${options.tunnelPort}, as the key's permitlisten allows`);
       }
       if (session.tunnelPort < 1024) throw new SshRSyncError('ETUNNEL', `refused tunnel port ${session.tunnelPort}: below 1024`);
       key = Buffer.from(session.key, 'hex');
@@ -116,7 +120,8 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
           type: 'result',
           status: outcome.status,
           committed: outcome.committed === true,
-          exitCode: outcome.exitCode === 2 ? 1 : outcome.exitCode,
+          // A configuration error is 2 for a client that knows it; an older one takes 1 (a failure).
+          exitCode: outcome.exitCode === 2 && version < CONFIG_EXIT_VERSION ? 1 : outcome.exitCode,
           rsyncExitCode: outcome.rsync ? Math.min(255, Math.max(0, outcome.rsync.exitCode)) : null,
           message: outcome.message?.slice(0, 4096) ?? null,
           files: outcome.rsync?.files ?? null,
