@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync, statSync, existsSync, readdirSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { appendRunLog, readRunLog, runLogPath, MAX_RUN_LOG_BYTES, type RunLogEntry } from '@ssh-r-sync/core';
+import { appendRunLog, readRunLog, runLogPath, MAX_RUN_LOG_BYTES, type RunLogEntry } from '@ssh-r-sync/core/internal';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
 import { repoRoot, runNode, runRecv, tempDir, writeScript } from './helpers/cli.js';
 import { LINK_DEST_DIST } from './helpers/nonroot-server.js';

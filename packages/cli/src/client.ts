@@ -1,6 +1,6 @@
 // `ssh-r-sync`: the client. Serves PATH read-only through a reverse tunnel to the receiver.
 import { Command } from 'commander';
-import { applyNice, createLogger, escapeText, loadClientPlugins, parseNice, runClient, type ClientResult } from '@ssh-r-sync/core';
+import { applyNice, createLogger, escapeText, loadClientPlugins, parseNice, runClient, type ClientResult } from '@ssh-r-sync/core/internal';
 import { addSshOptions } from './client-ssh-options.js';
 import { restore } from './client-restore.js';
 import { snapshots } from './client-snapshots.js';

@@ -16,7 +16,7 @@ import {
   type HookSpec,
   type LoadedConfig,
   type PluginEntry,
-} from '@ssh-r-sync/core';
+} from '@ssh-r-sync/core/internal';
 
 export interface CheckConfigOptions {
   configFile?: string | undefined;

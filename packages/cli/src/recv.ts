@@ -21,7 +21,7 @@ import {
   withRunLog,
   type RunContext,
   type Transport,
-} from '@ssh-r-sync/core';
+} from '@ssh-r-sync/core/internal';
 import { collect, configureProgram, onSignals, port, positiveSeconds, printOutcome, runMain, seconds } from './common.js';
 import { JSON_SCHEMA } from './format.js';
 import { serveRequest } from './recv-serve.js';

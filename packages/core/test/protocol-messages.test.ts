@@ -1,8 +1,8 @@
 // Message schemas and the line codec: what is accepted, what is refused and how it is said.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeMessage, encodeMessage, type MessageInput } from '../src/protocol/index.js';
-import { formatDuration, quote } from '../src/protocol/text.js';
+import { decodeMessage, encodeMessage, type MessageInput } from '../src/session/protocol/index.js';
+import { formatDuration, quote } from '../src/session/protocol/text.js';
 
 const KEY = 'a1'.repeat(32);
 const session = {

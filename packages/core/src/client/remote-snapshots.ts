@@ -2,13 +2,13 @@
 // answer is the server's text: bounded in size and time, checked field by field before use.
 import { spawn } from 'node:child_process';
 import { SshRSyncError } from '../errors.js';
-import { validateName } from '../host-dir.js';
+import { validateName } from '../storage/host-dir.js';
 import type { Logger } from '../logger.js';
-import { dieWithUs, killGroup } from '../process-group.js';
-import { escapeText } from '../protocol/text.js';
+import { dieWithUs, killGroup } from '../exec/process-group.js';
+import { escapeText } from '../session/protocol/text.js';
 import { SNAPSHOTS_REQUEST } from '../serve/request.js';
 import { verifyState, type ListedSnapshot, type SnapshotListing } from '../serve/snapshot-list.js';
-import { SNAPSHOT_ID } from '../snapshots.js';
+import { SNAPSHOT_ID } from '../storage/snapshots.js';
 import { parseDestination } from './destination.js';
 import { remoteSshOptions } from './remote-ssh.js';
 import { connectionAdvice } from './ssh-advice.js';

@@ -6,17 +6,17 @@ import { readdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { SshRSyncError, UsageError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { dieWithUs, killGroup } from '../process-group.js';
-import { escapeText } from '../protocol/text.js';
-import { parseStats } from '../rsync.js';
+import { dieWithUs, killGroup } from '../exec/process-group.js';
+import { escapeText } from '../session/protocol/text.js';
+import { parseStats } from '../rsync/rsync.js';
 import { checkSnapshotToken, encodeSpec } from '../serve/spec.js';
 import { normalizeRestorePath } from '../restore/restore-paths.js';
 import { MAX_SPECS } from '../serve/request.js';
-import { parentDeathPrefix } from '../tunnel/daemon.js';
+import { parentDeathPrefix } from '../session/tunnel/daemon.js';
 import { parseDestination } from './destination.js';
 import { remoteSshOptions, rshCommand, rsyncHost } from './remote-ssh.js';
 import { connectionAdvice, type SshConnectionFailure } from './ssh-advice.js';
-import { BoundedText } from '../bounded-text.js';
+import { BoundedText } from '../exec/bounded-text.js';
 
 /** Everything rsync can keep; -R with the `/./` specs puts each path at its place under DEST. */
 export const RESTORE_RSYNC_ARGS = ['-aHAXS', '--numeric-ids', '-R'];

@@ -4,12 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
 import { SshRSyncError, UsageError, isSshRSyncError, oneLine } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { killGroup } from '../process-group.js';
-import { PROTOCOL_NAME, PROTOCOL_VERSION, SESSION_VERSIONS, escapeText, openChannel, receiveHello, type Message } from '../protocol/index.js';
-import { RSYNC_MODULE, RSYNC_USER, rsyncSecret } from '../reverse/receiver-transport.js';
-import { createSessionDir } from '../session-dir.js';
-import { startTunnelListener, type TunnelListener } from '../tunnel/index.js';
-import { parentDeathPrefix } from '../tunnel/daemon.js';
+import { killGroup } from '../exec/process-group.js';
+import { PROTOCOL_NAME, PROTOCOL_VERSION, SESSION_VERSIONS, escapeText, openChannel, receiveHello, type Message } from '../session/protocol/index.js';
+import { RSYNC_MODULE, RSYNC_USER, rsyncSecret } from '../transport/reverse/receiver-transport.js';
+import { createSessionDir } from '../session/session-dir.js';
+import { startTunnelListener, type TunnelListener } from '../session/tunnel/index.js';
+import { parentDeathPrefix } from '../session/tunnel/daemon.js';
 import { clientName, type NameOptions } from './client-name.js';
 import { parseDestination } from './destination.js';
 import { writeDaemonConfig } from './rsyncd-conf.js';
@@ -40,7 +40,7 @@ export interface ClientOptions extends NameOptions {
   /** Client-side scripts, `POINT:PATH`, and their time limit (0 = none). */
   hooks?: readonly string[];
   /** Client-side plugins (loadClientPlugins), applied before the scripts of `hooks`. */
-  plugins?: readonly import('../plugin.js').Plugin[];
+  plugins?: readonly import('../plugins/plugin.js').Plugin[];
   hookTimeoutMs?: number;
   debug: boolean;
   logger: Logger;
