@@ -330,9 +330,7 @@ async function main(): Promise<number> {
     say('Parts of the no-change runs (medians):');
     say(`  ssh-r-sync + manifest, client wall time                          ${part(ms(manifest))}`);
     say(`    the receiver's run (done mark durationMs: handshake to commit)  ${part(dones.map((d) => d!.durationMs))}`);
-    say(`    manifest at rsync.post (walk, merge, no file read)            ${part(dones.map((d) => tapMs(d, 'rsync.post', 'manifest')))}`);
-    say(`    manifest at rsync.pre (finding the previous snapshot)         ${part(dones.map((d) => tapMs(d, 'rsync.pre', 'manifest')))}`);
-    say(`    link-dest at rsync.pre (listing snapshots, new snapshot dirs)  ${part(dones.map((d) => tapMs(d, 'rsync.pre', 'link-dest')))}`);
+    say(`    manifest before the commit (walk, merge, no file read)       ${part(dones.map((d) => tapMs(d, 'rsync.post', 'manifest')))}`);
     say(`  ssh-r-sync, link-dest only, client wall time                    ${part(ms(linkOnly))}`);
     say(`    the receiver's run                                             ${part(linkDones.map((d) => d!.durationMs))}`);
     say(`  rsnapshot (perl, rotation, then rsync --link-dest)               ${part(ms(rsnapshot))}`);
