@@ -12,6 +12,7 @@ export * from './storage/host-dir.js';
 export { currentTap, HookError, type TapScope, type TapRecord } from './pipeline/tap-guard.js';
 export { runScript, describeExit, type ScriptRun, type ScriptResult } from './exec/exec-hook.js';
 export { defaultRsyncArgs, runRsync, parseStats } from './rsync/rsync.js';
+export { parseProgressLine, type RsyncProgress } from './rsync/progress.js';
 export { killGroup } from './exec/process-group.js';
 export { parseDuration, formatAge, DURATION_EXAMPLES } from './duration.js';
 export { findProgram } from './exec/find-program.js';
