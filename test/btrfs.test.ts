@@ -7,12 +7,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, open, readFile, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, open, readFile, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { defaultRsyncArgs, silentLogger, type DoneMark, type PreparedSnapshot, type RsyncCommand, type SnapshotStore } from '@ssh-r-sync/core';
 import btrfsPlugin, { WORK_NAME } from '@ssh-r-sync/plugin-btrfs';
-import { tempDir } from './helpers/cli.js';
+import { repoRoot, tempDir } from './helpers/cli.js';
 import { btrfsSays, extentUsage, mountBtrfs, needBtrfs, type BtrfsMount } from './helpers/btrfs.js';
 
 const run = promisify(execFile);
@@ -278,3 +279,86 @@ async function uuidOf(path: string): Promise<string> {
   assert.ok(match);
   return match[1]!;
 }
+
+// The store driven by a non-root user (a throwaway srs-XXXX owning ROOT): what a receiver that
+// is not root can do on btrfs depends on the mount option user_subvol_rm_allowed.
+const AS_USER_SCRIPT = `
+import { execFileSync } from 'node:child_process';
+const [core, plugin, root, name, src, action] = process.argv.slice(2);
+const { defaultRsyncArgs, silentLogger } = await import(core);
+const store = (await import(plugin)).default().store.open({ root, name, dir: root + '/' + name });
+const signal = new AbortController().signal;
+try {
+  if (action === 'backup') {
+    const command = { program: 'rsync', args: defaultRsyncArgs({ mode: 'fake-super', oneFileSystem: false, compress: false }), source: src + '/', destination: '', transportArgs: [], env: {} };
+    const prepared = await store.prepare({ command, now: new Date(), mode: 'fake-super', logger: silentLogger, signal });
+    execFileSync('rsync', [...command.args, command.source, command.destination]);
+    const at = new Date().toISOString();
+    await store.commit(prepared, { version: 1, host: name, snapshot: prepared.id, completedAt: at, startedAt: at, rsyncExitCode: 0, originalExitCode: 0, files: null, bytes: null, durationMs: 0, mode: 'fake-super', hooks: [], extra: {} }, signal);
+    console.log(prepared.id);
+  } else {
+    const [oldest] = await store.list();
+    await store.remove(oldest);
+    console.log(oldest.id);
+  }
+} catch (error) {
+  console.error(error.code + ': ' + error.message);
+  process.exit(1);
+}
+`;
+
+describe('plugin-btrfs store as a non-root user', { concurrency: 1 }, () => {
+  for (const allowed of [true, false]) {
+    test(allowed ? 'with user_subvol_rm_allowed: snapshots are made and removed' : 'without user_subvol_rm_allowed: remove says which mount option on which file system, and the snapshot stays complete', async (t) => {
+      if (!needBtrfs(t)) return;
+      const { createThrowawayUser, removeThrowawayUser } = await import('./helpers/nonroot-server.js');
+      const mount = await mountBtrfs({ options: allowed ? ['user_subvol_rm_allowed'] : [] });
+      const base = await mkdtemp(join(tmp.dir, 'user-'));
+      const user = await createThrowawayUser(base);
+      try {
+        await chmod(join(mount.mountPoint, '..'), 0o711);
+        await chmod(base, 0o711);
+        await chmod(tmp.dir, 0o711);
+        const root = join(mount.mountPoint, 'root');
+        await mkdir(root, { mode: 0o700 });
+        await chown(root, user.uid, user.gid);
+        const src = await source();
+        await run('chmod', ['-R', 'a+rX', src]);
+        await chmod(join(src, '..'), 0o711);
+        const script = join(base, 'as-user.mjs');
+        await writeFile(script, AS_USER_SCRIPT);
+        const core = pathToFileURL(join(repoRoot, 'packages/core/dist/index.js')).href;
+        const plugin = pathToFileURL(join(repoRoot, 'packages/plugin-btrfs/dist/index.js')).href;
+        const asUser = (action: string) =>
+          run('runuser', ['-u', user.name, '--', process.execPath, script, core, plugin, root, 'h', src, action], { cwd: base }).then(
+            ({ stdout }) => ({ code: 0, stdout: stdout.trim(), stderr: '' }),
+            (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout.trim(), stderr: error.stderr.trim() }),
+          );
+        const first = await asUser('backup');
+        assert.equal(first.code, 0, first.stderr);
+        const second = await asUser('backup');
+        assert.equal(second.code, 0, second.stderr);
+        assert.equal(await readOnly(join(root, 'h', first.stdout)), 'ro=true');
+        const removed = await asUser('remove');
+        if (allowed) {
+          assert.equal(removed.code, 0, removed.stderr);
+          assert.equal(removed.stdout, first.stdout);
+          assert.equal(existsSync(join(root, 'h', first.stdout)), false);
+          assert.equal(existsSync(join(root, 'h', `${first.stdout}.meta`)), false);
+        } else {
+          assert.equal(removed.code, 1);
+          const loop = (await run('findmnt', ['-n', '-o', 'SOURCE', mount.mountPoint])).stdout.trim();
+          assert.equal(
+            removed.stderr,
+            `ECONFIG: cannot delete btrfs snapshot ${join(root, 'h', first.stdout)}: a non-root receiver needs the mount option user_subvol_rm_allowed on the btrfs file system ${loop} mounted at ${mount.mountPoint} (mount -o remount,user_subvol_rm_allowed ${mount.mountPoint}, and in /etc/fstab), or run the receiver as root`,
+          );
+          assert.equal(await readOnly(join(root, 'h', first.stdout)), 'ro=true');
+          assert.ok(existsSync(join(root, 'h', `${first.stdout}.meta`, 'done.json')), 'the snapshot is still complete');
+        }
+      } finally {
+        await removeThrowawayUser(user);
+        await mount.cleanup();
+      }
+    });
+  }
+});
