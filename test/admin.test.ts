@@ -94,6 +94,7 @@ describe('ssh-r-sync-admin status', () => {
         {
           name: 'host1',
           kind: 'snapshots',
+          store: 'snapshots',
           newestComplete: { id: ids[2], startedAt: '2026-11-22T10:00:00.000Z', completedAt: '2026-11-22T10:01:00.000Z', ageSeconds: 7200 },
           complete: 3,
           incomplete: 0,
@@ -107,6 +108,7 @@ describe('ssh-r-sync-admin status', () => {
         {
           name: 'host2',
           kind: 'mirror',
+          store: 'mirror',
           newestComplete: { id: null, startedAt: '2026-11-21T16:00:00.000Z', completedAt: '2026-11-21T16:01:00.000Z', ageSeconds: 72000 },
           complete: 1,
           incomplete: 0,

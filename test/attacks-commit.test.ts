@@ -80,7 +80,7 @@ describe('a client that vanishes at the commit', () => {
       plugin,
       `import { watch } from 'node:fs';
       export default { name: 'drop-session-at-commit', apply(hooks) {
-        hooks.rsyncPost.tapPromise({ name: 'drop-session-at-commit', stage: 1000 }, async (result, ctx) => {
+        hooks.beforeCommit.tapPromise('drop-session-at-commit', async (result, ctx) => {
           const watcher = watch(ctx.dir + '/' + ctx.snapshot + '.meta', (event, file) => {
             if (file !== 'done.json') return;
             watcher.close();

@@ -81,3 +81,58 @@ describe('client-side hooks', () => {
     assert.match(result.stderr, /unknown hook point "rsync\.prr"/);
   });
 });
+
+describe('client-side plugins (the receiver\'s stage driver on the client)', () => {
+  test('a plugin from the client\'s own config taps every point in order, with the same contracts; --plugin adds one', async () => {
+    const config = join(dir, 'client-config');
+    await mkdir(config, { recursive: true });
+    const log = join(dir, 'plugin-order.log');
+    const plugin = join(config, 'note.mjs');
+    await writeFile(
+      plugin,
+      `import { appendFileSync } from 'node:fs';
+      const note = (line) => appendFileSync(${JSON.stringify(log)}, line + '\\n');
+      export default (options) => ({ name: 'note-' + options.tag, apply(hooks) {
+        hooks.connect.tapPromise('note', async (ctx) => note(options.tag + ' connect ' + ctx.role));
+        hooks.handshake.tapPromise('note', async (ctx) => note(options.tag + ' handshake ' + ctx.name));
+        hooks.rsyncPre.tapPromise('note', async (command, ctx) => note(options.tag + ' rsync.pre ' + command.source));
+        hooks.rsyncPost.tapPromise('note', async (result) => { note(options.tag + ' rsync.post ' + result.exitCode); return result; });
+        hooks.done.tapPromise('note', async (outcome) => note(options.tag + ' done ' + outcome.status));
+      } });\n`,
+    );
+    await writeFile(join(config, 'client.json'), JSON.stringify({ plugins: [['./note.mjs', { tag: 'cfg' }]] }));
+    const extra = join(dir, 'extra.mjs');
+    await writeFile(extra, `export { default } from ${JSON.stringify(plugin)};\n`);
+    const env = { SSH_R_SYNC_CONFIG_DIR: config };
+    const result = await server.backup(src, ['-n', 'host1', '--debug'], { env });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, new RegExp(`config: ${join(config, 'client.json')}`));
+    assert.deepEqual((await readFile(log, 'utf8')).trimEnd().split('\n'), [
+      'cfg connect client', 'cfg handshake host1', `cfg rsync.pre ${src}`, 'cfg rsync.post 0', 'cfg done success',
+    ]);
+
+    // A plugin that skips at connect skips the run (exit 75), as on the receiver.
+    const skipper = join(dir, 'skipper.mjs');
+    await writeFile(skipper, `export default { name: 'skipper', apply(hooks) { hooks.connect.tapPromise('skipper', async () => ({ skip: true, reason: 'on battery' })); } };\n`);
+    const skipped = await server.backup(src, ['-n', 'host1', '--plugin', skipper], { env });
+    assert.equal(skipped.code, 75, skipped.stderr);
+    assert.match(skipped.stderr, /on battery/);
+  });
+
+  test('what a client plugin cannot do is refused with what to do: a store, rsync options, a missing plugin (exit 2)', async () => {
+    const store = join(dir, 'store.mjs');
+    await writeFile(store, `export default { name: 'my-store', apply() {}, store: { kind: 'x', module: '/x', open() {} } };\n`);
+    const refused = await server.backup(src, ['-n', 'host1', '--plugin', store]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /plugin "my-store" stores snapshots, which only the receiver keeps: load it in the server's config/);
+    const missing = await server.backup(src, ['-n', 'host1', '--plugin', 'srs-no-such-plugin']);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, /cannot load plugin "srs-no-such-plugin".*npm install srs-no-such-plugin/);
+    const options = join(dir, 'options.mjs');
+    await writeFile(options, `export default { name: 'adds-options', apply(hooks) { hooks.rsyncPre.tapPromise('adds-options', async (command) => { command.args.push('--bwlimit=1'); }); } };\n`);
+    const pushed = await server.backup(src, ['-n', 'host1', '--plugin', options]);
+    assert.equal(pushed.code, 1, pushed.stderr);
+    assert.match(pushed.stderr, /printed rsync options \(--bwlimit=1\), but the client's daemon options are fixed/);
+  });
+});
+

@@ -138,7 +138,7 @@ describe('a receiver SIGKILLed at each stage', { concurrency: 1 }, () => {
     await writeFile(
       plugin,
       `export default { name: 'kill-after-manifest', apply(hooks) {
-        hooks.rsyncPost.tapPromise({ name: 'kill-after-manifest', stage: 1000 }, async () => { process.kill(process.pid, 'SIGKILL'); });
+        hooks.beforeCommit.tapPromise('kill-after-manifest', async () => { process.kill(process.pid, 'SIGKILL'); });
       } };\n`,
     );
     const { run, name } = await backupWith(['--plugin', plugin]);
@@ -156,9 +156,8 @@ describe('a receiver SIGKILLed at each stage', { concurrency: 1 }, () => {
       plugin,
       `import { watch } from 'node:fs';
       export default { name: 'kill-at-commit', apply(hooks) {
-        hooks.rsyncPost.tapPromise({ name: 'kill-at-commit', stage: 1000 }, async (result, ctx) => {
+        hooks.beforeCommit.tapPromise('kill-at-commit', async (result, ctx) => {
           watch(ctx.dir + '/' + ctx.snapshot + '.meta', (event, file) => { if (file === 'done.json') process.kill(process.pid, 'SIGKILL'); });
-          return result;
         });
       } };\n`,
     );

@@ -200,6 +200,28 @@ describe('a host directory is a mirror or snapshots, never both', () => {
     assert.match(seen.stderr, /h: warning: 1 snapshot dated in the future \(2099-01-01T000000Z\)/);
   });
 
+  test('a host never changes store kind by itself; two snapshot stores in one run are refused', async () => {
+    const f = await fixture();
+    assert.equal((await recv(f, ['--plugin', LINK_DEST])).code, 0);
+    const snapshots = readdirSync(f.host).sort();
+    // A store of another kind: what the host's record names must be what the run uses.
+    const other = join(f.base, 'other-store.mjs');
+    await writeFile(
+      other,
+      `import linkDest from ${JSON.stringify(LINK_DEST)};
+      const inner = linkDest().store;
+      export default { name: 'other-store', apply() {}, store: { kind: 'other', module: ${JSON.stringify(other)}, open: (l) => ({ ...inner.open(l), kind: 'other' }) } };\n`,
+    );
+    const run = await recv(f, ['--plugin', other]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /holds snapshots of h, but this run stores other snapshots; a host never changes store kind by itself: load @ssh-r-sync\/plugin-link-dest as before, or move the old snapshots aside \(mv .*\/h .*\/\.h\.snapshots\)/);
+    assert.deepEqual(readdirSync(f.host).sort(), snapshots, 'nothing was added or removed');
+    assert.equal(hostRecord(f.root).kind, 'snapshots');
+    const both = await recv(f, ['--plugin', LINK_DEST, '--plugin', other]);
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(both.stderr, /plugins "link-dest" and "other-store" both store snapshots \(snapshots, other\): load only one of them/);
+  });
+
   test('a run without snapshot plugins on a snapshot host is refused before rsync could delete the snapshots', async () => {
     const f = await fixture();
     assert.equal((await recv(f, ['--plugin', LINK_DEST])).code, 0);

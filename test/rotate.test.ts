@@ -210,21 +210,35 @@ let cleanup: () => Promise<void>;
 before(async () => ({ dir, cleanup } = await tempDir('srs-rotate-')));
 after(() => cleanup());
 
-// A stand-in for plugin-link-dest made of core's layout functions: each run writes a new
-// snapshot (the core's commit point completes it on success). Lets the rotate plugin be tested on its own.
-const STAND_IN = `
-import { beginSnapshot, setCurrentSnapshot, type PipelineHooks } from '@ssh-r-sync/core';
-export default {
+// A stand-in for plugin-link-dest: the smallest snapshot store, made of core's layout functions:
+// each run writes a new snapshot (the core's commit point completes it on success), interrupted
+// ones are left for rotation. Lets the rotate plugin be tested on its own, and shows that a store
+// kind of its own needs nothing outside its file. MODULE is where the admin tools load it from.
+const standIn = (module: string) => `
+import { beginSnapshot, commitInPlace, listSnapshots, removeSnapshot, type Plugin } from '@ssh-r-sync/core';
+const plugin: Plugin = {
   name: 'stand-in-snapshots',
-  apply(hooks: PipelineHooks) {
-    hooks.rsyncPre.tapPromise('stand-in-snapshots', async (command, ctx) => {
-      const paths = await beginSnapshot(ctx.dir, new Date());
-      setCurrentSnapshot(ctx, paths);
-      command.destination = paths.tree + '/';
-      return undefined;
-    });
+  apply() {},
+  store: {
+    kind: 'stand-in',
+    module: ${JSON.stringify(module)},
+    open: (location) => ({
+      kind: 'stand-in',
+      location,
+      list: (now) => listSnapshots(location.dir, now),
+      async prepare({ command, now }) {
+        const paths = await beginSnapshot(location.dir, new Date());
+        command.destination = paths.tree + '/';
+        return { id: paths.id, paths, workTree: paths.tree, inPlace: false, createdEmptyAt: now, previous: null };
+      },
+      commit: (prepared, mark, signal) => commitInPlace(prepared, mark, location.dir, signal),
+      async abandon() {},
+      async tidy() { return null; },
+      remove: (snapshot, options) => removeSnapshot(snapshot.paths, options),
+    }),
   },
 };
+export default plugin;
 `;
 
 // A source, a root, and a node_modules next to the config with the workspace's plugins, so that
@@ -288,7 +302,7 @@ async function rotateThroughRuns(f: Fixture, snapshotPlugin: string, removesInte
 describe('the rotate plugin in real runs', () => {
   test('after each successful run it deletes what the policy no longer keeps, logging each with its reason (stand-in snapshot plugin)', async () => {
     const f = await rotateFixture('stand-in');
-    await writeFile(join(f.base, 'stand-in.ts'), STAND_IN);
+    await writeFile(join(f.base, 'stand-in.ts'), standIn(join(f.base, 'stand-in.ts')));
     await rotateThroughRuns(f, './stand-in.ts', false);
   });
 

@@ -5,8 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { existsSync } from 'node:fs';
-import { hostKind, listSnapshots, mirrorPaths, newestComplete as newestOf, readDoneMark, readHostRecord, readRunLog, readVerifyRecord, type VerifyRecord } from '@ssh-r-sync/core';
+import { MIRROR_KIND, newestComplete as newestOf, oneLine, openHostStore, readHostRecord, readRunLog, readVerifyRecord, type VerifyRecord } from '@ssh-r-sync/core';
 import { backupRoot, columns, duration, formatAge, hostDir, hostNames, isoTime, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { JSON_SCHEMA, plural } from './format.js';
 
@@ -21,6 +20,9 @@ export interface HostStatus {
   name: string;
   /** `snapshots` (plugin-link-dest), `mirror` (a plain copy in ROOT/NAME) or `none` (nothing complete found). */
   kind: 'snapshots' | 'mirror' | 'none';
+  /** How the host's snapshots are stored: 'snapshots' (hard links, plugin-link-dest), 'btrfs', …;
+   *  'mirror' for a mirror; null when nothing was stored yet. */
+  store: string | null;
   newestComplete: {
     /** The snapshot id; null for a mirror. */
     id: string | null;
@@ -108,8 +110,12 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
   // The receiver's record says what ROOT/NAME is: a mirror's files are the client's, whatever
   // their names, and are never read as snapshots or done marks.
   const dir = hostDir(root, name);
-  const recorded = await hostKind(root, name, dir);
-  const snapshots = recorded === 'mirror' ? [] : await listSnapshots(dir, now);
+  const opened = await openHostStore({ root, name, dir }).catch((error: unknown) => error as Error);
+  if (opened instanceof Error) return unreadable(name, oneLine(opened));
+  const recorded = opened.kind;
+  const isMirror = recorded === MIRROR_KIND || recorded === 'new';
+  const listed = await opened.store.list(now);
+  const snapshots = isMirror ? [] : listed;
   const complete = snapshots.filter((s) => s.complete);
   const newest = newestOf(snapshots);
   const warnings: string[] = [];
@@ -126,13 +132,12 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
     kind = 'snapshots';
     newestComplete = { id: newest.id, startedAt: newest.date.toISOString(), completedAt: newest.done?.completedAt ?? null, ageSeconds: 0 };
     verified = await readVerifyRecord(newest.paths, newest.done);
-  } else if (recorded === 'mirror') {
-    const paths = mirrorPaths(root, name, dir);
-    const mark = await readDoneMark(paths);
-    if (mark) {
+  } else if (isMirror) {
+    const mirror = listed.find((s) => s.complete && s.done);
+    if (mirror?.done) {
       kind = 'mirror';
-      newestComplete = { id: null, startedAt: mark.startedAt, completedAt: mark.completedAt, ageSeconds: 0 };
-      verified = await readVerifyRecord(paths, mark);
+      newestComplete = { id: null, startedAt: mirror.done.startedAt, completedAt: mirror.done.completedAt, ageSeconds: 0 };
+      verified = await readVerifyRecord(mirror.paths, mirror.done);
     }
   }
   const lastVerify = verified && { at: verified.at, data: verified.data, sample: verified.sample, ok: verified.ok, problems: verified.problems, checked: verified.checked };
@@ -170,7 +175,7 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
   const since = lastSuccess ? `; the last success was at ${lastSuccess.replace(/\.\d{3}Z$/, 'Z')} (${formatAge(now.getTime() - Date.parse(lastSuccess))} ago)` : '';
   let problem: string | null = null;
   if (!newestComplete) {
-    const rewriting = kind === 'none' && recorded === 'mirror' && existsSync(mirrorPaths(root, name, dir).inProgress);
+    const rewriting = kind === 'none' && recorded === MIRROR_KIND && listed.some((s) => !s.complete);
     if (!since && (runs.length || last)) problem = 'no complete backup: it never succeeded';
     else if (rewriting) problem = `no complete backup${since ? ' now' : ''} (the mirror is being rewritten, or its last run failed)${since}`;
     else problem = `${snapshots.length ? `no complete backup among ${plural(snapshots.length, 'snapshot')}` : 'no complete backup'}${since}`;
@@ -181,6 +186,7 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
   return {
     name,
     kind,
+    store: recorded === 'new' ? null : recorded,
     newestComplete,
     complete: kind === 'mirror' ? 1 : complete.length,
     incomplete: snapshots.length - complete.length,
@@ -190,6 +196,14 @@ async function hostStatus(root: string, name: string, now: Date, maxAgeMs: numbe
     warnings,
     lastSuccess,
     lastVerify,
+  };
+}
+
+// A host whose store cannot be opened (its plugin is missing): stale, with the reason.
+function unreadable(name: string, why: string): HostStatus {
+  return {
+    name, kind: 'none', store: null, newestComplete: null, complete: 0, incomplete: 0, lastFailure: null,
+    stale: true, problem: `its snapshots cannot be read: ${why}`, warnings: [], lastSuccess: null, lastVerify: null,
   };
 }
 

@@ -24,7 +24,8 @@ interface VerifyOptions {
 /** One backup, as `verify --json` prints it. */
 export interface VerifiedSnapshot {
   host: string;
-  kind: 'snapshots' | 'mirror';
+  /** The store kind: 'mirror', 'snapshots' (hard links), 'btrfs', … */
+  kind: string;
   /** The snapshot id; null for a mirror. */
   snapshot: string | null;
   manifestVersion: number | null;

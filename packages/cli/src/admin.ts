@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { configureProgram, runMain } from './common.js';
 import { VERSION } from './version.js';
+import { registerShippedStores } from './shipped-stores.js';
 import { ADMIN_PREFIX, type ExitCodeHolder } from './admin-shared.js';
 import { statusCommand } from './admin-status.js';
 import { pruneCommand } from './admin-prune.js';
@@ -16,6 +17,7 @@ import { logCommand } from './admin-log.js';
 
 // The admin command line with its sub-commands; each action stores its exit code in `result`.
 export function adminProgram(result: ExitCodeHolder): Command {
+  registerShippedStores();
   const program = configureProgram(
     new Command(ADMIN_PREFIX)
       .usage('<command> [options]')

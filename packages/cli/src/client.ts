@@ -1,6 +1,6 @@
 // `ssh-r-sync`: the client. Serves PATH read-only through a reverse tunnel to the receiver.
 import { Command } from 'commander';
-import { applyNice, createLogger, escapeText, parseNice, runClient, type ClientResult } from '@ssh-r-sync/core';
+import { applyNice, createLogger, escapeText, loadClientPlugins, parseNice, runClient, type ClientResult } from '@ssh-r-sync/core';
 import { addSshOptions } from './client-ssh-options.js';
 import { restore } from './client-restore.js';
 import { snapshots } from './client-snapshots.js';
@@ -27,6 +27,8 @@ interface ClientCliOptions {
   tunnelPort?: number;
   rsync?: string;
   hook: string[];
+  plugin: string[];
+  config?: string;
   hookTimeout?: number;
   nice?: string;
   json?: boolean;
@@ -57,6 +59,8 @@ export function clientProgram(): Command {
     .option('--tunnel-port <PORT>', "port to forward on the server, matching the key's permitlisten (default: one the server picks)", port)
     .option('-r, --rsync <PATH>', 'rsync program for the daemon (default: rsync from PATH)')
     .option('--hook <POINT:PATH>', 'run a script on this machine at a stage: connect (before ssh), handshake (accepted), rsync.pre (before serving), rsync.post (result arrived), done (repeatable)', collect, [])
+    .option('--plugin <SPEC>', 'load a TS/JS plugin on this machine (an npm name or a path), tapping the same points as --hook scripts (repeatable)', collect, [])
+    .option('--config <FILE>', "this machine's config (plugins, hooks, hookTimeout); default: the first client.json/.yaml/.js/.ts in /etc/ssh-r-sync/, then ~/.config/ssh-r-sync/")
     .option('--hook-timeout <SECONDS>', 'kill a client-side hook and fail the run after this long; 0 = no limit (default)', seconds)
     .option('--nice <[PRIO][:CLASS[.LEVEL]]>', 'CPU nice value and/or I/O class (rt, be, idle) with level 0-7 for this command and its children, e.g. 10:idle')
     .option('--json', 'print the result as one JSON object on stdout')
@@ -90,6 +94,9 @@ export async function client(argv: string[]): Promise<number> {
     (signal) => killer.abort(new Error(`killed by ${signal}`)),
   );
   try {
+    const loaded = await loadClientPlugins({ configFile: options.config, plugins: options.plugin });
+    if (loaded.configFile) logger.debug(`config: ${loaded.configFile}`);
+    const hookTimeout = options.hookTimeout ?? loaded.hookTimeoutSeconds ?? 0;
     const result = await runClient({
       destination,
       path,
@@ -109,7 +116,8 @@ export async function client(argv: string[]): Promise<number> {
       tunnelPort: options.tunnelPort ?? 0,
       rsyncProgram: options.rsync,
       hooks: options.hook,
-      hookTimeoutMs: Math.round((options.hookTimeout ?? 0) * 1000),
+      plugins: loaded.plugins,
+      hookTimeoutMs: Math.round(hookTimeout * 1000),
       debug: Boolean(options.debug),
       logger,
       signal: controller.signal,

@@ -3,6 +3,7 @@
 // refused with one line. The host's name is the key's (--name or the names map), never the request's.
 import { loadConfig, parseRequest, receiverName, serveRestore, snapshotListing, type Logger, type Mode } from '@ssh-r-sync/core';
 import { onSignals } from './common.js';
+import { registerShippedStores } from './shipped-stores.js';
 
 export interface ServeCliOptions {
   name?: string | undefined;
@@ -15,6 +16,7 @@ export interface ServeCliOptions {
 
 // Serves the request and resolves to the exit code, or to null when it is the backup.
 export async function serveRequest(command: string | undefined, root: string, options: ServeCliOptions, logger: Logger): Promise<number | null> {
+  registerShippedStores();
   const request = parseRequest(command);
   if (request.kind === 'backup') return null;
   const { config } = await loadConfig({ file: options.config, cwd: process.cwd() });

@@ -118,7 +118,7 @@ export async function recv(argv: string[]): Promise<number> {
   if (options.nice) await applyNice(parseNice(options.nice));
   if (options.hookList) {
     const { pipeline } = await assemblePipeline({ root: root ?? '.', ...common(options), logger });
-    const text = options.json ? `${JSON.stringify({ schema: JSON_SCHEMA, taps: listTaps(pipeline.hooks) })}\n` : formatHookList(pipeline.hooks);
+    const text = options.json ? `${JSON.stringify({ schema: JSON_SCHEMA, store: pipeline.storeInfo, taps: listTaps(pipeline.hooks) })}\n` : formatHookList(pipeline.hooks, pipeline.storeInfo);
     process.stdout.write(text);
     return 0;
   }

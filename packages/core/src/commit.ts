@@ -1,21 +1,23 @@
 // The commit point: the one step that makes a run's backup complete. It runs after rsync and
-// after the taps that vouch for the data (rsync.post: the manifest), before the peer is told
-// anything: the data flushed to disk, the done mark written atomically and fsynced, the
-// in-progress marker removed, `latest` moved. Until it has run, nothing is complete.
-import { rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+// after the taps that vouch for the data (beforeCommit: the manifest), before the peer is told
+// anything: through the run's store, the data made durable and permanent, then the done mark
+// written atomically and fsynced, the in-progress marker removed, `latest` moved
+// (markComplete). Until it has run, nothing is complete.
 import type { Outcome, RunContext } from './context.js';
-import { flushFilesystem, fsyncDir, storageError, writeAtomic } from './durable.js';
-import { isSshRSyncError } from './errors.js';
-import { currentSnapshot, doneMarkExtra, pointLatest, type DoneMark } from './snapshots.js';
+import { storageError } from './durable.js';
+import { SshRSyncError, isSshRSyncError } from './errors.js';
+import { doneMarkExtra, type DoneMark } from './snapshots.js';
+import { preparedSnapshot, runStore } from './storage/current.js';
 
 // Commits this run's backup (a snapshot, or the mirror) and returns its done mark.
 export async function commitRun(ctx: RunContext, outcome: Outcome): Promise<DoneMark> {
-  const paths = currentSnapshot(ctx);
+  const store = runStore(ctx);
+  const prepared = preparedSnapshot(ctx);
+  if (!store || !prepared) throw new SshRSyncError('EINTERNAL', 'nothing to commit: no snapshot was prepared');
   const mark: DoneMark = {
     version: 1,
     host: ctx.name,
-    snapshot: paths.id || null,
+    snapshot: prepared.id || null,
     completedAt: new Date().toISOString(),
     startedAt: ctx.startedAt.toISOString(),
     rsyncExitCode: outcome.rsync?.exitCode ?? null,
@@ -28,12 +30,7 @@ export async function commitRun(ctx: RunContext, outcome: Outcome): Promise<Done
     extra: doneMarkExtra(ctx),
   };
   try {
-    await flushFilesystem(paths.tree, ctx.signal);
-    ctx.signal.throwIfAborted();
-    await writeAtomic(paths.doneMark, `${JSON.stringify(mark, null, 2)}\n`);
-    await rm(paths.inProgress, { force: true });
-    await fsyncDir(paths.meta);
-    if (paths.id) await pointLatest(dirname(paths.tree), paths.id);
+    await store.commit(prepared, mark, ctx.signal);
   } catch (error) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
     throw isSshRSyncError(error) && error.code !== 'ESTORAGE' ? error : storageError(ctx.root, 'committing the backup', error);

@@ -156,3 +156,43 @@ export async function loadConfig(options: { file?: string | undefined; cwd?: str
   }
   return { config: parsed.data, filepath: found.filepath, baseDir: dirname(found.filepath), place, shadowed };
 }
+
+// ---- the client's own config: plugins and scripts around its work ----
+
+export const clientConfigSchema = z.strictObject({
+  /** Client-side plugins: "pkg", ["pkg", {options}], "./file.ts", or plugin objects in a JS/TS config. */
+  plugins: z.optional(z.array(pluginEntry)),
+  /** Client-side scripts per point; relative paths from the config's folder. */
+  hooks: z.optional(z.record(z.string(), z.union([nonEmpty(), z.array(nonEmpty())]))),
+  /** Seconds; bounds every client-side hook, scripts and plugins. */
+  hookTimeout: z.optional(z.number().check(z.nonnegative())),
+});
+
+export type ClientConfig = z.infer<typeof clientConfigSchema>;
+
+/** The client's file names in each fixed place (`client.*`, beside a receiver's `config.*`). */
+export const CLIENT_PLACE_FILES = ['client.json', 'client.yaml', 'client.yml', 'client.js', 'client.ts', 'client.cjs', 'client.mjs'];
+
+// The client's config: `file` when given, else the first client.* in the system's, then the
+// account's place; no search of the working directory (a client runs from cron and timers).
+export async function loadClientConfig(options: { file?: string | undefined } = {}): Promise<{ config: ClientConfig; filepath: string | null; baseDir: string }> {
+  const { system, user } = configDirs();
+  const file = options.file ?? [system, user].flatMap((dir) => (statSync(dir, { throwIfNoEntry: false })?.isDirectory() ? CLIENT_PLACE_FILES.map((name) => join(dir, name)) : [])).find((path) => existsSync(path));
+  if (!file) return { config: {}, filepath: null, baseDir: process.cwd() };
+  const { cosmiconfig } = await importModule<typeof import('cosmiconfig')>('cosmiconfig');
+  const explorer = cosmiconfig('ssh-r-sync', { loaders: { '.ts': tsLoader, '.mts': tsLoader, '.cts': tsLoader } });
+  let found: { config: unknown; filepath: string; isEmpty?: boolean } | null;
+  try {
+    found = await explorer.load(file);
+  } catch (error) {
+    throw new SshRSyncError('ECONFIG', `cannot load ${file}: ${oneLine(error)}`, { cause: error });
+  }
+  if (!found || found.isEmpty) return { config: {}, filepath: file, baseDir: dirname(file) };
+  const parsed = clientConfigSchema.safeParse(found.config);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const at = issue?.path.length ? issue.path.join('.') : '(top level)';
+    throw new SshRSyncError('ECONFIG', `invalid client config ${found.filepath}: ${at}: ${issue?.message ?? 'invalid'} (a client config takes plugins, hooks and hookTimeout)`);
+  }
+  return { config: parsed.data, filepath: found.filepath, baseDir: dirname(found.filepath) };
+}

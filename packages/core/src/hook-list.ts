@@ -1,5 +1,5 @@
 // `--hook-list`: every point with its contracts, then the taps that are registered, in run order.
-import type { PipelineHooks } from './hooks.js';
+import { PART_OF_POINT, type PipelineHooks } from './hooks.js';
 import { HOOK_KEYS, POINT_ALIASES, POINTS } from './points.js';
 import { SCRIPT_TAP_ORIGIN } from './exec-plugin.js';
 
@@ -12,7 +12,7 @@ export interface ListedTap {
 // The taps on each point in the order they will run.
 export function listTaps(hooks: PipelineHooks): ListedTap[] {
   return POINTS.flatMap(({ name: point }) =>
-    hooks[HOOK_KEYS[point]].taps
+    [...hooks[HOOK_KEYS[point]].taps, ...(point === PART_OF_POINT.beforeCommit ? hooks.beforeCommit.taps : [])]
       .filter((tap) => tap.name !== 'ssh-r-sync-guard')
       .map((tap) => ({
         point,
@@ -22,8 +22,14 @@ export function listTaps(hooks: PipelineHooks): ListedTap[] {
   );
 }
 
-// The human-readable hook list.
-export function formatHookList(hooks: PipelineHooks | null): string {
+/** The snapshot store a pipeline uses: the plugin that brings it and its kind. */
+export interface ListedStore {
+  plugin: string;
+  kind: string;
+}
+
+// The human-readable hook list; `store` is the pipeline's snapshot store (null: a mirror).
+export function formatHookList(hooks: PipelineHooks | null, store: ListedStore | null = null): string {
   const lines = ['Hook points, in run order. Attach scripts with -x/--hook POINT:PATH, plugins with --plugin or the config file.', ''];
   for (const point of POINTS) {
     const aliases = Object.entries(POINT_ALIASES)
@@ -48,6 +54,7 @@ export function formatHookList(hooks: PipelineHooks | null): string {
   );
   if (!hooks) return lines.join('\n');
   const taps = listTaps(hooks);
+  lines.push(`Snapshot store: ${store ? `plugin ${store.plugin} (${store.kind}): it prepares each run's snapshot after the rsync.pre taps and commits it after the rsync.post taps` : 'none: ROOT/NAME is a plain mirror'}`);
   lines.push('Registered taps, in run order:');
   for (const point of POINTS) {
     const here = taps.filter((tap) => tap.point === point.name);

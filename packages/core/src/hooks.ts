@@ -18,11 +18,21 @@ export interface PipelineHooks {
   readonly rsyncPost: AsyncSeriesWaterfallHook<[RsyncResult, RunContext]>;
   /** `done`: always last, with the outcome: success, failure or skipped. Return values are ignored. */
   readonly done: AsyncSeriesHook<[Outcome, RunContext]>;
+  /**
+   * Part of `rsync.post` for TS plugins that vouch for the data (the manifest): runs once rsync
+   * succeeded and every `rsync.post` tap has given its final exit code, right before the commit
+   * point; the run's snapshot is `preparedSnapshot(ctx)`. A tap that throws fails the run and
+   * nothing is committed. Timeouts and records as for `rsync.post`.
+   */
+  readonly beforeCommit: AsyncSeriesHook<[RsyncResult, RunContext]>;
 }
+
+/** Hooks that are part of a point rather than points of their own, with that point. */
+export const PART_OF_POINT = { beforeCommit: 'rsync.post' } as const satisfies Partial<Record<keyof PipelineHooks, string>>;
 
 // Every point has a hook and every hook a point: a compile error otherwise.
 type Exact<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
-const everyPointHasAHook: Exact<keyof PipelineHooks, HookKey> = true;
+const everyPointHasAHook: Exact<Exclude<keyof PipelineHooks, keyof typeof PART_OF_POINT>, HookKey> = true;
 void everyPointHasAHook;
 
 // Creates a fresh, frozen set of hooks: plugins may tap them but never replace them.
@@ -34,5 +44,6 @@ export function createHooks(): PipelineHooks {
     rsync: new AsyncSeriesBailHook<[RsyncCommand, RunContext], RsyncResult | undefined>(['command', 'ctx'], 'rsync'),
     rsyncPost: new AsyncSeriesWaterfallHook<[RsyncResult, RunContext]>(['result', 'ctx'], 'rsync.post'),
     done: new AsyncSeriesHook<[Outcome, RunContext]>(['outcome', 'ctx'], 'done'),
+    beforeCommit: new AsyncSeriesHook<[RsyncResult, RunContext]>(['result', 'ctx'], 'rsync.post (before the commit)'),
   });
 }

@@ -9,7 +9,9 @@ import { dirname, join } from 'node:path';
 import { SshRSyncError } from './errors.js';
 import { writeAtomic } from './durable.js';
 
-export type HostKind = 'mirror' | 'snapshots';
+/** The store kind of a host: 'mirror' (no store plugin), 'snapshots' (plugin-link-dest), or
+ *  the kind of another store plugin ('btrfs', …). */
+export type HostKind = string;
 
 export interface AfterSessionRecord {
   at: string;
@@ -29,6 +31,9 @@ export interface LastRunRecord {
 export interface HostRecord {
   version: 1;
   kind: HostKind;
+  /** Where the admin tools load the store of this kind from (StoreProvider.module); absent in
+   *  records of a mirror and in older records of link-dest snapshots. */
+  store?: string;
   /** When the receiver first wrote this host's directory as this kind. */
   since: string;
   /** The last run that got as far as the host's directory. */
@@ -54,7 +59,8 @@ export async function readHostRecord(root: string, name: string): Promise<HostRe
     const stats = await handle.stat();
     if (!stats.isFile() || stats.size > MAX_RECORD_BYTES) return null;
     const record = JSON.parse(await handle.readFile('utf8')) as HostRecord;
-    return record?.version === 1 && (record.kind === 'mirror' || record.kind === 'snapshots') ? record : null;
+    const valid = record?.version === 1 && typeof record.kind === 'string' && /^[a-z][a-z0-9-]{0,31}$/.test(record.kind) && (record.store === undefined || typeof record.store === 'string');
+    return valid ? record : null;
   } catch {
     return null;
   } finally {
@@ -81,19 +87,22 @@ export async function hostKind(root: string, name: string, hostDir: string): Pro
   return 'mirror';
 }
 
-// Refuses a run of one kind into a host directory of the other kind, saying what to do;
-// records the kind of a new host.
-export async function claimHostKind(root: string, name: string, hostDir: string, kind: HostKind): Promise<void> {
+// Refuses a run of one kind into a host directory of another kind, saying what to do; records
+// the kind (and where its store is loaded from) of a new host.
+export async function claimHostKind(root: string, name: string, hostDir: string, kind: HostKind, store?: string): Promise<void> {
   const found = await hostKind(root, name, hostDir);
+  const fresh = (): HostRecord => ({ version: 1, kind, ...(store && kind !== 'mirror' ? { store } : {}), since: new Date().toISOString() });
   if (found === kind) {
-    if (!(await readHostRecord(root, name))) await writeHostRecord(root, name, { version: 1, kind, since: new Date().toISOString() });
+    const record = await readHostRecord(root, name);
+    if (!record) await writeHostRecord(root, name, fresh());
+    else if (store && kind !== 'mirror' && record.store !== store) await writeHostRecord(root, name, { ...record, store });
     return;
   }
   // An empty directory holds nothing to mix: new, or its old kind was moved aside (or removed)
   // as the refusal below says. A mirror's metadata goes with it, so nothing infers one any more.
   if (found === 'new' || (await readdir(hostDir).then((entries) => entries.length === 0, () => false))) {
     if (found === 'mirror') await rm(join(root, '.ssh-r-sync', 'mirror', name), { recursive: true, force: true });
-    await writeHostRecord(root, name, { version: 1, kind, since: new Date().toISOString() });
+    await writeHostRecord(root, name, fresh());
     return;
   }
   // Moved aside under a name no host can have (a leading dot): status and prune never read it,
@@ -106,11 +115,30 @@ export async function claimHostKind(root: string, name: string, hostDir: string,
         `move it aside (mv ${hostDir} ${moved}) or remove it before the first snapshot run`,
     );
   }
+  if (kind === 'mirror') {
+    throw new SshRSyncError(
+      'ECONFIG',
+      `${hostDir} holds ${describeKind(found)} of ${name}, but this run has no snapshot plugin and would overwrite them with a mirror: ` +
+        `load ${pluginOf(found, (await readHostRecord(root, name))?.store)} as before, or move the snapshots aside (mv ${hostDir} ${moved})`,
+    );
+  }
   throw new SshRSyncError(
     'ECONFIG',
-    `${hostDir} holds snapshots of ${name}, but this run has no snapshot plugin and would overwrite them with a mirror: ` +
-      `load @ssh-r-sync/plugin-link-dest as before, or move the snapshots aside (mv ${hostDir} ${moved})`,
+    `${hostDir} holds ${describeKind(found)} of ${name}, but this run stores ${describeKind(kind)}; a host never changes store kind by itself: ` +
+      `load ${pluginOf(found, (await readHostRecord(root, name))?.store)} as before, or move the old snapshots aside (mv ${hostDir} ${moved}) and start afresh`,
   );
+}
+
+// A kind in words, for messages.
+export function describeKind(kind: HostKind): string {
+  if (kind === 'mirror') return 'a mirror';
+  if (kind === 'snapshots') return 'snapshots'; // hard-linked (plugin-link-dest)
+  return `${kind} snapshots`;
+}
+
+// The plugin that stores a kind, for messages.
+function pluginOf(kind: HostKind, store: string | undefined): string {
+  return store ?? (kind === 'snapshots' ? '@ssh-r-sync/plugin-link-dest' : `the plugin that stores ${kind} snapshots`);
 }
 
 // Records how a run ended in the host's record (only a host the receiver has written to has one).

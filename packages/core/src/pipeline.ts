@@ -2,17 +2,18 @@
 import { realpath } from 'node:fs/promises';
 import type { Mode, Outcome, RsyncCommand, RsyncResult, Role, RunContext, Skip } from './context.js';
 import { SshRSyncError, isSshRSyncError, oneLine } from './errors.js';
-import { createHooks, type PipelineHooks } from './hooks.js';
+import type { PipelineHooks } from './hooks.js';
 import { hostDirectory, keepPrivate } from './host-dir.js';
 import { silentLogger, type Logger } from './logger.js';
-import { assertPlugin, type Plugin } from './plugin.js';
-import { runAfterSession } from './after-session.js';
+import type { Plugin } from './plugin.js';
+import { StageDriver } from './stage-driver.js';
 import { commitRun } from './commit.js';
 import { claimHostKind, recordLastRun } from './host-record.js';
+import { runAfterSession, scheduleAfterSession } from './after-session.js';
+import { preparedSnapshot, runStore, setPreparedSnapshot } from './storage/current.js';
+import { mirrorStoreProvider } from './storage/mirror-store.js';
 import { defaultRsyncArgs, runRsync } from './rsync.js';
 import { describeRsyncFailure } from './rsync-errors.js';
-import { beginMirror, currentSnapshot } from './snapshots.js';
-import { HookError, guardHooks, type TapRecord } from './tap-guard.js';
 import { timerLimit } from './timer-limit.js';
 import type { Transport } from './transport.js';
 
@@ -36,45 +37,41 @@ export interface PipelineOptions {
 }
 
 export class Pipeline {
-  readonly hooks: PipelineHooks = createHooks();
-  readonly plugins: Plugin[] = [];
-  private readonly stopController = new AbortController();
-  private readonly killController = new AbortController();
-  private readonly tapRecords: TapRecord[] = [];
-  private readonly doneErrors: HookError[] = [];
+  /** The hook points, driven the same way as the client's (stage-driver.ts). */
+  readonly driver: StageDriver;
 
   constructor(private readonly options: PipelineOptions) {
-    guardHooks(this.hooks, {
-      timeoutMs: options.hookTimeoutMs ?? 0,
-      signalFor: (point) => (point === 'done' ? this.killController.signal : this.stopController.signal),
-      record: (entry) => this.tapRecords.push(entry),
-      // Every done tap runs: one that fails (a notification) must not skip the next (a lock release).
-      // One killed by the run's kill fails for that reason, not for the signal it got.
-      collect: { done: (error) => this.doneErrors.push(this.killController.signal.aborted ? killedTap(this.killController.signal.reason, error) : error) },
-    });
+    this.driver = new StageDriver({ role: options.role ?? 'receiver', hookTimeoutMs: options.hookTimeoutMs ?? 0 });
+  }
+
+  get hooks(): PipelineHooks {
+    return this.driver.hooks;
+  }
+
+  get plugins(): readonly Plugin[] {
+    return this.driver.plugins;
   }
 
   // Applies a plugin; a plugin that throws while tapping is a configuration error.
   use(plugin: Plugin): this {
-    assertPlugin(plugin, 'plugin');
-    try {
-      plugin.apply(this.hooks);
-    } catch (error) {
-      throw new SshRSyncError('ECONFIG', `plugin "${plugin.name}" failed to apply: ${oneLine(error)}`, { cause: error });
-    }
-    this.plugins.push(plugin);
+    this.driver.use(plugin);
     return this;
+  }
+
+  /** The snapshot store a plugin brought, for the hook list; null: a plain mirror. */
+  get storeInfo(): { plugin: string; kind: string } | null {
+    const store = this.driver.store;
+    return store ? { plugin: store.plugin, kind: store.provider.kind } : null;
   }
 
   /** Stops the stages (rsync and running hooks are killed); `done` hooks still run. */
   stop(reason: string): void {
-    this.stopController.abort(new SshRSyncError('EINTERNAL', reason));
+    this.driver.stop(new SshRSyncError('EINTERNAL', reason));
   }
 
   /** Stops everything, `done` hooks included. */
   kill(reason: string): void {
-    this.stop(reason);
-    this.killController.abort(new SshRSyncError('EINTERNAL', reason));
+    this.driver.kill(new SshRSyncError('EINTERNAL', reason));
   }
 
   // Runs every stage through the transport and returns how it ended; never throws.
@@ -87,12 +84,12 @@ export class Pipeline {
       dir: '',
       mode: this.options.mode,
       oneFileSystem: false,
-      signal: this.stopController.signal,
+      signal: this.driver.signal,
       logger: this.options.logger ?? silentLogger,
       startedAt: new Date(),
       snapshot: null,
       data: new Map(),
-      taps: this.tapRecords,
+      taps: this.driver.taps,
     };
     const elapsed = () => Math.round(performance.now() - started);
     const maxRunTimeMs = timerLimit(this.options.maxRunTimeMs ?? 0);
@@ -131,12 +128,10 @@ export class Pipeline {
       ctx.logger.warn(`could not report the outcome: ${oneLine(error)}`);
       if (outcome.status === 'success') outcome = { ...failure(error, outcome.rsync, elapsed()), snapshot: outcome.snapshot, committed: true };
     }
-    await this.hooks.done.promise(outcome, ctx);
-    if (this.doneErrors.length > 0) {
-      const errors = [...this.doneErrors];
-      const message = errors.length === 1 ? errors[0]!.message : `${errors.length} done hooks failed: ${errors.map((error) => error.message).join('; ')}`;
-      const error = errors.length === 1 ? errors[0]! : new SshRSyncError('EHOOK', message, { cause: errors[0] });
-      outcome = { ...failure(error, outcome.rsync, elapsed()), snapshot: outcome.snapshot, committed: outcome.committed === true, doneErrors: errors };
+    await this.settleSnapshot(outcome, ctx);
+    const doneFailed = await this.driver.done(outcome, ctx);
+    if (doneFailed) {
+      outcome = { ...failure(doneFailed.error, outcome.rsync, elapsed()), snapshot: outcome.snapshot, committed: outcome.committed === true, doneErrors: doneFailed.errors };
     }
     try {
       await transport.finish(outcome, ctx);
@@ -150,7 +145,7 @@ export class Pipeline {
     }
     clearTimeout(grace);
     // After the session: the client has its answer; pruning and the like cannot delay or fail it.
-    if (outcome.committed) await runAfterSession(ctx, ctx.logger, this.stopController.signal);
+    if (outcome.committed) await runAfterSession(ctx, ctx.logger, this.driver.signal);
     try {
       await release?.();
     } catch (error) {
@@ -193,11 +188,16 @@ export class Pipeline {
 
     ctx.signal.throwIfAborted();
     // What the receiver writes into ROOT/NAME must match what it wrote there before: snapshots
-    // never become a mirror (rsync --delete would wipe them) and a mirror's files are never
-    // taken for snapshots. A mirror's old done mark stops being true before rsync rewrites it.
-    const current = currentSnapshot(ctx);
-    await claimHostKind(ctx.root, ctx.name, ctx.dir, current.id ? 'snapshots' : 'mirror');
-    if (!current.id) await beginMirror(current);
+    // never become a mirror (rsync --delete would wipe them), a mirror's files are never taken
+    // for snapshots, and one store kind never reads another's. Then the store makes the
+    // snapshot, after every rsync.pre tap: nothing is made for a skipped run, and a tap that
+    // replaced rsync's options cannot drop the store's.
+    const provider = this.driver.store?.provider ?? mirrorStoreProvider;
+    await claimHostKind(ctx.root, ctx.name, ctx.dir, provider.kind, this.driver.store ? provider.module : undefined);
+    const store = provider.open({ root: ctx.root, name: ctx.name, dir: ctx.dir });
+    const prepared = await store.prepare({ command, now: ctx.startedAt, mode: ctx.mode, logger: ctx.logger, signal: ctx.signal });
+    setPreparedSnapshot(ctx, store, prepared);
+    if (prepared.id) ctx.logger.debug(`snapshot ${prepared.id} (${provider.kind}) prepared in ${prepared.workTree}`);
     let ran: RsyncResult;
     try {
       ran = (await this.hooks.rsync.promise(command, ctx)) ?? (await runRsync(command, ctx));
@@ -206,10 +206,33 @@ export class Pipeline {
       await keepPrivate(command.destination, ctx.dir);
     }
     const result = await this.hooks.rsyncPost.promise(ran, ctx);
-    if (result.exitCode === 0) return { ...empty(elapsed()), status: 'success', exitCode: 0, rsync: result };
-    return failure(rsyncFailed(result, ctx), result, elapsed());
+    if (result.exitCode !== 0) return failure(rsyncFailed(result, ctx), result, elapsed());
+    await this.hooks.beforeCommit.promise(result, ctx);
+    return { ...empty(elapsed()), status: 'success', exitCode: 0, rsync: result };
+  }
+
+  // After the report, before the done taps: a snapshot that was not committed goes back to its
+  // store (kept to be continued, or removed if empty); a committed one's store tidies up after
+  // the session (interrupted runs it supersedes).
+  private async settleSnapshot(outcome: Outcome, ctx: RunContext): Promise<void> {
+    const store = runStore(ctx);
+    const prepared = preparedSnapshot(ctx);
+    if (!store || !prepared) return;
+    const logger = ctx.logger.scope(store.kind);
+    if (!outcome.committed) {
+      await store.abandon(prepared, logger).catch((error: unknown) => logger.warn(`could not set the uncommitted snapshot aside: ${oneLine(error)}`));
+      return;
+    }
+    const work = await store.tidy(prepared, logger).catch((error: unknown) => {
+      logger.warn(`could not look for what the new snapshot supersedes: ${oneLine(error)}`);
+      return null;
+    });
+    if (work) scheduleAfterSession(ctx, { name: this.driver.store?.plugin ?? store.kind, timeoutMs: TIDY_TIMEOUT_MS, run: work });
   }
 }
+
+/** How long a store's tidying after a committed run may take (removing superseded snapshots of big trees). */
+const TIDY_TIMEOUT_MS = 60 * 60 * 1000;
 
 function empty(durationMs: number): Outcome {
   return { status: 'success', exitCode: 0, message: null, error: null, rsync: null, durationMs };
@@ -228,11 +251,6 @@ function stopped(reason: unknown, error: unknown): SshRSyncError {
   const why = oneLine(reason);
   const what = oneLine(error);
   return new SshRSyncError(isSshRSyncError(reason) ? reason.code : 'EINTERNAL', what === why ? why : `${why}; ${what}`, { cause: error });
-}
-
-// A done tap's failure after the run was killed, with the kill's reason first.
-function killedTap(reason: unknown, error: HookError): HookError {
-  return new HookError(error.code === 'ECONFIG' ? 'ECONFIG' : 'EHOOK', error.point, error.tap, `${oneLine(reason)}; ${error.message}`, error);
 }
 
 // rsync's failure, in words: why the run was stopped, or what rsync's own output says.

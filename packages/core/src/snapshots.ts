@@ -16,7 +16,7 @@ import { mkdir, open, readdir, rename, rm, symlink, writeFile, type FileHandle }
 import { join } from 'node:path';
 import type { Mode, RunContext } from './context.js';
 import { deleteTree, type DeleteOptions } from './delete-tree.js';
-import { fsyncDir, writeAtomic } from './durable.js';
+import { flushFilesystem, fsyncDir, writeAtomic } from './durable.js';
 import { SshRSyncError } from './errors.js';
 
 export { writeAtomic } from './durable.js';
@@ -187,6 +187,14 @@ export async function beginSnapshot(hostDir: string, now: Date, options: { tree?
   return paths;
 }
 
+// The commit of a store whose snapshot stays where rsync wrote it (hard links, a mirror): the
+// tree's file system flushed, then markComplete.
+export async function commitInPlace(prepared: { paths: SnapshotPaths; workTree: string }, mark: DoneMark, hostDir: string | null, signal: AbortSignal): Promise<void> {
+  await flushFilesystem(prepared.workTree, signal);
+  signal.throwIfAborted();
+  await markComplete(prepared.paths, mark, hostDir);
+}
+
 // The last step of every store's commit, once its data is durable: the done mark written
 // atomically and fsynced (from here on the snapshot is complete), the in-progress marker removed,
 // and `latest` in `hostDir` pointed at the snapshot (not for a mirror: hostDir null).
@@ -223,21 +231,9 @@ export async function removeSnapshot(paths: SnapshotPaths, options: DeleteOption
   await rm(paths.meta, { recursive: true, force: true }); // a few files: not worth a process
 }
 
-// ---- the current run's snapshot, shared by plugins through ctx.data ----
+// ---- what plugins add to this run's done mark ----
 
-const CURRENT = 'ssh-r-sync:snapshot';
 const EXTRA = 'ssh-r-sync:done-mark-extra';
-
-// Records which snapshot this run writes (plugin-link-dest calls it at rsync.pre).
-export function setCurrentSnapshot(ctx: RunContext, paths: SnapshotPaths): void {
-  ctx.data.set(CURRENT, paths);
-  ctx.snapshot = paths.id;
-}
-
-// The snapshot this run writes, or the mirror's metadata paths when no plugin made snapshots.
-export function currentSnapshot(ctx: RunContext): SnapshotPaths {
-  return (ctx.data.get(CURRENT) as SnapshotPaths | undefined) ?? mirrorPaths(ctx.root, ctx.name, ctx.dir);
-}
 
 // Adds a field to the done mark this run will write at its commit (e.g. the manifest's summary).
 export function contributeToDoneMark(ctx: RunContext, key: string, value: unknown): void {

@@ -7,12 +7,15 @@ import { join, sep } from 'node:path';
 import type { Mode } from './context.js';
 import { SshRSyncError } from './errors.js';
 import { validateName } from './host-dir.js';
-import { readHostRecord, type HostKind } from './host-record.js';
-import { SNAPSHOT_ID, listSnapshots, mirrorPaths, readDoneMark, type DoneMark, type SnapshotPaths } from './snapshots.js';
+import type { HostKind } from './host-record.js';
+import { SNAPSHOT_ID, type DoneMark, type SnapshotPaths } from './snapshots.js';
+import { openHostStore } from './storage/host-store.js';
+import { MIRROR_KIND } from './storage/store.js';
 
 /** A complete, committed backup of a host, ready to be read. */
 export interface StoredSnapshot {
   host: string;
+  /** The host's store kind: 'mirror', 'snapshots' (hard links), 'btrfs', … */
   kind: HostKind;
   /** The snapshot's id; '' for a mirror. */
   id: string;
@@ -47,24 +50,18 @@ export async function storedHostDir(root: string, name: string): Promise<string>
   return real;
 }
 
-// Every complete backup of host `name` under `root`, oldest first (a mirror host has at most one).
+// Every complete backup of host `name` under `root`, oldest first (a mirror host has at most one),
+// as the host's store lists them.
 export async function storedSnapshots(root: string, name: string, now: Date = new Date()): Promise<StoredSnapshot[]> {
   const dir = await storedHostDir(root, name);
   const realRoot = await realpath(root);
-  const record = await readHostRecord(realRoot, name);
-  if (record?.kind === 'mirror') {
-    const paths = mirrorPaths(realRoot, name, dir);
-    const done = await readDoneMark(paths);
-    if (!done) return [];
-    const date = new Date(done.completedAt);
-    return [{ host: name, kind: 'mirror', id: '', date, paths, done, mode: done.mode ?? null, future: false }];
-  }
-  const all = await listSnapshots(dir, now);
+  const { store, kind } = await openHostStore({ root: realRoot, name, dir });
+  const all = await store.list(now);
   return all
     .filter((snapshot) => snapshot.complete && snapshot.done)
     .map((snapshot) => ({
       host: name,
-      kind: 'snapshots' as const,
+      kind: kind === 'new' ? MIRROR_KIND : kind,
       id: snapshot.id,
       date: snapshot.date,
       paths: snapshot.paths,

@@ -3,7 +3,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pTimeout, { TimeoutError } from 'p-timeout';
 import { SshRSyncError, isSshRSyncError, oneLine } from './errors.js';
-import type { PipelineHooks } from './hooks.js';
+import { PART_OF_POINT, type PipelineHooks } from './hooks.js';
 import { HOOK_KEYS, POINT_NAMES, type PointName } from './points.js';
 import { timerLimit } from './timer-limit.js';
 
@@ -61,8 +61,11 @@ type AnyFn = (...args: unknown[]) => unknown;
 
 // Installs the guard on every hook; taps registered later are wrapped as they come.
 export function guardHooks(hooks: PipelineHooks, options: GuardOptions): void {
-  for (const point of POINT_NAMES) {
-    const hook = hooks[HOOK_KEYS[point]];
+  const guarded: [PointName, PipelineHooks[keyof PipelineHooks]][] = [
+    ...POINT_NAMES.map((point) => [point, hooks[HOOK_KEYS[point]]] as [PointName, PipelineHooks[keyof PipelineHooks]]),
+    ...Object.entries(PART_OF_POINT).map(([key, point]) => [point, hooks[key as keyof typeof PART_OF_POINT]] as [PointName, PipelineHooks[keyof PipelineHooks]]),
+  ];
+  for (const [point, hook] of guarded) {
     hook.intercept({
       name: 'ssh-r-sync-guard',
       register: (tap) => {

@@ -38,6 +38,10 @@ export interface WriteManifestOptions {
   previous?: CommittedManifest | null;
   /** Told why hashes could not be reused (a bad or old previous manifest); the walk goes on. */
   onReuseProblem?: (why: string) => void;
+  /** rsync may have rewritten files of `tree` in place (--inplace, a btrfs working subvolume):
+   *  the same inode, size and mtime then prove nothing; a hash is reused only for an inode whose
+   *  ctime is older than the previous backup's run. */
+  inPlace?: boolean;
   /** Set when `tree` is a new snapshot this run created empty, to when the run began: an entry
    *  that is the previous backup's inode is then there only through rsync's --link-dest. */
   newSnapshotSince?: Date;
@@ -113,7 +117,8 @@ export async function writeManifest(tree: string, file: string, options: WriteMa
   const describe = async (abs: string, rel: string, stats: BigIntStats, inode: string, fields: readonly string[] | undefined): Promise<Described> => {
     const described = describeStats(abs, rel, stats, fakeSuper);
     if (described.type !== 'f') return described;
-    const known = fields ? recordedHash(fields, described.entry, inode) : undefined;
+    const untouched = !options.inPlace || (rule.previousStartNs !== null && stats.ctimeNs < rule.previousStartNs);
+    const known = fields && untouched ? recordedHash(fields, described.entry, inode) : undefined;
     if (known) {
       described.entry.sha256 = known;
       hashes.reused += 1;

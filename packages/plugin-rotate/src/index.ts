@@ -1,8 +1,7 @@
 // @ssh-r-sync/plugin-rotate: after each successful run, deletes the host's snapshots that the
 // retention policy no longer keeps ('14d 4w 6m 2y', a keep-last floor, a cap per run), and
 // logs every deletion with its reason. See README.md.
-import { dirname } from 'node:path';
-import { SshRSyncError, currentSnapshot, oneLine, scheduleAfterSession, type Logger, type PipelineHooks, type Plugin } from '@ssh-r-sync/core';
+import { SshRSyncError, preparedSnapshot, oneLine, scheduleAfterSession, type Logger, type PipelineHooks, type Plugin } from '@ssh-r-sync/core';
 import { parsePolicy, type ParsedPolicy, type RetentionPolicy } from './policy.js';
 import { pruneHost } from './prune.js';
 
@@ -50,12 +49,11 @@ export default function rotate(options: RotateOptions = {} as RotateOptions): Pl
           logger.debug(`run ended as ${outcome.status}: nothing rotated`);
           return;
         }
-        const current = currentSnapshot(ctx);
-        if (!current.id) {
-          logger.warn(`${ctx.name} is kept as a mirror, not as snapshots (load @ssh-r-sync/plugin-link-dest): nothing to rotate`);
+        if (!preparedSnapshot(ctx)?.id) {
+          logger.warn(`${ctx.name} is kept as a mirror, not as snapshots (load a snapshot store such as @ssh-r-sync/plugin-link-dest): nothing to rotate`);
           return;
         }
-        scheduleAfterSession(ctx, { name: PLUGIN_NAME, timeoutMs: timeout * 1000, run: (signal) => prune(dirname(current.tree), ctx.name, signal, logger) });
+        scheduleAfterSession(ctx, { name: PLUGIN_NAME, timeoutMs: timeout * 1000, run: (signal) => prune(ctx.dir, ctx.name, signal, logger) });
       });
 
       async function prune(hostDir: string, name: string, signal: AbortSignal, logger: Logger): Promise<void> {

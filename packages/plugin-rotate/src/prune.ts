@@ -2,7 +2,7 @@
 // what the plan deletes, logging each one with its reason. Shared by the plugin (after every
 // successful run) and `ssh-r-sync-admin prune`.
 import { basename, dirname } from 'node:path';
-import { SshRSyncError, hostKind, listSnapshots, newestComplete, oneLine, removeSnapshot, silentLogger, type Logger, type SnapshotInfo } from '@ssh-r-sync/core';
+import { MIRROR_KIND, SshRSyncError, newestComplete, oneLine, openHostStore, silentLogger, type Logger, type SnapshotInfo } from '@ssh-r-sync/core';
 import { plan, type RetentionPlan } from './plan.js';
 import type { RetentionPolicy } from './policy.js';
 
@@ -30,10 +30,11 @@ export interface PruneResult {
 // Plans the host in `hostDir` and, unless dry-run, deletes what the plan deletes (oldest first).
 export async function pruneHost(hostDir: string, options: PruneOptions): Promise<PruneResult> {
   const logger = options.logger ?? silentLogger;
-  // A mirror's files are the client's: whatever their names, they are never snapshots to delete.
-  const kind = await hostKind(dirname(hostDir), basename(hostDir), hostDir);
+  // Through the host's store, whatever its kind. A mirror's files are the client's: whatever
+  // their names, they are never snapshots to delete.
+  const { store, kind } = await openHostStore({ root: dirname(hostDir), name: basename(hostDir), dir: hostDir });
   const now = options.now ?? new Date();
-  const snapshots = kind === 'mirror' ? [] : await listSnapshots(hostDir, now);
+  const snapshots = kind === MIRROR_KIND || kind === 'new' ? [] : await store.list(now);
   const decided = plan(snapshots, options.policy, now);
   const newest = newestComplete(snapshots);
   if (newest && decided.delete.some((d) => d.id === newest.id)) {
@@ -47,7 +48,7 @@ export async function pruneHost(hostDir: string, options: PruneOptions): Promise
     logger.info(`deleting ${decision.id}: ${decision.reason}`);
     const started = performance.now();
     try {
-      await removeSnapshot(byId.get(decision.id)!.paths, { jobs: options.jobs, signal: options.signal });
+      await store.remove(byId.get(decision.id)!, { jobs: options.jobs, signal: options.signal });
       result.deleted.push(decision.id);
       logger.debug(`deleted ${decision.id} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     } catch (error) {

@@ -1,16 +1,20 @@
-// The client runs the same stage names around its own work, so a client-side script can, say,
-// dump a database before its data is served: connect (before ssh), handshake (the receiver
-// accepted us), rsync.pre (before the daemon serves), rsync.post (the result arrived), done.
+// The client runs the same stage names around its own work, so a client-side script or plugin
+// can, say, dump a database before its data is served: connect (before ssh), handshake (the
+// receiver accepted us), rsync.pre (before the daemon serves), rsync.post (the result arrived),
+// done. The points are driven by the receiver's driver (stage-driver.ts): the same guard,
+// timeouts, records, plugins and scripts.
 import type { Mode, Outcome, RsyncResult, RunContext, Skip } from '../context.js';
 import { SshRSyncError } from '../errors.js';
 import { parseHookSpec, scriptsPlugin } from '../exec-plugin.js';
-import { createHooks } from '../hooks.js';
 import type { Logger } from '../logger.js';
-import { guardHooks } from '../tap-guard.js';
+import type { Plugin } from '../plugin.js';
+import { StageDriver } from '../stage-driver.js';
 
 export interface ClientStagesOptions {
   /** `--hook POINT:PATH` values as given. */
   hooks: readonly string[];
+  /** Plugins from the client's config and --plugin, applied before the --hook scripts. */
+  plugins?: readonly Plugin[];
   timeoutMs: number;
   path: string;
   mode: Mode;
@@ -34,17 +38,18 @@ export interface ClientStages {
 // Builds the client's hooks from its --hook options (validated at once: a typo is a usage error).
 export function clientStages(options: ClientStagesOptions): ClientStages {
   const specs = options.hooks.map((spec) => parseHookSpec(spec));
-  const hooks = createHooks();
-  const doneErrors: Error[] = [];
-  const never = new AbortController().signal;
-  guardHooks(hooks, {
-    timeoutMs: options.timeoutMs,
-    // The first signal stops the stages, but done scripts still run (bounded by --hook-timeout),
-    // so a snapshot or database lock taken in connect is released; a second signal kills them.
-    signalFor: (point) => (point === 'done' ? (options.killSignal ?? never) : options.signal),
-    collect: { done: (error) => doneErrors.push(error) },
-  });
-  scriptsPlugin(specs).apply(hooks);
+  const driver = new StageDriver({ role: 'client', hookTimeoutMs: options.timeoutMs });
+  const { hooks } = driver;
+  // The first signal stops the stages, but done taps still run (bounded by --hook-timeout), so a
+  // snapshot or database lock taken in connect is released; a second signal kills them.
+  const follow = (signal: AbortSignal | undefined, then: (reason: unknown) => void) => {
+    if (signal?.aborted) then(signal.reason);
+    else signal?.addEventListener('abort', () => then(signal.reason), { once: true });
+  };
+  follow(options.signal, (reason) => driver.stop(reason));
+  follow(options.killSignal, (reason) => driver.kill(reason));
+  for (const plugin of options.plugins ?? []) driver.use(plugin);
+  if (specs.length) driver.use(scriptsPlugin(specs));
   const ctx: RunContext = {
     role: 'client',
     root: options.path,
@@ -52,16 +57,16 @@ export function clientStages(options: ClientStagesOptions): ClientStages {
     name: '',
     mode: options.mode,
     oneFileSystem: false,
-    signal: options.signal,
+    signal: driver.signal,
     logger: options.logger,
     startedAt: new Date(),
     snapshot: null,
     data: new Map(),
-    taps: [],
+    taps: driver.taps,
   };
   return {
     ctx,
-    used: specs.length > 0,
+    used: specs.length > 0 || (options.plugins?.length ?? 0) > 0,
     connect: () => hooks.connect.promise(ctx),
     async beforeServing(name) {
       ctx.name = name;
@@ -99,9 +104,8 @@ export function clientStages(options: ClientStagesOptions): ClientStages {
       }
     },
     async done(outcome) {
-      await hooks.done.promise(outcome, ctx);
-      if (doneErrors.length === 1) throw doneErrors[0];
-      if (doneErrors.length > 1) throw new SshRSyncError('EHOOK', `${doneErrors.length} done hooks failed: ${doneErrors.map((error) => error.message).join('; ')}`);
+      const failed = await driver.done(outcome, ctx);
+      if (failed) throw failed.error;
     },
   };
 }

@@ -39,6 +39,8 @@ export interface ClientOptions extends NameOptions {
   rsyncProgram?: string | undefined;
   /** Client-side scripts, `POINT:PATH`, and their time limit (0 = none). */
   hooks?: readonly string[];
+  /** Client-side plugins (loadClientPlugins), applied before the scripts of `hooks`. */
+  plugins?: readonly import('../plugin.js').Plugin[];
   hookTimeoutMs?: number;
   debug: boolean;
   logger: Logger;
@@ -75,6 +77,7 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
   if (!(await stat(path)).isDirectory()) throw new UsageError(`${options.path} is not a directory`);
   const stages = clientStages({
     hooks: options.hooks ?? [],
+    plugins: options.plugins ?? [],
     timeoutMs: options.hookTimeoutMs ?? 0,
     path,
     mode: process.getuid?.() === 0 ? 'privileged' : 'plain',

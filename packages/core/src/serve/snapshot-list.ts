@@ -38,7 +38,10 @@ export interface ListedSnapshot {
 export interface SnapshotListing {
   version: 1;
   host: string;
+  /** 'snapshots' for every snapshot store (the word older clients know), 'mirror' for a mirror. */
   kind: 'snapshots' | 'mirror';
+  /** The store kind when it is not the hard-link one ('btrfs', …); absent otherwise. */
+  store?: string;
   snapshots: ListedSnapshot[];
 }
 
@@ -49,7 +52,8 @@ export async function snapshotListing(root: string, name: string, now: Date = ne
   const stored = await storedSnapshots(root, name, now);
   const snapshots: ListedSnapshot[] = [];
   for (const snapshot of stored) snapshots.push(await listed(snapshot));
-  return { version: 1, host: name, kind: stored[0]?.kind ?? 'snapshots', snapshots };
+  const kind = stored[0]?.kind ?? 'snapshots';
+  return { version: 1, host: name, kind: kind === 'mirror' ? 'mirror' : 'snapshots', ...(kind !== 'mirror' && kind !== 'snapshots' ? { store: kind } : {}), snapshots };
 }
 
 // Whether ROOT/NAME is there at all (its checks are storedSnapshots').

@@ -65,9 +65,10 @@ export interface SnapshotStore {
   commit(prepared: PreparedSnapshot, mark: DoneMark, signal: AbortSignal): Promise<void>;
   /** A prepared snapshot that was not committed: kept to be continued, or removed if empty. */
   abandon(prepared: PreparedSnapshot, logger: Logger): Promise<void>;
-  /** After a commit, outside the session (never delaying the client): removes what the commit
-   *  superseded (interrupted runs). Throws to have the failure recorded; retried next run. */
-  tidy(prepared: PreparedSnapshot, logger: Logger, signal: AbortSignal): Promise<void>;
+  /** After a commit: what it superseded (interrupted runs), as work to run after the session
+   *  (never delaying the client; it throws to have its failure recorded, and the next run
+   *  retries), or null when there is nothing to remove. */
+  tidy(prepared: PreparedSnapshot, logger: Logger): Promise<((signal: AbortSignal) => Promise<void>) | null>;
   /** Deletes one snapshot, done mark first (a half-deleted snapshot never looks complete). */
   remove(snapshot: SnapshotInfo, options?: DeleteOptions): Promise<void>;
 }
@@ -75,6 +76,10 @@ export interface SnapshotStore {
 /** What a plugin offers as its `store`: a kind and how to open a host's store of that kind. */
 export interface StoreProvider {
   readonly kind: string;
+  /** How the admin tools load this provider for a host of its kind without the receiver's
+   *  config: the plugin's package name (resolved from the install) or an absolute path. Recorded
+   *  in the host's record. */
+  readonly module: string;
   /** Opens (never creates) the store of one host. */
   open(location: HostLocation): SnapshotStore;
 }
