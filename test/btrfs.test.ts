@@ -143,7 +143,10 @@ describe('plugin-btrfs store on a loop-mounted btrfs', { concurrency: 1 }, () =>
     assert.ok(existsSync(killed.paths.inProgress));
     const next = await backup(store, src);
     assert.equal(next.previous?.paths.id, first.id);
-    await store.tidy(next, silentLogger, new AbortController().signal);
+    const work = await store.tidy(next, silentLogger);
+    assert.ok(work, 'tidy has the killed run\'s metadata to remove');
+    await work(new AbortController().signal);
+    assert.equal(await store.tidy(next, silentLogger), null, 'and nothing after that');
     assert.equal(existsSync(killed.paths.meta), false);
     assert.deepEqual((await store.list()).map((s) => s.id), [first.id, next.id]);
     assert.equal(existsSync(join(dir, next.id, 'partial')), false, 'rsync --delete removed what the source does not have');

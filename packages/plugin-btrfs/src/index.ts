@@ -6,7 +6,7 @@
 import type { PipelineHooks, Plugin } from '@ssh-r-sync/core';
 import { btrfsStoreProvider } from './store.js';
 
-export { BTRFS_KIND, WORK_NAME, BtrfsStore, btrfsStoreProvider } from './store.js';
+export { BTRFS_KIND, MODULE, WORK_NAME, BtrfsStore, btrfsStoreProvider } from './store.js';
 export { IN_PLACE_ARGS } from './rsync-options.js';
 export { USER_RM_OPTION } from './refusals.js';
 

@@ -33,10 +33,13 @@ import { createSubvolume, deleteSubvolume, describeShape, isReadOnly, makeWritab
 export const BTRFS_KIND = 'btrfs';
 /** The working subvolume's name in ROOT/NAME: a leading dot, so never a snapshot id. */
 export const WORK_NAME = '.work';
+/** The package the admin tools load this store from (recorded in the host's record). */
+export const MODULE = '@ssh-r-sync/plugin-btrfs';
 
 // Opens the btrfs store of one host (nothing is created until a run prepares).
 export const btrfsStoreProvider: StoreProvider = {
   kind: BTRFS_KIND,
+  module: MODULE,
   open: (location) => new BtrfsStore(location),
 };
 
@@ -109,20 +112,26 @@ export class BtrfsStore implements SnapshotStore {
     logger.debug(`${prepared.workTree} kept as it is: the next run continues it`);
   }
 
-  async tidy(prepared: PreparedSnapshot, logger: Logger, signal: AbortSignal): Promise<void> {
-    // Interrupted runs leave their data in .work, and nothing to supersede: only their metadata
-    // (in-progress, perhaps a manifest) with no snapshot beside it. Snapshots without a done mark
-    // (a remove or a commit cut short) are rotation's to delete.
-    const failed: string[] = [];
+  async tidy(prepared: PreparedSnapshot, logger: Logger): Promise<((signal: AbortSignal) => Promise<void>) | null> {
+    // Interrupted runs leave their data in .work, and nothing to supersede: only the metadata of
+    // runs killed before they could abandon (in-progress, perhaps a manifest) with no snapshot
+    // beside it. Snapshots without a done mark (a remove or a commit cut short) are rotation's.
+    const stale: SnapshotInfo[] = [];
     for (const snapshot of await this.list()) {
-      signal.throwIfAborted();
-      if (snapshot.complete || snapshot.id >= prepared.id || (await shapeOf(snapshot.paths.tree)) !== 'missing') continue;
-      await rm(snapshot.paths.meta, { recursive: true, force: true }).then(
-        () => logger.debug(`removed ${snapshot.paths.meta} of a run that never became a snapshot`),
-        (error: NodeJS.ErrnoException) => failed.push(`${snapshot.paths.meta} (${error.code ?? error.message})`),
-      );
+      if (!snapshot.complete && snapshot.id < prepared.id && (await shapeOf(snapshot.paths.tree)) === 'missing') stale.push(snapshot);
     }
-    if (failed.length) throw new SshRSyncError('ESTORAGE', `could not remove ${failed.join('; ')}; the next run retries`);
+    if (stale.length === 0) return null;
+    return async (signal) => {
+      const failed: string[] = [];
+      for (const snapshot of stale) {
+        signal.throwIfAborted();
+        await rm(snapshot.paths.meta, { recursive: true, force: true }).then(
+          () => logger.debug(`removed ${snapshot.paths.meta} of a run that never became a snapshot`),
+          (error: NodeJS.ErrnoException) => failed.push(`${snapshot.paths.meta} (${error.code ?? error.message})`),
+        );
+      }
+      if (failed.length) throw new SshRSyncError('ESTORAGE', `could not remove ${failed.join('; ')}; the next run retries`);
+    };
   }
 
   async remove(snapshot: SnapshotInfo, options: DeleteOptions = {}): Promise<void> {
