@@ -2,7 +2,7 @@
 // and loop-mounted (as root) in a temporary directory, removed again by cleanup (unmounted, its
 // loop device detached, the files removed). In CI (CI=true) a missing btrfs is a failure, not a skip.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,6 +27,9 @@ export interface BtrfsMountOptions {
   options?: string[];
   /** Where the image and mount point go (a real disk, not tmpfs, for benches); default os.tmpdir(). */
   parent?: string;
+  /** Mount on this existing empty directory instead (e.g. a test server's BACKUP_ROOT); its
+   *  owner and mode are given to the new file system's top. */
+  at?: string;
 }
 
 // Why btrfs tests cannot run here, or null when they can.
@@ -52,7 +55,8 @@ export function needBtrfs(t: TestContext): boolean {
 export async function mountBtrfs(options: BtrfsMountOptions = {}): Promise<BtrfsMount> {
   const base = await mkdtemp(join(options.parent ?? tmpdir(), 'srs-btrfs-'));
   const image = join(base, 'image');
-  const mountPoint = join(base, 'mnt');
+  const mountPoint = options.at ?? join(base, 'mnt');
+  const keep = options.at ? await stat(options.at) : null;
   let mounted = false;
   const cleanup = async () => {
     if (mounted) {
@@ -68,9 +72,13 @@ export async function mountBtrfs(options: BtrfsMountOptions = {}): Promise<Btrfs
     await writeFile(image, '');
     await truncate(image, (options.sizeMiB ?? 300) * 1024 * 1024);
     await run('mkfs.btrfs', ['-q', image]);
-    await mkdir(mountPoint);
+    if (!keep) await mkdir(mountPoint);
     await run('mount', ['-o', ['loop', ...(options.options ?? ['user_subvol_rm_allowed'])].join(','), image, mountPoint]);
     mounted = true;
+    if (keep) {
+      await chown(mountPoint, keep.uid, keep.gid);
+      await chmod(mountPoint, keep.mode & 0o7777);
+    }
   } catch (error) {
     await cleanup();
     throw error;
