@@ -132,7 +132,7 @@ interface Tool {
 // ---------------------------------------------------------------------------------------------
 // The no-change runs
 
-async function noChangeTools(sshd: Sshd, fs: BtrfsMount, tree: string, runs: number): Promise<{ tools: Tool[]; describe: string[] }> {
+async function noChangeTools(sshd: Sshd, fs: BtrfsMount, tree: string, runs: number): Promise<{ tools: Tool[]; describe: string[]; root: string }> {
   const root = join(fs.mountPoint, 'backups');
   await mkdir(root, { mode: 0o700 });
   const keys = { btrfs: join(sshd.dir, 'srs_btrfs_key'), manifest: join(sshd.dir, 'srs_manifest_key'), plain: join(sshd.dir, 'plain_key') };
@@ -236,7 +236,27 @@ async function noChangeTools(sshd: Sshd, fs: BtrfsMount, tree: string, runs: num
     `             && btrfs subvolume snapshot -r ${limitWork} ${limitRoot}/N`,
     `rsnapshot:   RSYNC_COMPRESS_LIST='zstd none' rsnapshot -c rsnapshot.conf alpha (link_dest 1, snapshot_root ${rsnapRoot}, the receiver's rsync options)`,
   ];
-  return { tools: [srs('ssh-r-sync + btrfs', keys.btrfs, 'btr'), srs('ssh-r-sync + btrfs + manifest', keys.manifest, 'btrm'), limit, rsnapshot], describe };
+  return { tools: [srs('ssh-r-sync + btrfs', keys.btrfs, 'btr'), srs('ssh-r-sync + btrfs + manifest', keys.manifest, 'btrm'), limit, rsnapshot], describe, root };
+}
+
+// The store's own share of a no-change run: prepare and commit of the host `name` that the
+// runs above made, with nothing changed in between (what the receiver does around rsync).
+async function storeSteps(root: string, name: string, runs: number): Promise<void> {
+  const store = btrfsPlugin().store!.open({ root, name, dir: join(root, name) });
+  const prepareMs: number[] = [];
+  const commitMs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const command: RsyncCommand = { program: 'rsync', args: [], source: '', destination: '', transportArgs: [], env: {} };
+    execFileSync('sync');
+    let started = performance.now();
+    const prepared = await store.prepare({ command, now: new Date(), mode: 'privileged', logger: silentLogger, signal: abort.signal });
+    prepareMs.push(performance.now() - started);
+    const at = new Date().toISOString();
+    started = performance.now();
+    await store.commit(prepared, { version: 1, host: name, snapshot: prepared.id, completedAt: at, startedAt: at, rsyncExitCode: 0, originalExitCode: 0, files: 0, bytes: 0, durationMs: 0, mode: 'privileged', hooks: [], extra: {} }, abort.signal);
+    commitMs.push(performance.now() - started);
+  }
+  say(`  the store's own steps in a no-change run (host ${name}, ${runs} times, medians): prepare ${median(prepareMs).toFixed(0)} ms, commit ${median(commitMs).toFixed(0)} ms (sync -f, snapshot -r, done mark, latest)`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -343,14 +363,15 @@ async function main(): Promise<number> {
   let work: string | undefined;
   try {
     const tree = transportTree(options.files, options.bytes, options);
+    const files = tree.info.files!;
     const deleteTree = transportTree(options.deleteFiles, '100M', options);
     work = await mkdtemp(join(options.work, 'ssh-r-sync-bench-btrfs-'));
-    // Room for the tree twice (the store and the limit), the deleted snapshots and metadata.
-    const sizeMiB = Math.ceil((2 * tree.info.bytes! + 4 * 100 * 2 ** 20) / 2 ** 20) + 2048;
+    // Room for the tree three times (two hosts and the limit), the deleted snapshots, and their
+    // metadata (btrfs keeps two copies of it: 50k files take ~0.5 GiB).
+    const sizeMiB = Math.ceil((3 * tree.info.bytes! + 2 * deleteTree.info.bytes!) / 2 ** 20) + Math.ceil(((3 * files) + 2 * deleteTree.info.files!) / 50_000) * 512 + 2048;
     fs = await mountBtrfs({ parent: work, sizeMiB });
     sshd = await startSshd({ dir: join(work, 'sshd') });
-    const { tools, describe } = await noChangeTools(sshd, fs, tree.dir, options.runs);
-    const files = tree.info.files!;
+    const { tools, describe, root } = await noChangeTools(sshd, fs, tree.dir, options.runs);
     say('ssh-r-sync btrfs benchmark: a no-change snapshot run on btrfs against its limit and rsnapshot, one sshd on 127.0.0.1; then deleting a snapshot');
     say(`  node ${process.version}; ${spawnSync('rsync', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]}; ${spawnSync('btrfs', ['--version'], { encoding: 'utf8' }).stdout.trim()}; ${spawnSync(RSNAPSHOT, ['-V'], { encoding: 'utf8' }).stdout.trim().split('\n')[0]}; Linux ${os.release()}`);
     say(`  ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load average at start ${load()}`);
@@ -405,6 +426,8 @@ async function main(): Promise<number> {
     say(`rsnapshot / ssh-r-sync + btrfs, no-change run: ${vsRsnapshot.toFixed(2)}× faster (target ≥ ${RSNAPSHOT_TARGET.toFixed(1)}×) ${vsRsnapshot >= RSNAPSHOT_TARGET ? 'PASS' : 'MISS'}`);
     say(`  with the manifest: ${(med(srsManifest) / med(limit)).toFixed(3)}× the limit, ${(med(rsnapshot) / med(srsManifest)).toFixed(2)}× faster than rsnapshot`);
     say(`  all runs (s): ${tools.map((tool) => `${tool.label}: ${samples.get(tool)!.map((v) => (v / 1000).toFixed(3)).join(' ')}`).join('; ')}`);
+
+    await storeSteps(root, 'btr', options.runs);
 
     say('');
     say(`Deleting a snapshot of ${deleteTree.info.files} files (${deleteTree.dir}), a newer one sharing its data; load average ${load()}`);
