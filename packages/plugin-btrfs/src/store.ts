@@ -64,7 +64,7 @@ export class BtrfsStore implements SnapshotStore {
     try {
       await this.ensureHostSubvolume(logger, signal);
       const newest = newestComplete(await this.list(now));
-      const createdEmptyAt = await this.ensureWorkTree(newest, logger, signal);
+      await this.ensureWorkTree(newest, logger, signal);
       const paths = await beginSnapshot(dir, now, { tree: false });
       command.destination = `${this.workTree}/`;
       return {
@@ -72,7 +72,11 @@ export class BtrfsStore implements SnapshotStore {
         paths,
         workTree: this.workTree,
         inPlace: true,
-        createdEmptyAt,
+        // Never set, not even for a .work made empty: plugin-manifest reads it as "an inode that
+        // is the previous backup's got here through rsync's --link-dest, unchanged", and a new
+        // subvolume's inode numbers (and, once the old one is gone, its device number) repeat
+        // the old ones' without any link.
+        createdEmptyAt: null,
         previous: newest?.done ? { paths: newest.paths, done: newest.done } : null,
       };
     } catch (error) {
@@ -173,15 +177,15 @@ export class BtrfsStore implements SnapshotStore {
   }
 
   // Makes sure .work is the working subvolume: kept as it is (to be continued), else a writable
-  // snapshot of the newest complete snapshot, else empty. Returns when it was made empty.
-  private async ensureWorkTree(newest: SnapshotInfo | undefined, logger: Logger, signal: AbortSignal): Promise<Date | null> {
+  // snapshot of the newest complete snapshot, else empty.
+  private async ensureWorkTree(newest: SnapshotInfo | undefined, logger: Logger, signal: AbortSignal): Promise<void> {
     const work = this.workTree;
     const shape = await shapeOf(work);
     if (shape === 'subvolume') {
       if (await isReadOnly(work, { signal })) {
         throw new SshRSyncError('ECONFIG', `${work} is a read-only subvolume, and rsync writes there: btrfs property set -ts ${work} ro false, or delete it (btrfs subvolume delete ${work}) to start again from the newest snapshot`);
       }
-      return null;
+      return;
     }
     if (shape !== 'missing') {
       throw new SshRSyncError('ECONFIG', `${work} ${describeShape(shape)}: plugin-btrfs keeps its working subvolume there and writes into nothing else; remove it (it is not a snapshot) and run again`);
@@ -191,13 +195,11 @@ export class BtrfsStore implements SnapshotStore {
     if (newest && (await shapeOf(newest.paths.tree)) === 'subvolume') {
       await snapshotSubvolume(newest.paths.tree, work, false, { signal });
       logger.debug(`${work} started from snapshot ${newest.id}`);
-      return null;
+      return;
     }
-    const createdAt = new Date();
     await createSubvolume(work, { signal });
     await chmod(work, 0o700);
     logger.debug(`${work} started empty`);
-    return createdAt;
   }
 
   // Deletes the subvolume at `tree` (checked to be one by the caller). A non-root user must make
