@@ -188,6 +188,21 @@ describe('plugin-btrfs store on a loop-mounted btrfs', { concurrency: 1 }, () =>
     }
   });
 
+  test('without the btrfs program, prepare says to install btrfs-progs, before anything is made', async (t) => {
+    if (!needBtrfs(t)) return;
+    const { root, dir } = await fixture();
+    // In a mount namespace of its own, /usr/bin/btrfs is /dev/null (not a program) for the child only.
+    const script = `const [plugin, root] = process.argv.slice(1);
+const store = (await import(plugin)).default().store.open({ root, name: 'h', dir: root + '/h' });
+const command = { program: 'rsync', args: [], source: '/', destination: '', transportArgs: [], env: {} };
+await store.prepare({ command, now: new Date(), mode: 'fake-super', logger: { debug() {}, info() {}, warn() {}, error() {}, scope() { return this; } }, signal: new AbortController().signal })
+  .then(() => console.log('prepared'), (error) => console.log(error.code + ': ' + error.message));`;
+    const plugin = pathToFileURL(join(repoRoot, 'packages/plugin-btrfs/dist/index.js')).href;
+    const { stdout } = await run('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind /dev/null /usr/bin/btrfs && exec "$@"', 'sh', process.execPath, '--input-type=module', '-e', script, plugin, root], { env: { ...process.env, PATH: '/usr/bin:/bin' } });
+    assert.equal(stdout.trim(), 'ECONFIG: plugin-btrfs needs the btrfs program, which is not installed: apt-get install btrfs-progs');
+    assert.equal(existsSync(dir), false);
+  });
+
   test('rsync options that cannot go with in-place writes are refused, by name', async (t) => {
     if (!needBtrfs(t)) return;
     const { store } = await fixture();

@@ -2,7 +2,6 @@
 // killed on abort and after a time bound, with its output bounded. A failure is one line naming
 // the command and btrfs's own reason, which callers turn into what to do.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { SshRSyncError, findProgram, killGroup } from '@ssh-r-sync/core';
 
 /** Snapshot, create and delete wait for a transaction commit: long only on a struggling disk. */
@@ -31,7 +30,7 @@ let program: string | undefined;
 
 // The btrfs program to run; throws ECONFIG with the install line when there is none.
 export function btrfsProgram(): string {
-  program ??= findProgram('btrfs') ?? FIXED_PLACES.find((place) => existsSync(place));
+  program ??= findProgram('btrfs') ?? FIXED_PLACES.find((place) => findProgram(place) !== null);
   if (!program) throw new SshRSyncError('ECONFIG', 'plugin-btrfs needs the btrfs program, which is not installed: apt-get install btrfs-progs');
   return program;
 }

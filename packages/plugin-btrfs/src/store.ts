@@ -25,6 +25,7 @@ import {
   type SnapshotStore,
   type StoreProvider,
 } from '@ssh-r-sync/core';
+import { btrfsProgram } from './btrfs-command.js';
 import { addInPlaceArgs } from './rsync-options.js';
 import { assertOnBtrfs, deleteRefusal, explainDeleteFailure, storageFailure } from './refusals.js';
 import { createSubvolume, deleteSubvolume, describeShape, isReadOnly, makeWritable, shapeOf, snapshotSubvolume } from './subvolume.js';
@@ -61,6 +62,7 @@ export class BtrfsStore implements SnapshotStore {
     const { root, dir } = this.location;
     addInPlaceArgs(command.args); // refused before anything is made
     await assertOnBtrfs(root);
+    btrfsProgram();
     try {
       await this.ensureHostSubvolume(logger, signal);
       const newest = newestComplete(await this.list(now));
