@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lockHost, mirrorPaths, silentLogger, snapshotId, snapshotPaths, writeAtomic, type DoneMark } from '@ssh-r-sync/core';
+import { lockHost, mirrorPaths, silentLogger, snapshotId, snapshotPaths, writeAtomic, type DoneMark } from '@ssh-r-sync/core/internal';
 import { repoRoot, runNode, tempDir } from './helpers/cli.js';
 
 const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');

@@ -642,7 +642,7 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
       ['a session key of the wrong length', (p) => p.write(line(session({ key: 'ab'.repeat(31) }))), /invalid session message from client: key: must be 64 hex/],
       ['a session with an unknown field', (p) => p.write(line(session({ backupDir: '/etc' }))), /invalid session message from client: unknown key "backupDir"/],
       ['envelope version 2', (p) => p.write(line(session({ v: 2 }))), /unsupported protocol version 2 from client/],
-      ['session version 2', (p) => p.write(line(session({ version: 2 }))), /client chose protocol version 2/],
+      ['a session version the receiver does not speak', (p) => p.write(line(session({ version: 7 }))), /client chose protocol version 7; this receiver speaks 1, 2/],
       ['a tunnel port below 1024', (p) => p.write(line(session({ tunnelPort: 22 }))), /refused tunnel port 22/],
     ];
     for (const [what, script, cause] of cases) {
@@ -689,7 +689,7 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
       stall: `printf '%s\\n' '{"v":1,"type":"hello","protocol":"ssh-r-sync","versions":[1]}'; cat >/dev/null`,
       silent: 'cat >/dev/null',
       huge: `head -c 100000 /dev/zero | tr '\\0' x; cat >/dev/null`,
-      future: `printf '%s\\n' '{"v":1,"type":"hello","protocol":"ssh-r-sync","versions":[2,3]}'; cat >/dev/null`,
+      future: `printf '%s\\n' '{"v":1,"type":"hello","protocol":"ssh-r-sync","versions":[7,8]}'; cat >/dev/null`,
     };
     before(async () => {
       s = await server({ extraKeys: Object.fromEntries(Object.keys(fakes).map((k) => [k, []])) });
@@ -708,7 +708,7 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
       ['stall', /timed out after 3 s waiting for the handshake result from receiver/, 3000],
       ['silent', /timed out after 3 s waiting for the receiver's hello/, 3000],
       ['huge', /message from receiver exceeds 65536 bytes/, 1000],
-      ['future', /receiver speaks protocol versions 2, 3/, 1000],
+      ['future', /receiver speaks protocol versions 7, 8; this client speaks 1, 2/, 1000],
     ];
     for (const [name, cause, waitMs] of expectations) {
       test(`a fake receiver (${name}) → the client exits non-zero with one line within its timeout; nothing of its session remains`, LIMIT, async () => {

@@ -1,10 +1,9 @@
 // Issue 10 item 7: the set-up mistakes a new user makes get one line that says what to do, with
 // the exit code of a configuration error (2) where the mistake is one. Each case runs the real
-// commands against the throwaway sshd and checks the text the user reads.
+// commands against the throwaway sshd and checks the text the user reads; the ssh mistakes are
+// checked for `ssh-r-sync restore` and `ssh-r-sync snapshots` too, which use the same key.
 //
 // Cases checked elsewhere, not repeated here:
-// - a second concurrent run of a host with a port the server picks: "another backup of host1 is
-//   running" (attacks.test.ts, "a second concurrent run for host1 is refused"; host-lock.test.ts);
 // - rsync's own error lines reach the client of a reverse backup without --debug
 //   (rsync-failures.test.ts, "a full BACKUP_ROOT on the server": rsync's "No space left on device (28)").
 import { after, before, describe, test } from 'node:test';
@@ -15,8 +14,8 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { forcedCommand, startBackupServer, type BackupServer } from './helpers/backup-server.js';
 import { clientBin, recvBin, runNode, runRecv, tempDir, writeScript, type RunResult } from './helpers/cli.js';
-import { waitUntil } from './helpers/fake-peer.js';
-import { startNonRootServer, type NonRootServer } from './helpers/nonroot-server.js';
+import { line, session, spawnRecv, waitUntil } from './helpers/fake-peer.js';
+import { LINK_DEST_DIST, startNonRootServer, type NonRootServer } from './helpers/nonroot-server.js';
 import { makeKey } from './helpers/sshd.js';
 
 const ROOT_ONLY = process.getuid?.() !== 0 ? 'needs root (a throwaway user)' : false;
@@ -41,6 +40,12 @@ describe('the client says what to do', { timeout: 180_000, concurrency: 1 }, () 
   let options: string[];
   const run = (args: string[], env?: NodeJS.ProcessEnv) => runNode(clientBin, [...options, ...args, '-n', 'host1', dest, src], { env });
   const withKey = (args: string[] = [], env?: NodeJS.ProcessEnv) => run(['-k', server.key, ...args], env);
+  // `ssh-r-sync snapshots` and `ssh-r-sync restore` with the server's options and these arguments (-k …).
+  let restores = 0;
+  const subCommands = (args: string[]) => [
+    { name: 'snapshots', run: () => runNode(clientBin, ['snapshots', ...options, ...args, dest]) },
+    { name: 'restore', run: () => runNode(clientBin, ['restore', ...options, ...args, dest, join(tmp.dir, `restore-to-${(restores += 1)}`)]) },
+  ];
   // Replaces the key's authorized_keys line: its options and forced command.
   const authorize = (keyOptions: string, command: string) =>
     server.sshd.setAuthorizedKeys([{ publicKey, options: `${keyOptions},command="${command.replace(/"/g, '\\"')}"` }]);
@@ -83,7 +88,14 @@ describe('the client says what to do', { timeout: 180_000, concurrency: 1 }, () 
     await makeKey(other, 'other');
     const result = await run(['-k', other]);
     assert.equal(result.code, 1, result.stderr);
-    assert.match(errorLine(result), new RegExp(`the server refused the key ${escape(other)}: put its \\.pub in the backup account's authorized_keys .*Permission denied \\(publickey\\)`));
+    const advice = new RegExp(`the server refused the key ${escape(other)}: put its \\.pub in the backup account's authorized_keys .*Permission denied \\(publickey\\)`);
+    assert.match(errorLine(result), advice);
+    // restore and snapshots use the same key: the same advice.
+    for (const sub of subCommands(['-k', other])) {
+      const said = await sub.run();
+      assert.equal(said.code, 1, `${sub.name}: ${said.stderr}`);
+      assert.match(errorLine(said), advice, sub.name);
+    }
   });
 
   test('an unknown host key: exit 1, how to add it (ssh-keyscan, or one interactive ssh)', async () => {
@@ -93,18 +105,51 @@ describe('the client says what to do', { timeout: 180_000, concurrency: 1 }, () 
     // ssh keeps the first value of an option: replace the pinned known_hosts in place.
     const pinned = options;
     options = pinned.map((option) => (option.startsWith('UserKnownHostsFile=') ? `UserKnownHostsFile=${empty}` : option));
-    const result = await run(['-k', server.key]).finally(() => (options = pinned));
-    assert.equal(result.code, 1, result.stderr);
-    const line = errorLine(result);
-    assert.match(line, new RegExp(`host key is not in known_hosts: add it with \`ssh-keyscan -p ${port} 127\\.0\\.0\\.1 >> ~/\\.ssh/known_hosts\``));
-    assert.match(line, new RegExp(`connect once with \`ssh -p ${port} ${escape(dest)}\``));
+    const results = [{ name: 'backup', run: () => run(['-k', server.key]) }, ...subCommands(['-k', server.key])];
+    try {
+      for (const each of results) {
+        const result = await each.run();
+        assert.equal(result.code, 1, `${each.name}: ${result.stderr}`);
+        const line = errorLine(result);
+        assert.match(line, new RegExp(`host key is not in known_hosts: add it with \`ssh-keyscan -p ${port} 127\\.0\\.0\\.1 >> ~/\\.ssh/known_hosts\``), each.name);
+        assert.match(line, new RegExp(`connect once with \`ssh -p ${port} ${escape(dest)}\``), each.name);
+      }
+    } finally {
+      options = pinned;
+    }
+  });
+
+  test('a changed host key: exit 1, remove the old one with ssh-keygen -R (backup, snapshots and restore)', async () => {
+    const port = server.sshd.port;
+    const wrong = join(tmp.dir, 'wrong_known_hosts');
+    const otherHostKey = join(tmp.dir, 'other_host_key');
+    if (!existsSync(otherHostKey)) await makeKey(otherHostKey, 'other-host');
+    const [type, body] = readFileSync(`${otherHostKey}.pub`, 'utf8').trim().split(/\s+/);
+    await writeFile(wrong, `[127.0.0.1]:${port} ${type} ${body}\n`);
+    const pinned = options;
+    options = pinned.map((option) => (option.startsWith('UserKnownHostsFile=') ? `UserKnownHostsFile=${wrong}` : option));
+    try {
+      for (const each of [{ name: 'backup', run: () => run(['-k', server.key]) }, ...subCommands(['-k', server.key])]) {
+        const result = await each.run();
+        assert.equal(result.code, 1, `${each.name}: ${result.stderr}`);
+        assert.match(errorLine(result), new RegExp(`the server's host key has changed: .*\`ssh-keygen -R '\\[127\\.0\\.0\\.1\\]:${port}'\``), each.name);
+      }
+    } finally {
+      options = pinned;
+    }
   });
 
   test('a forced command whose program is misspelt: exit 1, check the command= path in authorized_keys', async () => {
     await authorize('restrict,port-forwarding', `/usr/local/bin/ssh-r-sync-rcv --name host1 ${server.root}`);
+    const advice = /the server could not run this key's forced command: check the command="…" path in the backup account's authorized_keys \(ssh: .*ssh-r-sync-rcv: No such file or directory\)/;
     const result = await withKey();
     assert.equal(result.code, 1, result.stderr);
-    assert.match(errorLine(result), /the server could not run this key's forced command: check the command="…" path in the backup account's authorized_keys \(ssh: .*ssh-r-sync-rcv: No such file or directory\)/);
+    assert.match(errorLine(result), advice);
+    for (const sub of subCommands(['-k', server.key])) {
+      const said = await sub.run();
+      assert.equal(said.code, 1, `${sub.name}: ${said.stderr}`);
+      assert.match(errorLine(said), advice, sub.name);
+    }
   });
 
   test('a forced command whose script path is misspelt (node cannot find it): the same advice', async () => {
@@ -112,6 +157,11 @@ describe('the client says what to do', { timeout: 180_000, concurrency: 1 }, () 
     const result = await withKey();
     assert.equal(result.code, 1, result.stderr);
     assert.match(errorLine(result), /could not run this key's forced command: check the command="…" path .*Cannot find module/);
+    for (const sub of subCommands(['-k', server.key])) {
+      const said = await sub.run();
+      assert.equal(said.code, 1, `${sub.name}: ${said.stderr}`);
+      assert.match(errorLine(said), /could not run this key's forced command: check the command="…" path .*Cannot find module/, sub.name);
+    }
   });
 
   test('a forced command with a misspelt option: exit 2, the receiver\'s own words', async () => {
@@ -157,6 +207,77 @@ describe('the client says what to do', { timeout: 180_000, concurrency: 1 }, () 
     }
     const firstResult = await first;
     assert.equal(firstResult.code, 0, firstResult.stderr);
+  });
+
+  test('a second concurrent run of a host with the port the server picks: the lock\'s "is running; try again later" (exit 1), not a port-forwarding error', async () => {
+    const held = join(tmp.dir, 'held-picked');
+    const release = join(tmp.dir, 'release-picked');
+    // Holds the first run in rsync.pre (the host's lock taken) until the test releases it (at most 60 s).
+    const hold = await writeScript(tmp.dir, 'hold-picked.sh', `touch '${held}'\ni=0\nwhile [ ! -e '${release}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n`);
+    await authorize('restrict,port-forwarding', forcedCommand(['--name', 'host1', '-x', `rsync.pre:${hold}`], server.root));
+    const first = withKey();
+    try {
+      assert.ok(await waitUntil(() => existsSync(held), 30_000), 'the first run reached rsync.pre');
+      const second = await withKey();
+      assert.equal(second.code, 1, second.stderr);
+      const line = errorLine(second);
+      assert.match(line, /^ssh-r-sync: error: another backup of host1 is (?:already )?running \(pid \d+\); try again later$/);
+      assert.doesNotMatch(line, /port forwarding|forward port/);
+    } finally {
+      await writeFile(release, '');
+    }
+    const firstResult = await first;
+    assert.equal(firstResult.code, 0, firstResult.stderr);
+  });
+
+  test('a configuration error found after the handshake (a mirror host\'s forced command now loads a snapshot plugin): exit 2, the receiver\'s one line', async () => {
+    await authorize('restrict,port-forwarding', forcedCommand(['--name', 'host1'], server.root));
+    const mirror = await withKey();
+    assert.equal(mirror.code, 0, mirror.stderr);
+    await authorize('restrict,port-forwarding', forcedCommand(['--name', 'host1', '--plugin', LINK_DEST_DIST], server.root));
+    const result = await withKey();
+    assert.equal(result.code, 2, result.stderr);
+    const hostDir = join(server.root, 'host1');
+    assert.match(errorLine(result), new RegExp(`^ssh-r-sync: error: (?:rsync\\.pre hook "link-dest" failed: )?${escape(hostDir)} holds a mirror of host1 \\(made without snapshot plugins\\); .*: move it aside \\(mv ${escape(hostDir)} `));
+    assert.ok(existsSync(join(hostDir, 'a.txt')), 'the mirror is untouched');
+  });
+
+  test('a forced command without --name and a config without a names map: exit 2 after the handshake, what is missing', async () => {
+    await authorize('restrict,port-forwarding', forcedCommand([], server.root));
+    const result = await withKey();
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(errorLine(result), /^ssh-r-sync: error: cannot tell which host this is: no --name in the forced command and no names map in the config$/);
+  });
+
+  test('a client --tunnel-port that the key allows but its forced command does not name: exit 2, which port to give', async () => {
+    const [allowed, named] = [await freePort(), await freePort()];
+    await authorize(`restrict,port-forwarding,permitlisten="127.0.0.1:${allowed}"`, forcedCommand(['--name', 'host1', '--tunnel-port', String(named)], server.root));
+    const result = await withKey(['--tunnel-port', String(allowed)]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(errorLine(result), new RegExp(`^ssh-r-sync: error: client forwarded port ${allowed}, but this key's tunnel port is ${named} \\(--tunnel-port in its forced command\\): run the client with --tunnel-port ${named}`));
+  });
+
+  test('an older client (protocol version 1) still gets a result it understands: exit code 1 for a configuration error; version 2 gets 2', async () => {
+    const root = join(tmp.dir, 'compat-root');
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    type Result = { type: string; status: string; exitCode: number; message: string | null };
+    const said: Record<number, Result> = {};
+    for (const version of [1, 2]) {
+      const receiver = spawnRecv(['--handshake-timeout', '5', root], { SSH_ORIGINAL_COMMAND: '' });
+      const hello = JSON.parse((await receiver.waitFor(/^\{"v":1,"type":"hello".*\n/, 30_000, 'stdout'))[0]) as { versions: number[] };
+      assert.deepEqual(hello.versions, [1, 2], 'the receiver offers both');
+      receiver.end(line(session({ version })));
+      const exit = await receiver.exited;
+      assert.equal(exit.code, 2, receiver.stderr());
+      const result = receiver.stdout().split('\n').filter(Boolean).map((text) => JSON.parse(text) as Result).find((message) => message.type === 'result');
+      assert.ok(result, `a result on stdout:\n${receiver.stdout()}`);
+      said[version] = result;
+    }
+    // Version 1's result allows exit codes 0, 1 and 75 only.
+    assert.equal(said[1]!.status, 'failure');
+    assert.equal(said[1]!.exitCode, 1);
+    assert.equal(said[2]!.exitCode, 2);
+    assert.match(said[1]!.message ?? '', /cannot tell which host this is/);
   });
 
   test('no rsync on the client: exit 2, says this machine and what to install (-r /nonexistent, and a PATH without rsync)', async () => {

@@ -11,12 +11,12 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
-import { lockHost, silentLogger } from '@ssh-r-sync/core';
+import { lockHost, silentLogger } from '@ssh-r-sync/core/internal';
 import { recvBin, repoRoot, tempDir, writeScript } from './helpers/cli.js';
 import { deadPid, waitUntil } from './helpers/fake-peer.js';
 
 const NAME = 'h';
-const CORE = pathToFileURL(join(repoRoot, 'packages/core/dist/index.js')).href;
+const CORE = pathToFileURL(join(repoRoot, 'packages/core/dist/internal.js')).href;
 
 let dir: string;
 let cleanup: () => Promise<void>;

@@ -1,7 +1,7 @@
 // --io-timeout keeps its promise: a client whose connection stays open but that sends nothing
 // loses the host's lock within about that time, whether only its rsync daemon stops or its whole
 // process tree (ssh included, which keeps the TCP connection open). rsync's own --timeout misses
-// both: its keep-alives fill buffers instead (see packages/core/src/tunnel/idle-watch.ts).
+// both: its keep-alives fill buffers instead (see packages/core/src/session/tunnel/idle-watch.ts).
 // Observable: a second run of the same host is no longer refused as "another backup … is running".
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

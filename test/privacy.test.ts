@@ -190,13 +190,13 @@ describe('a privileged receiver refuses a BACKUP_ROOT that other users can read 
     assertPrivate(f.host, 'ROOT/NAME');
   });
 
-  test('through sshd, the client is told why (exit 1) and nothing is written', { timeout: 60_000 }, async () => {
+  test('through sshd, the client is told why (exit 2, a configuration error) and nothing is written', { timeout: 60_000 }, async () => {
     const server = await startBackupServer({ recvArgs: ['--name', NAME] });
     try {
       const f = await fixture(0o755);
       await chmod(server.root, 0o750);
       const result = await server.backup(f.src, ['-n', NAME]);
-      assert.equal(result.code, 1, result.stderr);
+      assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, new RegExp(`^ssh-r-sync: error: refusing to back up into ${server.root}: it is readable by other users \\(chmod 700 ${server.root}\\)$`, 'm'));
       assert.ok(!existsSync(join(server.root, NAME)), 'no host directory made');
     } finally {

@@ -1,16 +1,19 @@
 // The server's own account of each run (issue 10, items 4 and 5), through real reverse backups
 // through sshd of a mirror host (no plugins, setup.md's default): the run log
 // ROOT/.ssh-r-sync/log/NAME.log keeps each run's outcome, config file, rsync's error lines and
-// every hook's outcome, never a secret, within its cap; `ssh-r-sync-admin log` shows it; and
-// `status` tells "never succeeded" from "succeeded long ago" from "last run failed".
+// every hook's outcome, never a secret, within its cap; `ssh-r-sync-admin log` shows it;
+// `status` tells "never succeeded" from "succeeded long ago" from "last run failed"; and each
+// run leaves one summary line in the system log (a socket served here is the tests' /dev/log).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, statSync, existsSync, readdirSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { appendRunLog, readRunLog, runLogPath, MAX_RUN_LOG_BYTES, type RunLogEntry } from '@ssh-r-sync/core';
+import { appendRunLog, readRunLog, runLogPath, MAX_RUN_LOG_BYTES, type RunLogEntry } from '@ssh-r-sync/core/internal';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
-import { repoRoot, runNode, tempDir, writeScript } from './helpers/cli.js';
+import { repoRoot, runNode, runRecv, tempDir, writeScript } from './helpers/cli.js';
+import { LINK_DEST_DIST } from './helpers/nonroot-server.js';
+import { startSyslogSocket, type SyslogSocket } from './helpers/syslog-socket.js';
 
 const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
 const NAME = 'h';
@@ -22,6 +25,11 @@ let secrets: string;
 let doneHook: string;
 let preHook: string;
 let config: string;
+let wrapper: string;
+let socketPath: string;
+let syslog: SyslogSocket;
+// The receiver's config: the rsync.pre hook, and where the run summaries go (`syslog`).
+const writeConfig = (syslogSetting: unknown) => writeFile(config, JSON.stringify({ hooks: { 'rsync.pre': preHook }, syslog: syslogSetting }));
 
 before(async () => {
   tmp = await tempDir('srs-run-log-');
@@ -33,7 +41,7 @@ before(async () => {
   // An rsync that keeps a copy of each run's daemon password; while `flag` exists it fails for
   // real (an option rsync does not know), while `flag.done` exists it prints the password (a leak
   // the run log must blank) and the done hook fails.
-  const wrapper = await writeScript(
+  wrapper = await writeScript(
     tmp.dir,
     'rsync-wrapper',
     `for a in "$@"; do case "$a" in --password-file=*) cat "\${a#--password-file=}" >> '${secrets}';; esac; done
@@ -44,12 +52,15 @@ exec rsync "$@"
   );
   preHook = await writeScript(tmp.dir, 'pre-ok', 'exit 0\n');
   doneHook = await writeScript(tmp.dir, 'done-check', `[ -e '${flag}.done' ] && exit 1\nexit 0\n`);
+  socketPath = join(tmp.dir, 'syslog.sock');
+  syslog = await startSyslogSocket(socketPath);
   config = join(tmp.dir, 'recv-config.json');
-  await writeFile(config, JSON.stringify({ hooks: { 'rsync.pre': preHook } }));
+  await writeConfig(socketPath);
   server = await startBackupServer({ recvArgs: ['--name', NAME, '--config', config, '--rsync', wrapper, '-x', `done:${doneHook}`] });
 });
 after(async () => {
   await server?.stop();
+  await syslog?.close();
   await tmp?.cleanup();
 });
 
@@ -191,5 +202,85 @@ describe('the run log', () => {
     } finally {
       await cleanup();
     }
+  });
+});
+
+// <PRI> of user.err and user.info (facility 1 × 8 + severity 3 or 6), then the date, the tag and its pid.
+const ERR = /^<11>\w{3} [ \d]\d \d\d:\d\d:\d\d ssh-r-sync-recv(?:\[\d+\])?: /;
+const INFO = /^<14>\w{3} [ \d]\d \d\d:\d\d:\d\d ssh-r-sync-recv(?:\[\d+\])?: /;
+
+describe('the run summary in the system log (tag ssh-r-sync-recv)', { concurrency: 1 }, () => {
+  test("reverse mode through sshd: a failure is one user.err line with rsync's lines and the failed hook, no secret; a success one user.info line", async () => {
+    const start = syslog.lines.length;
+    assert.equal((await backup(true, true)).code, 1);
+    const line = await syslog.line(start);
+    assert.match(line, ERR);
+    assert.match(line, /: h: backup failed \(exit 1\): done hook "[^"]+" failed: exited with code 1; /);
+    assert.match(line, /; rsync exit 1: "rsync: the password is \[secret\]" "rsync: --no-such-option: unknown option"/);
+    assert.match(line, new RegExp(`; failed hooks: done ${doneHook} \\(failed\\); reverse, [\\d.]+ s; config ${config}$`));
+    for (const secret of readFileSync(secrets, 'utf8').split('\n').filter(Boolean)) assert.ok(!syslog.lines.join('\n').includes(secret), 'no daemon password in the system log');
+
+    assert.equal((await backup(false)).code, 0);
+    const success = await syslog.line(start + 1);
+    assert.match(success, INFO);
+    assert.match(success, /: h: backup done \(exit 0\); rsync exit 0, \d+ files, \d+ bytes; reverse, [\d.]+ s; config /);
+    assert.equal(syslog.lines.length, start + 2, 'one line per run');
+  });
+
+  test('"syslog": false sends nothing; a socket nobody serves changes nothing for the backup', async () => {
+    const start = syslog.lines.length;
+    try {
+      await writeConfig(false);
+      assert.equal((await backup(false)).code, 0);
+      await writeConfig(join(tmp.dir, 'nobody-here.sock'));
+      const unserved = await backup(false);
+      assert.equal(unserved.code, 0, unserved.stderr);
+      assert.doesNotMatch(unserved.stderr, /logger|syslog/);
+    } finally {
+      await writeConfig(socketPath);
+    }
+    // The next run that logs is the first line since: the two before sent none.
+    assert.equal((await backup(false)).code, 0);
+    assert.match(await syslog.line(start), /: h: backup done \(exit 0\)/);
+    assert.equal(syslog.lines.length, start + 1);
+  });
+
+  test('refused runs are logged too: a key without a host name (exit 2), a missing BACKUP_ROOT at start', async () => {
+    const start = syslog.lines.length;
+    await server.setRecvArgs(['--config', config]);
+    try {
+      assert.equal((await backup(false)).code, 2);
+    } finally {
+      await server.setRecvArgs(['--name', NAME, '--config', config, '--rsync', wrapper, '-x', `done:${doneHook}`]);
+    }
+    const refused = await syslog.line(start);
+    assert.match(refused, ERR);
+    assert.match(refused, /: \(no host: refused before its name was known\): backup failed \(exit 2\): cannot tell which host this is: no --name in the forced command and no names map in the config; reverse, /);
+    const missing = join(tmp.dir, 'unmounted-disk');
+    const run = await runRecv(['--local', src, '--name', 'gone', '--config', config, missing]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(await syslog.line(start + 1), new RegExp(`^<11>.*: gone: refused to start \\(exit 2\\): BACKUP_ROOT ${missing} does not exist: create it .*; config ${config}$`));
+  });
+
+  test('a --local run logs the same summary (a pull run takes the same path), with its snapshot', async () => {
+    const start = syslog.lines.length;
+    const root = join(tmp.dir, 'local-root');
+    await mkdir(root, { mode: 0o700 });
+    const local = join(tmp.dir, 'local-config.json');
+    await writeFile(local, JSON.stringify({ syslog: socketPath, plugins: [LINK_DEST_DIST] }));
+    const run = await runRecv(['--local', src, '--name', 'loc', '--config', local, '--json', root]);
+    assert.equal(run.code, 0, run.stderr);
+    const snapshot = (JSON.parse(run.stdout) as { snapshot: string }).snapshot;
+    const line = await syslog.line(start);
+    assert.match(line, INFO);
+    assert.match(line, new RegExp(`: loc: backup done \\(exit 0\\); snapshot ${snapshot}; rsync exit 0, .*; local, [\\d.]+ s; config ${local}$`));
+  });
+
+  test('a config whose syslog is neither a boolean nor an absolute path is refused (exit 2, one line)', async () => {
+    const bad = join(tmp.dir, 'bad-config.json');
+    await writeFile(bad, JSON.stringify({ syslog: 'dev/log' }));
+    const run = await runRecv(['--check-config', '--config', bad]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /invalid config .*bad-config\.json: syslog: /);
   });
 });

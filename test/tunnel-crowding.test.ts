@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
 import { clientBin, tempDir, writeScript } from './helpers/cli.js';
 import { closedPort, spawnLive, waitUntil, type LiveProcess } from './helpers/fake-peer.js';
-import { tcpEntriesWithPort } from '../packages/core/src/tunnel/tcp-table.js';
+import { tcpEntriesWithPort } from '../packages/core/src/session/tunnel/tcp-table.js';
 
 const IDLE = 200;
 const GARBAGE_IN_FLIGHT = 8;

@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { NAME_PATTERN, UsageError } from '@ssh-r-sync/core';
+import { NAME_PATTERN, UsageError } from '@ssh-r-sync/core/internal';
 import { collect, port } from './common.js';
 import { subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { accountAuthorizedKeys, readExistingKeys, type ExistingKeys } from './admin-authorized-keys.js';

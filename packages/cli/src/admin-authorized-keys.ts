@@ -4,7 +4,7 @@
 // we cannot read is skipped, never fatal (sshd skips it too).
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { UsageError } from '@ssh-r-sync/core';
+import { UsageError } from '@ssh-r-sync/core/internal';
 import { runBounded } from './bounded-run.js';
 
 /** authorized_keys files beyond this are refused (sshd has no limit; a real one is a few KiB). */

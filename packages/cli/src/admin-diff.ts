@@ -3,7 +3,7 @@
 // memory at a time, whatever the manifests' size), printed as they are found.
 import { lstat } from 'node:fs/promises';
 import { Command } from 'commander';
-import { SshRSyncError, openStoredSnapshot, storedSnapshots, type StoredSnapshot } from '@ssh-r-sync/core';
+import { SshRSyncError, openStoredSnapshot, storedSnapshots, type StoredSnapshot } from '@ssh-r-sync/core/internal';
 import type { Entry } from '@ssh-r-sync/plugin-manifest';
 import { backupRoot, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { entryChanges, type Change } from './entry-changes.js';

@@ -3,7 +3,7 @@
 // every hook's outcome, so that why a backup failed is visible on the server.
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
-import { UsageError, hostRecordPath, oneLine, readRunLog, runLogPath, validateName, type RunLogEntry } from '@ssh-r-sync/core';
+import { UsageError, hostRecordPath, oneLine, readRunLog, runLogPath, validateName, type RunLogEntry } from '@ssh-r-sync/core/internal';
 import { backupRoot, hostDir, hostNames, positiveInteger, subCommand, type ExitCodeHolder } from './admin-shared.js';
 
 interface LogOptions {

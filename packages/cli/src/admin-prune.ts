@@ -3,7 +3,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import { sep } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { SshRSyncError, UsageError, createLogger, isSshRSyncError, lockHost, oneLine, type Logger } from '@ssh-r-sync/core';
+import { SshRSyncError, UsageError, createLogger, isSshRSyncError, lockHost, oneLine, type Logger } from '@ssh-r-sync/core/internal';
 import { defaultJobs, parsePolicy, pruneHost, type PruneResult, type RetentionPolicy } from '@ssh-r-sync/plugin-rotate';
 import { onSignals, seconds } from './common.js';
 import { ADMIN_PREFIX, backupRoot, columns, hostDir, hostNames, isoTime, positiveInteger, subCommand, type ExitCodeHolder } from './admin-shared.js';

@@ -2,7 +2,7 @@
 // snapshot, or some paths of it, back as the client had it. The work is @ssh-r-sync/core's
 // restoreSnapshot; this file is the command line, the printing and the exit code.
 import { Command, Option } from 'commander';
-import { SshRSyncError, UsageError, restoreSnapshot, type Mode, type RestoreSummary } from '@ssh-r-sync/core';
+import { SshRSyncError, UsageError, restoreSnapshot, type Mode, type RestoreSummary } from '@ssh-r-sync/core/internal';
 import { collect, onSignals, seconds } from './common.js';
 import { ADMIN_PREFIX, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { unescapeName } from '@ssh-r-sync/plugin-manifest';

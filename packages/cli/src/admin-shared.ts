@@ -2,7 +2,7 @@
 import { stat, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { NAME_PATTERN, UsageError, oneLine, validateName } from '@ssh-r-sync/core';
+import { NAME_PATTERN, UsageError, oneLine, validateName } from '@ssh-r-sync/core/internal';
 import { configureProgram, durationMs } from './common.js';
 
 export const ADMIN_PREFIX = 'ssh-r-sync-admin';

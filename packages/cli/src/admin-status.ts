@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { MIRROR_KIND, newestComplete as newestOf, oneLine, openHostStore, readHostRecord, readRunLog, readVerifyRecord, type VerifyRecord } from '@ssh-r-sync/core';
+import { MIRROR_KIND, newestComplete as newestOf, oneLine, openHostStore, readHostRecord, readRunLog, readVerifyRecord, type VerifyRecord } from '@ssh-r-sync/core/internal';
 import { backupRoot, columns, duration, formatAge, hostDir, hostNames, isoTime, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { JSON_SCHEMA, plural } from './format.js';
 

@@ -7,7 +7,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { NAME_PATTERN, UsageError } from '@ssh-r-sync/core';
+import { NAME_PATTERN, UsageError } from '@ssh-r-sync/core/internal';
 import { subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { checkCalendar } from './systemd-calendar.js';
 import { JSON_SCHEMA } from './format.js';

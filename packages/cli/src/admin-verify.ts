@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import {
   FIRST_PROBLEMS, SshRSyncError, UsageError, oneLine, openStoredSnapshot, readDoneMark, storedSnapshots, writeVerifyRecord,
   type StoredSnapshot, type VerifyRecord,
-} from '@ssh-r-sync/core';
+} from '@ssh-r-sync/core/internal';
 import { backupRoot, hostNames, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { onSignals } from './common.js';
 import { loadManifestModule, type ManifestModule } from './manifest-module.js';

@@ -1,7 +1,7 @@
 // Runs a short helper program (getent, systemd-analyze) the way every subprocess here runs: no
 // shell, its own process group killed on timeout, output bounded. For the admin's set-up helpers.
 import { spawn } from 'node:child_process';
-import { killGroup } from '@ssh-r-sync/core';
+import { killGroup } from '@ssh-r-sync/core/internal';
 
 export interface BoundedResult {
   /** null when the program could not be started (ENOENT: not installed) or was killed. */

@@ -2,7 +2,7 @@
 // and forced command as the backup; the server serves its own complete snapshots read-only, the
 // local rsync writes DEST.
 import { Command } from 'commander';
-import { createLogger, escapeText, runRestore, type ClientRestoreResult as RestoreResult } from '@ssh-r-sync/core';
+import { createLogger, escapeText, runRestore, type ClientRestoreResult as RestoreResult } from '@ssh-r-sync/core/internal';
 import { unescapeName } from '@ssh-r-sync/plugin-manifest/escape';
 import { addSshOptions, type SshCliOptions } from './client-ssh-options.js';
 import { collect, configureProgram, onSignals, seconds } from './common.js';

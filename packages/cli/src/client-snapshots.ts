@@ -1,7 +1,7 @@
 // `ssh-r-sync snapshots`: this host's complete snapshots on the backup server (date, size, entries,
 // verify state), asked of the same key's forced command.
 import { Command } from 'commander';
-import { createLogger, escapeText, remoteSnapshots, type ListedSnapshot, type SnapshotListing } from '@ssh-r-sync/core';
+import { createLogger, escapeText, remoteSnapshots, type ListedSnapshot, type SnapshotListing } from '@ssh-r-sync/core/internal';
 import { addSshOptions, type SshCliOptions } from './client-ssh-options.js';
 import { configureProgram, positiveSeconds } from './common.js';
 import { JSON_SCHEMA, formatBytes, plural } from './format.js';

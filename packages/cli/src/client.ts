@@ -1,6 +1,6 @@
 // `ssh-r-sync`: the client. Serves PATH read-only through a reverse tunnel to the receiver.
 import { Command } from 'commander';
-import { applyNice, createLogger, escapeText, loadClientPlugins, parseNice, runClient, type ClientResult } from '@ssh-r-sync/core';
+import { applyNice, createLogger, escapeText, loadClientPlugins, parseNice, runClient, type ClientResult } from '@ssh-r-sync/core/internal';
 import { addSshOptions } from './client-ssh-options.js';
 import { restore } from './client-restore.js';
 import { snapshots } from './client-snapshots.js';
@@ -67,7 +67,7 @@ export function clientProgram(): Command {
     .option('--debug', 'log every step, and the daemon\'s log')
     .addHelpText(
       'after',
-      '\nExit codes: 0 success, 1 backup failed, 2 usage or configuration error, 75 skipped (the server said "not now").\n' +
+      '\nExit codes: 0 success, 1 backup failed, 2 usage or configuration error (here, or one the server found), 75 skipped (the server said "not now").\n' +
         'The server side is `ssh-r-sync-recv`, run as the forced command of this key.\n' +
         '\nSub-commands (the same key and ssh options): `ssh-r-sync restore --help` gets files back from the server,\n' +
         '`ssh-r-sync snapshots --help` lists this host\'s snapshots there. A backup server literally named "restore" or\n' +

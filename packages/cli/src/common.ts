@@ -1,7 +1,7 @@
 // Small pieces both commands share: option parsers, printing, exit codes, signals.
 import { InvalidArgumentError, type Command } from 'commander';
 import { counts, runResultJson } from './format.js';
-import { exitCodeFor, isSshRSyncError, oneLine, parseDuration, type Outcome } from '@ssh-r-sync/core';
+import { exitCodeFor, isSshRSyncError, oneLine, parseDuration, type Outcome } from '@ssh-r-sync/core/internal';
 
 // Commander collector for repeatable options.
 export function collect(value: string, previous: string[]): string[] {

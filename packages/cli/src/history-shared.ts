@@ -2,7 +2,7 @@
 // one line whatever their bytes, entries as JSON and in words, a shell word for the restore hint,
 // and stdout written in chunks that wait for a slow reader.
 import { lstat } from 'node:fs/promises';
-import { SshRSyncError, storedSnapshots, type StoredSnapshot } from '@ssh-r-sync/core';
+import { SshRSyncError, storedSnapshots, type StoredSnapshot } from '@ssh-r-sync/core/internal';
 import { escapeName, seconds, unescapeName, type Entry, type EntryType } from '@ssh-r-sync/plugin-manifest';
 
 /** A complete backup, and whether its manifest is there to be read. */

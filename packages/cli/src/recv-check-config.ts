@@ -16,7 +16,7 @@ import {
   type HookSpec,
   type LoadedConfig,
   type PluginEntry,
-} from '@ssh-r-sync/core';
+} from '@ssh-r-sync/core/internal';
 
 export interface CheckConfigOptions {
   configFile?: string | undefined;
@@ -48,7 +48,7 @@ export async function checkConfig(prefix: string, options: CheckConfigOptions): 
     );
     for (const file of loaded.shadowed ?? []) out.push(`  not read: ${file} (the file above wins)`);
     const { config } = loaded;
-    for (const key of ['mode', 'rsync', 'hookTimeout', 'handshakeTimeout', 'lockWait'] as const) if (config[key] !== undefined) out.push(`${key}: ${String(config[key])}`);
+    for (const key of ['mode', 'rsync', 'hookTimeout', 'handshakeTimeout', 'lockWait', 'syslog'] as const) if (config[key] !== undefined) out.push(`${key}: ${String(config[key])}`);
     if (config.names) out.push(`names: ${Object.keys(config.names).length} key fingerprint(s) mapped to host names`);
     for (const entry of config.plugins ?? []) out.push(await checkPlugin(entry, loaded.baseDir, 'config', problems));
     for (const [point, paths] of Object.entries(config.hooks ?? {})) {

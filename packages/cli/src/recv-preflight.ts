@@ -2,7 +2,7 @@
 // only as root, its rsync present. Each is the server's set-up, so a usage error (exit 2, which
 // the client's ssh passes on) in one line that says what to fix, never a raw ENOENT later.
 import { accessSync, constants, statSync } from 'node:fs';
-import { UsageError, findProgram } from '@ssh-r-sync/core';
+import { UsageError, findProgram } from '@ssh-r-sync/core/internal';
 
 export interface ReceiverSetup {
   root: string;

@@ -1,7 +1,7 @@
 // The receiver's dispatch on SSH_ORIGINAL_COMMAND: no command is the backup (as ever); the
 // listing and a read-only restore of the host's own snapshots are served here; anything else is
 // refused with one line. The host's name is the key's (--name or the names map), never the request's.
-import { loadConfig, parseRequest, receiverName, serveRestore, snapshotListing, type Logger, type Mode } from '@ssh-r-sync/core';
+import { loadConfig, parseRequest, receiverName, serveRestore, snapshotListing, type Logger, type Mode } from '@ssh-r-sync/core/internal';
 import { onSignals } from './common.js';
 import { registerShippedStores } from './shipped-stores.js';
 

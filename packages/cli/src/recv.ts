@@ -15,11 +15,13 @@ import {
   parseDestination,
   pullTransport,
   receiverTransport,
+  refusalSummary,
+  sendToSyslog,
   validateName,
   withRunLog,
   type RunContext,
   type Transport,
-} from '@ssh-r-sync/core';
+} from '@ssh-r-sync/core/internal';
 import { collect, configureProgram, onSignals, port, positiveSeconds, printOutcome, runMain, seconds } from './common.js';
 import { JSON_SCHEMA } from './format.js';
 import { serveRequest } from './recv-serve.js';
@@ -99,6 +101,7 @@ export function recvProgram(): Command {
       '\nExit codes: 0 success, 1 backup failed, 2 usage or configuration error, 75 skipped ("not now").\n' +
         'Hook points: connect, handshake, rsync.pre, rsync, rsync.post, done; see --hook-list.\n' +
         'Each run that reaches the host\'s directory is logged in BACKUP_ROOT/.ssh-r-sync/log/NAME.log: ssh-r-sync-admin log ROOT NAME.\n' +
+        'Each run leaves one summary line in the system log (tag ssh-r-sync-recv: journalctl -t ssh-r-sync-recv; config "syslog").\n' +
         '\nAs a forced command it also serves the client\'s `ssh-r-sync snapshots` and `ssh-r-sync restore` (the key\'s\n' +
         "own host's complete snapshots, read-only) and refuses any other requested command (docs/protocol.md §4).",
     );
@@ -153,7 +156,14 @@ export async function recv(argv: string[]): Promise<number> {
   lockWait ??= loaded.config.lockWait;
   const mode = options.mode ?? loaded.config.mode;
   const modeFrom = options.mode ? '--mode' : `mode in ${loaded.filepath}`;
-  checkReceiverSetup({ root, mode: mode ?? 'plain', modeFrom, rsyncProgram: options.rsync ?? loaded.config.rsync ?? 'rsync' });
+  const syslog = loaded.config.syslog ?? true;
+  try {
+    checkReceiverSetup({ root, mode: mode ?? 'plain', modeFrom, rsyncProgram: options.rsync ?? loaded.config.rsync ?? 'rsync' });
+  } catch (error) {
+    // Refused before any run, but the journal should still say why (an unmounted BACKUP_ROOT).
+    await sendToSyslog(refusalSummary(options.name, oneLine(error), loaded.filepath), true, syslog, { logger });
+    throw error;
+  }
   logger.debug(`config: ${loaded.filepath ?? 'none found, the defaults apply'}`);
   const handshakeTimeoutMs = Math.round((options.handshakeTimeout ?? loaded.config.handshakeTimeout ?? 20) * 1000);
   const inner: Transport = options.local
@@ -183,7 +193,9 @@ export async function recv(argv: string[]): Promise<number> {
         onPeerGone: (why) => pipeline.stop(why),
       });
   // Every run that reached its host's directory is logged on the server (ROOT/.ssh-r-sync/log/NAME.log).
-  const transport = withRunLog(inner, { config: loaded.filepath, logger });
+  // And each run's summary line goes to the system log (config `syslog`, default on): in reverse
+  // mode the receiver's stderr reaches only the client, never sshd's journal.
+  const transport = withRunLog(inner, { config: loaded.filepath, logger, syslog });
   const stopSignals = onSignals(
     (signal) => pipeline.stop(`stopped by ${signal}`),
     (signal) => pipeline.kill(`killed by ${signal}`),

@@ -1,6 +1,6 @@
 // Checks a timer's OnCalendar= before it is printed or installed: a typo there makes systemd
 // refuse the timer at `enable` (or never fire it), long after the admin has moved on.
-import { UsageError } from '@ssh-r-sync/core';
+import { UsageError } from '@ssh-r-sync/core/internal';
 import { runBounded } from './bounded-run.js';
 
 const SHORTHANDS = new Set(['minutely', 'hourly', 'daily', 'weekly', 'monthly', 'yearly', 'annually', 'quarterly', 'semiannually']);

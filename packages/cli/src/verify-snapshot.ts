@@ -2,7 +2,7 @@
 // side in the manifest's order (bounded memory for any size), every difference is reported as it
 // is found, and with --data/--sample regular files are reread and their SHA-256 compared.
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { escapeText, type StoredSnapshot } from '@ssh-r-sync/core';
+import { escapeText, type StoredSnapshot } from '@ssh-r-sync/core/internal';
 import { compareManifestPaths, type Entry, type StreamedEntry } from '@ssh-r-sync/plugin-manifest';
 import type { ManifestModule } from './manifest-module.js';
 import { fileSha256, NotRegularFile } from './verify-hash.js';

@@ -2,7 +2,7 @@
 // manifest's own escaping (`\n`, `\t`, `\\`, `\xHH` for bytes that are not UTF-8: the same text
 // as in manifest.tsv, so a line can be found there) and then core's escapeText for the Unicode
 // format and separator characters that UTF-8 may carry (bidi overrides, U+2028, C1 controls).
-import { escapeText } from '@ssh-r-sync/core';
+import { escapeText } from '@ssh-r-sync/core/internal';
 
 /** Shows a path's bytes (a latin1 string) as one safe line fragment. */
 export type ShowPath = (bytes: string) => string;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clientName, parseDestination } from '../src/index.js';
+import { clientName, parseDestination } from '../src/internal.js';
 
 test('destinations: user@host, host:port, [v6]:port, and -p', () => {
   assert.deepEqual(parseDestination('backup@server.example'), { target: 'backup@server.example', port: null });

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { flushFilesystem, storageError, writeAtomic } from '../src/durable.js';
+import { flushFilesystem, storageError, writeAtomic } from '../src/storage/durable.js';
 
 let mount: string;
 let mounted = false;

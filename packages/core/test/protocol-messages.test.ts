@@ -1,8 +1,8 @@
 // Message schemas and the line codec: what is accepted, what is refused and how it is said.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeMessage, encodeMessage, type MessageInput } from '../src/protocol/index.js';
-import { formatDuration, quote } from '../src/protocol/text.js';
+import { decodeMessage, encodeMessage, type MessageInput } from '../src/session/protocol/index.js';
+import { formatDuration, quote } from '../src/session/protocol/text.js';
 
 const KEY = 'a1'.repeat(32);
 const session = {
@@ -81,7 +81,7 @@ test('wrong types, bad keys, out-of-range and negative numbers are refused', () 
   refused({ ...result, files: -1 }, /^invalid result message from client: files: /);
   refused({ ...result, bytes: 1.5 }, /bytes: /);
   refused({ ...result, durationMs: '5' }, /durationMs: /);
-  refused({ ...result, exitCode: 2 }, /exitCode: /);
+  refused({ ...result, exitCode: 3 }, /exitCode: /);
   refused({ ...result, message: 'm'.repeat(4097) }, /message: /);
   refused({ v: 1, type: 'hello', protocol: 'ssh-r-sync', versions: [] }, /versions: /);
   refused({ v: 1, type: 'hello', protocol: 'ssh-r-sync', versions: Array(17).fill(1) }, /versions: /);

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { openChannel, type MessageChannel } from '../src/protocol/index.js';
+import { openChannel, type MessageChannel } from '../src/session/protocol/index.js';
 
 const KEY = 'f0'.repeat(32);
 const T = { timeoutMs: 2000 };
@@ -278,7 +278,7 @@ test('a concurrent receive is refused', async () => {
 });
 
 test('a child on stdin/stdout exits by itself after close()', async () => {
-  const index = pathToFileURL(fileURLToPath(new URL('../src/protocol/index.ts', import.meta.url))).href;
+  const index = pathToFileURL(fileURLToPath(new URL('../src/session/protocol/index.ts', import.meta.url))).href;
   const script = `
     const { openChannel } = await import(${JSON.stringify(index)});
     const channel = openChannel(process.stdin, process.stdout, { peer: 'client' });

@@ -4,7 +4,7 @@
 // one-line error names the cause in words. The quota and the overlong line follow their format.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeRsyncFailure, type RsyncFailure } from '../src/rsync-errors.js';
+import { describeRsyncFailure, type RsyncFailure } from '../src/rsync/rsync-errors.js';
 
 const ROOT = '/srv/backups';
 

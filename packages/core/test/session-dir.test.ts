@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSessionDir } from '../src/session-dir.js';
+import { createSessionDir } from '../src/session/session-dir.js';
 
 // A pid that is certainly not running any more: a process that has exited and been reaped.
 function deadPid(): number {

@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
-import { proveTunnel } from '../src/tunnel/index.js';
-import { proveReceiver, type ProofOutcome } from '../src/tunnel/client-proof.js';
-import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, commandByte, receiverMac } from '../src/tunnel/proof.js';
-import { LineSplitter } from '../src/line-splitter.js';
+import { proveTunnel } from '../src/session/tunnel/index.js';
+import { proveReceiver, type ProofOutcome } from '../src/session/tunnel/client-proof.js';
+import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, commandByte, receiverMac } from '../src/session/tunnel/proof.js';
+import { LineSplitter } from '../src/exec/line-splitter.js';
 
 const KEY = randomBytes(32);
 

@@ -13,11 +13,11 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkTunnel, connectTunnel, openTunnel, relayArgv, startTunnelListener, tunnelRsyncArgs, type OpenTunnelOptions, type TunnelEvent } from '../src/tunnel/index.js';
-import { spawnRsync } from '../src/rsync.js';
-import { proveReceiver } from '../src/tunnel/client-proof.js';
-import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, receiverMac } from '../src/tunnel/proof.js';
-import { loopbackPeerUids } from '../src/tunnel/tcp-table.js';
+import { checkTunnel, connectTunnel, openTunnel, relayArgv, startTunnelListener, tunnelRsyncArgs, type OpenTunnelOptions, type TunnelEvent } from '../src/session/tunnel/index.js';
+import { spawnRsync } from '../src/rsync/rsync.js';
+import { proveReceiver } from '../src/session/tunnel/client-proof.js';
+import { MAC_BYTES, NONCE_BYTES, OPENER_BYTES, clientMac, receiverMac } from '../src/session/tunnel/proof.js';
+import { loopbackPeerUids } from '../src/session/tunnel/tcp-table.js';
 
 const TIMEOUT_MS = 15_000;
 const children = new Set<ChildProcess>();
@@ -166,7 +166,7 @@ function childrenOf(pid: number): string[] {
 // A process of its own that owns a listener, as the client does: plain node on the compiled
 // listener (tsx would add an esbuild child). scripts/test.mjs builds before running the tests.
 async function startOwner(fx: Fixture): Promise<{ owner: ChildProcess; port: number }> {
-  const compiled = fileURLToPath(new URL('../dist/tunnel/listener.js', import.meta.url));
+  const compiled = fileURLToPath(new URL('../dist/session/tunnel/listener.js', import.meta.url));
   assert.ok(existsSync(compiled), `${compiled} is missing: build first (node scripts/test.mjs builds)`);
   const script = join(fx.dir, 'owner.mjs');
   writeFileSync(

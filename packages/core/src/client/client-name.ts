@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { UsageError } from '../errors.js';
-import { validateName } from '../host-dir.js';
+import { validateName } from '../storage/host-dir.js';
 
 export interface NameOptions {
   name?: string | undefined;

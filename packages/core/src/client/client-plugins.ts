@@ -1,10 +1,10 @@
 // The client's plugins and scripts from its config and its command line, in the receiver's
 // order: the config's scripts, the config's plugins, then --plugin (the --hook scripts are
 // applied last by the stages).
-import { loadClientConfig } from '../config.js';
-import { parseHookSpec, scriptsPlugin, type HookSpec } from '../exec-plugin.js';
-import { loadPlugin } from '../load-plugins.js';
-import type { Plugin } from '../plugin.js';
+import { loadClientConfig } from '../plugins/config.js';
+import { parseHookSpec, scriptsPlugin, type HookSpec } from '../exec/exec-plugin.js';
+import { loadPlugin } from '../plugins/load-plugins.js';
+import type { Plugin } from '../plugins/plugin.js';
 
 export interface ClientPlugins {
   plugins: Plugin[];

@@ -3,12 +3,12 @@
 // receiver accepted us), rsync.pre (before the daemon serves), rsync.post (the result arrived),
 // done. The points are driven by the receiver's driver (stage-driver.ts): the same guard,
 // timeouts, records, plugins and scripts.
-import type { Mode, Outcome, RsyncResult, RunContext, Skip } from '../context.js';
+import type { Mode, Outcome, RsyncResult, RunContext, Skip } from '../pipeline/context.js';
 import { SshRSyncError } from '../errors.js';
-import { parseHookSpec, scriptsPlugin } from '../exec-plugin.js';
+import { parseHookSpec, scriptsPlugin } from '../exec/exec-plugin.js';
 import type { Logger } from '../logger.js';
-import type { Plugin } from '../plugin.js';
-import { StageDriver } from '../stage-driver.js';
+import type { Plugin } from '../plugins/plugin.js';
+import { StageDriver } from '../pipeline/stage-driver.js';
 
 export interface ClientStagesOptions {
   /** `--hook POINT:PATH` values as given. */

@@ -3,7 +3,7 @@
 // words about a failure they cannot explain.
 import { accessSync, constants } from 'node:fs';
 import { UsageError } from '../errors.js';
-import { findProgram } from '../find-program.js';
+import { findProgram } from '../exec/find-program.js';
 
 // Throws a UsageError naming the fix when the key file cannot be read or rsync cannot be run.
 export function checkClientSetup(options: { identityFile?: string | undefined; rsyncProgram?: string | undefined }): void {

@@ -2,15 +2,16 @@
 // answer is the server's text: bounded in size and time, checked field by field before use.
 import { spawn } from 'node:child_process';
 import { SshRSyncError } from '../errors.js';
-import { validateName } from '../host-dir.js';
+import { validateName } from '../storage/host-dir.js';
 import type { Logger } from '../logger.js';
-import { dieWithUs, killGroup } from '../process-group.js';
-import { escapeText } from '../protocol/text.js';
+import { dieWithUs, killGroup } from '../exec/process-group.js';
+import { escapeText } from '../session/protocol/text.js';
 import { SNAPSHOTS_REQUEST } from '../serve/request.js';
 import { verifyState, type ListedSnapshot, type SnapshotListing } from '../serve/snapshot-list.js';
-import { SNAPSHOT_ID } from '../snapshots.js';
+import { SNAPSHOT_ID } from '../storage/snapshots.js';
 import { parseDestination } from './destination.js';
 import { remoteSshOptions } from './remote-ssh.js';
+import { connectionAdvice } from './ssh-advice.js';
 
 /** A listing of thousands of snapshots is a few MiB. */
 const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
@@ -69,8 +70,11 @@ export async function remoteSnapshots(options: SnapshotsOptions): Promise<Snapsh
     const refusal = /^ssh-r-sync-recv: error: (.*)$/m.exec(err);
     if (refusal) throw new SshRSyncError('EPEER', `the backup server refused: ${escapeText(refusal[1]!.slice(0, 300))}`);
     if (ended.code !== 0) {
-      const last = err.split('\n').map((line) => line.trim()).filter(Boolean).pop();
-      throw new SshRSyncError('EPEER', `ssh to the backup server failed (exit ${ended.code})${last ? `: ${escapeText(last.slice(0, 300))}` : ''}`);
+      const lines = err.split('\n').map((line) => escapeText(line.trim().slice(0, 300))).filter(Boolean).slice(-20);
+      // The set-up mistakes a backup run names (refused key, host key, forced command) are named here too.
+      const advice = connectionAdvice({ code: ended.code, lines, identityFile: options.identityFile, target: destination.target, port: destination.port });
+      const last = lines.at(-1);
+      throw new SshRSyncError('EPEER', `ssh to the backup server failed (exit ${ended.code})${advice ? `: ${advice}` : last ? `: ${last}` : ''}`);
     }
     return parseListing(Buffer.concat(out).toString('utf8'));
   } finally {

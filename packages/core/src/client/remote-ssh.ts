@@ -18,7 +18,9 @@ export interface RemoteSshOptions {
 export function remoteSshOptions(options: RemoteSshOptions): string[] {
   const args = ['-T', '-x', '-a'];
   for (const option of options.extraOptions) args.push('-o', option);
-  if (options.defaults) for (const option of [...DEFAULT_SSH_OPTIONS, 'ClearAllForwardings=yes', 'LogLevel=ERROR']) args.push('-o', option);
+  // LogLevel=INFO, as the backup's ssh: at ERROR ssh says only "Host key verification failed."
+  // and not whether the key is unknown or changed, which the advice (ssh-advice.ts) tells apart.
+  if (options.defaults) for (const option of [...DEFAULT_SSH_OPTIONS, 'ClearAllForwardings=yes', 'LogLevel=INFO']) args.push('-o', option);
   if (options.identityFile) {
     checkKeyFile(options.identityFile);
     args.push('-i', options.identityFile);

@@ -6,16 +6,17 @@ import { readdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { SshRSyncError, UsageError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { dieWithUs, killGroup } from '../process-group.js';
-import { escapeText } from '../protocol/text.js';
-import { parseStats } from '../rsync.js';
+import { dieWithUs, killGroup } from '../exec/process-group.js';
+import { escapeText } from '../session/protocol/text.js';
+import { parseStats } from '../rsync/rsync.js';
 import { checkSnapshotToken, encodeSpec } from '../serve/spec.js';
 import { normalizeRestorePath } from '../restore/restore-paths.js';
 import { MAX_SPECS } from '../serve/request.js';
-import { parentDeathPrefix } from '../tunnel/daemon.js';
+import { parentDeathPrefix } from '../session/tunnel/daemon.js';
 import { parseDestination } from './destination.js';
 import { remoteSshOptions, rshCommand, rsyncHost } from './remote-ssh.js';
-import { BoundedText } from '../bounded-text.js';
+import { connectionAdvice, type SshConnectionFailure } from './ssh-advice.js';
+import { BoundedText } from '../exec/bounded-text.js';
 
 /** Everything rsync can keep; -R with the `/./` specs puts each path at its place under DEST. */
 export const RESTORE_RSYNC_ARGS = ['-aHAXS', '--numeric-ids', '-R'];
@@ -83,7 +84,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
   ];
   const run = await runLocalRsync(options, args);
   const said = /^ssh-r-sync-recv: serving (?:snapshot (\S+)|the mirror) of (\S+) read-only/m.exec(run.output);
-  if (run.code !== 0) throw new SshRSyncError('ERSYNC', describeRestoreFailure(run, dest));
+  if (run.code !== 0) throw new SshRSyncError('ERSYNC', describeRestoreFailure(run, dest, { identityFile: options.identityFile, target: destination.target, port: destination.port }));
   return {
     snapshot: said ? (said[1] ?? '') : null,
     host: said ? said[2]! : null,
@@ -162,9 +163,12 @@ const SSH_ERROR = /^(?:ssh: .*|.*Permission denied.*|Host key verification faile
 const DIAGNOSTIC = /^(?:rsync(?: error| warning)?: |file has vanished: |\[\w+\] io timeout )/;
 const ECHO = /Broken pipe \(32\)|Connection reset by peer \(104\)|connection unexpectedly closed|error in rsync protocol data stream|received SIGUSR1/;
 
+/** Where rsync's ssh went, for the advice on a failed connection. */
+export type RestoreSshTarget = Pick<SshConnectionFailure, 'identityFile' | 'target' | 'port'>;
+
 // One line saying why the restore failed: the server's refusal in its own words when it refused,
-// else what rsync or ssh said, with what to do.
-export function describeRestoreFailure(run: LocalRun, dest: string): string {
+// else what rsync or ssh said, with what to do (for ssh's set-up mistakes, what a backup run says).
+export function describeRestoreFailure(run: LocalRun, dest: string, ssh?: RestoreSshTarget): string {
   const clip = (line: string) => escapeText(line.length > 300 ? `${line.slice(0, 300)}…` : line);
   if (run.spawnError) return `cannot run rsync: ${run.spawnError === 'ENOENT' ? 'not found (is rsync installed?)' : run.spawnError}`;
   if (run.signal) return `rsync was killed by ${run.signal}`;
@@ -179,6 +183,14 @@ export function describeRestoreFailure(run: LocalRun, dest: string): string {
   }
   const timeout = lines.find((line) => /io timeout after (\d+) seconds/.test(line));
   if (timeout || run.code === 30) return `no data moved for too long (--io-timeout): the server or the connection stalled (rsync exit ${run.code})`;
+  // rsync's ssh failed (255), its remote command was not found (127: ssh's own code, passed on), or
+  // it ended before rsync's protocol began (12; which of 12 and 127 rsync says is a race): ssh's
+  // lines are the ones that are not rsync's.
+  if (ssh && (run.code === 255 || run.code === 127 || run.code === 12)) {
+    const sshLines = lines.filter((line) => !DIAGNOSTIC.test(line)).slice(-20).map(clip);
+    const advice = connectionAdvice({ code: run.code === 127 ? 127 : null, lines: sshLines, ...ssh });
+    if (advice) return `ssh to the backup server failed: ${advice}`;
+  }
   if (run.code === 255 || (run.code === 12 && SSH_ERROR.test(run.output) && !causes.length)) {
     const said = SSH_ERROR.exec(run.output);
     return `cannot reach the backup server over ssh${said ? `: ${clip(said[0])}` : ''} (check the host, -p, -k and -o)`;

@@ -3,7 +3,7 @@
 // session directory, so a path with a newline or %VAR% cannot change the config.
 import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { SshRSyncError } from '../errors.js';
-import type { SessionDir } from '../session-dir.js';
+import type { SessionDir } from '../session/session-dir.js';
 
 export interface DaemonConfigOptions {
   dir: SessionDir;

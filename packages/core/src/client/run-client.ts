@@ -4,12 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
 import { SshRSyncError, UsageError, isSshRSyncError, oneLine } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { killGroup } from '../process-group.js';
-import { PROTOCOL_NAME, PROTOCOL_VERSION, escapeText, openChannel, receiveHello, type Message } from '../protocol/index.js';
-import { RSYNC_MODULE, RSYNC_USER, rsyncSecret } from '../reverse/receiver-transport.js';
-import { createSessionDir } from '../session-dir.js';
-import { startTunnelListener, type TunnelListener } from '../tunnel/index.js';
-import { parentDeathPrefix } from '../tunnel/daemon.js';
+import { killGroup } from '../exec/process-group.js';
+import { PROTOCOL_NAME, PROTOCOL_VERSION, SESSION_VERSIONS, escapeText, openChannel, receiveHello, type Message } from '../session/protocol/index.js';
+import { RSYNC_MODULE, RSYNC_USER, rsyncSecret } from '../transport/reverse/receiver-transport.js';
+import { createSessionDir } from '../session/session-dir.js';
+import { startTunnelListener, type TunnelListener } from '../session/tunnel/index.js';
+import { parentDeathPrefix } from '../session/tunnel/daemon.js';
 import { clientName, type NameOptions } from './client-name.js';
 import { parseDestination } from './destination.js';
 import { writeDaemonConfig } from './rsyncd-conf.js';
@@ -40,7 +40,7 @@ export interface ClientOptions extends NameOptions {
   /** Client-side scripts, `POINT:PATH`, and their time limit (0 = none). */
   hooks?: readonly string[];
   /** Client-side plugins (loadClientPlugins), applied before the scripts of `hooks`. */
-  plugins?: readonly import('../plugin.js').Plugin[];
+  plugins?: readonly import('../plugins/plugin.js').Plugin[];
   hookTimeoutMs?: number;
   debug: boolean;
   logger: Logger;
@@ -187,8 +187,10 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
       const [sshNow, listenerNow] = [ssh, listener];
       let saidStart = false;
       const converse = async (hello: Message<'hello'>): Promise<Message<'result'>> => {
-        if (!hello.versions.includes(PROTOCOL_VERSION)) {
-          throw new SshRSyncError('EPROTOCOL', `receiver speaks protocol versions ${hello.versions.join(', ')}; this client speaks ${PROTOCOL_VERSION}`);
+        // The newest conversation version both speak.
+        const version = Math.max(0, ...hello.versions.filter((offered) => SESSION_VERSIONS.includes(offered)));
+        if (!version) {
+          throw new SshRSyncError('EPROTOCOL', `receiver speaks protocol versions ${hello.versions.join(', ')}; this client speaks ${SESSION_VERSIONS.join(', ')}`);
         }
         const tunnelPort = await within(sshNow.remotePort, step, 'the forwarded port from ssh');
         log.debug(`forwarded 127.0.0.1:${tunnelPort} on the server to 127.0.0.1:${listenerNow.port}`);
@@ -197,7 +199,7 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
             v: PROTOCOL_VERSION,
             type: 'session',
             protocol: PROTOCOL_NAME,
-            version: PROTOCOL_VERSION,
+            version,
             name,
             tunnelPort,
             key: key.toString('hex'),
@@ -281,7 +283,9 @@ function judge(
   if (bye?.status === 'failure' && result.status !== 'failure') {
     return failed(committed ? `${what} is committed, but after it: ${bye.message ?? 'a done hook failed'}` : (bye.message ?? 'a done hook failed'));
   }
-  return { ...facts, status: result.status, exitCode: EXIT_CODES[result.status], message: result.message };
+  // A failure the receiver found to be a configuration error (its config refusing what we asked) is exit 2.
+  const exitCode = result.status === 'failure' && result.exitCode === 2 ? 2 : EXIT_CODES[result.status];
+  return { ...facts, status: result.status, exitCode, message: result.message };
 }
 
 // Counts events; atLeastOne waits (bounded) for the first.

@@ -3,9 +3,9 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { LineSplitter } from '../line-splitter.js';
+import { LineSplitter } from '../exec/line-splitter.js';
 import type { Logger } from '../logger.js';
-import { escapeText } from '../protocol/text.js';
+import { escapeText } from '../session/protocol/text.js';
 import type { Destination } from './destination.js';
 
 /** The original's defaults: never prompt, fail on a refused forward, notice a dead link, no multiplexing. */

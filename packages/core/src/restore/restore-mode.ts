@@ -2,9 +2,9 @@
 // for an older one without the record, the owner of the metadata directory (written by the
 // receiver itself, never by the client) tells which receiver ran, and so the mode it used by default.
 import { lstat } from 'node:fs/promises';
-import type { Mode } from '../context.js';
+import type { Mode } from '../pipeline/context.js';
 import { SshRSyncError } from '../errors.js';
-import type { StoredSnapshot } from '../stored-snapshots.js';
+import type { StoredSnapshot } from '../storage/stored-snapshots.js';
 
 /** The mode a restore reads a snapshot with, and where that came from. */
 export interface RestoreMode {

@@ -6,13 +6,13 @@
 // copy ("File-list index … not in …", rsync 3.5.0), and the list is what keeps DEST's own
 // attributes untouched (the snapshot's top is the receiver's private directory, never sent).
 import { spawn } from 'node:child_process';
-import type { Mode } from '../context.js';
-import { LineSplitter } from '../line-splitter.js';
-import { dieWithUs, killGroup } from '../process-group.js';
-import { parseStats } from '../rsync.js';
-import { describeRsyncFailure } from '../rsync-errors.js';
-import { parentDeathPrefix } from '../tunnel/daemon.js';
-import { BoundedText } from '../bounded-text.js';
+import type { Mode } from '../pipeline/context.js';
+import { LineSplitter } from '../exec/line-splitter.js';
+import { dieWithUs, killGroup } from '../exec/process-group.js';
+import { parseStats } from '../rsync/rsync.js';
+import { describeRsyncFailure } from '../rsync/rsync-errors.js';
+import { parentDeathPrefix } from '../session/tunnel/daemon.js';
+import { BoundedText } from '../exec/bounded-text.js';
 
 /** What is kept per storage mode; the receiving side adds --super (see restoreRsyncArgs). */
 const MODE_ARGS: Record<Mode, string[]> = {

@@ -2,14 +2,14 @@
 // rsync, to a local DEST or over ssh to `--to [user@]host[:port]:DIR`. Everything is checked
 // before anything is written: the paths, the snapshot, the target.
 import { lstat, mkdir, readdir } from 'node:fs/promises';
-import type { Mode } from '../context.js';
+import type { Mode } from '../pipeline/context.js';
 import { parseDestination } from '../client/destination.js';
 import { SshRSyncError } from '../errors.js';
-import { lockHost } from '../host-lock.js';
+import { lockHost } from '../storage/host-lock.js';
 import type { Logger } from '../logger.js';
-import { pullSshArgv, rshWord } from '../pull/pull-transport.js';
-import { readDoneMark } from '../snapshots.js';
-import { openStoredSnapshot, type StoredSnapshot } from '../stored-snapshots.js';
+import { pullSshArgv, rshWord } from '../transport/pull/pull-transport.js';
+import { readDoneMark } from '../storage/snapshots.js';
+import { openStoredSnapshot, type StoredSnapshot } from '../storage/stored-snapshots.js';
 import { remoteState } from './remote-listing.js';
 import { restoreModeOf } from './restore-mode.js';
 import { checkRestorePaths, normalizeRestorePath } from './restore-paths.js';

@@ -3,8 +3,8 @@
 // (done marks, verify.json), read bounded and without following symlinks.
 import { lstat, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import { storedSnapshots, type StoredSnapshot } from '../stored-snapshots.js';
-import { readVerifyRecord } from '../verify-record.js';
+import { storedSnapshots, type StoredSnapshot } from '../storage/stored-snapshots.js';
+import { readVerifyRecord } from '../storage/verify-record.js';
 
 /** The last `ssh-r-sync-admin verify` of a snapshot, as it recorded it. */
 export interface VerifyState {

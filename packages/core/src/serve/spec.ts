@@ -3,7 +3,7 @@
 // the server reads exactly the bytes the client meant; the trailing `/./` tells the client's
 // rsync (-R) that every name the server sends is below what it asked for.
 import { UsageError } from '../errors.js';
-import { SNAPSHOT_ID } from '../snapshots.js';
+import { SNAPSHOT_ID } from '../storage/snapshots.js';
 import { normalizeRestorePath } from '../restore/restore-paths.js';
 
 export const SPEC_PREFIX = 'ssh-r-sync';

@@ -1,7 +1,7 @@
 // The store and snapshot of the run in progress, shared with plugins through ctx.data: the
 // pipeline sets them once the store has prepared the snapshot (after every rsync.pre tap).
-import type { RunContext } from '../context.js';
-import { mirrorPaths, type SnapshotPaths } from '../snapshots.js';
+import type { RunContext } from '../pipeline/context.js';
+import { mirrorPaths, type SnapshotPaths } from './snapshots.js';
 import type { PreparedSnapshot, SnapshotStore } from './store.js';
 
 const CURRENT = 'ssh-r-sync:snapshot';

@@ -3,9 +3,9 @@
 // command's restore): a mirror is core's own; any other kind is loaded from the module its record
 // names (plugin-link-dest for records older than that field).
 import { SshRSyncError, oneLine } from '../errors.js';
-import { hostKind, readHostRecord, type HostKind } from '../host-record.js';
-import { loadPlugin } from '../load-plugins.js';
-import { installDir } from '../resolve-plugin.js';
+import { hostKind, readHostRecord, type HostKind } from './host-record.js';
+import { loadPlugin } from '../plugins/load-plugins.js';
+import { installDir } from '../plugins/resolve-plugin.js';
 import { mirrorStoreProvider } from './mirror-store.js';
 import { LINK_DEST_KIND, MIRROR_KIND, type HostLocation, type SnapshotStore, type StoreProvider } from './store.js';
 

@@ -5,8 +5,8 @@
 // manifest is kept aside as the previous backup's, to lend its hashes, until the run ends.
 import { copyFile, link, lstat, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDir } from '../durable.js';
-import { beginMirror, commitInPlace, mirrorPaths, readDoneMark, type DoneMark, type SnapshotInfo, type SnapshotPaths } from '../snapshots.js';
+import { fsyncDir } from './durable.js';
+import { beginMirror, commitInPlace, mirrorPaths, readDoneMark, type DoneMark, type SnapshotInfo, type SnapshotPaths } from './snapshots.js';
 import { MIRROR_KIND, type HostLocation, type PreparedSnapshot, type PrepareRequest, type SnapshotStore, type StoreProvider } from './store.js';
 
 /** The committed manifest kept aside while the mirror is rewritten (ROOT/.ssh-r-sync/mirror/NAME/). */

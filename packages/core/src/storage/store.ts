@@ -8,9 +8,9 @@
 // ROOT/NAME/ID.meta/ (in-progress, manifest.tsv, done.json), ROOT/NAME/latest. A store may keep
 // more in ROOT/NAME (a working subvolume) under a name that is never a snapshot id.
 import type { Logger } from '../logger.js';
-import type { Mode, RsyncCommand } from '../context.js';
-import type { DeleteOptions } from '../delete-tree.js';
-import type { DoneMark, SnapshotInfo, SnapshotPaths } from '../snapshots.js';
+import type { Mode, RsyncCommand } from '../pipeline/context.js';
+import type { DeleteOptions } from './delete-tree.js';
+import type { DoneMark, SnapshotInfo, SnapshotPaths } from './snapshots.js';
 
 /** Where a host's backups are: real paths. `dir` is ROOT/NAME. */
 export interface HostLocation {

@@ -1,0 +1,103 @@
+// Work that follows a committed backup but must never delay or fail it — rotation, removing
+// superseded interrupted snapshots: it runs after the session has ended (the client has its
+// answer and is gone), each task with its own time limit, and its errors go to the log and to
+// the host's record (ROOT/.ssh-r-sync/hosts/NAME.json, shown by `ssh-r-sync-admin status`).
+import pTimeout, { TimeoutError } from 'p-timeout';
+import type { RunContext } from './context.js';
+import { oneLine } from '../errors.js';
+import { readHostRecord, writeHostRecord, type AfterSessionRecord } from '../storage/host-record.js';
+import type { Logger } from '../logger.js';
+import { timerLimit } from './timer-limit.js';
+
+export interface AfterSessionTask {
+  /** Names the task in logs and in the host's record (a plugin's name). */
+  name: string;
+  /** Its own time limit; 0 = none. */
+  timeoutMs: number;
+  /** The work; `signal` aborts when the limit passes or the receiver is stopped. */
+  run(signal: AbortSignal): Promise<void>;
+}
+
+const TASKS = 'ssh-r-sync:after-session';
+/** Characters of a task's error kept in the host's record, which is read back bounded. */
+const MAX_RECORDED_ERROR = 4000;
+
+/** How long a stopped task may take to end before the receiver goes on without it. */
+const ABANDON_AFTER_MS = 2000;
+
+/** Why a task was given up: the receiver's stop, and that the task did not end after it. */
+class Abandoned extends Error {
+  constructor(reason: unknown) {
+    super(`${oneLine(reason)}; the task did not stop within ${ABANDON_AFTER_MS / 1000} s`);
+  }
+}
+
+// Queues work for after the session; only a committed run's tasks ever run.
+export function scheduleAfterSession(ctx: RunContext, task: AfterSessionTask): void {
+  const tasks = (ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? [];
+  tasks.push(task);
+  ctx.data.set(TASKS, tasks);
+}
+
+// Runs the queued tasks in order, each bounded; never throws. Records how they ended.
+export async function runAfterSession(ctx: RunContext, logger: Logger, signal: AbortSignal): Promise<AfterSessionRecord | null> {
+  const tasks = (ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? [];
+  if (tasks.length === 0) {
+    await forgetAfterSession(ctx, logger);
+    return null;
+  }
+  const record: AfterSessionRecord = { at: new Date().toISOString(), tasks: [] };
+  for (const task of tasks) {
+    const started = performance.now();
+    const controller = new AbortController();
+    const stop = () => controller.abort(signal.reason);
+    if (signal.aborted) stop();
+    else signal.addEventListener('abort', stop, { once: true });
+    const work = task.run(controller.signal);
+    // A task that ignores its signal is abandoned soon after the receiver is stopped (SIGTERM).
+    let abandon: NodeJS.Timeout | undefined;
+    let giveUp = () => {};
+    const abandoned = new Promise<never>((_, reject) => {
+      giveUp = () => (abandon ??= setTimeout(() => reject(new Abandoned(signal.reason)), ABANDON_AFTER_MS));
+    });
+    abandoned.catch(() => {});
+    if (signal.aborted) giveUp();
+    else signal.addEventListener('abort', giveUp, { once: true });
+    try {
+      const limit = timerLimit(task.timeoutMs);
+      await Promise.race([limit ? pTimeout(work, { milliseconds: limit }) : work, abandoned]);
+      record.tasks.push({ name: task.name, outcome: 'ok', error: null, durationMs: Math.round(performance.now() - started) });
+    } catch (error) {
+      const timedOut = error instanceof TimeoutError;
+      controller.abort(error);
+      if (timedOut) await Promise.race([work.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+      const message = timedOut ? `timed out after ${task.timeoutMs / 1000} s` : oneLine(error);
+      logger.error(`after the backup, ${task.name} failed: ${message} (the backup itself is complete)`);
+      const recorded = message.length > MAX_RECORDED_ERROR ? `${message.slice(0, MAX_RECORDED_ERROR)}…` : message;
+      record.tasks.push({ name: task.name, outcome: timedOut ? 'timed out' : 'failed', error: recorded, durationMs: Math.round(performance.now() - started) });
+    } finally {
+      clearTimeout(abandon);
+      signal.removeEventListener('abort', giveUp);
+      signal.removeEventListener('abort', stop);
+    }
+  }
+  try {
+    const host = await readHostRecord(ctx.root, ctx.name);
+    if (host) await writeHostRecord(ctx.root, ctx.name, { ...host, afterSession: record });
+  } catch (error) {
+    logger.warn(`could not record the after-session work of ${ctx.name}: ${oneLine(error)}`);
+  }
+  return record;
+}
+
+// A committed run without such work: an older run's after-session failure is no longer news.
+async function forgetAfterSession(ctx: RunContext, logger: Logger): Promise<void> {
+  try {
+    const host = await readHostRecord(ctx.root, ctx.name);
+    if (!host?.afterSession) return;
+    const { afterSession: _dropped, ...rest } = host;
+    await writeHostRecord(ctx.root, ctx.name, rest);
+  } catch (error) {
+    logger.warn(`could not update the host record of ${ctx.name}: ${oneLine(error)}`);
+  }
+}

@@ -1,0 +1,107 @@
+// The one driver of the hook points, for both roles: the receiver's pipeline and the client's
+// stages around its own work tap the same hooks, through the same guard (per-tap timeouts, the
+// tap's abort signal, the record of how each tap ended), with plugins and scripts applied the
+// same way and every `done` tap run even when one fails. What differs between the roles is only
+// what happens between the points.
+import type { Outcome, Role, RunContext } from './context.js';
+import { SshRSyncError, oneLine } from '../errors.js';
+import { createHooks, type PipelineHooks } from './hooks.js';
+import { assertPlugin, type Plugin } from '../plugins/plugin.js';
+import { registerStoreProvider } from '../storage/host-store.js';
+import type { StoreProvider } from '../storage/store.js';
+import { HookError, guardHooks, type TapRecord } from './tap-guard.js';
+
+export interface StageDriverOptions {
+  role: Role;
+  /** Per-tap limit in milliseconds (scripts and plugins alike); 0 = none. */
+  hookTimeoutMs?: number;
+}
+
+export class StageDriver {
+  readonly hooks: PipelineHooks = createHooks();
+  readonly plugins: Plugin[] = [];
+  /** Every tap that finished, in order (the done mark records them). */
+  readonly taps: TapRecord[] = [];
+  private readonly stopController = new AbortController();
+  private readonly killController = new AbortController();
+  private readonly doneErrors: HookError[] = [];
+  private storeEntry: { provider: StoreProvider; plugin: string } | undefined;
+
+  constructor(private readonly options: StageDriverOptions) {
+    guardHooks(this.hooks, {
+      timeoutMs: options.hookTimeoutMs ?? 0,
+      // The stop ends the stages; done taps still run (a lock taken at connect is released) until the kill.
+      signalFor: (point) => (point === 'done' ? this.killController.signal : this.stopController.signal),
+      record: (entry) => this.taps.push(entry),
+      // Every done tap runs: one that fails (a notification) must not skip the next (a lock release).
+      // One killed by the run's kill fails for that reason, not for the signal it got.
+      collect: { done: (error) => this.doneErrors.push(this.killController.signal.aborted ? killedTap(this.killController.signal.reason, error) : error) },
+    });
+  }
+
+  /** Aborted when the stages must stop. */
+  get signal(): AbortSignal {
+    return this.stopController.signal;
+  }
+
+  /** Aborted when done taps must stop too. */
+  get killSignal(): AbortSignal {
+    return this.killController.signal;
+  }
+
+  /** The snapshot store a plugin brought (receiver only); undefined: a plain mirror. */
+  get store(): { provider: StoreProvider; plugin: string } | undefined {
+    return this.storeEntry;
+  }
+
+  // Applies a plugin; a plugin that throws while tapping is a configuration error.
+  use(plugin: Plugin): this {
+    assertPlugin(plugin, 'plugin');
+    if (plugin.store) this.takeStore(plugin, plugin.store);
+    try {
+      plugin.apply(this.hooks);
+    } catch (error) {
+      throw new SshRSyncError('ECONFIG', `plugin "${plugin.name}" failed to apply: ${oneLine(error)}`, { cause: error });
+    }
+    this.plugins.push(plugin);
+    return this;
+  }
+
+  /** Stops the stages (running taps are aborted); `done` taps still run. */
+  stop(reason: unknown): void {
+    this.stopController.abort(reason instanceof Error ? reason : new SshRSyncError('EINTERNAL', String(reason)));
+  }
+
+  /** Stops everything, `done` taps included. */
+  kill(reason: unknown): void {
+    this.stop(reason);
+    this.killController.abort(reason instanceof Error ? reason : new SshRSyncError('EINTERNAL', String(reason)));
+  }
+
+  // Runs every done tap; returns their failures as one error (each named), or null.
+  async done(outcome: Outcome, ctx: RunContext): Promise<{ error: SshRSyncError; errors: HookError[] } | null> {
+    await this.hooks.done.promise(outcome, ctx);
+    if (this.doneErrors.length === 0) return null;
+    const errors = [...this.doneErrors];
+    const error = errors.length === 1 ? errors[0]! : new SshRSyncError('EHOOK', `${errors.length} done hooks failed: ${errors.map((e) => e.message).join('; ')}`, { cause: errors[0] });
+    return { error, errors };
+  }
+
+  private takeStore(plugin: Plugin, provider: StoreProvider): void {
+    if (this.options.role === 'client') {
+      throw new SshRSyncError('ECONFIG', `plugin "${plugin.name}" stores snapshots, which only the receiver keeps: load it in the server's config`);
+    }
+    // The same store twice (the config's, then --plugin's) is one store: the later options win.
+    const current = this.storeEntry;
+    if (current && (current.provider.kind !== provider.kind || current.provider.module !== provider.module)) {
+      throw new SshRSyncError('ECONFIG', `plugins "${current.plugin}" and "${plugin.name}" both store snapshots (${current.provider.kind}, ${provider.kind}): load only one of them`);
+    }
+    this.storeEntry = { provider, plugin: plugin.name };
+    registerStoreProvider(provider);
+  }
+}
+
+// A done tap's failure after the run was killed, with the kill's reason first.
+function killedTap(reason: unknown, error: HookError): HookError {
+  return new HookError(error.code === 'ECONFIG' ? 'ECONFIG' : 'EHOOK', error.point, error.tap, `${oneLine(reason)}; ${error.message}`, error);
+}
