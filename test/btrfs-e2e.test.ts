@@ -1,7 +1,7 @@
 // @ssh-r-sync/plugin-btrfs end to end: the real client through a throwaway sshd to the real
 // receiver, whose BACKUP_ROOT is a loop-mounted btrfs. Two backups give two read-only snapshots
 // that share extents; an interrupted run is continued; rotation deletes a subvolume; restore and
-// verify --data round trip with the manifest; status counts the snapshots; a host kept by
+// verify --data round trip with the manifest; status, versions and diff read them; a host kept by
 // plugin-link-dest is refused when switched to plugin-btrfs; a non-root receiver works with
 // user_subvol_rm_allowed and is told the one missing mount option without it.
 import { after, before, describe, test } from 'node:test';
@@ -95,7 +95,7 @@ describe('plugin-btrfs through sshd, ROOT on a loop-mounted btrfs', { concurrenc
     assert.ok(usage.exclusive <= 512 * 1024, `the second snapshot's big file has ${usage.exclusive} bytes of its own: in-place writing did not keep its blocks shared`);
   });
 
-  test('status counts the snapshots; restore and verify --data round trip', async (t) => {
+  test('status counts the snapshots; versions and diff read their manifests; restore and verify --data round trip', async (t) => {
     if (!needBtrfs(t)) return;
     const status = await admin(['status', server!.root, NAME, '--json']);
     assert.equal(status.code, 0, status.stderr);
@@ -105,6 +105,13 @@ describe('plugin-btrfs through sshd, ROOT on a loop-mounted btrfs', { concurrenc
     assert.equal(entry!.complete, 2);
     assert.equal(entry!.incomplete, 0);
     assert.equal(entry!.newestComplete.id, readlinkSync(join(host, 'latest')));
+    const [a, b] = snapshotIds(host);
+    const versions = await admin(['versions', server!.root, NAME, 'changed.txt', '--json']);
+    assert.equal(versions.code, 0, versions.stderr);
+    assert.deepEqual((JSON.parse(versions.stdout).versions as { first: string; last: string }[]).map((v) => [v.first, v.last]), [[a, a], [b, b]]);
+    const diff = await admin(['diff', server!.root, NAME, a!, b!, '--json']);
+    assert.equal(diff.code, 0, diff.stderr);
+    assert.deepEqual((JSON.parse(diff.stdout).changes as { change: string; path: string }[]).map((c) => [c.change, c.path]), [['M', 'big'], ['M', 'changed.txt']]);
     const verify = await admin(['verify', '--data', '--snapshot', 'all', server!.root, NAME]);
     assert.equal(verify.code, 0, `${verify.stdout}\n${verify.stderr}`);
     const dest = join(tmp.dir, 'restored');
@@ -163,7 +170,7 @@ describe('plugin-btrfs through sshd, ROOT on a loop-mounted btrfs', { concurrenc
     const kept = snapshotIds(join(server!.root, 'switch'));
     await server!.setRecvArgs(['--name', 'switch', '--plugin', BTRFS_DIST]);
     const refused = await server!.backup(src, ['-n', 'switch'], { timeoutMs: 60_000 });
-    assert.equal(refused.code, 1, refused.stderr);
+    assert.equal(refused.code, 2, refused.stderr);
     const dir = join(server!.root, 'switch');
     assert.match(refused.stderr, new RegExp(`^ssh-r-sync: error: ${dir} holds snapshots of switch, but this run stores btrfs snapshots; a host never changes store kind by itself: load @ssh-r-sync/plugin-link-dest as before, or move the old snapshots aside \\(mv ${dir} ${server!.root}/\\.switch\\.snapshots\\) and start afresh`));
     assert.deepEqual(snapshotIds(join(server!.root, 'switch')), kept);
