@@ -66,17 +66,7 @@ export function hostDir(root: string, name: string): string {
   return join(root, name);
 }
 
-// A rounded age for people: 45s, 12m, 5h 3m, 2d 4h, 40d.
-export function formatAge(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m`;
-  const h = Math.floor(m / 60);
-  if (h < 48) return m % 60 ? `${h}h ${m % 60}m` : `${h}h`;
-  const d = Math.floor(h / 24);
-  return d < 14 && h % 24 ? `${d}d ${h % 24}h` : `${d}d`;
-}
+export { formatAge } from '@ssh-r-sync/core/internal';
 
 // Lays out rows as left-aligned columns separated by two spaces.
 export function columns(rows: string[][]): string {

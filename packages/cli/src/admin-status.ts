@@ -2,48 +2,17 @@
 // snapshots are complete and incomplete, the last failure and the last verify. Exits 1 when a host has no
 // complete backup or (with --max-age) its newest one is too old, so that cron or a monitoring
 // system notices silence, not only errors.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Command } from 'commander';
-import { MIRROR_KIND, newestComplete as newestOf, oneLine, openHostStore, readHostRecord, readRunLog, readVerifyRecord, type VerifyRecord } from '@ssh-r-sync/core/internal';
-import { backupRoot, columns, duration, formatAge, hostDir, hostNames, isoTime, subCommand, type ExitCodeHolder } from './admin-shared.js';
-import { JSON_SCHEMA, plural } from './format.js';
+import { hostStatus, runsLogFailures, type HostStatus } from '@ssh-r-sync/core/internal';
+import { backupRoot, columns, duration, formatAge, hostNames, isoTime, subCommand, type ExitCodeHolder } from './admin-shared.js';
+import { JSON_SCHEMA } from './format.js';
+
+export type { HostStatus } from '@ssh-r-sync/core/internal';
 
 interface StatusOptions {
   json?: boolean;
   maxAge?: number;
   now?: Date;
-}
-
-/** One host, as `status --json` prints it. */
-export interface HostStatus {
-  name: string;
-  /** `snapshots` (plugin-link-dest), `mirror` (a plain copy in ROOT/NAME) or `none` (nothing complete found). */
-  kind: 'snapshots' | 'mirror' | 'none';
-  /** How the host's snapshots are stored: 'snapshots' (hard links, plugin-link-dest), 'btrfs', …;
-   *  'mirror' for a mirror; null when nothing was stored yet. */
-  store: string | null;
-  newestComplete: {
-    /** The snapshot id; null for a mirror. */
-    id: string | null;
-    /** When that backup started (what the age is measured from). */
-    startedAt: string;
-    completedAt: string | null;
-    ageSeconds: number;
-  } | null;
-  complete: number;
-  incomplete: number;
-  lastFailure: { at: string; source: 'snapshot' | 'runs.log' | 'record'; detail: string } | null;
-  /** Needs attention: no complete backup, or the newest is older than --max-age. */
-  stale: boolean;
-  /** Why it is stale, in words; null when fine. */
-  problem: string | null;
-  /** What needs a look but is not stale: snapshots dated in the future, failed work after the last backup. */
-  warnings: string[];
-  /** When a run last succeeded, from the receiver's run log and host record; null: never (or before either existed). */
-  lastSuccess: string | null;
-  /** The last `ssh-r-sync-admin verify` of the newest complete backup; null: never verified. */
-  lastVerify: { at: string; data: boolean; sample: number | null; ok: boolean; problems: number; checked: number } | null;
 }
 
 // The `status` sub-command.
@@ -89,7 +58,7 @@ async function status(rootArgument: string, names: string[], options: StatusOpti
   const failures = await runsLogFailures(root);
   // One host at a time: each reads its done marks, and all at once could run out of descriptors.
   const hosts: HostStatus[] = [];
-  for (const name of await hostNames(root, names)) hosts.push(await hostStatus(root, name, now, options.maxAge, failures.get(name)));
+  for (const name of await hostNames(root, names)) hosts.push(await hostStatus(root, name, { now, maxAgeMs: options.maxAge, logFailure: failures.get(name) }));
   const ok = hosts.length > 0 && hosts.every((host) => !host.stale);
   if (options.json) {
     const maxAgeSeconds = options.maxAge === undefined ? null : options.maxAge / 1000;
@@ -104,119 +73,6 @@ async function status(rootArgument: string, names: string[], options: StatusOpti
     for (const warning of host.warnings) process.stderr.write(`ssh-r-sync-admin: ${host.name}: warning: ${warning}\n`);
   }
   return ok ? 0 : 1;
-}
-
-async function hostStatus(root: string, name: string, now: Date, maxAgeMs: number | undefined, logFailure: string | undefined): Promise<HostStatus> {
-  // The receiver's record says what ROOT/NAME is: a mirror's files are the client's, whatever
-  // their names, and are never read as snapshots or done marks.
-  const dir = hostDir(root, name);
-  const opened = await openHostStore({ root, name, dir }).catch((error: unknown) => error as Error);
-  if (opened instanceof Error) return unreadable(name, oneLine(opened));
-  const recorded = opened.kind;
-  const isMirror = recorded === MIRROR_KIND || recorded === 'new';
-  const listed = await opened.store.list(now);
-  const snapshots = isMirror ? [] : listed;
-  const complete = snapshots.filter((s) => s.complete);
-  const newest = newestOf(snapshots);
-  const warnings: string[] = [];
-  const future = snapshots.filter((s) => s.future);
-  if (future.length) {
-    warnings.push(
-      `${plural(future.length, 'snapshot')} dated in the future (${future.map((s) => s.id).join(', ')}): the server's clock went back, or they were put there; they never count as the newest`,
-    );
-  }
-  let kind: HostStatus['kind'] = 'none';
-  let newestComplete: HostStatus['newestComplete'] = null;
-  let verified: VerifyRecord | null = null;
-  if (newest) {
-    kind = 'snapshots';
-    newestComplete = { id: newest.id, startedAt: newest.date.toISOString(), completedAt: newest.done?.completedAt ?? null, ageSeconds: 0 };
-    verified = await readVerifyRecord(newest.paths, newest.done);
-  } else if (isMirror) {
-    const mirror = listed.find((s) => s.complete && s.done);
-    if (mirror?.done) {
-      kind = 'mirror';
-      newestComplete = { id: null, startedAt: mirror.done.startedAt, completedAt: mirror.done.completedAt, ageSeconds: 0 };
-      verified = await readVerifyRecord(mirror.paths, mirror.done);
-    }
-  }
-  const lastVerify = verified && { at: verified.at, data: verified.data, sample: verified.sample, ok: verified.ok, problems: verified.problems, checked: verified.checked };
-  if (verified && !verified.ok) {
-    warnings.push(`the last verify of ${newest ? newest.id : 'the mirror'} (${verified.at}) found ${plural(verified.problems, 'problem')}: \`ssh-r-sync-admin verify ${root} ${name}\` lists them`);
-  }
-  const record = await readHostRecord(root, name);
-  for (const task of record?.afterSession?.tasks ?? []) {
-    if (task.outcome !== 'ok') warnings.push(`after the backup of ${record!.afterSession!.at}, ${task.name} ${task.outcome}: ${task.error ?? ''}`.trimEnd());
-  }
-  // Quick runs step ids a second or two ahead of the clock (never more than the future tolerance, or
-  // the snapshot would not be the newest): such an age is 0, not negative.
-  if (newestComplete) newestComplete.ageSeconds = Math.max(0, Math.round((now.getTime() - Date.parse(newestComplete.startedAt)) / 1000));
-
-  const candidates: NonNullable<HostStatus['lastFailure']>[] = [];
-  const unfinished = snapshots.filter((s) => !s.complete && !s.future && (!newest || s.id > newest.id)).at(-1);
-  if (unfinished) candidates.push({ at: unfinished.date.toISOString(), source: 'snapshot', detail: `incomplete snapshot ${unfinished.id} (failed, interrupted or still running)` });
-  if (logFailure) candidates.push({ at: logFailure, source: 'runs.log', detail: 'a run ended as failure (runs.log)' });
-  // The receiver's own words for its last run (disk full, a killed rsync, …), from the host's record.
-  const last = record?.lastRun;
-  if (last?.status === 'failure' && (!newestComplete || Date.parse(last.at) > Date.parse(newestComplete.completedAt ?? newestComplete.startedAt))) {
-    candidates.push({ at: last.at, source: 'record', detail: last.message ?? 'the last run failed' });
-  }
-  // The receiver's own words, when it has them, describe the last failure best: an incomplete
-  // snapshot of the same run may carry an id a second or two ahead of the clock.
-  const lastFailure = candidates.find((c) => c.source === 'record') ?? candidates.sort((a, b) => Date.parse(b.at) - Date.parse(a.at))[0] ?? null;
-
-  // The receiver's run log knows every run: with it, "nothing complete" is either "never
-  // succeeded" or "succeeded at T, and what came since failed" (a failed mirror run unmarks it).
-  const runs = readRunLog(root, name);
-  const logged = runs.findLast((run) => run.status === 'success')?.at;
-  const lastSuccess = [record?.lastSuccess, logged, last?.status === 'success' ? last.at : undefined]
-    .filter((at): at is string => typeof at === 'string' && Number.isFinite(Date.parse(at)))
-    .sort((a, b) => Date.parse(b) - Date.parse(a))[0] ?? null;
-  const since = lastSuccess ? `; the last success was at ${lastSuccess.replace(/\.\d{3}Z$/, 'Z')} (${formatAge(now.getTime() - Date.parse(lastSuccess))} ago)` : '';
-  let problem: string | null = null;
-  if (!newestComplete) {
-    const rewriting = kind === 'none' && recorded === MIRROR_KIND && listed.some((s) => !s.complete);
-    if (!since && (runs.length || last)) problem = 'no complete backup: it never succeeded';
-    else if (rewriting) problem = `no complete backup${since ? ' now' : ''} (the mirror is being rewritten, or its last run failed)${since}`;
-    else problem = `${snapshots.length ? `no complete backup among ${plural(snapshots.length, 'snapshot')}` : 'no complete backup'}${since}`;
-  }
-  else if (maxAgeMs !== undefined && newestComplete.ageSeconds * 1000 > maxAgeMs) {
-    problem = `the newest complete backup${newestComplete.id ? ` (${newestComplete.id})` : ''} is ${formatAge(newestComplete.ageSeconds * 1000)} old, more than --max-age ${formatAge(maxAgeMs)}`;
-  }
-  return {
-    name,
-    kind,
-    store: recorded === 'new' ? null : recorded,
-    newestComplete,
-    complete: kind === 'mirror' ? 1 : complete.length,
-    incomplete: snapshots.length - complete.length,
-    lastFailure,
-    stale: problem !== null,
-    problem,
-    warnings,
-    lastSuccess,
-    lastVerify,
-  };
-}
-
-// A host whose store cannot be opened (its plugin is missing): stale, with the reason.
-function unreadable(name: string, why: string): HostStatus {
-  return {
-    name, kind: 'none', store: null, newestComplete: null, complete: 0, incomplete: 0, lastFailure: null,
-    stale: true, problem: `its snapshots cannot be read: ${why}`, warnings: [], lastSuccess: null, lastVerify: null,
-  };
-}
-
-// The time of each host's last "failure" line in ROOT/.ssh-r-sync/runs.log (hooks/done-log:
-// `2026-11-22T02:45:12Z NAME STATUS`); empty when there is no such file.
-async function runsLogFailures(root: string): Promise<Map<string, string>> {
-  const failures = new Map<string, string>();
-  const text = await readFile(join(root, '.ssh-r-sync', 'runs.log'), 'utf8').catch(() => '');
-  for (const line of text.split('\n')) {
-    const [at, name, outcome] = line.trim().split(/\s+/);
-    if (at && name && outcome === 'failure' && !Number.isNaN(Date.parse(at))) failures.set(name, at);
-  }
-  return failures;
 }
 
 const LAST_FAILURE_SOURCE = { snapshot: 'incomplete snapshot', 'runs.log': 'runs.log', record: 'last run failed' } as const;

@@ -13,7 +13,7 @@ export { currentTap, HookError, type TapScope, type TapRecord } from './pipeline
 export { runScript, describeExit, type ScriptRun, type ScriptResult } from './exec/exec-hook.js';
 export { defaultRsyncArgs, runRsync, parseStats } from './rsync/rsync.js';
 export { killGroup } from './exec/process-group.js';
-export { parseDuration, DURATION_EXAMPLES } from './duration.js';
+export { parseDuration, formatAge, DURATION_EXAMPLES } from './duration.js';
 export { findProgram } from './exec/find-program.js';
 export * from './storage/snapshots.js';
 export * from './storage/store.js';
@@ -25,3 +25,4 @@ export { writeFully, fsyncDir, flushFilesystem } from './storage/durable.js';
 export { storedSnapshots, openStoredSnapshot, storedHostDir, type StoredSnapshot } from './storage/stored-snapshots.js';
 export { readVerifyRecord, writeVerifyRecord, verifyRecordPath, FIRST_PROBLEMS, type VerifyRecord } from './storage/verify-record.js';
 export { readHostRecord, hostRecordPath, describeKind, type HostRecord, type HostKind, type AfterSessionRecord, type LastRunRecord } from './storage/host-record.js';
+export { hostStatus, runsLogFailures, type HostStatus, type HostStatusOptions } from './report/host-status.js';
