@@ -40,6 +40,10 @@ export const configSchema = z.strictObject({
   lockWait: z.optional(z.number().check(z.nonnegative())),
   /** Receiver: one summary line per run to the system log; false: none; a path: that socket (logger --socket). Default true. */
   syslog: z.optional(z.union([z.boolean(), z.string().check(z.regex(/^\//, 'false, true or the absolute path of a syslog socket'))])),
+  /** `status --report` (the status timer): a host whose newest complete backup is older than this is stale (a duration: 36h, 2d). */
+  maxAge: z.optional(nonEmpty()),
+  /** Per-host settings: { "laptop": { "maxAge": "8d" } }. */
+  hosts: z.optional(z.record(z.string().check(z.regex(NAME_PATTERN, 'host names match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')), z.strictObject({ maxAge: z.optional(nonEmpty()) }))),
 });
 
 export type Config = z.infer<typeof configSchema>;
