@@ -13,7 +13,7 @@ export { currentTap, HookError, type TapScope, type TapRecord } from './pipeline
 export { runScript, describeExit, type ScriptRun, type ScriptResult } from './exec/exec-hook.js';
 export { defaultRsyncArgs, runRsync, parseStats } from './rsync/rsync.js';
 export { parseProgressLine, type RsyncProgress } from './rsync/progress.js';
-export { killGroup } from './exec/process-group.js';
+export { killGroup, dieWithUs } from './exec/process-group.js';
 export { parseDuration, formatAge, DURATION_EXAMPLES } from './duration.js';
 export { findProgram } from './exec/find-program.js';
 export * from './storage/snapshots.js';

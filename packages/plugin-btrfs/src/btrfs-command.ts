@@ -2,7 +2,7 @@
 // killed on abort and after a time bound, with its output bounded. A failure is one line naming
 // the command and btrfs's own reason, which callers turn into what to do.
 import { spawn } from 'node:child_process';
-import { SshRSyncError, findProgram, killGroup } from '@ssh-r-sync/core';
+import { SshRSyncError, dieWithUs, findProgram, killGroup } from '@ssh-r-sync/core';
 
 /** Snapshot, create and delete wait for a transaction commit: long only on a struggling disk. */
 export const BTRFS_TIMEOUT_MS = 10 * 60 * 1000;
@@ -42,6 +42,8 @@ export function runBtrfs(argv: readonly string[], options: BtrfsRunOptions = {})
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const child = spawn(file, [...argv], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, LC_ALL: 'C' } });
+    // Killed with the receiver, even a SIGKILLed one (core's watchdog).
+    const forget = dieWithUs(child.pid);
     const stdout = bounded();
     const stderr = bounded();
     child.stdout.on('data', stdout.add);
@@ -54,6 +56,7 @@ export function runBtrfs(argv: readonly string[], options: BtrfsRunOptions = {})
     }, timeoutMs);
     signal?.addEventListener('abort', stop, { once: true });
     const settle = () => {
+      forget();
       clearTimeout(timer);
       signal?.removeEventListener('abort', stop);
     };
