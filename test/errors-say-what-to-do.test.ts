@@ -265,7 +265,7 @@ describe('the client says what to do', { timeout: 180_000, concurrency: 1 }, () 
     for (const version of [1, 2]) {
       const receiver = spawnRecv(['--handshake-timeout', '5', root], { SSH_ORIGINAL_COMMAND: '' });
       const hello = JSON.parse((await receiver.waitFor(/^\{"v":1,"type":"hello".*\n/, 30_000, 'stdout'))[0]) as { versions: number[] };
-      assert.deepEqual(hello.versions, [1, 2], 'the receiver offers both');
+      assert.ok([1, 2].every((offered) => hello.versions.includes(offered)), `the receiver offers both: ${hello.versions}`);
       receiver.end(line(session({ version })));
       const exit = await receiver.exited;
       assert.equal(exit.code, 2, receiver.stderr());
