@@ -216,7 +216,8 @@ for (const topology of ['reverse', 'pull'] as const) {
       assert.ok(existsSync(join(hostDir, `${snapshots[0]}.meta`, 'manifest.tsv')), 'the manifest plugin ran, by name from /etc/ssh-r-sync/config.json');
       // The units the doc's `systemd --install` wrote.
       const units = readdirSync(join(base, 'units')).map((unit) => join(base, 'units', unit));
-      assert.deepEqual(units.map((unit) => unit.slice(unit.lastIndexOf('/') + 1)).sort(), [`ssh-r-sync-${NAMES[topology]}.service`, `ssh-r-sync-${NAMES[topology]}.timer`]);
+      assert.deepEqual(units.map((unit) => unit.slice(unit.lastIndexOf('/') + 1)).sort(), [`ssh-r-sync-${NAMES[topology]}.service`, `ssh-r-sync-${NAMES[topology]}.timer`, 'ssh-r-sync-status.service', 'ssh-r-sync-status.timer'].sort());
+      assert.match(await readFile(join(base, 'units', 'ssh-r-sync-status.service'), 'utf8'), /^ExecStart=\S+ status --report --max-age 36h \S+\/backup$/m);
       if (existsSync(ANALYZE)) {
         const verify = spawnSync(ANALYZE, ['verify', ...units], { encoding: 'utf8', timeout: 30_000 });
         assert.equal(verify.status, 0, `systemd-analyze verify:\n${verify.stdout}${verify.stderr}`);

@@ -143,8 +143,9 @@ async function report(loaded: Awaited<ReturnType<typeof loadConfig>>, statusRepo
   for (const entry of loaded.config.plugins ?? []) plugins.push(await loadPlugin(entry, loaded.baseDir));
   const reporting = plugins.filter((plugin) => typeof plugin.status === 'function');
   if (!reporting.length) {
+    // Not a failure: the unit's exit code still says whether a host is stale.
     logger.warn(`--report: ${loaded.filepath ?? 'no config file was found'}${loaded.filepath ? ' loads no plugin that takes a status report' : ''}: add @ssh-r-sync/plugin-prometheus or @ssh-r-sync/plugin-notify to its plugins`);
-    return false;
+    return true;
   }
   let ok = true;
   for (const plugin of reporting) {
