@@ -19,6 +19,7 @@ import {
   sendToSyslog,
   validateName,
   withRunLog,
+  type Config,
   type RunContext,
   type Transport,
 } from '@ssh-r-sync/core/internal';
@@ -150,10 +151,9 @@ export async function recv(argv: string[]): Promise<number> {
   if (!direct && options.json) throw new UsageError('--json is for --local and --pull runs: in reverse mode stdout is the channel to the client');
   // Before plugins load: in reverse mode fd 1 is the channel's alone, what plugins print goes to the log.
   const channelOutput = direct ? undefined : claimStdout(logger);
-  let lockWait = options.lockWait;
-  const lock = (ctx: RunContext) => lockHost({ root: ctx.root, name: ctx.name, waitSeconds: lockWait ?? 0, logger, signal: ctx.signal });
+  // --lock-wait wins over the config's lockWait.
+  const lock = (ctx: RunContext, config: Config) => lockHost({ root: ctx.root, name: ctx.name, waitSeconds: options.lockWait ?? config.lockWait ?? 0, logger, signal: ctx.signal });
   const { pipeline, loaded } = await assemblePipeline({ root, ...common(options), logger, lock });
-  lockWait ??= loaded.config.lockWait;
   const mode = options.mode ?? loaded.config.mode;
   const modeFrom = options.mode ? '--mode' : `mode in ${loaded.filepath}`;
   const syslog = loaded.config.syslog ?? true;

@@ -1,7 +1,7 @@
 // Builds a pipeline from the config file and the command line, in one fixed order:
 // the config's hooks, the config's plugins, then --plugin, then -x/--hook.
 import type { Mode, RunContext } from './context.js';
-import { loadConfig, type LoadedConfig } from '../plugins/config.js';
+import { loadConfig, type Config, type LoadedConfig } from '../plugins/config.js';
 import { UsageError } from '../errors.js';
 import { parseHookSpec, scriptsPlugin, type HookSpec } from '../exec/exec-plugin.js';
 import { loadPlugin } from '../plugins/load-plugins.js';
@@ -28,7 +28,8 @@ export interface AssembleOptions {
   maxRunTimeSeconds?: number | undefined;
   rsyncProgram?: string | undefined;
   logger: Logger;
-  lock?: (ctx: RunContext) => Promise<() => Promise<void>>;
+  /** Takes the host's lock once the host is known; gets the loaded config (its lockWait). */
+  lock?: (ctx: RunContext, config: Config) => Promise<() => Promise<void>>;
 }
 
 export interface Assembled {
@@ -57,7 +58,7 @@ export async function assemblePipeline(options: AssembleOptions): Promise<Assemb
     hookTimeoutMs: Math.round(hookTimeoutSeconds * 1000),
     maxRunTimeMs: Math.round((options.maxRunTimeSeconds ?? DEFAULT_MAX_RUN_TIME_SECONDS) * 1000),
     logger: options.logger,
-    ...(options.lock ? { lock: options.lock } : {}),
+    ...(options.lock ? { lock: (ctx: RunContext) => options.lock!(ctx, config) } : {}),
   });
   if (configHooks.length) pipeline.use({ ...scriptsPlugin(configHooks), name: `scripts from ${loaded.filepath}` });
   for (const entry of config.plugins ?? []) pipeline.use(await loadPlugin(entry, loaded.baseDir));
