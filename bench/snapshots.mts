@@ -10,23 +10,23 @@
 // show what hashing costs once. The tree is bench/transport.mts's (bench/lib/tree.mts: the same
 // generator and cache). A benchmark, not a test: exit 0 whatever the ratio, 1 when a run failed or a
 // tool did not do the expected work (e.g. a no-change run that transferred files or read hashes).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseStats } from '@ssh-r-sync/core';
 import { forcedCommand } from '../test/helpers/backup-server.js';
 import { repoRoot } from '../test/helpers/cli.js';
 import type { Sshd } from '../test/helpers/sshd.js';
 import { cpusText, firstLine, loadText as load, say, seconds as secs } from './lib/report.mjs';
 import { installSignalHandlers, lastLine, median, positiveInt, run as runCommand, type Command, type Run } from './lib/runner.mjs';
 import { bytesOption } from './lib/size.mjs';
-import { authorizeKeys, plainSshArgs, startBenchSshd } from './lib/sshd.mjs';
+import { authorizeKeys, startBenchSshd } from './lib/sshd.mjs';
 import { runThenTearDown } from './lib/teardown.mjs';
-import { clientCommand, clientOutcome, COMPRESS_LIST, plainRsyncCommand, receiverRsyncArgs, rsyncOutcome, timedEnv } from './lib/tools.mjs';
+import { clientCommand, clientOutcome, plainRsyncCommand, receiverRsyncArgs, rsyncOutcome, timedEnv } from './lib/tools.mjs';
 import { cachedTree, DEFAULT_CACHE } from './lib/tree.mjs';
 import { warmCache } from './lib/warm-cache.mjs';
+import { RSNAPSHOT, setUpRsnapshot } from './lib/rsnapshot.mjs';
 
 const USAGE = `usage: npm run bench:snapshots -- [--files N] [--bytes SIZE] [--runs N] [--seed N] [--cache DIR] [--work DIR] [--breakdown]
   --files N      files in the generated tree (default 50000; bench/transport.mts's generator and cache)
@@ -39,7 +39,6 @@ const USAGE = `usage: npm run bench:snapshots -- [--files N] [--bytes SIZE] [--r
                  sides: the time between their log lines (median) and the log of the median run`;
 
 const TARGET = 1.0;
-const RSNAPSHOT = '/usr/bin/rsnapshot';
 const LINK_DEST_DIST = join(repoRoot, 'packages/plugin-link-dest/dist/index.js');
 const MANIFEST_DIST = join(repoRoot, 'packages/plugin-manifest/dist/index.js');
 const SNAPSHOT_ID = /^\d{4}-\d{2}-\d{2}T\d{6}Z$/;
@@ -143,42 +142,9 @@ async function setUp(work: string | undefined, tree: string, runs: number): Prom
   // rsnapshot and plain rsync run the receiver's rsync options (as root: -HaAXS --super
   // --numeric-ids --delete --delete-excluded --zl=1 --stats) over the same ssh options.
   const rsyncArgs = receiverRsyncArgs();
-  const short = rsyncArgs.filter((arg) => /^-[A-Za-z]+$/.test(arg));
-  const long = rsyncArgs.filter((arg) => arg.startsWith('--'));
-  const sshArgs = plainSshArgs(sshd, keys.plain);
-  const rsnapRoot = join(sshd.dir, 'rsnapshot');
-  const config = join(sshd.dir, 'rsnapshot.conf');
-  // rsnapshot wants tabs between fields; retain more than the bench makes, so no run deletes one.
-  await writeFile(config, [
-    ['config_version', '1.2'],
-    ['snapshot_root', `${rsnapRoot}/`],
-    ['cmd_rsync', '/usr/bin/rsync'],
-    ['cmd_ssh', '/usr/bin/ssh'],
-    ['cmd_cp', '/bin/cp'],
-    ['cmd_rm', '/bin/rm'],
-    ['ssh_args', sshArgs.join(' ')],
-    ['retain', 'alpha', String(runs + 3)],
-    ['verbose', '3'], // rsync's --stats output reaches stdout (4 would add -v: every file name)
-    ['loglevel', '2'],
-    ['lockfile', join(sshd.dir, 'rsnapshot.pid')],
-    ['rsync_short_args', short.join(' ')],
-    ['rsync_long_args', long.join(' ')],
-    ['link_dest', '1'],
-    ['backup', `${sshd.user}@127.0.0.1:${tree}/`, 'host/'],
-  ].map((fields) => fields.join('\t')).join('\n') + '\n');
-  const check = spawnSync(RSNAPSHOT, ['-c', config, 'configtest'], { encoding: 'utf8' });
-  if (check.status !== 0) throw new Error(`rsnapshot configtest: ${lastLine(check.stdout + check.stderr)}`);
-  let rsnapshotCommand = '';
-  const rsnapshot: Tool = {
-    label: 'rsnapshot',
-    async measure() {
-      const result = await run({ file: RSNAPSHOT, args: ['-c', config, 'alpha'], env: { ...benchEnv, ...COMPRESS_LIST } });
-      if (result.code !== 0) throw new Error(`rsnapshot exited ${result.code ?? result.signal}: ${lastLine(result.stderr || result.stdout)}`);
-      const command = /^\/usr\/bin\/rsync (?:[^\n]*\\\n)*[^\n]*/m.exec(result.stdout)?.[0];
-      if (command) rsnapshotCommand = command.replace(/\s*\\\n\s*/g, ' ');
-      return { ms: result.ms, files: parseStats(result.stdout).files };
-    },
-  };
+  const rsnap = await setUpRsnapshot(server, keys.plain, tree, join(sshd.dir, 'rsnapshot'), runs, benchEnv);
+  const config = rsnap.config;
+  const rsnapshot: Tool = { label: 'rsnapshot', measure: () => rsnap.measure() };
 
   const plainRoot = join(sshd.dir, 'plain');
   await mkdir(plainRoot, { mode: 0o700 });
@@ -205,7 +171,7 @@ async function setUp(work: string | undefined, tree: string, runs: number): Prom
   ];
   const debugCommand = clientCommand(server, keys.debug, 'linked', tree, ['--debug']);
   const tools = { manifest: srs('ssh-r-sync + manifest', keys.manifest, 'hashed'), linkOnly: srs('ssh-r-sync, link-dest only', keys.linkOnly, 'linked'), rsnapshot, rsync };
-  return { sshd, tools, describe, debugCommand, rsnapshotCommand: () => rsnapshotCommand };
+  return { sshd, tools, describe, debugCommand, rsnapshotCommand: () => rsnap.lastCommand() };
 }
 
 // ---------------------------------------------------------------------------------------------
