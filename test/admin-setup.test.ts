@@ -208,6 +208,15 @@ describe('ssh-r-sync-admin systemd', () => {
     assert.match(help.stdout, /ssh-r-sync-failed@\.service/);
     const verify = JSON.parse((await admin(['systemd', '--verify', '/srv/backup', '--json'])).stdout) as { service: string };
     assert.ok(!verify.service.includes('SuccessExitStatus'), 'a verify never skips');
+    // The dead-man's switch: an hourly status --report; a stale host fails the unit.
+    const statusUnits = JSON.parse((await admin(['systemd', '--status-timer', '/srv/backup', '--max-age', '36h', '--json'])).stdout) as { service: string; timer: string; serviceName: string };
+    assert.equal(statusUnits.serviceName, 'ssh-r-sync-status.service');
+    assert.match(statusUnits.service, /^ExecStart=\S+ssh-r-sync-admin\S* status --report --max-age 36h \/srv\/backup$/m);
+    assert.ok(!statusUnits.service.includes('SuccessExitStatus'), 'a stale host is a failed unit');
+    assert.match(statusUnits.timer, /^OnCalendar=hourly$/m);
+    assertUsageError(await admin(['systemd', '--status-timer', 'srv/backup']), /--status-timer BACKUP_ROOT must be absolute/);
+    assertUsageError(await admin(['systemd', '--status-timer', '/srv/backup', '--max-age', 'soon']), /cannot read duration "soon"/);
+    assertUsageError(await admin(['systemd', '--status-timer', '/srv/backup', '--', '/bin/true']), /--status-timer runs ssh-r-sync-admin status itself: give no COMMAND/);
 
     for (const calendar of ['Mon..Fri 02:00', '*-*-* 03:30:00', 'weekly', 'Sat,Sun 10:00 UTC']) {
       const ok = await admin(['systemd', '--name', 'laptop', '--calendar', calendar, '--json', ...command]);

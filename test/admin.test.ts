@@ -104,6 +104,7 @@ describe('ssh-r-sync-admin status', () => {
           warnings: [],
           lastSuccess: null,
           lastVerify: null,
+          maxAgeSeconds: 129600,
         },
         {
           name: 'host2',
@@ -118,6 +119,7 @@ describe('ssh-r-sync-admin status', () => {
           warnings: [],
           lastSuccess: null,
           lastVerify: null,
+          maxAgeSeconds: 129600,
         },
       ],
     });
@@ -194,6 +196,59 @@ describe('ssh-r-sync-admin status', () => {
     assert.equal(help.code, 0);
     assert.match(help.stdout, /--max-age <DURATION>/);
     assert.match(help.stdout, /Examples:\n {2}ssh-r-sync-admin status \/srv\/backup\n/);
+  });
+});
+
+describe('ssh-r-sync-admin status --report (the status timer, the dead-man\'s switch)', () => {
+  test('every host\'s health goes to the config\'s plugins with its own max age; a silent host is stale; exit 1', async () => {
+    const root = await newRoot();
+    await history(root, 'fresh', [[3, true]]);
+    await history(root, 'silent', [[100, true]]);
+    await history(root, 'weekly', [[100, true]]);
+    const config = join(dir, `report-${count}`);
+    await mkdir(config);
+    const got = join(config, 'report.json');
+    await writeFile(
+      join(config, 'reporter.mjs'),
+      `import { writeFileSync } from 'node:fs';
+      export default { name: 'reporter', apply() {}, async status(report, logger) { logger.info('got ' + report.hosts.length); writeFileSync(${JSON.stringify(got)}, JSON.stringify(report)); } };\n`,
+    );
+    await writeFile(join(config, 'config.json'), JSON.stringify({ plugins: ['./reporter.mjs'], maxAge: '36h', hosts: { weekly: { maxAge: '8d' } } }));
+    const r = await runNode(adminBin, ['status', '--report', '--now', NOW, root], { env: { SSH_R_SYNC_CONFIG_DIR: config } });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^ssh-r-sync-admin: silent: the newest complete backup \(\S+\) is 4d 4h old, more than --max-age 36h$/m);
+    const report = JSON.parse(readFileSync(got, 'utf8')) as { root: string; at: string; hosts: { name: string; stale: boolean; maxAgeSeconds: number | null }[] };
+    assert.equal(report.at, '2026-11-22T12:00:00.000Z');
+    assert.deepEqual(report.hosts.map((h) => [h.name, h.stale, h.maxAgeSeconds]), [['fresh', false, 129600], ['silent', true, 129600], ['weekly', false, 691200]]);
+    // --max-age on the command line is the default; a host's own max age still wins.
+    const strict = await runNode(adminBin, ['status', '--report', '--max-age', '1h', '--now', NOW, '--json', root], { env: { SSH_R_SYNC_CONFIG_DIR: config } });
+    assert.deepEqual(JSON.parse(strict.stdout).hosts.map((h: { name: string; stale: boolean }) => [h.name, h.stale]), [['fresh', true], ['silent', true], ['weekly', false]]);
+    // Without --report (and --config) the config is not read: no plugin hears of it, --max-age alone counts.
+    await writeFile(got, '');
+    const plain = await runNode(adminBin, ['status', '--now', NOW, root], { env: { SSH_R_SYNC_CONFIG_DIR: config } });
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(readFileSync(got, 'utf8'), '');
+  });
+
+  test('a plugin that fails to report, a config without one, a bad max age: said on one line each', async () => {
+    const root = await newRoot();
+    await history(root, 'fresh', [[3, true]]);
+    const config = join(dir, `report-${count}`);
+    await mkdir(config);
+    await writeFile(join(config, 'broken.mjs'), `export default { name: 'broken', apply() {}, async status() { throw new Error('the server said 503'); } };\n`);
+    await writeFile(join(config, 'config.json'), JSON.stringify({ plugins: ['./broken.mjs'] }));
+    const env = { SSH_R_SYNC_CONFIG_DIR: config };
+    const failed = await runNode(adminBin, ['status', '--report', '--now', NOW, root], { env });
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /^ssh-r-sync-admin\[broken\]: error: could not report the status: the server said 503$/m);
+    await writeFile(join(config, 'config.json'), JSON.stringify({}));
+    const none = await runNode(adminBin, ['status', '--report', '--now', NOW, root], { env });
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /config\.json loads no plugin that takes a status report: add @ssh-r-sync\/plugin-prometheus or @ssh-r-sync\/plugin-notify to its plugins/);
+    await writeFile(join(config, 'config.json'), JSON.stringify({ hosts: { fresh: { maxAge: 'soon' } } }));
+    const bad = await runNode(adminBin, ['status', '--report', '--now', NOW, root], { env });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /invalid config .*config\.json: hosts\.fresh\.maxAge: cannot read duration "soon"/);
   });
 });
 

@@ -3,7 +3,9 @@
 // complete backup or (with --max-age) its newest one is too old, so that cron or a monitoring
 // system notices silence, not only errors.
 import { Command } from 'commander';
-import { hostStatus, runsLogFailures, type HostStatus } from '@ssh-r-sync/core/internal';
+import pTimeout from 'p-timeout';
+import { SshRSyncError, createLogger, hostStatus, loadConfig, loadPlugin, oneLine, parseDuration, runsLogFailures, type Config, type HostStatus, type StatusReport } from '@ssh-r-sync/core/internal';
+import { ADMIN_PREFIX } from './admin-shared.js';
 import { backupRoot, columns, duration, formatAge, hostNames, isoTime, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { JSON_SCHEMA } from './format.js';
 
@@ -13,7 +15,13 @@ interface StatusOptions {
   json?: boolean;
   maxAge?: number;
   now?: Date;
+  report?: boolean;
+  config?: string;
+  debug?: boolean;
 }
+
+/** How long one plugin may take to report (a notification server that hangs). */
+const REPORT_TIMEOUT_MS = 120_000;
 
 // The `status` sub-command.
 export function statusCommand(result: ExitCodeHolder): Command {
@@ -31,6 +39,9 @@ export function statusCommand(result: ExitCodeHolder): Command {
     .option('--max-age <DURATION>', 'a host whose newest complete backup started longer ago than this is stale (exit 1), e.g. 36h, 2d, 1w', duration)
     .option('--json', 'print one JSON object on stdout: { root, now, maxAgeSeconds, ok, hosts: [...] }')
     .option('--now <ISO_TIME>', 'measure ages from this time instead of now', isoTime)
+    .option('--report', "hand every host's health to the monitoring plugins of the receiver's config (plugin-prometheus, plugin-notify): what the status timer runs (ssh-r-sync-admin systemd --status-timer)")
+    .option('--config <FILE>', "the receiver's config (default: its fixed places, /etc/ssh-r-sync/config.* then ~/.config/ssh-r-sync/): its maxAge and hosts.NAME.maxAge count then, and --report uses its plugins")
+    .option('--debug', 'log what the plugins do while reporting')
     .addHelpText(
       'after',
       '\nA complete backup is a snapshot with its done mark (ROOT/NAME/<id>.meta/done.json), or for a plain mirror\n' +
@@ -44,6 +55,8 @@ export function statusCommand(result: ExitCodeHolder): Command {
         '  ssh-r-sync-admin status /srv/backup\n' +
         '  ssh-r-sync-admin status /srv/backup --max-age 36h || mail -s "stale backups" root < /dev/null\n' +
         '  ssh-r-sync-admin status /srv/backup laptop nas --json\n' +
+          '  ssh-r-sync-admin status --report /srv/backup                # the status timer: plugins hear of every host\n' +
+          '\nA host\'s max age: the config\'s hosts.NAME.maxAge, else --max-age, else the config\'s maxAge (read with --report or --config).\n' +
         '\nExit codes: 0 every host has a fresh complete backup, 1 some host does not (or there is no host at all),\n' +
         '2 usage error.',
     )
@@ -56,10 +69,16 @@ async function status(rootArgument: string, names: string[], options: StatusOpti
   const root = await backupRoot(rootArgument);
   const now = options.now ?? new Date();
   const failures = await runsLogFailures(root);
+  const loaded = options.report || options.config ? await loadConfig({ file: options.config }) : null;
+  const maxAgeOf = maxAges(loaded?.config ?? {}, options.maxAge, loaded?.filepath ?? null);
   // One host at a time: each reads its done marks, and all at once could run out of descriptors.
-  const hosts: HostStatus[] = [];
-  for (const name of await hostNames(root, names)) hosts.push(await hostStatus(root, name, { now, maxAgeMs: options.maxAge, logFailure: failures.get(name) }));
-  const ok = hosts.length > 0 && hosts.every((host) => !host.stale);
+  const hosts: (HostStatus & { maxAgeSeconds: number | null })[] = [];
+  for (const name of await hostNames(root, names)) {
+    const maxAgeMs = maxAgeOf(name);
+    hosts.push({ ...(await hostStatus(root, name, { now, maxAgeMs, logFailure: failures.get(name) })), maxAgeSeconds: maxAgeMs === undefined ? null : maxAgeMs / 1000 });
+  }
+  let ok = hosts.length > 0 && hosts.every((host) => !host.stale);
+  if (loaded && options.report) ok = (await report(loaded, { root, at: now.toISOString(), hosts }, Boolean(options.debug))) && ok;
   if (options.json) {
     const maxAgeSeconds = options.maxAge === undefined ? null : options.maxAge / 1000;
     process.stdout.write(`${JSON.stringify({ schema: JSON_SCHEMA, root, now: now.toISOString(), maxAgeSeconds, ok, hosts })}\n`);
@@ -100,4 +119,43 @@ function table(hosts: HostStatus[]): string {
     ]);
   }
   return columns(rows);
+}
+
+// Each host's max age in ms: the config's hosts.NAME.maxAge, else --max-age, else the config's maxAge.
+function maxAges(config: Config, option: number | undefined, file: string | null): (name: string) => number | undefined {
+  const parse = (text: string | undefined, key: string) => {
+    if (text === undefined) return undefined;
+    try {
+      return parseDuration(text);
+    } catch (error) {
+      throw new SshRSyncError('ECONFIG', `invalid config ${file}: ${key}: ${oneLine(error)}`, { cause: error });
+    }
+  };
+  const fallback = option ?? parse(config.maxAge, 'maxAge');
+  const perHost = new Map(Object.entries(config.hosts ?? {}).map(([name, host]) => [name, parse(host.maxAge, `hosts.${name}.maxAge`)]));
+  return (name) => perHost.get(name) ?? fallback;
+}
+
+// Hands the report to every plugin of the config that takes one, each bounded; false when one failed.
+async function report(loaded: Awaited<ReturnType<typeof loadConfig>>, statusReport: StatusReport, debug: boolean): Promise<boolean> {
+  const logger = createLogger({ prefix: ADMIN_PREFIX, debug });
+  const plugins = [];
+  for (const entry of loaded.config.plugins ?? []) plugins.push(await loadPlugin(entry, loaded.baseDir));
+  const reporting = plugins.filter((plugin) => typeof plugin.status === 'function');
+  if (!reporting.length) {
+    logger.warn(`--report: ${loaded.filepath ?? 'no config file was found'}${loaded.filepath ? ' loads no plugin that takes a status report' : ''}: add @ssh-r-sync/plugin-prometheus or @ssh-r-sync/plugin-notify to its plugins`);
+    return false;
+  }
+  let ok = true;
+  for (const plugin of reporting) {
+    const scoped = logger.scope(plugin.name);
+    try {
+      await pTimeout(plugin.status!(statusReport, scoped), { milliseconds: REPORT_TIMEOUT_MS, message: `took longer than ${REPORT_TIMEOUT_MS / 1000} s` });
+      scoped.debug(`reported ${statusReport.hosts.length} host${statusReport.hosts.length === 1 ? '' : 's'}`);
+    } catch (error) {
+      ok = false;
+      scoped.error(`could not report the status: ${oneLine(error)}`);
+    }
+  }
+  return ok;
 }

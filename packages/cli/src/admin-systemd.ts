@@ -1,13 +1,14 @@
 // `ssh-r-sync-admin systemd`: prints (or installs) a oneshot service and a timer that run one
 // backup command on a schedule, at low priority, with only the hardening that cannot break a
-// backup; or (--verify) a weekly sampled `ssh-r-sync-admin verify` of the server's backups. It
+// backup; or (--verify) a weekly sampled `ssh-r-sync-admin verify` of the server's backups; or
+// (--status-timer) an hourly `ssh-r-sync-admin status --report`, the dead-man's switch. It
 // never runs systemctl; it prints the line to run. --calendar is checked before anything is
 // printed (systemd-analyze calendar where installed, else a check of the OnCalendar= grammar).
 import { accessSync, constants, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { NAME_PATTERN, UsageError } from '@ssh-r-sync/core/internal';
+import { NAME_PATTERN, UsageError, parseDuration } from '@ssh-r-sync/core/internal';
 import { subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { checkCalendar } from './systemd-calendar.js';
 import { JSON_SCHEMA } from './format.js';
@@ -16,6 +17,8 @@ interface SystemdOptions {
   name?: string;
   pull?: boolean;
   verify?: string;
+  statusTimer?: string;
+  maxAge?: string;
   sample: string;
   calendar?: string;
   delay: string;
@@ -33,7 +36,7 @@ export const SYSTEMD_DIR = '/etc/systemd/system';
 // The `systemd` sub-command.
 export function systemdCommand(result: ExitCodeHolder): Command {
   return subCommand(new Command('systemd'))
-    .usage('--name NAME [options] -- COMMAND [ARGS...]  |  --verify BACKUP_ROOT [--name NAME] [options]')
+    .usage('--name NAME [options] -- COMMAND [ARGS...]  |  --verify BACKUP_ROOT [--name NAME] [options]  |  --status-timer BACKUP_ROOT [--max-age DURATION] [options]')
     .summary('print or install a systemd service and timer that run a backup command (or a sampled verify) on a schedule')
     .description(
       'Print ssh-r-sync-NAME.service (Type=oneshot, low CPU and I/O priority, light hardening) running COMMAND ARGS, and ' +
@@ -49,6 +52,8 @@ export function systemdCommand(result: ExitCodeHolder): Command {
     .option('--name <NAME>', 'the host name: the units are ssh-r-sync-NAME.service and .timer (with --verify: only this host)')
     .option('--pull', 'the unit runs the receiver in pull mode on the server (writable: only BACKUP_ROOT)')
     .option('--verify <BACKUP_ROOT>', 'the units run `ssh-r-sync-admin verify --sample PCT BACKUP_ROOT [NAME]` instead of a backup')
+    .option('--status-timer <BACKUP_ROOT>', 'the units run `ssh-r-sync-admin status --report BACKUP_ROOT` (hourly by default): every host\'s health goes to the receiver config\'s monitoring plugins, so a host that stopped calling in is reported; a stale host fails the unit')
+    .option('--max-age <DURATION>', 'with --status-timer: a host whose newest complete backup is older than this is stale (default: the config\'s maxAge; hosts.NAME.maxAge wins)')
     .option('--sample <PCT>', "with --verify: the share of regular files reread each time, 0 < PCT <= 100 ('data': all of them)", '5')
     .option('--calendar <SPEC>', 'when to run (systemd OnCalendar=, checked with systemd-analyze calendar where installed; default daily, with --verify weekly)')
     .option('--delay <SPAN>', 'random delay added to each start, so that clients do not all start at once (RandomizedDelaySec=)', '1h')
@@ -77,10 +82,16 @@ export function systemdCommand(result: ExitCodeHolder): Command {
         '  ssh-r-sync-admin systemd --name laptop -- /usr/local/bin/ssh-r-sync -k /root/.ssh/ssh-r-sync --tunnel-port 22101 -n laptop ssh-r-sync@server /\n' +
         '  ssh-r-sync-admin systemd --name web1 --pull --install --dry-run -- /usr/local/bin/ssh-r-sync-recv --pull ssh-r-sync@web1 --name web1 /srv/backup\n' +
         '  ssh-r-sync-admin systemd --verify /srv/backup --sample 5 --install\n' +
+          '  ssh-r-sync-admin systemd --status-timer /srv/backup --max-age 36h --install\n' +
         '\nExit codes: 0 printed or written, 1 cannot write, 2 usage error.',
     )
     .action(async (command: string[], options: SystemdOptions) => {
-      if (options.verify !== undefined) {
+      if (options.statusTimer !== undefined) {
+        if (command.length) throw new UsageError('--status-timer runs ssh-r-sync-admin status itself: give no COMMAND');
+        if (options.pull || options.verify !== undefined) throw new UsageError('--status-timer is a unit of its own: give it without --pull or --verify');
+        if (options.maxAge !== undefined) parseDuration(options.maxAge);
+        command = [resolve(process.argv[1]!), 'status', '--report', ...(options.maxAge !== undefined ? ['--max-age', options.maxAge] : []), options.statusTimer, ...(options.name ? [options.name] : [])];
+      } else if (options.verify !== undefined) {
         if (command.length) throw new UsageError('--verify runs ssh-r-sync-admin verify itself: give no COMMAND');
         if (options.pull) throw new UsageError('--verify and --pull are two different units: give one');
         command = [resolve(process.argv[1]!), 'verify', ...sampleArgs(options.sample), options.verify, ...(options.name ? [options.name] : [])];
@@ -109,7 +120,7 @@ export const ON_FAILURE_EXAMPLE = [
 
 async function systemd(command: string[], options: SystemdOptions): Promise<number> {
   const units = makeUnits(command, options);
-  await checkCalendar(options.calendar ?? (options.verify !== undefined ? 'weekly' : 'daily'));
+  await checkCalendar(options.calendar ?? defaultCalendar(options));
   if (options.dryRun && !options.install) throw new UsageError('--dry-run goes with --install');
   if (options.install) {
     const dir = resolve(options.dir);
@@ -140,7 +151,8 @@ async function systemd(command: string[], options: SystemdOptions): Promise<numb
 export function makeUnits(command: string[], options: SystemdOptions): Units {
   if (options.name !== undefined && !NAME_PATTERN.test(options.name)) throw new UsageError(`invalid --name "${printable(options.name)}": names match ${NAME_PATTERN.source}`);
   const verify = options.verify !== undefined;
-  const calendar = options.calendar ?? (verify ? 'weekly' : 'daily');
+  const statusTimer = options.statusTimer !== undefined;
+  const calendar = options.calendar ?? defaultCalendar(options);
   for (const [what, value] of [['--calendar', calendar], ['--delay', options.delay], ['--user', options.user ?? 'root'], ['--nice', options.nice]] as const) {
     if (value.trim() === '' || /[\x00-\x1f\x7f]/.test(value)) throw new UsageError(`invalid ${what} "${printable(value)}": empty, or a newline or control character`);
   }
@@ -151,9 +163,12 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
   const argv = [absoluteProgram(command[0]!), ...command.slice(1).map(absolutePathArgument)];
   const nice = niceSettings(options.nice);
 
-  const unit = verify ? `ssh-r-sync-verify${options.name ? `-${options.name}` : ''}` : `ssh-r-sync-${options.name}`;
+  const unit = statusTimer ? `ssh-r-sync-status${options.name ? `-${options.name}` : ''}` : verify ? `ssh-r-sync-verify${options.name ? `-${options.name}` : ''}` : `ssh-r-sync-${options.name}`;
   const hardening = ['NoNewPrivileges=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectControlGroups=yes', 'RestrictRealtime=yes', 'LockPersonality=yes'];
-  if (verify) {
+  if (statusTimer) {
+    if (!isAbsolute(options.statusTimer!)) throw new UsageError(`--status-timer BACKUP_ROOT must be absolute: "${printable(options.statusTimer!)}"`);
+    hardening.push('# status reads the records; its plugins write a textfile (Prometheus) and talk to the network (notifications)', 'ProtectSystem=full', 'ProtectHome=read-only', 'PrivateTmp=yes');
+  } else if (verify) {
     const root = options.verify!;
     if (!isAbsolute(root)) throw new UsageError(`--verify BACKUP_ROOT must be absolute: "${printable(root)}"`);
     hardening.push('# verify reads the backups and writes only their verify.json; it needs no network', 'ProtectSystem=strict', `ReadWritePaths=${unitWord(root)}`, 'ProtectHome=read-only', 'PrivateTmp=yes', 'PrivateNetwork=yes');
@@ -166,7 +181,9 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
   }
   const service = [
     '[Unit]',
-    verify ? `Description=ssh-r-sync verify of the backups in ${unitValue(options.verify!)}${options.name ? ` (${options.name})` : ''}` : `Description=ssh-r-sync backup of ${options.name}${options.pull ? ' (pull)' : ''}`,
+    statusTimer
+      ? `Description=ssh-r-sync status report of the backups in ${unitValue(options.statusTimer!)}${options.name ? ` (${options.name})` : ''}`
+      : verify ? `Description=ssh-r-sync verify of the backups in ${unitValue(options.verify!)}${options.name ? ` (${options.name})` : ''}` : `Description=ssh-r-sync backup of ${options.name}${options.pull ? ' (pull)' : ''}`,
     ...(verify ? [] : ['Wants=network-online.target', 'After=network-online.target']),
     '# to be told when a run fails: install ssh-r-sync-failed@.service (ssh-r-sync-admin systemd --help) and uncomment',
     '#OnFailure=ssh-r-sync-failed@%n.service',
@@ -176,7 +193,8 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
     '# runs from /, wherever the unit was written: its path arguments are absolute, the receiver\'s config comes from its fixed place or --config',
     'WorkingDirectory=/',
     `ExecStart=${argv.map(unitWord).join(' ')}`,
-    ...(verify ? [] : ['# exit 75: the run was skipped (the host was busy, or a hook said skip): not a failure', 'SuccessExitStatus=75']),
+    ...(verify || statusTimer ? [] : ['# exit 75: the run was skipped (the host was busy, or a hook said skip): not a failure', 'SuccessExitStatus=75']),
+    ...(statusTimer ? ['# exit 1: a host is stale (or a plugin failed to report): the unit fails, and OnFailure= tells you'] : []),
     ...(options.user ? [`User=${options.user}`] : []),
     ...nice,
     'CPUSchedulingPolicy=batch',
@@ -185,7 +203,9 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
   ].join('\n');
   const timer = [
     '[Unit]',
-    verify ? `Description=scheduled ssh-r-sync verify of the backups in ${unitValue(options.verify!)}${options.name ? ` (${options.name})` : ''}` : `Description=scheduled ssh-r-sync backup of ${options.name}`,
+    statusTimer
+      ? `Description=scheduled ssh-r-sync status report of the backups in ${unitValue(options.statusTimer!)}`
+      : verify ? `Description=scheduled ssh-r-sync verify of the backups in ${unitValue(options.verify!)}${options.name ? ` (${options.name})` : ''}` : `Description=scheduled ssh-r-sync backup of ${options.name}`,
     '',
     '[Timer]',
     `OnCalendar=${calendar}`,
@@ -266,4 +286,10 @@ function unitWord(word: string): string {
 
 function printable(text: string): string {
   return JSON.stringify(text).slice(1, -1);
+}
+
+// The schedule when --calendar is not given: backups daily, verify weekly, the status report hourly.
+function defaultCalendar(options: SystemdOptions): string {
+  if (options.statusTimer !== undefined) return 'hourly';
+  return options.verify !== undefined ? 'weekly' : 'daily';
 }

@@ -1,6 +1,7 @@
 // `ssh-r-sync`: the client. Serves PATH read-only through a reverse tunnel to the receiver.
 import { Command } from 'commander';
-import { applyNice, createLogger, escapeText, loadClientPlugins, parseNice, runClient, type ClientResult } from '@ssh-r-sync/core/internal';
+import { applyNice, clientName, createLogger, escapeText, loadClientPlugins, parseNice, runClient, type ClientResult, type RsyncProgress } from '@ssh-r-sync/core/internal';
+import { progressLine } from './progress-line.js';
 import { addSshOptions } from './client-ssh-options.js';
 import { restore } from './client-restore.js';
 import { snapshots } from './client-snapshots.js';
@@ -29,6 +30,7 @@ interface ClientCliOptions {
   hook: string[];
   plugin: string[];
   config?: string;
+  progress?: boolean;
   hookTimeout?: number;
   nice?: string;
   json?: boolean;
@@ -63,6 +65,8 @@ export function clientProgram(): Command {
     .option('--config <FILE>', "this machine's config (plugins, hooks, hookTimeout); default: the first client.json/.yaml/.js/.ts in /etc/ssh-r-sync/, then ~/.config/ssh-r-sync/")
     .option('--hook-timeout <SECONDS>', 'kill a client-side hook and fail the run after this long; 0 = no limit (default)', seconds)
     .option('--nice <[PRIO][:CLASS[.LEVEL]]>', 'CPU nice value and/or I/O class (rt, be, idle) with level 0-7 for this command and its children, e.g. 10:idle')
+    .option('--progress', 'show the transfer\'s progress: one updating line on a terminal (the default there, but for --debug), a line every 10 s in a pipe')
+    .option('--no-progress', 'show no progress, even on a terminal')
     .option('--json', 'print the result as one JSON object on stdout')
     .option('--debug', 'log every step, and the daemon\'s log')
     .addHelpText(
@@ -97,6 +101,9 @@ export async function client(argv: string[]): Promise<number> {
     const loaded = await loadClientPlugins({ configFile: options.config, plugins: options.plugin });
     if (loaded.configFile) logger.debug(`config: ${loaded.configFile}`);
     const hookTimeout = options.hookTimeout ?? loaded.hookTimeoutSeconds ?? 0;
+    // On a terminal by default (not with --debug, whose lines would break it up); elsewhere only when asked.
+    const showProgress = options.progress ?? (Boolean(process.stderr.isTTY) && !options.debug);
+    const display = showProgress ? progressLine(process.stderr, displayName(options)) : null;
     const result = await runClient({
       destination,
       path,
@@ -117,12 +124,13 @@ export async function client(argv: string[]): Promise<number> {
       rsyncProgram: options.rsync,
       hooks: options.hook,
       plugins: loaded.plugins,
+      ...(display ? { onProgress: (event: RsyncProgress) => display.update(event) } : {}),
       hookTimeoutMs: Math.round(hookTimeout * 1000),
       debug: Boolean(options.debug),
       logger,
       signal: controller.signal,
       killSignal: killer.signal,
-    });
+    }).finally(() => display?.close());
     print(result, Boolean(options.json));
     return result.exitCode;
   } finally {
@@ -149,4 +157,13 @@ function print(result: ClientResult, json: boolean): void {
 // Entry point of the bin script.
 export function main(): Promise<never> {
   return runMain(PREFIX, () => client(process.argv.slice(2)));
+}
+
+// The host's name for the progress line; a name that cannot be read is runClient's error to give.
+function displayName(options: ClientCliOptions): string {
+  try {
+    return clientName({ name: options.name, nameFile: options.nameFile, nameRpi: options.nameRpi });
+  } catch {
+    return 'backup';
+  }
 }

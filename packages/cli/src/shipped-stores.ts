@@ -3,6 +3,7 @@
 // plugin at run time. A store of another package is still loaded from its host record's module.
 import { registerStoreProvider } from '@ssh-r-sync/core/internal';
 import { MAX_BASIS_DIRS, linkDestStore } from '@ssh-r-sync/plugin-link-dest';
+import { btrfsStoreProvider } from '@ssh-r-sync/plugin-btrfs';
 
 let registered = false;
 
@@ -11,4 +12,5 @@ export function registerShippedStores(): void {
   if (registered) return;
   registered = true;
   registerStoreProvider(linkDestStore(MAX_BASIS_DIRS - 1));
+  registerStoreProvider(btrfsStoreProvider);
 }

@@ -9,6 +9,7 @@ import { parseHookSpec, scriptsPlugin } from '../exec/exec-plugin.js';
 import type { Logger } from '../logger.js';
 import type { Plugin } from '../plugins/plugin.js';
 import { StageDriver } from '../pipeline/stage-driver.js';
+import type { RsyncProgress } from '../rsync/progress.js';
 
 export interface ClientStagesOptions {
   /** `--hook POINT:PATH` values as given. */
@@ -33,6 +34,10 @@ export interface ClientStages {
   beforeServing(name: string): Promise<Skip | undefined>;
   afterResult(result: { rsyncExitCode: number | null; message: string | null; files: number | null; bytes: number | null; durationMs: number }): Promise<void>;
   done(outcome: Outcome): Promise<void>;
+  /** A plugin here taps `hooks.progress`: the receiver is asked to relay rsync's progress. */
+  readonly followsProgress: boolean;
+  /** rsync's progress as the receiver relayed it, to the progress taps. */
+  progress(event: RsyncProgress): void;
 }
 
 // Builds the client's hooks from its --hook options (validated at once: a typo is a usage error).
@@ -67,6 +72,10 @@ export function clientStages(options: ClientStagesOptions): ClientStages {
   return {
     ctx,
     used: specs.length > 0 || (options.plugins?.length ?? 0) > 0,
+    get followsProgress() {
+      return hooks.progress.isUsed();
+    },
+    progress: (event) => driver.progress(event, ctx),
     connect: () => hooks.connect.promise(ctx),
     async beforeServing(name) {
       ctx.name = name;

@@ -5,7 +5,8 @@ import { realpath, stat } from 'node:fs/promises';
 import { SshRSyncError, UsageError, isSshRSyncError, oneLine } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { killGroup } from '../exec/process-group.js';
-import { PROTOCOL_NAME, PROTOCOL_VERSION, SESSION_VERSIONS, escapeText, openChannel, receiveHello, type Message } from '../session/protocol/index.js';
+import { PROGRESS_VERSION, PROTOCOL_NAME, PROTOCOL_VERSION, SESSION_VERSIONS, escapeText, openChannel, receiveHello, type Message } from '../session/protocol/index.js';
+import type { RsyncProgress } from '../rsync/progress.js';
 import { RSYNC_MODULE, RSYNC_USER, rsyncSecret } from '../transport/reverse/receiver-transport.js';
 import { createSessionDir } from '../session/session-dir.js';
 import { startTunnelListener, type TunnelListener } from '../session/tunnel/index.js';
@@ -39,6 +40,8 @@ export interface ClientOptions extends NameOptions {
   rsyncProgram?: string | undefined;
   /** Client-side scripts, `POINT:PATH`, and their time limit (0 = none). */
   hooks?: readonly string[];
+  /** Called with rsync's progress, relayed by the receiver a few times a second (the CLI's progress line). */
+  onProgress?: (event: RsyncProgress) => void;
   /** Client-side plugins (loadClientPlugins), applied before the scripts of `hooks`. */
   plugins?: readonly import('../plugins/plugin.js').Plugin[];
   hookTimeoutMs?: number;
@@ -218,9 +221,18 @@ async function session(options: ClientOptions, stages: ClientStages, facts: Sess
             throw error;
           }
           if (ownSkip) await channel.send({ v: PROTOCOL_VERSION, type: 'skip', reason: ownSkip.reason.slice(0, 1024) }, { timeoutMs: step });
-          else await channel.send({ v: PROTOCOL_VERSION, type: 'start' }, { timeoutMs: step });
+          // rsync's progress, when someone here follows it (the progress line, a plugin) and the receiver can send it.
+          const follow = version >= PROGRESS_VERSION && (options.onProgress !== undefined || stages.followsProgress);
+          if (!ownSkip) await channel.send({ v: PROTOCOL_VERSION, type: 'start', ...(follow ? { progress: true } : {}) }, { timeoutMs: step });
           saidStart = !ownSkip;
-          const result = await channel.receive('result', { timeoutMs: wait, waitingFor: 'the result' });
+          const onProgress = follow
+            ? (message: Message<'progress'>) => {
+                const { v: _v, type: _type, ...event } = message;
+                stages.progress(event);
+                options.onProgress?.(event);
+              }
+            : undefined;
+          const result = await channel.receive('result', { timeoutMs: wait, waitingFor: 'the result', ...(onProgress ? { onProgress } : {}) });
           await stages.afterResult(result);
           return result;
         }

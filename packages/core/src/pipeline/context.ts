@@ -50,6 +50,12 @@ export interface RsyncCommand {
    * stdio[3] in the tick it spawns rsync, then destroy its copy.
    */
   connection?: RsyncConnection;
+  /**
+   * Set by the pipeline when someone follows the transfer (the client's progress line, a
+   * plugin's `hooks.progress` tap): runRsync then reads rsync's --info=progress2 lines (which the
+   * pipeline adds to transportArgs) into these events instead of its output.
+   */
+  onProgress?: (event: import('../rsync/progress.js').RsyncProgress) => void;
 }
 
 /** A connection handed to rsync as its fd 3; claim() may be called once. */

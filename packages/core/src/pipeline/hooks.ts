@@ -1,9 +1,10 @@
 // The typed hook points of the pipeline. Each hook's class says what a tap's return value
 // means: a bail hook stops at the first defined value, a waterfall passes it on, a plain
 // series hook ignores it.
-import { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook } from 'tapable';
+import { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook } from 'tapable';
 import type { Outcome, RsyncCommand, RsyncResult, RunContext, Skip } from './context.js';
 import type { HookKey } from './points.js';
+import type { RsyncProgress } from '../rsync/progress.js';
 
 export interface PipelineHooks {
   /** `connect`: a client is connected, before any handshake byte. Return `skip()` for "not now". */
@@ -25,14 +26,22 @@ export interface PipelineHooks {
    * nothing is committed. Timeouts and records as for `rsync.post`.
    */
   readonly beforeCommit: AsyncSeriesHook<[RsyncResult, RunContext]>;
+  /**
+   * Part of `rsync`: rsync's progress while it runs (bytes, percent, rate, files), a few times a
+   * second, on the receiver and (relayed) on the client. Synchronous taps only, for display and
+   * counting: not timed, not recorded, and a tap that throws is logged once and dropped.
+   */
+  readonly progress: SyncHook<[RsyncProgress, RunContext]>;
 }
 
 /** Hooks that are part of a point rather than points of their own, with that point. */
 export const PART_OF_POINT = { beforeCommit: 'rsync.post' } as const satisfies Partial<Record<keyof PipelineHooks, string>>;
+/** Hooks outside the guard (no timeouts, no records): they fire many times a run. */
+export const UNGUARDED = { progress: 'rsync' } as const satisfies Partial<Record<keyof PipelineHooks, string>>;
 
 // Every point has a hook and every hook a point: a compile error otherwise.
 type Exact<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
-const everyPointHasAHook: Exact<Exclude<keyof PipelineHooks, keyof typeof PART_OF_POINT>, HookKey> = true;
+const everyPointHasAHook: Exact<Exclude<keyof PipelineHooks, keyof typeof PART_OF_POINT | keyof typeof UNGUARDED>, HookKey> = true;
 void everyPointHasAHook;
 
 // Creates a fresh, frozen set of hooks: plugins may tap them but never replace them.
@@ -45,5 +54,6 @@ export function createHooks(): PipelineHooks {
     rsyncPost: new AsyncSeriesWaterfallHook<[RsyncResult, RunContext]>(['result', 'ctx'], 'rsync.post'),
     done: new AsyncSeriesHook<[Outcome, RunContext]>(['outcome', 'ctx'], 'done'),
     beforeCommit: new AsyncSeriesHook<[RsyncResult, RunContext]>(['result', 'ctx'], 'rsync.post (before the commit)'),
+    progress: new SyncHook<[RsyncProgress, RunContext]>(['progress', 'ctx'], 'rsync (progress)'),
   });
 }

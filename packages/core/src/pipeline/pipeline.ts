@@ -197,6 +197,15 @@ export class Pipeline {
     const store = provider.open({ root: ctx.root, name: ctx.name, dir: ctx.dir });
     const prepared = await store.prepare({ command, now: ctx.startedAt, mode: ctx.mode, logger: ctx.logger, signal: ctx.signal });
     setPreparedSnapshot(ctx, store, prepared);
+    // rsync's progress, when someone follows it: the client (it asked) or a plugin's progress tap.
+    const relay = endpoint.progress;
+    if (relay || this.hooks.progress.isUsed()) {
+      command.transportArgs.push('--info=progress2');
+      command.onProgress = (event) => {
+        this.driver.progress(event, ctx);
+        relay?.(event);
+      };
+    }
     if (prepared.id) ctx.logger.debug(`snapshot ${prepared.id} (${provider.kind}) prepared in ${prepared.workTree}`);
     let ran: RsyncResult;
     try {

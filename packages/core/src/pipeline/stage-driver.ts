@@ -4,6 +4,7 @@
 // same way and every `done` tap run even when one fails. What differs between the roles is only
 // what happens between the points.
 import type { Outcome, Role, RunContext } from './context.js';
+import type { RsyncProgress } from '../rsync/progress.js';
 import { SshRSyncError, oneLine } from '../errors.js';
 import { createHooks, type PipelineHooks } from './hooks.js';
 import { assertPlugin, type Plugin } from '../plugins/plugin.js';
@@ -26,6 +27,7 @@ export class StageDriver {
   private readonly killController = new AbortController();
   private readonly doneErrors: HookError[] = [];
   private storeEntry: { provider: StoreProvider; plugin: string } | undefined;
+  private progressFailed = false;
 
   constructor(private readonly options: StageDriverOptions) {
     guardHooks(this.hooks, {
@@ -76,6 +78,17 @@ export class StageDriver {
   kill(reason: unknown): void {
     this.stop(reason);
     this.killController.abort(reason instanceof Error ? reason : new SshRSyncError('EINTERNAL', String(reason)));
+  }
+
+  // Hands a progress event to the progress taps; one that throws is logged once per run.
+  progress(event: RsyncProgress, ctx: RunContext): void {
+    try {
+      this.hooks.progress.call(event, ctx);
+    } catch (error) {
+      if (this.progressFailed) return;
+      this.progressFailed = true;
+      ctx.logger.warn(`a progress tap failed (its later failures are not logged): ${oneLine(error)}`);
+    }
   }
 
   // Runs every done tap; returns their failures as one error (each named), or null.

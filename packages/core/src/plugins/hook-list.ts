@@ -1,5 +1,5 @@
 // `--hook-list`: every point with its contracts, then the taps that are registered, in run order.
-import { PART_OF_POINT, type PipelineHooks } from '../pipeline/hooks.js';
+import { PART_OF_POINT, UNGUARDED, type PipelineHooks } from '../pipeline/hooks.js';
 import { HOOK_KEYS, POINT_ALIASES, POINTS } from '../pipeline/points.js';
 import { SCRIPT_TAP_ORIGIN } from '../exec/exec-plugin.js';
 
@@ -12,7 +12,7 @@ export interface ListedTap {
 // The taps on each point in the order they will run.
 export function listTaps(hooks: PipelineHooks): ListedTap[] {
   return POINTS.flatMap(({ name: point }) =>
-    [...hooks[HOOK_KEYS[point]].taps, ...(point === PART_OF_POINT.beforeCommit ? hooks.beforeCommit.taps : [])]
+    [...hooks[HOOK_KEYS[point]].taps, ...(point === PART_OF_POINT.beforeCommit ? hooks.beforeCommit.taps : []), ...(point === UNGUARDED.progress ? hooks.progress.taps : [])]
       .filter((tap) => tap.name !== 'ssh-r-sync-guard')
       .map((tap) => ({
         point,

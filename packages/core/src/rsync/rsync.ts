@@ -6,6 +6,7 @@ import { dieWithUs, killGroup } from '../exec/process-group.js';
 import { parentDeathPrefix } from '../session/tunnel/daemon.js';
 import { currentTap } from '../pipeline/tap-guard.js';
 import { BoundedText } from '../exec/bounded-text.js';
+import { ProgressSplitter } from './progress.js';
 
 const MAX_OUTPUT_BYTES = 8 * 1024 * 1024;
 
@@ -54,7 +55,9 @@ export async function runRsync(command: RsyncCommand, ctx: RunContext): Promise<
   if (signal.aborted) stop();
   signal.addEventListener('abort', stop, { once: true });
   const output = new BoundedText(MAX_OUTPUT_BYTES);
-  child.stdout.on('data', (chunk: Buffer) => output.add(chunk));
+  // Progress lines become events, never output: a long transfer's \r updates would fill it.
+  const progress = command.onProgress ? new ProgressSplitter(command.onProgress, (text) => output.add(Buffer.from(text))) : null;
+  child.stdout.on('data', (chunk: Buffer) => (progress ? progress.add(chunk) : output.add(chunk)));
   child.stderr.on('data', (chunk: Buffer) => output.add(chunk));
   const ended = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException }>((resolve) => {
     child.once('error', (error: NodeJS.ErrnoException) => resolve({ code: null, signal: null, error }));
@@ -62,6 +65,7 @@ export async function runRsync(command: RsyncCommand, ctx: RunContext): Promise<
   });
   signal.removeEventListener('abort', stop);
   forget();
+  progress?.end();
   if (ended.error) {
     const message = `cannot run ${command.program}: ${ended.error.code === 'ENOENT' ? 'not found (is rsync installed?)' : ended.error.code}`;
     return finished(127, null, message, started);

@@ -1,6 +1,7 @@
 // What the pipeline needs from a way of reaching the data: a local directory, the reverse
 // tunnel, or a pull through rrsync. The pipeline calls these in stage order.
 import type { Outcome, RsyncConnection, RunContext, Skip } from '../pipeline/context.js';
+import type { RsyncProgress } from '../rsync/progress.js';
 
 /** Who the peer turned out to be. The receiver decides the name; the rest are hints. */
 export interface Peer {
@@ -19,6 +20,8 @@ export interface Endpoint {
   compress: boolean;
   /** What rsync's --rsh program expects as its fd 3, if anything (see RsyncCommand). */
   connection?: RsyncConnection;
+  /** Where rsync's progress goes when the peer follows it (the client asked); absent: nobody does. */
+  progress?: (event: RsyncProgress) => void;
 }
 
 export interface Transport {

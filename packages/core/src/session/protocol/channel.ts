@@ -23,6 +23,9 @@ export interface ReceiveOptions {
   timeoutMs: number;
   // Names the awaited step in errors; defaults to the expected types ("start or skip").
   waitingFor?: string;
+  // Progress messages that arrive meanwhile go here and the wait goes on (within the same timeout);
+  // without it, a progress message is as unexpected as any other.
+  onProgress?: (message: Message<'progress'>) => void;
 }
 
 export interface SendOptions {
@@ -97,8 +100,15 @@ export class MessageChannel {
     if (this.receiving) throw new SshRSyncError('EINTERNAL', `receive(${types.join(', ')}) while another receive is waiting`);
     const what = options.waitingFor ?? types.join(' or ');
     this.receiving = true;
+    const limited = options.timeoutMs > 0 && Number.isFinite(options.timeoutMs);
+    const deadline = performance.now() + options.timeoutMs;
     try {
-      const message = decodeMessage(await this.reader.next(what, options.timeoutMs), this.peer);
+      let message = decodeMessage(await this.reader.next(what, options.timeoutMs), this.peer);
+      while (message.type === 'progress' && options.onProgress && !types.includes(message.type)) {
+        options.onProgress(message);
+        const left = limited ? Math.max(1, deadline - performance.now()) : options.timeoutMs;
+        message = decodeMessage(await this.reader.next(what, left), this.peer);
+      }
       if (types.includes(message.type)) return message as Message<T>;
       if (message.type === 'error') {
         throw new SshRSyncError('EPEER', `peer: ${escapeText(message.message)}`, { details: `sent by the ${this.peer}` });

@@ -1,6 +1,7 @@
 // The client ⇄ receiver protocol: message schemas, line codec and the message channel.
 export {
   CONFIG_EXIT_VERSION,
+  PROGRESS_VERSION,
   MAX_MESSAGE_BYTES,
   MESSAGE_TYPES,
   PROTOCOL_NAME,
@@ -15,6 +16,7 @@ export {
   type MessageInput,
   type MessageType,
   type OutcomeStatus,
+  type ProgressMessage,
   type ReadyMessage,
   type ReceiverMode,
   type ResultMessage,

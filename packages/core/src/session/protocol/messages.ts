@@ -12,10 +12,13 @@ export const PROTOCOL_VERSION = 1;
 /**
  * The conversation versions this side speaks (hello's `versions`, session's `version`), oldest
  * first. 2 is 1 plus a result's exitCode 2 (a configuration error): a version-1 peer gets 1.
+ * 3 is 2 plus progress (start.progress, the progress message).
  */
-export const SESSION_VERSIONS: readonly number[] = [1, 2];
+export const SESSION_VERSIONS: readonly number[] = [1, 2, 3];
 /** The first conversation version whose result may carry exitCode 2. */
 export const CONFIG_EXIT_VERSION = 2;
+/** The first conversation version with `start.progress` and `progress` messages (3 is 2 plus them). */
+export const PROGRESS_VERSION = 3;
 // Default bound on one message line in bytes, newline excluded.
 export const MAX_MESSAGE_BYTES = 65536;
 
@@ -48,8 +51,21 @@ export const messageSchemas = {
     name: z.string().check(z.minLength(1), z.maxLength(255)),
     mode: z.enum(['privileged', 'fake-super', 'plain']),
   }),
-  // client → receiver: the client's own pre-work is done, pull now.
-  start: message('start', {}),
+  // client → receiver: the client's own pre-work is done, pull now. progress (version 3): relay
+  // rsync's progress while it pulls.
+  start: message('start', { progress: z.optional(z.boolean()) }),
+  // receiver → client (version 3, when start asked for it), while rsync runs, a few a second:
+  // bytes so far, rsync's percentage of what it knows of, its rate, files, entries left to check,
+  // whether the tree is fully listed (then the percentage is of the real total), time since rsync started.
+  progress: message('progress', {
+    bytes: count,
+    percent: z.nullable(z.int().check(z.gte(0), z.lte(100))),
+    bytesPerSecond: z.nullable(count),
+    files: z.nullable(count),
+    toCheck: z.nullable(z.strictObject({ remaining: count, total: count })),
+    scanDone: z.boolean(),
+    elapsedMs: count,
+  }),
   // either direction: "not now".
   skip: message('skip', { reason: text(1024) }),
   // receiver → client: the outcome of the pull and the exit code the client should use.
@@ -87,6 +103,7 @@ export type ReadyMessage = Message<'ready'>;
 export type StartMessage = Message<'start'>;
 export type SkipMessage = Message<'skip'>;
 export type ResultMessage = Message<'result'>;
+export type ProgressMessage = Message<'progress'>;
 export type ByeMessage = Message<'bye'>;
 export type ErrorMessage = Message<'error'>;
 export type ReceiverMode = ReadyMessage['mode'];

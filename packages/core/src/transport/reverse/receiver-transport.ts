@@ -6,7 +6,8 @@ import type { Readable, Writable } from 'node:stream';
 import type { Outcome, RunContext, Skip } from '../../pipeline/context.js';
 import { skip } from '../../pipeline/context.js';
 import { SshRSyncError, oneLine } from '../../errors.js';
-import { CONFIG_EXIT_VERSION, PROTOCOL_NAME, PROTOCOL_VERSION, SESSION_VERSIONS, openChannel, type MessageChannel } from '../../session/protocol/index.js';
+import { CONFIG_EXIT_VERSION, PROGRESS_VERSION, PROTOCOL_NAME, PROTOCOL_VERSION, SESSION_VERSIONS, openChannel, type MessageChannel } from '../../session/protocol/index.js';
+import type { RsyncProgress } from '../../rsync/progress.js';
 import { createSessionDir, type SessionDir } from '../../session/session-dir.js';
 import type { Endpoint, Peer, Transport } from '../transport.js';
 import { openTunnel, tunnelRsyncArgs, type TunnelConnection } from '../../session/tunnel/index.js';
@@ -51,6 +52,8 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
   let dir: SessionDir | undefined;
   // The conversation version the client chose; 1 until it has (a result before the session).
   let version = 1;
+  // The client asked for rsync's progress (conversation version 3).
+  let wantsProgress = false;
 
   return {
     kind: 'reverse',
@@ -89,6 +92,7 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
       await channel.send({ v: PROTOCOL_VERSION, type: 'ready', name: ctx.name, mode: ctx.mode }, { timeoutMs });
       const answer = await channel.receive(['start', 'skip'], { timeoutMs: options.startTimeoutMs, waitingFor: 'start' });
       if (answer.type === 'skip') return skip(`the client said not now: ${answer.reason}`);
+      wantsProgress = version >= PROGRESS_VERSION && answer.progress === true;
       return undefined;
     },
     async endpoint(): Promise<Endpoint> {
@@ -108,6 +112,7 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
         env: {},
         compress: true,
         connection: tunnel,
+        ...(wantsProgress ? { progress: progressSender(channel, timeoutMs) } : {}),
       };
     },
     async report(outcome: Outcome, ctx: RunContext): Promise<void> {
@@ -141,5 +146,21 @@ export function receiverTransport(options: ReceiverTransportOptions): Transport 
         channel.close();
       }
     },
+  };
+}
+
+// Sends progress events to the client, one at a time: an event that comes while the last is
+// still on its way is dropped (the next one says more). A send that fails is left to the
+// channel: the run notices a gone client by itself.
+function progressSender(channel: MessageChannel, timeoutMs: number): (event: RsyncProgress) => void {
+  let busy = false;
+  return (event) => {
+    if (busy) return;
+    busy = true;
+    const { bytes, percent, bytesPerSecond, files, toCheck, scanDone, elapsedMs } = event;
+    channel
+      .send({ v: PROTOCOL_VERSION, type: 'progress', bytes, percent, bytesPerSecond, files, toCheck, scanDone, elapsedMs }, { timeoutMs })
+      .catch(() => {})
+      .finally(() => (busy = false));
   };
 }
