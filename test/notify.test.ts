@@ -8,9 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hostStatus, type Logger, type StatusReport } from '@ssh-r-sync/core';
+import { hostStatus, readHostRecord, type Logger, type StatusReport } from '@ssh-r-sync/core';
 import notify, { readNotifyState, EVENT_SCHEMA, type NotifyEvent } from '@ssh-r-sync/plugin-notify';
-import { runRecv, tempDir, writeScript } from './helpers/cli.js';
+import { repoRoot, runNode, runRecv, tempDir, writeScript } from './helpers/cli.js';
 import { startBackupServer } from './helpers/backup-server.js';
 import { startNotifyReceiver, type NotifyReceiver } from './notify-receiver.js';
 
@@ -90,7 +90,8 @@ describe('pings for real runs', () => {
     const body = pings[1]!.body;
     assert.match(body, /^host1: failure \(exit 1\)/);
     assert.match(body, /rsync exit 23/);
-    assert.match(body, /rsync: .*\/no-such-source.*No such file or directory/);
+    assert.match(body, /^rsync: \[sender\] link_stat "\/no-such-source" failed: No such file or directory/m);
+    assert.match(body, /^rsync error: some files\/attrs were not transferred/m);
     noSecrets(r.stderr, 'the receiver\'s stderr');
   });
 
@@ -175,13 +176,18 @@ describe('when notifications cannot be delivered', () => {
     assert.equal(http.at(`/down/${UUID}/host1/start`).length, 3);
     assert.equal(http.at(`/down/${UUID}/host1`).filter((p) => p.path.endsWith('/host1')).length, 3);
     const lines = r.stderr.split('\n').filter((line) => line.includes('could not send'));
+    // The start's failure while the session runs (the client sees it too); the end's after it, as
+    // core reports failed after-session work: once, and kept in the host's record for status.
     assert.deepEqual(
-      lines.map((line) => line.replace(/^.*?notify\]: warn: /, '').replace(/:\d+\//, ':PORT/')),
+      lines.map((line) => line.replace(/:\d+\//, ':PORT/')),
       [
-        'host1: could not send the started notification to healthchecks http://127.0.0.1:PORT/…: answered HTTP 500 (3 attempts) (the backup is not affected)',
-        'host1: could not send the success notification to healthchecks http://127.0.0.1:PORT/…: answered HTTP 500 (3 attempts) (the backup is not affected)',
+        'ssh-r-sync-recv[notify]: warn: host1: could not send the started notification to healthchecks http://127.0.0.1:PORT/…: answered HTTP 500 (3 attempts) (the backup is not affected)',
+        'ssh-r-sync-recv: error: after the backup, notify failed: could not send the success notification to healthchecks http://127.0.0.1:PORT/…: answered HTTP 500 (3 attempts) (the backup itself is complete)',
       ],
     );
+    const task = (await readHostRecord(f.root, 'host1'))?.afterSession?.tasks.find((t) => t.name === 'notify');
+    assert.equal(task?.outcome, 'failed');
+    assert.match(task?.error ?? '', /^could not send the success notification to healthchecks http:\/\/127\.0\.0\.1:\d+\/…: answered HTTP 500/);
     noSecrets(r.stderr, 'the receiver\'s stderr');
     const state = await readNotifyState(f.root, 'host1');
     assert.equal(state.failures, 2);
@@ -301,6 +307,28 @@ describe('the status timer (dead man\'s switch)', () => {
     // One refused, one delivered, then nothing: the episode was reported.
     assert.equal(http.at(`/dead2/${UUID}/host1/fail`).length, 2);
     assert.equal((await readNotifyState(f.root, 'host1')).failures, 1);
+  });
+});
+
+describe('the status timer\'s own command', () => {
+  test('ssh-r-sync-admin status --report: a host past its max age gets one /fail; the next hour nothing more; no secret on stderr', async () => {
+    http.clear();
+    const f = await fixture({ healthchecks: hc('timer') });
+    assert.equal((await f.run()).code, 0);
+    http.clear();
+    const admin = (now: Date) =>
+      runNode(join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js'), ['status', '--report', '--debug', '--config', f.config, '--max-age', '1d', '--now', now.toISOString(), f.root]);
+    const later = Date.now() + 3 * 86_400_000;
+    const first = await admin(new Date(later));
+    assert.equal(first.code, 1, first.stderr); // stale: the timer's unit fails too
+    assert.match(first.stderr, /host1: the newest complete backup \(\S+\) is 3d old, more than --max-age 24h/);
+    assert.doesNotMatch(first.stderr, /could not report/);
+    const second = await admin(new Date(later + 3_600_000));
+    assert.equal(second.code, 1, second.stderr);
+    assert.match(second.stderr, /notify\]: host1: still stale, already reported at /);
+    assert.deepEqual(http.at('/timer/').map((p) => `${p.method} ${p.path}`), [`POST /timer/${UUID}/host1/fail`]);
+    assert.match(http.at('/timer/')[0]!.body, /^host1: the newest complete backup .* is 3d old/);
+    noSecrets(first.stderr + second.stderr, 'status --report\'s stderr');
   });
 });
 

@@ -22,12 +22,16 @@ export interface DeliverOptions {
   /** healthchecks.io's run id (`rid`), pairing a run's start and end pings. */
   runId?: string | undefined;
   userAgent: string;
+  /** Log each failed target (default); false: the caller reports `Delivery.problem` itself. */
+  logFailures?: boolean;
 }
 
 export interface Delivery {
   channel: Channel;
   ok: boolean;
   error: string | null;
+  /** A failed target in words, its URL redacted: `could not send the success notification to …: …`. */
+  problem: string | null;
 }
 
 // Delivers `event` to `targets`; resolves to one entry per target, having logged and recorded failures.
@@ -54,7 +58,8 @@ export async function deliver(event: NotifyEvent, targets: ResolvedTargets, opti
     if (d.ok) options.logger.debug(`${event.host}: ${event.status} sent to ${where(d.channel)}`);
     else {
       d.error = scrub(d.error ?? 'failed', secrets);
-      options.logger.warn(`${event.host}: could not send the ${event.status} notification to ${where(d.channel)}: ${d.error} (the backup is not affected)`);
+      d.problem = `could not send the ${event.status} notification to ${where(d.channel)}: ${d.error}`;
+      if (options.logFailures !== false) options.logger.warn(`${event.host}: ${d.problem} (the backup is not affected)`);
     }
   }
   try {
@@ -83,7 +88,7 @@ function pingUrl(base: string, suffix: string, runId: string | undefined): strin
 }
 
 function result(channel: Channel, error: string | null): Delivery {
-  return { channel, ok: error === null, error };
+  return { channel, ok: error === null, error, problem: null };
 }
 
 function channelAt(targets: ResolvedTargets, index: number): Channel {

@@ -87,7 +87,7 @@ function runLog(outcome: Outcome, ctx: RunContext): string {
     lines.push(`rsync exit ${rsync.exitCode}${rsync.signal ? ` (${rsync.signal})` : ''}${rsync.files !== null ? `, ${rsync.files} files` : ''}${rsync.bytes !== null ? `, ${rsync.bytes} bytes` : ''} in ${(rsync.durationMs / 1000).toFixed(1)} s`);
     if (rsync.exitCode !== 0 || rsync.originalExitCode !== 0) {
       const problems = rsync.output.split('\n').filter((line) => RSYNC_PROBLEM.test(line)).slice(-RSYNC_LINES);
-      lines.push(...problems.map((line) => `rsync: ${line.replace(/^rsync:\s*/, '')}`));
+      lines.push(...problems.map((line) => (line.startsWith('rsync') ? line : `rsync: ${line}`)));
     }
   }
   for (const error of outcome.doneErrors ?? []) lines.push(`done: ${error.message}`);

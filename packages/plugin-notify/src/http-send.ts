@@ -27,7 +27,7 @@ export async function postWithRetries(url: string, body: string, contentType: st
     if (verdict === 'ok') return { ok: true, attempts };
     error = verdict.error;
     if (!verdict.retry) return { ok: false, attempts, error };
-    if (attempts > options.retries) return { ok: false, attempts, error: `${error} (${attempts} attempts)` };
+    if (attempts > options.retries) return { ok: false, attempts, error: attempts > 1 ? `${error} (${attempts} attempts)` : error };
     if (options.signal.aborted) return { ok: false, attempts, error: `${error}; ${stopReason(options.signal)}` };
     try {
       await sleep(FIRST_BACKOFF_MS * 2 ** (attempts - 1), undefined, { signal: options.signal });

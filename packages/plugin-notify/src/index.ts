@@ -61,14 +61,21 @@ export default function notify(options: NotifyOptions = {}): Plugin {
           if (!hasTargets(targets)) return;
           const run = runs.get(ctx);
           const event = finishEvent(outcome, ctx, parsed.logBytes);
-          const finish = async (signal: AbortSignal | undefined) => {
-            await run?.started;
-            await deliver(event, targets, send(ctx, logger, signal, run?.runId));
-          };
           if (outcome.committed) {
-            scheduleAfterSession(ctx, { name: PLUGIN_NAME, timeoutMs: 2 * parsed.totalTimeoutMs + 5000, run: finish });
+            // After the session the client no longer hears the log: a failed target is the task's
+            // error instead, which core logs once and keeps in the host's record (status shows it).
+            scheduleAfterSession(ctx, {
+              name: PLUGIN_NAME,
+              timeoutMs: 2 * parsed.totalTimeoutMs + 5000,
+              run: async (signal) => {
+                await run?.started;
+                const failed = (await deliver(event, targets, { ...send(ctx, logger, signal, run?.runId), logFailures: false })).filter((d) => !d.ok);
+                if (failed.length) throw new Error(failed.map((d) => d.problem).join('; '));
+              },
+            });
           } else {
-            await finish(currentTap()?.signal);
+            await run?.started;
+            await deliver(event, targets, send(ctx, logger, currentTap()?.signal, run?.runId));
           }
         } catch (error) {
           logger.warn(`${ctx.name}: notifications failed: ${oneLine(error)} (the backup is not affected)`);
@@ -79,8 +86,8 @@ export default function notify(options: NotifyOptions = {}): Plugin {
     // The dead-man's switch: a stale host's failure goes out once per episode (until the host is
     // fresh again, or its newest backup or last success changes); a host that is fresh again gets
     // nothing here — its own successful run already sent the success ping.
-    async status(report: StatusReport, logger: Logger): Promise<void> {
-      const scoped = logger.scope(PLUGIN_NAME);
+    // `logger` comes scoped to this plugin (ssh-r-sync-admin status --report).
+    async status(report: StatusReport, scoped: Logger): Promise<void> {
       const undelivered = await Promise.all(
         report.hosts.map(async (host) => {
           const targets = targetsFor(parsed, host.name);
