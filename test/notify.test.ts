@@ -6,6 +6,7 @@
 // counted), and the status timer's stale-host failure, sent once per episode.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostStatus, readHostRecord, type Logger, type StatusReport } from '@ssh-r-sync/core';
@@ -347,6 +348,17 @@ describe('through sshd (reverse mode)', () => {
       assert.deepEqual(pings.map((p) => p.path), [`/rev/${UUID}/host1/start`, `/rev/${UUID}/host1`]);
       assert.match(pings[1]!.body, /^host1: success \(exit 0\)/);
       noSecrets(r.stderr, 'the client\'s output');
+      // Loaded on the client by mistake: one line that says where it belongs, nothing sent, nothing
+      // written into the tree being backed up.
+      http.clear();
+      const clientConfig = join(base, 'client.json');
+      await writeFile(clientConfig, JSON.stringify({ plugins: [['@ssh-r-sync/plugin-notify', { healthchecks: hc('client') }]] }));
+      const c = await server.backup(src, ['-n', 'host1', '--config', clientConfig]);
+      assert.equal(c.code, 0, c.stderr);
+      assert.match(c.stderr, /notify\]: warn: @ssh-r-sync\/plugin-notify belongs in the receiver's config \(ssh-r-sync-recv\): on the client it sends nothing/);
+      await http.waitFor('/rev/', 2);
+      assert.deepEqual(http.at('/client/'), []);
+      assert.equal(existsSync(join(src, '.ssh-r-sync')), false);
     } finally {
       await server.stop();
     }

@@ -35,6 +35,13 @@ export default function notify(options: NotifyOptions = {}): Plugin {
     throw new SshRSyncError('ECONFIG', `@ssh-r-sync/plugin-notify: ${oneLine(error)}`, { cause: error });
   }
   const runs = new WeakMap<RunContext, RunState>();
+  // The receiver knows the outcome, keeps the record and runs work after the session; on the
+  // client ROOT is the tree being backed up, where nothing of this plugin's belongs.
+  const onClient = (ctx: RunContext) => {
+    if (ctx.role === 'receiver') return false;
+    ctx.logger.scope(PLUGIN_NAME).warn('@ssh-r-sync/plugin-notify belongs in the receiver\'s config (ssh-r-sync-recv): on the client it sends nothing');
+    return true;
+  };
   const send = (ctx: RunContext, logger: Logger, signal: AbortSignal | undefined, runId: string | undefined) => ({ root: ctx.root, options: parsed, logger, signal, runId, userAgent: USER_AGENT });
 
   return {
@@ -42,6 +49,7 @@ export default function notify(options: NotifyOptions = {}): Plugin {
     apply(hooks: PipelineHooks) {
       // The host is known: the start ping goes out without holding the backup up.
       hooks.handshake.tapPromise(PLUGIN_NAME, async (ctx) => {
+        if (onClient(ctx)) return undefined;
         const targets = targetsFor(parsed, ctx.name);
         if (!hasTargets(targets)) return undefined;
         const runId = randomUUID();
@@ -56,7 +64,7 @@ export default function notify(options: NotifyOptions = {}): Plugin {
       hooks.done.tapPromise(PLUGIN_NAME, async (outcome, ctx) => {
         const logger = ctx.logger.scope(PLUGIN_NAME);
         try {
-          if (!ctx.name) return; // before the handshake: no host to tell about
+          if (!ctx.name || ctx.role !== 'receiver') return; // before the handshake no host is known; the client: see onClient
           const targets = targetsFor(parsed, ctx.name);
           if (!hasTargets(targets)) return;
           const run = runs.get(ctx);
