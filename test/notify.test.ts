@@ -11,7 +11,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostStatus, readHostRecord, type Logger, type StatusReport } from '@ssh-r-sync/core';
 import notify, { readNotifyState, EVENT_SCHEMA, type NotifyEvent } from '@ssh-r-sync/plugin-notify';
-import { repoRoot, runNode, runRecv, tempDir, writeScript } from './helpers/cli.js';
+import { processesMatching, repoRoot, runNode, runRecv, tempDir, writeScript } from './helpers/cli.js';
 import { startBackupServer } from './helpers/backup-server.js';
 import { startNotifyReceiver, type NotifyReceiver } from './notify-receiver.js';
 
@@ -94,6 +94,12 @@ describe('pings for real runs', () => {
     assert.match(body, /^rsync: \[sender\] link_stat "\/no-such-source" failed: No such file or directory/m);
     assert.match(body, /^rsync error: some files\/attrs were not transferred/m);
     noSecrets(r.stderr, 'the receiver\'s stderr');
+    // logBytes bounds the body: its end is kept, whole lines, marked as cut.
+    const small = await fixture({ healthchecks: hc('small'), logBytes: 160 });
+    assert.equal((await small.run('host1', src, failingRsync)).code, 1);
+    const cut = http.at(`/small/${UUID}/host1/fail`)[0]!.body;
+    assert.ok(Buffer.byteLength(cut) <= 160, cut);
+    assert.match(cut, /^…\(earlier lines cut\)\nrsync error: some files\/attrs were not transferred .*\n$/);
   });
 
   test('a skipped run (an rsync.pre hook exits 75): /start, then /log with the reason — neither success nor failure', async () => {
@@ -218,7 +224,11 @@ describe('when notifications cannot be delivered', () => {
     assert.equal(r1.code, 1, r1.stderr); // rsync's failure, not the notifications'
     assert.deepEqual(http.at('/gone/').map((p) => p.path), [`/gone/${UUID}/host1/start`, `/gone/${UUID}/host1/fail`]);
     assert.match(r1.stderr, /could not send the failure notification to healthchecks http:\/\/127\.0\.0\.1:\d+\/…: answered HTTP 404 \(the backup is not affected\)/);
-    const r2 = await f.run('host2');
+    const running = f.run('host2');
+    // While a request hangs, no process on the machine carries the URL's secret in its argv.
+    await http.waitFor('/hung/', 1);
+    assert.deepEqual(await processesMatching(UUID), []);
+    const r2 = await running;
     assert.equal(r2.code, 0, r2.stderr);
     assert.match(r2.stderr, /could not send the success notification to healthchecks http:\/\/127\.0\.0\.1:\d+\/…: no answer within 1 s \(2 attempts\)/);
     assert.match(r2.stderr, /could not send the success notification to webhook http:\/\/127\.0\.0\.1:\d+\/…: cannot reach the server: ECONNREFUSED \(2 attempts\)/);
