@@ -4,7 +4,7 @@
 // line; a notification that cannot be delivered is logged and counted, never a failed backup.
 // See README.md.
 import { randomUUID } from 'node:crypto';
-import { SshRSyncError, currentTap, oneLine, scheduleAfterSession, type Logger, type PipelineHooks, type Plugin, type RunContext, type StatusReport } from '@ssh-r-sync/core';
+import { SshRSyncError, oneLine, scheduleAfterSession, type Logger, type PipelineHooks, type Plugin, type RunContext, type StatusReport } from '@ssh-r-sync/core';
 import { parseOptions, targetsFor, hasTargets, type NotifyOptions, type ParsedOptions } from './options.js';
 import { finishEvent, startEvent, staleEvent } from './event.js';
 import { deliver } from './deliver.js';
@@ -58,9 +58,8 @@ export default function notify(options: NotifyOptions = {}): Plugin {
         return undefined;
       });
 
-      // A committed run's end is told after the session (the client has its answer); a failed or
-      // skipped run's now, bounded by totalTimeout: core runs after-session work for committed runs
-      // only, and the receiver exits right after the run. Never throws.
+      // A run's end is told after the session (the client has its answer, and a notification
+      // server that hangs costs it nothing), bounded by totalTimeout. Never throws.
       hooks.done.tapPromise(PLUGIN_NAME, async (outcome, ctx) => {
         const logger = ctx.logger.scope(PLUGIN_NAME);
         try {
@@ -69,22 +68,19 @@ export default function notify(options: NotifyOptions = {}): Plugin {
           if (!hasTargets(targets)) return;
           const run = runs.get(ctx);
           const event = finishEvent(outcome, ctx, parsed.logBytes);
-          if (outcome.committed) {
-            // After the session the client no longer hears the log: a failed target is the task's
-            // error instead, which core logs once and keeps in the host's record (status shows it).
-            scheduleAfterSession(ctx, {
-              name: PLUGIN_NAME,
-              timeoutMs: 2 * parsed.totalTimeoutMs + 5000,
-              run: async (signal) => {
-                await run?.started;
-                const failed = (await deliver(event, targets, { ...send(ctx, logger, signal, run?.runId), logFailures: false })).filter((d) => !d.ok);
-                if (failed.length) throw new Error(failed.map((d) => d.problem).join('; '));
-              },
-            });
-          } else {
-            await run?.started;
-            await deliver(event, targets, send(ctx, logger, currentTap()?.signal, run?.runId));
-          }
+          // After the session, whatever the outcome (the client has its answer and no longer hears
+          // the log): a failed target is the task's error, which core logs once and keeps in the
+          // host's record (status shows it).
+          scheduleAfterSession(ctx, {
+            name: PLUGIN_NAME,
+            anyOutcome: true,
+            timeoutMs: 2 * parsed.totalTimeoutMs + 5000,
+            run: async (signal) => {
+              await run?.started;
+              const failed = (await deliver(event, targets, { ...send(ctx, logger, signal, run?.runId), logFailures: false })).filter((d) => !d.ok);
+              if (failed.length) throw new Error(failed.map((d) => d.problem).join('; '));
+            },
+          });
         } catch (error) {
           logger.warn(`${ctx.name}: notifications failed: ${oneLine(error)} (the backup is not affected)`);
         }

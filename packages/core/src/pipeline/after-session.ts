@@ -16,6 +16,8 @@ export interface AfterSessionTask {
   timeoutMs: number;
   /** The work; `signal` aborts when the limit passes or the receiver is stopped. */
   run(signal: AbortSignal): Promise<void>;
+  /** Run it after a run that was not committed too (a failure's notification); default: committed runs only. */
+  anyOutcome?: boolean;
 }
 
 const TASKS = 'ssh-r-sync:after-session';
@@ -32,7 +34,7 @@ class Abandoned extends Error {
   }
 }
 
-// Queues work for after the session; only a committed run's tasks ever run.
+// Queues work for after the session; only a committed run's tasks run, but for anyOutcome ones.
 export function scheduleAfterSession(ctx: RunContext, task: AfterSessionTask): void {
   const tasks = (ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? [];
   tasks.push(task);
@@ -40,8 +42,12 @@ export function scheduleAfterSession(ctx: RunContext, task: AfterSessionTask): v
 }
 
 // Runs the queued tasks in order, each bounded; never throws. Records how they ended.
-export async function runAfterSession(ctx: RunContext, logger: Logger, signal: AbortSignal): Promise<AfterSessionRecord | null> {
-  const tasks = (ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? [];
+// `committed`: the run passed the commit point (else only anyOutcome tasks run); `locked`: it
+// holds the host's lock, so it may write the host's record (a refused run must not).
+export async function runAfterSession(ctx: RunContext, logger: Logger, signal: AbortSignal, committed = true, locked = true): Promise<AfterSessionRecord | null> {
+  const tasks = ((ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? []).filter((task) => committed || task.anyOutcome === true);
+  // A run that was not committed leaves an older run's record of its after-session work alone.
+  if (tasks.length === 0 && !committed) return null;
   if (tasks.length === 0) {
     await forgetAfterSession(ctx, logger);
     return null;
@@ -72,7 +78,7 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
       controller.abort(error);
       if (timedOut) await Promise.race([work.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
       const message = timedOut ? `timed out after ${task.timeoutMs / 1000} s` : oneLine(error);
-      logger.error(`after the backup, ${task.name} failed: ${message} (the backup itself is complete)`);
+      logger.error(committed ? `after the backup, ${task.name} failed: ${message} (the backup itself is complete)` : `after the run, ${task.name} failed: ${message} (the run's outcome stands)`);
       const recorded = message.length > MAX_RECORDED_ERROR ? `${message.slice(0, MAX_RECORDED_ERROR)}…` : message;
       record.tasks.push({ name: task.name, outcome: timedOut ? 'timed out' : 'failed', error: recorded, durationMs: Math.round(performance.now() - started) });
     } finally {
@@ -81,6 +87,7 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
       signal.removeEventListener('abort', stop);
     }
   }
+  if (!locked) return record;
   try {
     const host = await readHostRecord(ctx.root, ctx.name);
     if (host) await writeHostRecord(ctx.root, ctx.name, { ...host, afterSession: record });

@@ -145,7 +145,7 @@ export class Pipeline {
     }
     clearTimeout(grace);
     // After the session: the client has its answer; pruning and the like cannot delay or fail it.
-    if (outcome.committed) await runAfterSession(ctx, ctx.logger, this.driver.signal);
+    if (ctx.name) await runAfterSession(ctx, ctx.logger, this.driver.signal, outcome.committed === true, release !== undefined || !this.options.lock);
     try {
       await release?.();
     } catch (error) {
