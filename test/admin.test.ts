@@ -321,7 +321,7 @@ describe('ssh-r-sync-admin prune', () => {
     const release = await lockHost({ root, name: 'busy', waitSeconds: 0, logger: silentLogger });
     const r = await admin(['prune', root, '--keep', '1d', '--now', NOW]).finally(release);
     assert.equal(r.code, 1);
-    assert.match(r.stdout, new RegExp(`^busy: not pruned: another backup of busy is running \\(pid ${process.pid}\\); try again later$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^busy: not pruned: another backup of busy is already running \\(pid ${process.pid}\\); try again later$`, 'm'));
     assert.match(r.stdout, /^idle: 3 snapshots, 1 kept; 2 deleted$/m);
     for (const id of busy) assert.ok(existsSync(join(root, 'busy', id)));
     assert.deepEqual(idle.map((id) => existsSync(join(root, 'idle', id))), [false, false, true]);

@@ -521,7 +521,7 @@ describe('SPEC §4 attacks', { concurrency: 3 }, () => {
       assert.ok(await waitUntil(held, 20_000), 'the first run took the lock');
       const second = await s.backup(small, ['-n', 'host1', '-t', '2'], { timeoutMs: 30_000 });
       assert.equal(second.code, 1, second.stderr);
-      assertOneLineError(second.stderr, 'ssh-r-sync', /another backup of host1 is running/);
+      assertOneLineError(second.stderr, 'ssh-r-sync', /another backup of host1 is already running/);
       const exit = await first.exited;
       assert.equal(exit.code, 0, first.stderr());
       assert.ok(existsSync(join(s.root, 'host1', 'medium.bin')));

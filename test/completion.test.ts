@@ -137,7 +137,7 @@ describe('after-session work through sshd', { concurrency: 1 }, () => {
     assert.equal((await receiver()).length, 1, 'the receiver is still at its after-session work');
     const second = await server.backup(src, ['-n', 'slow-prune'], { timeoutMs: 60_000 });
     assert.equal(second.code, 1, 'the host is still locked');
-    assert.match(second.stderr, /another backup of slow-prune is running/);
+    assert.match(second.stderr, /another backup of slow-prune is already running/);
     await writeFile(go, '');
     const deadline = Date.now() + 30_000;
     while ((await receiver()).length > 0) {

@@ -177,7 +177,7 @@ async function newRoot(): Promise<string> {
 
 const locks = (root: string) => join(root, '.ssh-r-sync', 'locks');
 const lockFile = (root: string) => join(locks(root), `${NAME}.lock`);
-const busy = (pid: number) => `refused another backup of ${NAME} is running (pid ${pid}); try again later`;
+const busy = (pid: number) => `refused another backup of ${NAME} is already running (pid ${pid}); try again later`;
 
 before(async () => {
   ({ dir, cleanup } = await tempDir('srs-lock-'));
@@ -448,7 +448,7 @@ describe('the host lock through ssh-r-sync-recv --local', { concurrency: 1 }, ()
     const winner = runs.find((r) => r !== loser)!;
     assert.equal(lost.code, 1, lost.stderr);
     const errors = lost.stderr.split('\n').filter((l) => l.startsWith('ssh-r-sync-recv: error: '));
-    assert.deepEqual(errors, [`ssh-r-sync-recv: error: another backup of ${NAME} is running (pid ${winner.pid}); try again later`], lost.stderr);
+    assert.deepEqual(errors, [`ssh-r-sync-recv: error: another backup of ${NAME} is already running (pid ${winner.pid}); try again later`], lost.stderr);
     await writeFile(g.stop, '');
     const won = await winner.exited;
     assert.equal(won.code, 0, won.stderr);
@@ -486,7 +486,7 @@ describe('the host lock through ssh-r-sync-recv --local', { concurrency: 1 }, ()
       assert.ok(await waitUntil(() => existsSync(started), 20_000), 'the admin holds the lock');
       const refused = await recv(['--local', f.src, '--name', NAME, f.root]).exited;
       assert.equal(refused.code, 1, refused.stderr);
-      assert.match(refused.stderr, new RegExp(`^ssh-r-sync-recv: error: another backup of ${NAME} is running; try again later$`, 'm'));
+      assert.match(refused.stderr, new RegExp(`^ssh-r-sync-recv: error: another backup of ${NAME} is already running; try again later$`, 'm'));
       // A waiting run stopped by SIGTERM ends at once, its flock with it.
       const stopped = recv(['--local', f.src, '--name', NAME, '--lock-wait', '60', f.root]);
       const flock = await waitUntil(() => flockChildren(stopped.pid, true)[0], 20_000);

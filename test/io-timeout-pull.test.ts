@@ -97,7 +97,7 @@ describe('--io-timeout in pull mode', { concurrency: 1 }, () => {
 
     // The host is free again: the next pull is not refused, and it completes.
     const second = await runRecv([...pullArgs(), root], { timeoutMs: 60_000 });
-    assert.doesNotMatch(second.stderr, /another backup of host1 is running/);
+    assert.doesNotMatch(second.stderr, /another backup of host1 is already running/);
     assert.equal(second.code, 0, second.stderr);
     assert.ok(existsSync(join(host, 'big.bin')), 'the second pull brought big.bin');
   });

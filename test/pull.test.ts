@@ -188,7 +188,7 @@ describe('ssh-r-sync-recv --pull through rrsync -ro', { concurrency: 1 }, () => 
     const second = await runRecv([...pullArgs(), root]);
     await writeFile(release, '');
     assert.notEqual(second.code, 0, 'the second pull must not run');
-    assert.match(second.stderr, /another backup of host1 is running/);
+    assert.match(second.stderr, /another backup of host1 is already running/);
     assertSuccess(await first, 'first pull');
     assertTree(src, join(root, NAME));
   });

@@ -301,7 +301,7 @@ describe('what restore refuses', { concurrency: 1 }, () => {
       const dest = join(tmp.dir, 'mirror-busy');
       const run = await admin(['restore', mirrorRoot, name, dest]);
       assert.equal(run.code, 1, run.stderr);
-      assert.match(run.stderr, new RegExp(`^ssh-r-sync-admin: error: another backup of ${name} is running; try again later$`, 'm'));
+      assert.match(run.stderr, new RegExp(`^ssh-r-sync-admin: error: another backup of ${name} is already running; try again later$`, 'm'));
       assert.equal(existsSync(dest), false, 'nothing written');
     } finally {
       holder.stdin.end();

@@ -166,7 +166,7 @@ function ownLikeParent(fd: number, parent: number, shown: string): void {
 }
 
 function busy(name: string, pid: number | null): SshRSyncError {
-  return new SshRSyncError('ELOCK', `another backup of ${name} is running${pid ? ` (pid ${pid})` : ''}; try again later`);
+  return new SshRSyncError('ELOCK', `another backup of ${name} is already running${pid ? ` (pid ${pid})` : ''}; try again later`);
 }
 
 // The pid of the lock's live holder, looked for a little while (it names itself right after it
