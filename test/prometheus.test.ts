@@ -216,12 +216,12 @@ describe('plugin-prometheus through real runs and a real node_exporter', { skip:
     assert.equal(sample(s, 'ssh_r_sync_snapshots', { ...h, state: 'complete' }), 1);
     assert.equal(sample(s, 'ssh_r_sync_snapshots', { ...h, state: 'incomplete' }), 1);
     assert.equal(sample(s, 'ssh_r_sync_last_success_timestamp_seconds', h), success);
-    // The file written in the done tap says what the records say once the run is over.
+    // Written after the session, from the records: the run log's entry of the failure.
     const logged = readRunLog(f.root, 'host1').at(-1)!;
     assert.equal(logged.status, 'failure');
-    const start = sample(s, 'ssh_r_sync_last_run_start_timestamp_seconds', h)!;
-    assert.equal(start, seconds(logged.startedAt));
-    assert.ok(sample(s, 'ssh_r_sync_last_run_end_timestamp_seconds', h)! <= seconds(logged.at));
+    assert.equal(sample(s, 'ssh_r_sync_last_run_start_timestamp_seconds', h), seconds(logged.startedAt));
+    assert.equal(sample(s, 'ssh_r_sync_last_run_end_timestamp_seconds', h), seconds(logged.at));
+    assert.equal(sample(s, 'ssh_r_sync_last_run_duration_seconds', h), logged.durationMs / 1000);
   });
 
   test('through sshd and the reverse tunnel: a success and a failure of two hosts, both in the one file', async () => {
@@ -341,7 +341,7 @@ describe('plugin-prometheus through real runs and a real node_exporter', { skip:
     const bad = await f.run('host1', '-x', `rsync.post:${await writeScript(f.base, 'fail-23', 'echo 23')}`);
     assert.equal(bad.code, 1, bad.stderr);
     assert.match(bad.stderr, /error: rsync exited with code 23/);
-    assert.match(bad.stderr, new RegExp(`\\[prometheus\\]: warn: cannot write the metrics file ${f.textfile} \\(${why}\\): .*; the run's outcome stands\n`));
+    assert.match(bad.stderr, new RegExp(`after the run, prometheus failed: cannot write the metrics file ${f.textfile} \\(${why}\\): .* \\(the run's outcome stands\\)\n`));
     assert.equal(readRunLog(f.root, 'host1').at(-1)?.message?.includes('prometheus'), false, "the failure's own message is kept");
   });
 

@@ -10,16 +10,12 @@ import { readRunLog } from '@ssh-r-sync/core/internal';
 import type { HostMetrics } from './exposition.js';
 import { lockHeld } from './lock-state.js';
 
-/** A run that the records do not know yet: the one whose `done` tap writes the file. */
-export type CurrentRun = { name: string; run: NonNullable<HostMetrics['lastRun']> };
-
 export interface CollectOptions {
   now: Date;
   /** Per host, a max age (seconds) to judge staleness by. */
   maxAges: Map<string, number>;
   /** Hosts whose health the caller has already (the status timer's report). */
   known?: Map<string, HostStatus>;
-  current?: CurrentRun;
 }
 
 // The host directories under ROOT, as `ssh-r-sync-admin status` lists them.
@@ -32,7 +28,6 @@ export async function hostNames(root: string): Promise<string[]> {
 export async function collect(root: string, options: CollectOptions): Promise<HostMetrics[]> {
   const names = new Set(await hostNames(root));
   for (const name of options.known?.keys() ?? []) names.add(name);
-  if (options.current) names.add(options.current.name);
   const hosts: HostMetrics[] = [];
   for (const name of [...names].sort()) hosts.push(await hostMetrics(root, name, options));
   return hosts;
@@ -41,13 +36,13 @@ export async function collect(root: string, options: CollectOptions): Promise<Ho
 async function hostMetrics(root: string, name: string, options: CollectOptions): Promise<HostMetrics> {
   const maxAge = options.maxAges.get(name);
   const status = options.known?.get(name) ?? (await hostStatus(root, name, { now: options.now, maxAgeMs: maxAge === undefined ? undefined : maxAge * 1000 }));
-  const lastRun = options.current?.name === name ? options.current.run : await recordedRun(root, name);
+  const lastRun = await recordedRun(root, name);
   return {
     host: name,
     kind: status.kind,
     store: status.store,
     lastRun,
-    lastSuccess: lastRun?.status === 'success' && options.current?.name === name ? lastRun.at : status.lastSuccess,
+    lastSuccess: status.lastSuccess,
     complete: status.complete,
     incomplete: status.incomplete,
     newestComplete: status.newestComplete?.startedAt ?? null,

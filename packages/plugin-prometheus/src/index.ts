@@ -2,8 +2,8 @@
 // last run, snapshots, verify and lock as a textfile for node_exporter's textfile collector.
 // It never fails nor holds up a backup: a file it cannot write is logged. See README.md.
 import { isAbsolute } from 'node:path';
-import { SshRSyncError, currentTap, oneLine, scheduleAfterSession, type Logger, type Outcome, type PipelineHooks, type Plugin, type RunContext, type StatusReport } from '@ssh-r-sync/core';
-import { collect, type CollectOptions, type CurrentRun } from './collect.js';
+import { SshRSyncError, oneLine, scheduleAfterSession, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
+import { collect, type CollectOptions } from './collect.js';
 import { readMaxAges, render } from './exposition.js';
 import { readTextfile, writeTextfile } from './textfile.js';
 
@@ -20,10 +20,8 @@ export interface PrometheusOptions {
   textfile: string;
 }
 
-/** How long the file written after a committed run may take (after the session: nobody waits for it). */
+/** How long writing the file after a run may take (after the session: nobody waits for it). */
 const AFTER_SESSION_LIMIT_MS = 60_000;
-/** How long the `done` tap of a run that was not committed waits for its write before it lets the run end. */
-const DONE_WAIT_MS = 2_000;
 const KNOWN = new Set(['textfile']);
 /** A tapable stage after the default (0) of every other tap. */
 const AFTER_OTHER_TAPS = 100;
@@ -45,33 +43,23 @@ export default function prometheus(options: PrometheusOptions = {} as Prometheus
   return {
     name: PLUGIN_NAME,
     apply(hooks: PipelineHooks) {
-      // After the other done taps (stage): their work after the session (rotate's pruning) is
-      // queued before this plugin's, so the file counts the snapshots that are left.
-      hooks.done.tapPromise({ name: PLUGIN_NAME, stage: AFTER_OTHER_TAPS }, async (outcome, ctx) => {
-        const logger = ctx.logger.scope(PLUGIN_NAME);
+      // After the other done taps (a tapable stage): their work after the session (rotate's
+      // pruning) is queued before this plugin's, so the file counts the snapshots that are left.
+      hooks.done.tapPromise({ name: PLUGIN_NAME, stage: AFTER_OTHER_TAPS }, async (_outcome, ctx) => {
         // Refused before its name was known: no host's numbers changed.
-        if (!ctx.name || !ctx.dir) return;
-        try {
-          if (outcome.committed) {
-            // After the session the client is gone and the host's records hold this run (the run
-            // log and the host record are written after done), as final as they get: a done tap
-            // that failed after this one is in them too.
-            scheduleAfterSession(ctx, {
-              name: PLUGIN_NAME,
-              timeoutMs: AFTER_SESSION_LIMIT_MS,
-              run: async () => write(ctx.root, { now: new Date() }).catch((error: unknown) => {
-                throw new Error(failedWrite(error), { cause: error });
-              }),
-            });
-            return;
-          }
-          // Work after the session runs only for committed runs, and a failure must reach the
-          // file: it is written now, with this run taken from the outcome (the records get it only
-          // after done), bounded so a slow disk cannot hold the client's goodbye for long.
-          await writeBounded(write(ctx.root, { now: new Date(), current: currentRun(outcome, ctx) }), logger, failedWrite);
-        } catch (error) {
-          logger.warn(`${failedWrite(error)}; the run's outcome stands`);
-        }
+        if (!ctx.name) return;
+        // After the session, for every outcome (a failure must reach the file too): the client
+        // has its answer and is gone, and the host's records hold this run as final as they get
+        // (the run log and the host record are written after done, a failed done tap included).
+        // A write that fails is logged by core and kept in the host's record; the run's outcome stands.
+        scheduleAfterSession(ctx, {
+          name: PLUGIN_NAME,
+          timeoutMs: AFTER_SESSION_LIMIT_MS,
+          anyOutcome: true,
+          run: async () => write(ctx.root, { now: new Date() }).catch((error: unknown) => {
+            throw new Error(failedWrite(error), { cause: error });
+          }),
+        });
       });
     },
     async status(report: StatusReport, logger: Logger) {
@@ -84,46 +72,6 @@ export default function prometheus(options: PrometheusOptions = {} as Prometheus
         throw new SshRSyncError('ESTORAGE', failedWrite(error), { cause: error });
       }
       logger.scope(PLUGIN_NAME).debug(`wrote ${textfile} (${report.hosts.length} hosts reported)`);
-    },
-  };
-}
-
-// Waits for the write at most DONE_WAIT_MS (or until the tap is stopped); a write that takes
-// longer goes on, and is logged if it fails.
-async function writeBounded(work: Promise<void>, logger: Logger, failedWrite: (error: unknown) => string): Promise<void> {
-  const signal = currentTap()?.signal;
-  let timer: NodeJS.Timeout | undefined;
-  let stop = () => {};
-  const waited = new Promise<'late'>((resolve) => {
-    timer = setTimeout(() => resolve('late'), DONE_WAIT_MS);
-    stop = () => resolve('late');
-    signal?.addEventListener('abort', stop, { once: true });
-  });
-  try {
-    const ended = await Promise.race([work.then(() => 'written' as const), waited]);
-    if (ended === 'late') {
-      logger.warn(`the metrics file is still being written after ${DONE_WAIT_MS / 1000} s: the run ends without waiting for it`);
-      work.catch((error: unknown) => logger.warn(failedWrite(error)));
-    }
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', stop);
-  }
-}
-
-// This run as the records will tell it, from the outcome the done taps see.
-function currentRun(outcome: Outcome, ctx: RunContext): CurrentRun {
-  return {
-    name: ctx.name,
-    run: {
-      startedAt: ctx.startedAt.toISOString(),
-      at: new Date().toISOString(),
-      status: outcome.status,
-      exitCode: outcome.exitCode,
-      rsyncExitCode: outcome.rsync?.exitCode ?? null,
-      files: outcome.rsync?.files ?? null,
-      bytes: outcome.rsync?.bytes ?? null,
-      durationMs: outcome.durationMs,
     },
   };
 }
