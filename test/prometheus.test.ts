@@ -256,23 +256,20 @@ describe('plugin-prometheus through real runs and a real node_exporter', { skip:
     const old = new Date(Date.now() - 3 * 86_400_000);
     const [snapshot] = await listSnapshots(join(f.root, 'silent'));
     for (const suffix of ['', '.meta']) await rename(join(f.root, 'silent', `${snapshot!.id}${suffix}`), join(f.root, 'silent', `${snapshotId(old)}${suffix}`));
-    const now = new Date();
-    const limits: Record<string, number> = { busy: 86_400, silent: 2 * 86_400 };
-    const report: StatusReport = {
-      root: f.root,
-      at: now.toISOString(),
-      hosts: [], // the report of `status --report silent`: one host only
-    };
-    const status = await hostStatus(f.root, 'silent', { now, maxAgeMs: limits.silent! * 1000 });
-    assert.equal(status.stale, true, status.problem ?? '');
-    report.hosts.push({ ...status, maxAgeSeconds: limits.silent! });
-    await prometheus({ textfile: f.textfile }).status!(report, silentLogger);
+    const limits = { silent: 2 * 86_400 };
+    // The status timer's command with the receiver's config, for the silent host only: the config
+    // gives it its own max age (hosts.NAME.maxAge).
+    await writeFile(f.config, JSON.stringify({ ...JSON.parse(await readFile(f.config, 'utf8')), maxAge: '1d', hosts: { silent: { maxAge: '2d' } } }));
+    const timer = await runNode(adminBin, ['status', '--report', '--config', f.config, f.root, 'silent']);
+    assert.equal(timer.code, 1, `a stale host fails the status timer: ${timer.stderr}`);
+    assert.match(timer.stderr, /silent: the newest complete backup \(\S+\) is 3d\S* old, more than --max-age 2d/);
+    assert.doesNotMatch(timer.stderr, /prometheus/);
 
     let s = await exporter.scrape();
     assert.equal(s.get('node_textfile_scrape_error'), 0);
     const oldStart = Math.floor(old.getTime() / 1000);
     assert.equal(sample(s, 'ssh_r_sync_newest_complete_snapshot_timestamp_seconds', { host: 'silent' }), oldStart);
-    assert.ok(Date.now() / 1000 - oldStart > limits.silent!, 'its age (time() minus the timestamp) is beyond its max age');
+    assert.ok(Date.now() / 1000 - oldStart > limits.silent, 'its age (time() minus the timestamp) is beyond its max age');
     assert.equal(sample(s, 'ssh_r_sync_stale', { host: 'silent' }), 1);
     assert.equal(sample(s, 'ssh_r_sync_max_age_seconds', { host: 'silent' }), limits.silent);
     // The host the report left out is still there, recomputed from its records.
@@ -285,6 +282,15 @@ describe('plugin-prometheus through real runs and a real node_exporter', { skip:
     assert.equal(sample(s, 'ssh_r_sync_max_age_seconds', { host: 'silent' }), limits.silent);
     assert.equal(sample(s, 'ssh_r_sync_stale', { host: 'silent' }), 1);
     assert.equal(sample(s, 'ssh_r_sync_snapshots', { host: 'busy', state: 'complete' }), 2);
+  });
+
+  test('listed before plugin-rotate, it still counts the snapshots that are left after the pruning', async () => {
+    const f = await fixture();
+    await writeFile(f.config, JSON.stringify({ plugins: [[PLUGIN, { textfile: f.textfile }], LINK_DEST, ['@ssh-r-sync/plugin-rotate', { keep: '1d', keepLast: 1 }]] }));
+    for (let i = 0; i < 2; i++) assert.equal((await f.run('host1')).code, 0);
+    assert.equal((await listSnapshots(join(f.root, 'host1'))).length, 1, 'rotate kept one');
+    const text = await readFile(f.textfile, 'utf8');
+    assert.match(text, /^ssh_r_sync_snapshots\{host="host1",state="complete"\} 1$/m);
   });
 
   test('a verify that finds a problem, and a held lock, show at the next write', async () => {
