@@ -392,3 +392,57 @@ describe('the exposition format', () => {
     if (existsSync(PROMTOOL)) assert.equal(promtoolCheck(join(dir, 'x.prom')).status, 0);
   });
 });
+
+describe("the README's alert rules", () => {
+  test('promtool reads them, and they fire for a host past its max age (or the 36 h default), a failed last run and verify problems only', async (t) => {
+    if (!existsSync(PROMTOOL)) return t.skip(`${PROMTOOL} is missing (package prometheus): the rules were not checked`);
+    const readme = await readFile(join(repoRoot, 'packages/plugin-prometheus/README.md'), 'utf8');
+    const rules = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+    assert.ok(rules, 'the README has its rules in a yaml block');
+    const dir = join(tmp.dir, 'rules');
+    await mkdir(dir);
+    await writeFile(join(dir, 'rules.yml'), rules);
+    const at = (host: string, extra = '') => `{instance="srv:9100",job="node",host="${host}"${extra}}`;
+    const expected = (host: string, summary: string, extra: Record<string, string> = {}) =>
+      `          - exp_labels: ${JSON.stringify({ instance: 'srv:9100', job: 'node', host, ...extra })}\n            exp_annotations: ${JSON.stringify({ summary })}`;
+    // promtool's clock starts at 0: a timestamp that keeps up with it is a fresh backup, a 0 one ages.
+    await writeFile(join(dir, 'test.yml'), [
+      'rule_files: [rules.yml]',
+      'evaluation_interval: 1m',
+      'tests:',
+      '  - interval: 1m',
+      '    input_series:',
+      `      - { series: 'ssh_r_sync_newest_complete_snapshot_timestamp_seconds${at('fresh')}', values: '0+60x2300' }`,
+      `      - { series: 'ssh_r_sync_newest_complete_snapshot_timestamp_seconds${at('silent')}', values: '0x2300' }`,
+      `      - { series: 'ssh_r_sync_max_age_seconds${at('silent')}', values: '3600x2300' }`,
+      `      - { series: 'ssh_r_sync_newest_complete_snapshot_timestamp_seconds${at('nolimit')}', values: '0x2300' }`,
+      `      - { series: 'ssh_r_sync_last_run_outcome${at('fresh', ',outcome="failure"')}', values: '1x2300' }`,
+      `      - { series: 'ssh_r_sync_last_run_outcome${at('silent', ',outcome="failure"')}', values: '0x2300' }`,
+      `      - { series: 'ssh_r_sync_last_verify_problems${at('fresh')}', values: '0x2300' }`,
+      `      - { series: 'ssh_r_sync_last_verify_problems${at('silent')}', values: '2x2300' }`,
+      '    alert_rule_test:',
+      '      - eval_time: 3h',
+      '        alertname: BackupStale',
+      '        exp_alerts:',
+      expected('silent', 'silent: newest complete backup is 3h 0m 0s old'),
+      '      - eval_time: 37h',
+      '        alertname: BackupStale',
+      '        exp_alerts:',
+      expected('nolimit', 'nolimit: newest complete backup is 1d 13h 0m 0s old'),
+      expected('silent', 'silent: newest complete backup is 1d 13h 0m 0s old'),
+      '      - eval_time: 3h',
+      '        alertname: BackupLastRunFailed',
+      '        exp_alerts:',
+      expected('fresh', 'fresh: the last backup failed (ssh-r-sync-admin log /srv/backup fresh)', { outcome: 'failure' }),
+      '      - eval_time: 3h',
+      '        alertname: BackupVerifyProblems',
+      '        exp_alerts:',
+      expected('silent', 'silent: the last verify found 2 problems (ssh-r-sync-admin verify /srv/backup silent)'),
+      '',
+    ].join('\n'));
+    const checked = spawnSync(PROMTOOL, ['check', 'rules', join(dir, 'rules.yml')], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(checked.status, 0, `${checked.stdout}${checked.stderr}`);
+    const tested = spawnSync(PROMTOOL, ['test', 'rules', 'test.yml'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(tested.status, 0, `${tested.stdout}${tested.stderr}`);
+  });
+});
