@@ -282,6 +282,15 @@ describe('plugin-prometheus through real runs and a real node_exporter', { skip:
     assert.equal(sample(s, 'ssh_r_sync_max_age_seconds', { host: 'silent' }), limits.silent);
     assert.equal(sample(s, 'ssh_r_sync_stale', { host: 'silent' }), 1);
     assert.equal(sample(s, 'ssh_r_sync_snapshots', { host: 'busy', state: 'complete' }), 2);
+
+    // The limit taken out of the config: the next report drops it, and the host is no longer stale.
+    await writeFile(f.config, JSON.stringify({ plugins: [LINK_DEST, MANIFEST, [PLUGIN, { textfile: f.textfile }]] }));
+    const relaxed = await runNode(adminBin, ['status', '--report', '--config', f.config, f.root]);
+    assert.equal(relaxed.code, 0, relaxed.stderr);
+    s = await exporter.scrape();
+    assert.equal(sample(s, 'ssh_r_sync_max_age_seconds', { host: 'silent' }), undefined);
+    assert.equal(sample(s, 'ssh_r_sync_stale', { host: 'silent' }), 0);
+    assert.equal(sample(s, 'ssh_r_sync_newest_complete_snapshot_timestamp_seconds', { host: 'silent' }), oldStart);
   });
 
   test('listed before plugin-rotate, it still counts the snapshots that are left after the pruning', async () => {

@@ -30,9 +30,13 @@ const AFTER_OTHER_TAPS = 100;
 export default function prometheus(options: PrometheusOptions = {} as PrometheusOptions): Plugin {
   const textfile = checkOptions(options);
   // The file of one ROOT, written as a whole from that ROOT's records.
-  const write = async (root: string, collectOptions: Omit<CollectOptions, 'maxAges'>, extraMaxAges?: Map<string, number>) => {
+  // `reported`: the status report's max ages (null: the host has none now), over those the file kept.
+  const write = async (root: string, collectOptions: Omit<CollectOptions, 'maxAges'>, reported?: Map<string, number | null>) => {
     const maxAges = readMaxAges(await readTextfile(textfile));
-    for (const [host, seconds] of extraMaxAges ?? []) maxAges.set(host, seconds);
+    for (const [host, seconds] of reported ?? []) {
+      if (seconds === null) maxAges.delete(host);
+      else maxAges.set(host, seconds);
+    }
     const hosts = await collect(root, { ...collectOptions, maxAges });
     await writeTextfile(textfile, render(hosts));
   };
@@ -65,7 +69,7 @@ export default function prometheus(options: PrometheusOptions = {} as Prometheus
     async status(report: StatusReport, logger: Logger) {
       // The timer's report: every host's health with its own max age, kept in the file for the runs' rewrites.
       const known = new Map(report.hosts.map((h) => [h.name, h]));
-      const maxAges = new Map(report.hosts.filter((h) => h.maxAgeSeconds !== null).map((h) => [h.name, h.maxAgeSeconds!]));
+      const maxAges = new Map(report.hosts.map((h) => [h.name, h.maxAgeSeconds]));
       try {
         await write(report.root, { now: new Date(report.at), known }, maxAges);
       } catch (error) {
