@@ -65,16 +65,20 @@ function parseSamples(text: string): Map<string, number> {
   return samples;
 }
 
+// A test process killed before its cleanup (a closed pipe, a timeout) takes its node_exporters with it.
+const DIES_WITH_US = existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--pdeathsig', 'SIGKILL', '--'] : [];
+
 // Starts node_exporter with only the textfile collector on a free loopback port, in its own
 // process group (killed with it in cleanup); resolves once /metrics answers.
 async function startExporter(directory: string): Promise<Exporter> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const child = spawn(
+    const argv = [
+      ...DIES_WITH_US,
       NODE_EXPORTER,
-      ['--collector.disable-defaults', '--collector.textfile', `--collector.textfile.directory=${directory}`, `--web.listen-address=127.0.0.1:${port}`],
-      { detached: true, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
+      '--collector.disable-defaults', '--collector.textfile', `--collector.textfile.directory=${directory}`, `--web.listen-address=127.0.0.1:${port}`,
+    ];
+    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
     const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
