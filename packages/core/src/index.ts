@@ -27,3 +27,4 @@ export { storedSnapshots, openStoredSnapshot, storedHostDir, type StoredSnapshot
 export { readVerifyRecord, writeVerifyRecord, verifyRecordPath, FIRST_PROBLEMS, type VerifyRecord } from './storage/verify-record.js';
 export { readHostRecord, hostRecordPath, describeKind, type HostRecord, type HostKind, type AfterSessionRecord, type LastRunRecord } from './storage/host-record.js';
 export { hostStatus, runsLogFailures, type HostStatus, type HostStatusOptions } from './report/host-status.js';
+export { readRunLog, type RunLogEntry } from './report/run-log.js';

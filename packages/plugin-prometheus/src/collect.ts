@@ -6,7 +6,7 @@ import { readdir } from 'node:fs/promises';
 import { NAME_PATTERN, hostStatus, readHostRecord, type HostStatus } from '@ssh-r-sync/core';
 // The run log is the one record with a run's start, duration and rsync's counts; core keeps its
 // reader with the commands' API for now (see the README).
-import { readRunLog } from '@ssh-r-sync/core/internal';
+import { readRunLog } from '@ssh-r-sync/core';
 import type { HostMetrics } from './exposition.js';
 import { lockHeld } from './lock-state.js';
 

@@ -23,8 +23,6 @@ export interface PrometheusOptions {
 /** How long writing the file after a run may take (after the session: nobody waits for it). */
 const AFTER_SESSION_LIMIT_MS = 60_000;
 const KNOWN = new Set(['textfile']);
-/** A tapable stage after the default (0) of every other tap. */
-const AFTER_OTHER_TAPS = 100;
 
 // Creates the plugin; a missing or unusable `textfile` throws here, when the config is loaded.
 export default function prometheus(options: PrometheusOptions = {} as PrometheusOptions): Plugin {
@@ -47,9 +45,7 @@ export default function prometheus(options: PrometheusOptions = {} as Prometheus
   return {
     name: PLUGIN_NAME,
     apply(hooks: PipelineHooks) {
-      // After the other done taps (a tapable stage): their work after the session (rotate's
-      // pruning) is queued before this plugin's, so the file counts the snapshots that are left.
-      hooks.done.tapPromise({ name: PLUGIN_NAME, stage: AFTER_OTHER_TAPS }, async (_outcome, ctx) => {
+      hooks.done.tapPromise(PLUGIN_NAME, async (_outcome, ctx) => {
         // Refused before its name was known: no host's numbers changed.
         if (!ctx.name) return;
         // After the session, for every outcome (a failure must reach the file too): the client
@@ -60,6 +56,8 @@ export default function prometheus(options: PrometheusOptions = {} as Prometheus
           name: PLUGIN_NAME,
           timeoutMs: AFTER_SESSION_LIMIT_MS,
           anyOutcome: true,
+          // It reports what the other work after the session leaves (rotate's pruning): it runs after it.
+          reports: true,
           run: async () => write(ctx.root, { now: new Date() }).catch((error: unknown) => {
             throw new Error(failedWrite(error), { cause: error });
           }),

@@ -18,6 +18,9 @@ export interface AfterSessionTask {
   run(signal: AbortSignal): Promise<void>;
   /** Run it after a run that was not committed too (a failure's notification); default: committed runs only. */
   anyOutcome?: boolean;
+  /** It reports what the others leave (a metrics file counting snapshots after pruning): it runs
+   *  after every task that does not report, whatever order the plugins were given in. */
+  reports?: boolean;
 }
 
 const TASKS = 'ssh-r-sync:after-session';
@@ -45,7 +48,9 @@ export function scheduleAfterSession(ctx: RunContext, task: AfterSessionTask): v
 // `committed`: the run passed the commit point (else only anyOutcome tasks run); `locked`: it
 // holds the host's lock, so it may write the host's record (a refused run must not).
 export async function runAfterSession(ctx: RunContext, logger: Logger, signal: AbortSignal, committed = true, locked = true): Promise<AfterSessionRecord | null> {
-  const tasks = ((ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? []).filter((task) => committed || task.anyOutcome === true);
+  const queued = ((ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? []).filter((task) => committed || task.anyOutcome === true);
+  // Work first, then the reports of it (ordered by purpose, not by the plugins' order).
+  const tasks = [...queued.filter((task) => !task.reports), ...queued.filter((task) => task.reports)];
   // A run that was not committed leaves an older run's record of its after-session work alone.
   if (tasks.length === 0 && !committed) return null;
   if (tasks.length === 0) {
