@@ -16,7 +16,6 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { forcedCommand } from '../test/helpers/backup-server.js';
-import { repoRoot } from '../test/helpers/cli.js';
 import type { Sshd } from '../test/helpers/sshd.js';
 import { cpusText, firstLine, loadText as load, say, seconds as secs } from './lib/report.mjs';
 import { installSignalHandlers, lastLine, median, positiveInt, run as runCommand, type Command, type Run } from './lib/runner.mjs';
@@ -39,8 +38,9 @@ const USAGE = `usage: npm run bench:snapshots -- [--files N] [--bytes SIZE] [--r
                  sides: the time between their log lines (median) and the log of the median run`;
 
 const TARGET = 1.0;
-const LINK_DEST_DIST = join(repoRoot, 'packages/plugin-link-dest/dist/index.js');
-const MANIFEST_DIST = join(repoRoot, 'packages/plugin-manifest/dist/index.js');
+// By name, as a user's forced command or config gives them (the commands load their bundled copy).
+const LINK_DEST_DIST = '@ssh-r-sync/plugin-link-dest';
+const MANIFEST_DIST = '@ssh-r-sync/plugin-manifest';
 const SNAPSHOT_ID = /^\d{4}-\d{2}-\d{2}T\d{6}Z$/;
 
 interface Options {

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { configureProgram, runMain } from './common.js';
 import { VERSION } from './version.js';
 import { registerShippedStores } from './shipped-stores.js';
+import { registerShippedPlugins } from './shipped-plugins.js';
 import { ADMIN_PREFIX, type ExitCodeHolder } from './admin-shared.js';
 import { statusCommand } from './admin-status.js';
 import { pruneCommand } from './admin-prune.js';
@@ -18,6 +19,7 @@ import { logCommand } from './admin-log.js';
 // The admin command line with its sub-commands; each action stores its exit code in `result`.
 export function adminProgram(result: ExitCodeHolder): Command {
   registerShippedStores();
+  registerShippedPlugins();
   const program = configureProgram(
     new Command(ADMIN_PREFIX)
       .usage('<command> [options]')

@@ -29,6 +29,7 @@ import { serveRequest } from './recv-serve.js';
 import { checkConfig } from './recv-check-config.js';
 import { checkReceiverSetup } from './recv-preflight.js';
 import { VERSION } from './version.js';
+import { registerShippedPlugins } from './shipped-plugins.js';
 
 const PREFIX = 'ssh-r-sync-recv';
 
@@ -120,6 +121,7 @@ export async function recv(argv: string[]): Promise<number> {
   const root = program.args[0];
   const logger = createLogger({ prefix: PREFIX, debug: Boolean(options.debug) });
   if (options.nice) await applyNice(parseNice(options.nice));
+  registerShippedPlugins();
   if (options.hookList) {
     const { pipeline } = await assemblePipeline({ root: root ?? '.', ...common(options), logger });
     const text = options.json ? `${JSON.stringify({ schema: JSON_SCHEMA, store: pipeline.storeInfo, taps: listTaps(pipeline.hooks) })}\n` : formatHookList(pipeline.hooks, pipeline.storeInfo);

@@ -10,7 +10,7 @@ export { parseHookSpec, scriptsPlugin, tapScript, applyRsyncPreOutput, parseExit
 export { loadConfig, loadClientConfig, clientConfigSchema, CLIENT_PLACE_FILES, type ClientConfig, configSchema, importTypeScript, configDirs, configCandidates, PLACE_FILES, SEARCH_PLACES, CONFIG_DIR_ENV, type Config, type ConfigPlace, type LoadedConfig, type PluginEntry } from './plugins/config.js';
 export { withRunLog, appendRunLog, readRunLog, runLogEntry, runLogPath, MAX_RUN_LOG_BYTES, type RunLogEntry, type RunLogOptions } from './report/run-log.js';
 export { sendToSyslog, refusalSummary, SYSLOG_TAG, type SyslogSetting } from './report/syslog.js';
-export { loadPlugin } from './plugins/load-plugins.js';
+export { loadPlugin, registerShippedPlugin } from './plugins/load-plugins.js';
 export { resolvePackage, pluginPlaces } from './plugins/resolve-plugin.js';
 export { formatHookList, listTaps, type ListedTap, type ListedStore } from './plugins/hook-list.js';
 export { assemblePipeline, type AssembleOptions, type Assembled } from './pipeline/assemble.js';
