@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the system tools ssh-r-sync needs are present: rsync, rrsync, sshd, ssh, ssh-keygen,
 # getfattr (plugin-manifest, names that are not UTF-8), setfattr/setfacl (its tests) and btrfs-progs
-# (plugin-btrfs).
+# (plugin-btrfs) and restic (plugin-restic).
 # As root: installs missing ones with apt-get and creates /run/sshd (sshd as root refuses to start
 # without it). As non-root: names the apt packages to install and exits 1.
 # Idempotent, silent and fast when nothing has to be done.
@@ -20,10 +20,11 @@ declare -A PROVIDER=(
   [/usr/bin/rsnapshot]=rsnapshot # bench/snapshots.mts compares against it
   [/usr/bin/btrfs]=btrfs-progs    # plugin-btrfs, and its tests on a loop-mounted image
   [/usr/sbin/mkfs.btrfs]=btrfs-progs
+  [/usr/bin/restic]=restic          # plugin-restic and its tests
 )
 
 missing_pkgs=()
-for path in /usr/bin/rsync /usr/bin/rrsync /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/bin/getfattr /usr/bin/setfattr /usr/bin/setfacl /usr/bin/rsnapshot /usr/bin/btrfs /usr/sbin/mkfs.btrfs; do
+for path in /usr/bin/rsync /usr/bin/rrsync /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/bin/getfattr /usr/bin/setfattr /usr/bin/setfacl /usr/bin/rsnapshot /usr/bin/btrfs /usr/sbin/mkfs.btrfs /usr/bin/restic; do
   if [[ ! -x $path ]]; then
     pkg=${PROVIDER[$path]}
     [[ " ${missing_pkgs[*]-} " == *" $pkg "* ]] || missing_pkgs+=("$pkg")
@@ -43,7 +44,7 @@ if ((${#missing_pkgs[@]} > 0)); then
   trap 'rm -f "$log"' EXIT
   if ! { apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      rsync openssh-server openssh-client attr acl rsnapshot btrfs-progs; } >"$log" 2>&1; then
+      rsync openssh-server openssh-client attr acl rsnapshot btrfs-progs restic; } >"$log" 2>&1; then
     echo "ensure-system: apt-get failed; last lines of its output:" >&2
     tail -n 20 "$log" >&2
     exit 1

@@ -1,0 +1,75 @@
+// @ssh-r-sync/plugin-restic: after each committed backup, copies every complete snapshot of the
+// host that a configured restic repository (S3, sftp, REST, a local disk) does not have yet into
+// it, oldest first, with the snapshot's own time, the host's name and its id as a tag; keeps the
+// snapshots still to copy out of local rotation (a hold) and applies the repository's retention.
+// The work runs after the session: it never delays the client and never fails the backup; a
+// failure is recorded (the host's record, ROOT/.ssh-r-sync/offsite/NAME.json) and the next run
+// or `ssh-r-sync-admin offsite sync` catches up. See README.md and docs/offsite.md.
+import { SshRSyncError, oneLine, scheduleAfterSession, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
+import { parseOptions, type ParsedOptions, type ResticOptions } from './options.js';
+import { syncHost } from './sync.js';
+import { readOffsiteState } from './state.js';
+
+export { parseOptions, checkPasswordFile, type ResticOptions, type RepositoryOptions, type ParsedOptions, type Repository } from './options.js';
+export { resticCommand, runRestic, redactRepository, resticError, type ResticCommand, type ResticResult } from './restic.js';
+export { syncHost, listCopies, backupArgs, forgetCopies, copyKey, resticTime, TAG, HOLDER, type RepositoryResult, type RemoteCopy, type SyncOptions } from './sync.js';
+export { readOffsiteState, offsiteStatePath, STATE_SCHEMA, type OffsiteState, type RepositoryState } from './state.js';
+export { checkRepository, restoreCopy } from './check.js';
+
+export const PLUGIN_NAME = 'restic';
+
+// Creates the plugin; a bad option (or a password file others can read) throws here, at load.
+export default function restic(options: ResticOptions = {} as ResticOptions): Plugin & { options: ParsedOptions } {
+  let parsed: ParsedOptions;
+  try {
+    parsed = parseOptions(options);
+  } catch (error) {
+    throw new SshRSyncError('ECONFIG', `@ssh-r-sync/plugin-restic: ${oneLine(error)}`, { cause: error });
+  }
+  return {
+    name: PLUGIN_NAME,
+    options: parsed,
+    apply(hooks: PipelineHooks) {
+      hooks.done.tapPromise(PLUGIN_NAME, async (outcome, ctx) => {
+        const logger = ctx.logger.scope(PLUGIN_NAME);
+        try {
+          if (ctx.role !== 'receiver' || !ctx.name) return;
+          if (!outcome.committed) {
+            logger.debug(`run ended as ${outcome.status}: nothing copied off-site`);
+            return;
+          }
+          // After the session, like rotation; a failed copy is this task's error, which core logs
+          // once and keeps in the host's record (status shows it).
+          scheduleAfterSession(ctx, {
+            name: PLUGIN_NAME,
+            timeoutMs: parsed.timeoutMs,
+            run: async (signal) => {
+              const results = await syncHost(ctx.root, ctx.name, parsed, { signal, logger });
+              const failed = results.filter((r) => r.error);
+              if (failed.length) throw new Error(failed.map((r) => `${r.name}: ${r.pending.length} snapshot${r.pending.length === 1 ? '' : 's'} not copied: ${r.error}`).join('; '));
+            },
+          });
+        } catch (error) {
+          logger.warn(`${ctx.name}: off-site copy not scheduled: ${oneLine(error)} (the backup is not affected)`);
+        }
+      });
+    },
+
+    // From `ssh-r-sync-admin status --report`: one line per host and repository with the newest
+    // copy and how far it lags behind the newest local snapshot; a lagging or failing one is a warning.
+    async status(report: StatusReport, scoped: Logger): Promise<void> {
+      for (const host of report.hosts) {
+        const state = await readOffsiteState(report.root, host.name);
+        for (const repo of parsed.repositories) {
+          const r = state.repositories[repo.name];
+          const newestLocal = host.newestComplete?.startedAt ?? null;
+          const newestCopy = r?.newest?.startedAt ?? null;
+          const lag = newestLocal && newestCopy ? Math.max(0, Math.round((Date.parse(newestLocal) - Date.parse(newestCopy)) / 1000)) : null;
+          const line = `${host.name}: ${repo.name}: newest copy ${r?.newest?.id ?? 'none'}, lag ${lag === null ? '-' : `${lag} s`}, ${r?.pending.length ?? 0} to copy${r?.lastFailure ? `, last failure ${r.lastFailure.at}: ${r.lastFailure.error}` : ''}`;
+          if (r?.lastFailure || (r?.pending.length ?? 0) > 0 || !r?.newest) scoped.warn(line);
+          else scoped.info(line);
+        }
+      }
+    },
+  };
+}
