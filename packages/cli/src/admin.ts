@@ -14,6 +14,7 @@ import { versionsCommand } from './admin-versions.js';
 import { diffCommand } from './admin-diff.js';
 import { verifyCommand } from './admin-verify.js';
 import { logCommand } from './admin-log.js';
+import { offsiteCommand } from './admin-offsite.js';
 
 // The admin command line with its sub-commands; each action stores its exit code in `result`.
 export function adminProgram(result: ExitCodeHolder): Command {
@@ -45,6 +46,7 @@ export function adminProgram(result: ExitCodeHolder): Command {
   program.addCommand(diffCommand(result));
   program.addCommand(verifyCommand(result));
   program.addCommand(logCommand(result));
+  program.addCommand(offsiteCommand(result));
   return program;
 }
 

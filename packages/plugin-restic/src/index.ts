@@ -5,10 +5,11 @@
 // The work runs after the session: it never delays the client and never fails the backup; a
 // failure is recorded (the host's record, ROOT/.ssh-r-sync/offsite/NAME.json) and the next run
 // or `ssh-r-sync-admin offsite sync` catches up. See README.md and docs/offsite.md.
-import { SshRSyncError, oneLine, scheduleAfterSession, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
+import { SshRSyncError, oneLine, scheduleAfterSession, silentLogger, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
 import { parseOptions, type ParsedOptions, type ResticOptions } from './options.js';
-import { syncHost } from './sync.js';
-import { readOffsiteState } from './state.js';
+import { forgetCopies, listCopies, syncHost, type RemoteCopy, type RepositoryResult, type SyncOptions } from './sync.js';
+import { readOffsiteState, type OffsiteState } from './state.js';
+import { checkRepository, restoreCopy } from './check.js';
 
 export { parseOptions, checkPasswordFile, type ResticOptions, type RepositoryOptions, type ParsedOptions, type Repository } from './options.js';
 export { resticCommand, runRestic, redactRepository, resticError, type ResticCommand, type ResticResult } from './restic.js';
@@ -18,17 +19,52 @@ export { checkRepository, restoreCopy } from './check.js';
 
 export const PLUGIN_NAME = 'restic';
 
+/** What `ssh-r-sync-admin offsite`, `verify --offsite` and `restore --from-offsite` use of a loaded plugin. */
+export interface OffsiteApi {
+  options: ParsedOptions;
+  /** The catch-up copy of one host, as after a backup (hold it under the host's lock). */
+  sync(root: string, name: string, options?: SyncOptions): Promise<RepositoryResult[]>;
+  /** restic forget (+ prune) of one host's copies in one repository with its keep; the number removed. */
+  forget(root: string, name: string, repository: string, options?: { dryRun?: boolean; signal?: AbortSignal; logger?: Logger }): Promise<number>;
+  /** restic check, rereading `samplePercent` of the data; its last line. */
+  check(repository: string, samplePercent: number, signal?: AbortSignal): Promise<string>;
+  /** The copies of host `name` in a repository, oldest first. */
+  copies(repository: string, name: string, signal?: AbortSignal): Promise<RemoteCopy[]>;
+  /** restic restore of the copy of `id` ('latest') into an empty `target`. */
+  restore(repository: string, name: string, id: string, target: string, signal?: AbortSignal): Promise<RemoteCopy>;
+  state(root: string, name: string): Promise<OffsiteState>;
+}
+
 // Creates the plugin; a bad option (or a password file others can read) throws here, at load.
-export default function restic(options: ResticOptions = {} as ResticOptions): Plugin & { options: ParsedOptions } {
+export default function restic(options: ResticOptions = {} as ResticOptions): Plugin & { options: ParsedOptions; offsite: OffsiteApi } {
   let parsed: ParsedOptions;
   try {
     parsed = parseOptions(options);
   } catch (error) {
     throw new SshRSyncError('ECONFIG', `@ssh-r-sync/plugin-restic: ${oneLine(error)}`, { cause: error });
   }
+  const repo = (name: string) => {
+    const found = parsed.repositories.find((r) => r.name === name);
+    if (!found) throw new SshRSyncError('EUSAGE', `no repository "${name}" in the plugin's options (there are: ${parsed.repositories.map((r) => r.name).join(', ')})`);
+    return found;
+  };
+  const offsite: OffsiteApi = {
+    options: parsed,
+    sync: (root, name, sync) => syncHost(root, name, parsed, sync),
+    forget: async (root, name, repository, o = {}) => {
+      const r = repo(repository);
+      if (!r.keep) throw new SshRSyncError('EUSAGE', `repository "${repository}" has no keep option: nothing to forget by`);
+      return forgetCopies(root, name, parsed, r, o.signal, o.logger ?? silentLogger, o.dryRun);
+    },
+    check: (repository, sample, signal) => checkRepository(parsed, repo(repository), sample, signal),
+    copies: (repository, name, signal) => listCopies(parsed, repo(repository), name, signal),
+    restore: (repository, name, id, target, signal) => restoreCopy(parsed, repo(repository), name, id, target, signal),
+    state: (root, name) => readOffsiteState(root, name),
+  };
   return {
     name: PLUGIN_NAME,
     options: parsed,
+    offsite,
     apply(hooks: PipelineHooks) {
       hooks.done.tapPromise(PLUGIN_NAME, async (outcome, ctx) => {
         const logger = ctx.logger.scope(PLUGIN_NAME);

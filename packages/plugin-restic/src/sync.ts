@@ -18,6 +18,8 @@ export interface RemoteCopy {
   /** The local snapshot id from its tag id:ID. */
   id: string;
   time: string;
+  /** How the local store kept it (tag mode:MODE): fake-super copies carry owners in xattrs. */
+  mode: string | null;
 }
 
 export interface RepositoryResult {
@@ -67,14 +69,16 @@ export async function listCopies(options: ParsedOptions, repo: Repository, name:
   for (const s of list as { id?: unknown; time?: unknown; tags?: unknown; hostname?: unknown }[]) {
     if (typeof s.id !== 'string' || typeof s.time !== 'string' || !Array.isArray(s.tags) || s.hostname !== name) continue;
     const tag = s.tags.find((t): t is string => typeof t === 'string' && t.startsWith('id:'));
-    if (tag) copies.push({ resticId: s.id, id: tag.slice(3), time: s.time });
+    const mode = s.tags.find((t): t is string => typeof t === 'string' && t.startsWith('mode:'))?.slice(5) ?? null;
+    if (tag) copies.push({ resticId: s.id, id: tag.slice(3), time: s.time, mode });
   }
   return copies.sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
 }
 
 // The argv after `restic -r … --password-file …` that copies `snapshot` (run with cwd = its tree).
-export function backupArgs(name: string, snapshot: Pick<StoredSnapshot, 'id' | 'done' | 'date'>, parent: string | null): string[] {
-  return ['backup', '--json', '--quiet', '--host', name, '--time', resticTime(startOf(snapshot).toISOString()), '--tag', TAG, '--tag', `id:${copyKey(snapshot)}`, ...(parent ? ['--parent', parent] : []), '.'];
+export function backupArgs(name: string, snapshot: Pick<StoredSnapshot, 'id' | 'done' | 'date'> & { mode?: string | null }, parent: string | null): string[] {
+  const mode = snapshot.mode ? ['--tag', `mode:${snapshot.mode}`] : [];
+  return ['backup', '--json', '--quiet', '--host', name, '--time', resticTime(startOf(snapshot).toISOString()), '--tag', TAG, '--tag', `id:${copyKey(snapshot)}`, ...mode, ...(parent ? ['--parent', parent] : []), '.'];
 }
 
 // Copies what each repository lacks of host `name`, records it, and renews the hold on what is
@@ -118,7 +122,7 @@ export async function syncHost(root: string, name: string, options: ParsedOption
         }
         const summary = run.stdout.split('\n').reverse().map(parseLine).find((l) => l?.message_type === 'summary');
         const resticId = typeof summary?.snapshot_id === 'string' ? summary.snapshot_id : '';
-        copies.push({ resticId, id: key, time: startOf(snapshot).toISOString() });
+        copies.push({ resticId, id: key, time: startOf(snapshot).toISOString(), mode: snapshot.mode });
         copies.sort((a, b) => new Date(a.time).getTime() - new Date(b.time).getTime());
         result.copied.push(key);
         result.pending = result.pending.filter((p) => p !== key);
