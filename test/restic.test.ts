@@ -6,10 +6,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { listSnapshots, readHolds, readHostRecord } from '@ssh-r-sync/core';
+import { hostStatus, listSnapshots, readHolds, readHostRecord, type Logger } from '@ssh-r-sync/core';
 import restic, { readOffsiteState, resticCommand, backupArgs, type ParsedOptions } from '@ssh-r-sync/plugin-restic';
 import { processesMatching, repoRoot, runRecv, tempDir, writeScript } from './helpers/cli.js';
 import { readXattrs } from './helpers/tree.js';
@@ -66,6 +66,13 @@ function copies(passwordFile: string, repository: string, options: string[] = []
   return (JSON.parse(resticCli(passwordFile, repository, ['snapshots', '--json'], options)) as Copy[]).sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
 }
 const idTag = (c: Copy) => c.tags.find((t) => t.startsWith('id:'))!.slice(3);
+const readFileSyncSafe = (path: string) => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+};
 const completeIds = async (host: string) => (await listSnapshots(host)).filter((s) => s.complete).map((s) => s.id);
 
 describe('plugin-restic copies committed snapshots off-site', () => {
@@ -226,6 +233,43 @@ describe('plugin-restic copies committed snapshots off-site', () => {
     assert.doesNotMatch(env, /^RESTIC_PASSWORD=/m);
     assert.doesNotMatch(r.stderr, new RegExp(PASSWORD));
     assert.doesNotMatch(await readFile(join(f.root, '.ssh-r-sync', 'offsite', 'host1.json'), 'utf8'), new RegExp(PASSWORD));
+  });
+});
+
+describe('plugin-restic bounds', () => {
+  test('a restic that hangs is killed with its process group when the plugin\'s timeout passes; the backup stands and nothing is left running', async () => {
+    const f = await resticFixture();
+    // A "restic" that never answers, with a child of its own (restic's ssh would be one); it tells their pids.
+    const pids = join(f.base, 'pids');
+    const hang = await writeScript(f.base, 'restic-hang', `sleep 300 &\necho $! >> ${pids}\necho $$ >> ${pids}\nexec sleep 301\n`);
+    await f.writeConfig(['@ssh-r-sync/plugin-link-dest', ['@ssh-r-sync/plugin-restic', { restic: hang, timeout: 2, repositories: [{ name: 'offsite', repository: join(f.base, 'repo'), passwordFile: f.passwordFile }] }]]);
+    const r = await f.run();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /after the backup, restic failed: timed out after 2 s \(the backup itself is complete\)/);
+    const started = (await readFile(pids, 'utf8')).trim().split('\n').map(Number);
+    assert.ok(started.length >= 2, 'restic ran');
+    // SIGKILLed before the task ended; gone once reaped.
+    const alive = () => started.filter((pid) => (readFileSyncSafe(`/proc/${pid}/stat`) ?? ') Z').split(') ')[1]![0] !== 'Z');
+    for (let i = 0; i < 100 && alive().length; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(alive(), []);
+    const record = await readHostRecord(f.root, 'host1');
+    assert.equal(record?.lastRun?.status, 'success');
+    assert.deepEqual(record?.afterSession?.tasks.map((t) => [t.name, t.outcome]), [['restic', 'timed out']]);
+  });
+
+  test('status(): per host and repository the newest copy and the lag; a host with copies to make is a warning', async () => {
+    const f = await resticFixture();
+    const repository = join(f.base, 'repo');
+    resticCli(f.passwordFile, repository, ['init']);
+    const options = { repositories: [{ name: 'offsite', repository, passwordFile: f.passwordFile }] };
+    await f.writeConfig(['@ssh-r-sync/plugin-link-dest', ['@ssh-r-sync/plugin-restic', options]]);
+    assert.equal((await f.run()).code, 0);
+    const [id] = await completeIds(f.host);
+    const lines: string[] = [];
+    const logger = { debug() {}, info: (m: string) => lines.push(`info ${m}`), warn: (m: string) => lines.push(`warn ${m}`), error: (m: string) => lines.push(`error ${m}`), scope: () => logger } as unknown as Logger;
+    const report = async () => ({ root: f.root, at: new Date().toISOString(), hosts: [{ ...(await hostStatus(f.root, 'host1', {})), maxAgeSeconds: null }] });
+    await restic(options).status!(await report(), logger);
+    assert.deepEqual(lines, [`info host1: offsite: newest copy ${id}, lag 0 s, 0 to copy`]);
   });
 });
 
