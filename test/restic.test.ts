@@ -162,6 +162,25 @@ describe('plugin-restic copies committed snapshots off-site', () => {
     assert.equal(copies(f.passwordFile, repository).length, 4);
   });
 
+  test('snapshots from before the plugin, with rotation listed first: each is held before rotation runs, then copied oldest first', async () => {
+    const f = await resticFixture();
+    const repository = join(f.base, 'repo');
+    resticCli(f.passwordFile, repository, ['init']);
+    await f.writeConfig(['@ssh-r-sync/plugin-link-dest']);
+    for (let i = 0; i < 2; i++) assert.equal((await f.run()).code, 0);
+    const before = await completeIds(f.host);
+    await f.writeConfig([
+      ['@ssh-r-sync/plugin-rotate', { keep: '1d', keepLast: 1 }],
+      '@ssh-r-sync/plugin-link-dest',
+      ['@ssh-r-sync/plugin-restic', { repositories: [{ name: 'offsite', repository, passwordFile: f.passwordFile }] }],
+    ]);
+    const r = await f.run();
+    assert.equal(r.code, 0, r.stderr);
+    const all = await completeIds(f.host);
+    assert.deepEqual(all.slice(0, 2), before, 'rotation kept the two older snapshots: held');
+    assert.deepEqual(copies(f.passwordFile, repository).map(idTag), all);
+  });
+
   test('forget with the repository\'s policy: keep 1d thins the copies off-site, and forgotten copies are not sent again', async () => {
     const f = await resticFixture();
     const repository = join(f.base, 'thin');

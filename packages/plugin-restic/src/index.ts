@@ -7,13 +7,13 @@
 // or `ssh-r-sync-admin offsite sync` catches up. See README.md and docs/offsite.md.
 import { SshRSyncError, oneLine, scheduleAfterSession, silentLogger, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
 import { parseOptions, type ParsedOptions, type ResticOptions } from './options.js';
-import { forgetCopies, listCopies, syncHost, type RemoteCopy, type RepositoryResult, type SyncOptions } from './sync.js';
+import { forgetCopies, holdUncopied, listCopies, syncHost, type RemoteCopy, type RepositoryResult, type SyncOptions } from './sync.js';
 import { readOffsiteState, type OffsiteState } from './state.js';
 import { checkRepository, restoreCopy } from './check.js';
 
 export { parseOptions, checkPasswordFile, type ResticOptions, type RepositoryOptions, type ParsedOptions, type Repository } from './options.js';
 export { resticCommand, runRestic, redactRepository, resticError, type ResticCommand, type ResticResult } from './restic.js';
-export { syncHost, listCopies, backupArgs, forgetCopies, copyKey, resticTime, TAG, HOLDER, type RepositoryResult, type RemoteCopy, type SyncOptions } from './sync.js';
+export { syncHost, holdUncopied, listCopies, backupArgs, forgetCopies, copyKey, resticTime, TAG, HOLDER, type RepositoryResult, type RemoteCopy, type SyncOptions } from './sync.js';
 export { readOffsiteState, offsiteStatePath, STATE_SCHEMA, type OffsiteState, type RepositoryState } from './state.js';
 export { checkRepository, restoreCopy } from './check.js';
 
@@ -74,6 +74,7 @@ export default function restic(options: ResticOptions = {} as ResticOptions): Pl
             logger.debug(`run ended as ${outcome.status}: nothing copied off-site`);
             return;
           }
+          await holdUncopied(ctx.root, ctx.name, parsed, logger);
           // After the session, like rotation; a failed copy is this task's error, which core logs
           // once and keeps in the host's record (status shows it).
           scheduleAfterSession(ctx, {

@@ -7,7 +7,7 @@
 import { oneLine, setHolds, silentLogger, snapshotId, storedSnapshots, type Logger, type StoredSnapshot } from '@ssh-r-sync/core';
 import { checkPasswordFile, type ParsedOptions, type Repository } from './options.js';
 import { redactRepository, resticCommand, resticError, runRestic } from './restic.js';
-import { emptyRepositoryState, updateOffsiteState } from './state.js';
+import { emptyRepositoryState, readOffsiteState, updateOffsiteState } from './state.js';
 
 export const TAG = 'ssh-r-sync';
 export const HOLDER = 'restic';
@@ -116,12 +116,16 @@ export async function syncHost(root: string, name: string, options: ParsedOption
         const started = performance.now();
         const run = await runRestic(resticCommand(options, repo, backupArgs(name, snapshot, parent)), { cwd: snapshot.paths.tree, signal: sync.signal, maxStdout: 1024 * 1024 });
         if (sync.signal?.aborted) throw sync.signal.reason;
-        if (run.code !== 0) {
-          const error = resticError(repo, `backup of ${key}`, run);
-          throw run.code === 3 ? new Error(`${error.message} (some files of the snapshot could not be read: the copy in the repository is incomplete)`) : error;
-        }
         const summary = run.stdout.split('\n').reverse().map(parseLine).find((l) => l?.message_type === 'summary');
         const resticId = typeof summary?.snapshot_id === 'string' ? summary.snapshot_id : '';
+        if (run.code !== 0) {
+          const error = resticError(repo, `backup of ${key}`, run);
+          if (run.code !== 3) throw error;
+          // Some files could not be read: restic saved a partial copy, which must not pass for the
+          // snapshot (the next run would skip it). It goes; the next run copies the snapshot again.
+          if (resticId) await runRestic(resticCommand(options, repo, ['forget', resticId]), { signal: sync.signal, timeoutMs: 10 * 60_000 });
+          throw new Error(`${error.message} (some files of the snapshot could not be read; the partial copy was forgotten)`);
+        }
         copies.push({ resticId, id: key, time: startOf(snapshot).toISOString(), mode: snapshot.mode });
         copies.sort((a, b) => new Date(a.time).getTime() - new Date(b.time).getTime());
         result.copied.push(key);
@@ -151,6 +155,26 @@ export async function syncHost(root: string, name: string, options: ParsedOption
   }
   await renewHold(root, name, options, results, logger);
   return results;
+}
+
+// Before any after-session work runs (rotation may come first): holds every complete snapshot
+// newer than the newest copy each repository is known to have, and what was pending, so that no
+// order of plugins lets rotation delete one on its way off-site. Never throws.
+export async function holdUncopied(root: string, name: string, options: ParsedOptions, logger: Logger): Promise<void> {
+  if (!options.hold) return;
+  try {
+    const state = await readOffsiteState(root, name);
+    const local = (await storedSnapshots(root, name)).filter((s) => !s.future).map(copyKey);
+    const pending = new Set<string>();
+    for (const repo of options.repositories) {
+      const r = state.repositories[repo.name];
+      // Ids sort as their dates do.
+      for (const id of local) if (!r?.newest || id > r.newest.id || r.pending.includes(id)) pending.add(id);
+    }
+    await setHolds(root, name, HOLDER, [...pending], `not yet copied off-site (plugin-restic)`);
+  } catch (error) {
+    logger.warn(`${name}: could not hold the snapshots not yet copied off-site: ${oneLine(error)}`);
+  }
 }
 
 // Keeps the snapshots still to copy somewhere out of local rotation (core's holds), or drops the hold.
