@@ -114,6 +114,7 @@ export function resticError(repo: Repository, what: string, result: ResticResult
   if (/unable to open config file|Is there a repository at the following location|repository does not exist/i.test(result.stderr)) hint = `: there is no restic repository there; create it once with \`restic -r ${address} init\` (the admin's job; the plugin never creates one)`;
   else if (/wrong password|no key found/i.test(result.stderr)) hint = `: the password in ${repo.passwordFile} does not open it`;
   else if (/no space left/i.test(result.stderr)) hint = ': the repository\'s disk is full';
+  else if (/repository is already locked/i.test(result.stderr)) hint = `: another restic is using it (the next run tries again); a lock left by a restic that died elsewhere goes with \`restic -r ${address} unlock\``;
   return new SshRSyncError('EINTERNAL', `${repo.name} (${address}): restic ${what} ${how}${said ? `: ${said}` : ''}${hint}`);
 }
 
