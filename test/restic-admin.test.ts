@@ -92,8 +92,10 @@ describe('ssh-r-sync-admin and the off-site copies', () => {
     const l = await admin(['restore', f.root, 'host1', local]);
     assert.equal(l.code, 0, l.stderr);
     assert.deepEqual(await compareTrees(local, dest, { xattrs: info.xattrs, top: false }), []);
-    // … and the client's tree. (A root receiver run with --mode fake-super keeps no ACL in its store
-    // at all, so acl-file's ACL is not in the local snapshot either: not an off-site matter.)
+    // … and the client's tree. (`--local --mode fake-super` as root keeps no ACL in its store: in a
+    // local copy rsync's --fake-super applies to the sending side too, which then reads ACLs from
+    // user.rsync.%aacl, absent in the source; so acl-file's ACL is not in the local snapshot either.
+    // The non-root receiver over ssh keeps it: test/restic-nonroot.test.ts.)
     assert.deepEqual(await compareTrees(f.src, dest, { xattrs: info.xattrs, top: false, ignore: (name) => name.toString() === 'acl-file' }), []);
     assert.deepEqual(await compareTrees(f.src, dest, { top: false }), []);
     assert.deepEqual(await readdir(join(f.root, '.ssh-r-sync', 'offsite-restore')), [], 'the staging folder is gone');
