@@ -2,7 +2,7 @@
 # Makes sure the system tools ssh-r-sync needs are present: rsync, rrsync, sshd, ssh, ssh-keygen,
 # getfattr (plugin-manifest, names that are not UTF-8), setfattr/setfacl (its tests), btrfs-progs
 # (plugin-btrfs), prometheus-node-exporter and promtool (plugin-prometheus's tests scrape a real
-# node_exporter and check its file).
+# node_exporter and check its file) and restic (plugin-restic).
 # As root: installs missing ones with apt-get and creates /run/sshd (sshd as root refuses to start
 # without it). As non-root: names the apt packages to install and exits 1.
 # Idempotent, silent and fast when nothing has to be done.
@@ -23,10 +23,11 @@ declare -A PROVIDER=(
   [/usr/sbin/mkfs.btrfs]=btrfs-progs
   [/usr/bin/prometheus-node-exporter]=prometheus-node-exporter
   [/usr/bin/promtool]=prometheus # ~5 s to install here
+  [/usr/bin/restic]=restic          # plugin-restic and its tests
 )
 
 missing_pkgs=()
-for path in /usr/bin/rsync /usr/bin/rrsync /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/bin/getfattr /usr/bin/setfattr /usr/bin/setfacl /usr/bin/rsnapshot /usr/bin/btrfs /usr/sbin/mkfs.btrfs /usr/bin/prometheus-node-exporter /usr/bin/promtool; do
+for path in /usr/bin/rsync /usr/bin/rrsync /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/bin/getfattr /usr/bin/setfattr /usr/bin/setfacl /usr/bin/rsnapshot /usr/bin/btrfs /usr/sbin/mkfs.btrfs /usr/bin/prometheus-node-exporter /usr/bin/promtool /usr/bin/restic; do
   if [[ ! -x $path ]]; then
     pkg=${PROVIDER[$path]}
     [[ " ${missing_pkgs[*]-} " == *" $pkg "* ]] || missing_pkgs+=("$pkg")
@@ -46,7 +47,7 @@ if ((${#missing_pkgs[@]} > 0)); then
   trap 'rm -f "$log"' EXIT
   if ! { apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      rsync openssh-server openssh-client attr acl rsnapshot btrfs-progs prometheus-node-exporter prometheus; } >"$log" 2>&1; then
+      rsync openssh-server openssh-client attr acl rsnapshot btrfs-progs prometheus-node-exporter prometheus restic; } >"$log" 2>&1; then
     echo "ensure-system: apt-get failed; last lines of its output:" >&2
     tail -n 20 "$log" >&2
     exit 1

@@ -3,7 +3,7 @@
 // (`npm install -g ./ssh-r-sync-VERSION.tgz`). It holds what the workspace has already built:
 //   bin/, dist/bundle/    the three commands (bundles with their V8 code caches, from scripts/bundle.mjs)
 //   hooks/                the ready hook scripts
-//   node_modules/@ssh-r-sync/{core,plugin-link-dest,plugin-manifest,plugin-rotate,plugin-btrfs,plugin-notify,plugin-prometheus}
+//   node_modules/@ssh-r-sync/{core,plugin-link-dest,plugin-manifest,plugin-rotate,plugin-btrfs,plugin-notify,plugin-prometheus,plugin-restic}
 //                         bundledDependencies: they travel inside the tarball, so plugins named
 //                         "@ssh-r-sync/plugin-…" resolve next to the commands and import this core
 //                         (their package.json as in the workspace, less "dependencies": see below)
@@ -39,7 +39,7 @@ if (!args.includes('--no-build')) {
 }
 
 const cli = readJson(join(root, 'packages/cli/package.json'));
-const firstParty = ['core', 'plugin-link-dest', 'plugin-manifest', 'plugin-rotate', 'plugin-btrfs', 'plugin-notify', 'plugin-prometheus'];
+const firstParty = ['core', 'plugin-link-dest', 'plugin-manifest', 'plugin-rotate', 'plugin-btrfs', 'plugin-notify', 'plugin-prometheus', 'plugin-restic'];
 const manifests = Object.fromEntries(firstParty.map((dir) => [dir, readJson(join(root, 'packages', dir, 'package.json'))]));
 for (const name of ['client', 'recv', 'admin']) {
   if (!existsSync(join(root, `packages/cli/dist/bundle/${name}.cjs`))) fail(`packages/cli/dist/bundle/${name}.cjs is missing: run npm run build`);

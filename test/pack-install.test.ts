@@ -54,7 +54,7 @@ describe('the packed package', () => {
       // The V8 code cache made at build time fits the installed bundle (same bytes, same node).
       assert.match(result.stderr, /code cache of (client|recv|admin)\.cjs: used/);
     }
-    for (const plugin of ['plugin-link-dest', 'plugin-btrfs', 'plugin-manifest', 'plugin-rotate', 'plugin-notify', 'plugin-prometheus', 'core']) {
+    for (const plugin of ['plugin-link-dest', 'plugin-btrfs', 'plugin-manifest', 'plugin-rotate', 'plugin-notify', 'plugin-prometheus', 'plugin-restic', 'core']) {
       assert.ok(existsSync(join(installed, 'node_modules', '@ssh-r-sync', plugin, 'dist', 'index.js')), plugin);
     }
     for (const hook of ['done-log', 'rsync-post-ignore-vanished']) {

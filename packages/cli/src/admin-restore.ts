@@ -1,12 +1,15 @@
 // `ssh-r-sync-admin restore ROOT NAME DEST` (or `--to [user@]host[:port]:DIR`): writes a complete
 // snapshot, or some paths of it, back as the client had it. The work is @ssh-r-sync/core's
 // restoreSnapshot; this file is the command line, the printing and the exit code.
+import { realpath } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { Command, Option } from 'commander';
 import { SshRSyncError, UsageError, restoreSnapshot, type Mode, type RestoreSummary } from '@ssh-r-sync/core/internal';
 import { collect, onSignals, seconds } from './common.js';
 import { ADMIN_PREFIX, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { unescapeName } from '@ssh-r-sync/plugin-manifest';
 import { JSON_SCHEMA, counts, plural } from './format.js';
+import { stageOffsiteCopy, type StagedCopy } from './admin-offsite.js';
 
 interface RestoreCliOptions {
   snapshot: string;
@@ -21,6 +24,8 @@ interface RestoreCliOptions {
   storedMode?: Mode;
   ioTimeout: number;
   json?: boolean;
+  fromOffsite?: string;
+  config?: string;
 }
 
 /** Itemized lines a --json dry run carries; the count is always complete. */
@@ -60,6 +65,8 @@ export function restoreCommand(result: ExitCodeHolder): Command {
     )
     .option('--io-timeout <SECONDS>', 'stop when no data moved for this long (rsync --timeout); 0 = never', seconds, 600)
     .option('--json', 'print one JSON object on stdout: { host, kind, snapshot, mode, modeSource, target, paths, dryRun, owners, items, files, bytes, durationMs[, itemized] }')
+    .option('--from-offsite <REPO>', "restore from the copy in off-site repository REPO (plugin-restic, by its name in the receiver's config): restic restores it into a private staging folder under BACKUP_ROOT/.ssh-r-sync/, which is then restored as a local snapshot and removed; --snapshot names the local id the copy was made of")
+    .option('--config <FILE>', "with --from-offsite: the receiver's config that names the repository")
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -92,11 +99,17 @@ async function restore(root: string, name: string, dest: string | undefined, opt
   );
   const itemized: string[] = [];
   let summary: RestoreSummary;
+  let staged: StagedCopy | null = null;
   try {
+    if (options.fromOffsite) {
+      const real = await realpath(root).catch(() => root);
+      if (dest !== undefined) await refuseInside(dest, real);
+      staged = await stageOffsiteCopy(real, name, options.fromOffsite, options.snapshot, options.config, controller.signal);
+    } else if (options.config) throw new UsageError('--config is for --from-offsite');
     summary = await restoreSnapshot({
-      root,
+      root: staged?.root ?? root,
       name,
-      snapshot: options.snapshot,
+      snapshot: staged?.id ?? options.snapshot,
       paths: options.escaped ? options.path.map((path) => unescapeName(Buffer.from(path, 'utf8').toString('latin1'))) : options.path,
       pathBytes: Boolean(options.escaped),
       target: options.to ? { to: options.to } : { dest: dest! },
@@ -113,11 +126,19 @@ async function restore(root: string, name: string, dest: string | undefined, opt
       onWarning: (message) => process.stderr.write(`${ADMIN_PREFIX}: warning: ${message}\n`),
     });
   } finally {
+    await staged?.cleanup();
     stopSignals();
   }
   if (options.json) process.stdout.write(`${JSON.stringify({ schema: JSON_SCHEMA, ...summary, ...(summary.dryRun ? { itemized } : {}) })}\n`);
   process.stderr.write(`${ADMIN_PREFIX}: ${describe(summary)}\n`);
   return 0;
+}
+
+// A DEST inside BACKUP_ROOT is refused for an off-site restore too (the staging root is not the backups').
+async function refuseInside(dest: string, root: string): Promise<void> {
+  const absolute = resolve(dest);
+  const real = await realpath(absolute).catch(async () => join(await realpath(dirname(absolute)).catch(() => dirname(absolute)), basename(absolute)));
+  if (real === root || real.startsWith(root + sep)) throw new UsageError(`DEST ${dest} is inside BACKUP_ROOT ${root}: a restore never writes into the backups; restore into a directory beside it`);
 }
 
 // The outcome in one line for people.

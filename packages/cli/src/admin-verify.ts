@@ -13,12 +13,15 @@ import { onSignals } from './common.js';
 import { loadManifestModule, type ManifestModule } from './manifest-module.js';
 import { verifySnapshot, type SnapshotVerdict } from './verify-snapshot.js';
 import { JSON_SCHEMA, formatBytes, plural } from './format.js';
+import { offsiteCheck } from './admin-offsite.js';
 
 interface VerifyOptions {
   data?: boolean;
   sample?: number;
   snapshot: string;
   json?: boolean;
+  offsite?: boolean;
+  config?: string;
 }
 
 /** One backup, as `verify --json` prints it. */
@@ -64,6 +67,8 @@ export function verifyCommand(result: ExitCodeHolder): Command {
     .option('--sample <PCT>', 'reread each regular file with probability PCT/100 (0 < PCT <= 100), e.g. 5 for a weekly check', percentage)
     .option('--snapshot <ID>', "which backup: a snapshot id (needs NAME), 'latest' (the newest complete one) or 'all'", 'latest')
     .option('--json', 'print one JSON object on stdout: { root, at, data, sample, snapshot, ok, snapshots: [...], skipped: [...] }')
+    .option('--offsite', "instead, check the off-site restic repositories of the receiver's config (plugin-restic): restic check, with --sample PCT rereading that share of their data")
+    .option('--config <FILE>', "with --offsite: the receiver's config that names the repositories")
     .addHelpText(
       'after',
       '\nProblem lines read "HOST SNAPSHOT: PATH: what", for example:\n' +
@@ -85,6 +90,12 @@ export function verifyCommand(result: ExitCodeHolder): Command {
         'was nothing to verify), 2 usage error, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP.',
     )
     .action(async (root: string, name: string | undefined, options: VerifyOptions) => {
+      if (options.offsite) {
+        if (options.data || options.json || name !== undefined || options.snapshot !== 'latest') throw new UsageError('--offsite checks whole repositories: give only --sample PCT and --config');
+        await backupRoot(root);
+        result.code = await offsiteCheck({ config: options.config, sample: options.sample });
+        return;
+      }
       result.code = await verify(root, name, options);
     });
 }

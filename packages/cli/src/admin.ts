@@ -15,6 +15,7 @@ import { versionsCommand } from './admin-versions.js';
 import { diffCommand } from './admin-diff.js';
 import { verifyCommand } from './admin-verify.js';
 import { logCommand } from './admin-log.js';
+import { offsiteCommand } from './admin-offsite.js';
 
 // The admin command line with its sub-commands; each action stores its exit code in `result`.
 export function adminProgram(result: ExitCodeHolder): Command {
@@ -32,6 +33,7 @@ export function adminProgram(result: ExitCodeHolder): Command {
           '  ssh-r-sync-admin verify --sample 5 /srv/backup             # reread 5% of the files, compare their SHA-256\n' +
           '  ssh-r-sync-admin versions /srv/backup laptop etc/hosts     # which versions of a file the backups hold\n' +
           '  ssh-r-sync-admin restore --path etc/hosts /srv/backup laptop /tmp/back\n' +
+          '  ssh-r-sync-admin offsite sync /srv/backup                  # copy what the restic repositories lack (plugin-restic)\n' +
           '\nExit codes: 0 fine, 1 something needs attention (a stale host, a failed delete, a verify problem), 2 usage error.\n' +
           'Getting files back: docs/restore.md.',
       ),
@@ -47,6 +49,7 @@ export function adminProgram(result: ExitCodeHolder): Command {
   program.addCommand(diffCommand(result));
   program.addCommand(verifyCommand(result));
   program.addCommand(logCommand(result));
+  program.addCommand(offsiteCommand(result));
   return program;
 }
 

@@ -16,4 +16,5 @@ export function registerShippedPlugins(): void {
   registerShippedPlugin('@ssh-r-sync/plugin-rotate', () => import('@ssh-r-sync/plugin-rotate'));
   registerShippedPlugin('@ssh-r-sync/plugin-notify', () => import('@ssh-r-sync/plugin-notify'));
   registerShippedPlugin('@ssh-r-sync/plugin-prometheus', () => import('@ssh-r-sync/plugin-prometheus'));
+  registerShippedPlugin('@ssh-r-sync/plugin-restic', () => import('@ssh-r-sync/plugin-restic'));
 }

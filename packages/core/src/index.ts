@@ -25,6 +25,7 @@ export { scheduleAfterSession, type AfterSessionTask } from './pipeline/after-se
 export { writeFully, fsyncDir, flushFilesystem } from './storage/durable.js';
 export { storedSnapshots, openStoredSnapshot, storedHostDir, type StoredSnapshot } from './storage/stored-snapshots.js';
 export { readVerifyRecord, writeVerifyRecord, verifyRecordPath, FIRST_PROBLEMS, type VerifyRecord } from './storage/verify-record.js';
+export { setHolds, readHolds, type HoldRecord } from './storage/holds.js';
 export { readHostRecord, hostRecordPath, describeKind, type HostRecord, type HostKind, type AfterSessionRecord, type LastRunRecord } from './storage/host-record.js';
 export { hostStatus, runsLogFailures, type HostStatus, type HostStatusOptions } from './report/host-status.js';
 export { readRunLog, type RunLogEntry } from './report/run-log.js';

@@ -23,15 +23,18 @@ export interface RotateOptions extends RetentionPolicy {
   dryRun?: boolean;
   /** Seconds the pruning after a backup may take before it is stopped (default 3600; 0 = no limit). */
   timeout?: number;
+  /** Delete snapshots another plugin holds (plugin-restic: not yet copied off-site); default false. */
+  ignoreHolds?: boolean;
 }
 
 // Creates the plugin; an unreadable policy throws here, when the config is loaded, not after a backup.
 export default function rotate(options: RotateOptions = {} as RotateOptions): Plugin {
-  const { jobs, dryRun, timeout = 3600, ...policy } = options;
+  const { jobs, dryRun, timeout = 3600, ignoreHolds = false, ...policy } = options;
   let parsed: ParsedPolicy;
   try {
     parsed = parsePolicy(policy);
     if (jobs !== undefined && (!Number.isSafeInteger(jobs) || jobs < 1)) throw new SshRSyncError('ECONFIG', `jobs must be a whole number >= 1, got ${JSON.stringify(jobs)}`);
+    if (typeof ignoreHolds !== 'boolean') throw new SshRSyncError('ECONFIG', `ignoreHolds must be true or false, got ${JSON.stringify(ignoreHolds)}`);
     if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0) throw new SshRSyncError('ECONFIG', `timeout must be a number of seconds >= 0, got ${JSON.stringify(timeout)}`);
   } catch (error) {
     throw new SshRSyncError('ECONFIG', `@ssh-r-sync/plugin-rotate: ${oneLine(error)}`, { cause: error });
@@ -61,6 +64,7 @@ export default function rotate(options: RotateOptions = {} as RotateOptions): Pl
           policy,
           dryRun,
           jobs,
+          ignoreHolds,
           signal,
           logger,
         });

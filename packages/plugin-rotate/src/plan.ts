@@ -16,6 +16,8 @@ export interface SnapshotState {
   complete: boolean;
   /** Dated in the future (see listSnapshots): kept, and never counted as newest or toward a rule. */
   future?: boolean;
+  /** Holds on it (core's readHolds: "held: not yet copied to offsite (restic)"): kept with these reasons. */
+  held?: readonly string[];
 }
 
 export interface KeepDecision {
@@ -81,6 +83,9 @@ export function plan(snapshots: readonly SnapshotState[], policy: RetentionPolic
       if (!superseded) add(s.id, 'dated in the future');
     } else if (age < p.minAgeMs) add(s.id, `younger than ${p.minAge} (min-age)`);
   }
+
+  // A plugin's hold (an off-site copy still to be made) keeps the snapshot whatever the rules say.
+  for (const s of sorted) for (const reason of s.held ?? []) add(s.id, reason);
 
   // Everything without a reason to stay is deleted, oldest first, up to the cap.
   const expired = (s: SnapshotState): string => {

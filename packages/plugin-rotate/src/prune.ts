@@ -2,7 +2,7 @@
 // what the plan deletes, logging each one with its reason. Shared by the plugin (after every
 // successful run) and `ssh-r-sync-admin prune`.
 import { basename, dirname } from 'node:path';
-import { MIRROR_KIND, SshRSyncError, newestComplete, oneLine, openHostStore, silentLogger, type Logger, type SnapshotInfo } from '@ssh-r-sync/core';
+import { MIRROR_KIND, SshRSyncError, newestComplete, oneLine, openHostStore, readHolds, silentLogger, type Logger, type SnapshotInfo } from '@ssh-r-sync/core';
 import { plan, type RetentionPlan } from './plan.js';
 import type { RetentionPolicy } from './policy.js';
 
@@ -16,6 +16,8 @@ export interface PruneOptions {
   jobs?: number;
   signal?: AbortSignal;
   logger?: Logger;
+  /** Delete held snapshots too (see core's readHolds): the policy says a copy still to be made does not matter. */
+  ignoreHolds?: boolean;
 }
 
 export interface PruneResult {
@@ -35,7 +37,10 @@ export async function pruneHost(hostDir: string, options: PruneOptions): Promise
   const { store, kind } = await openHostStore({ root: dirname(hostDir), name: basename(hostDir), dir: hostDir });
   const now = options.now ?? new Date();
   const snapshots = kind === MIRROR_KIND || kind === 'new' ? [] : await store.list(now);
-  const decided = plan(snapshots, options.policy, now);
+  const problems: string[] = [];
+  const holds = options.ignoreHolds || snapshots.length === 0 ? new Map<string, string[]>() : await readHolds(dirname(hostDir), basename(hostDir), problems);
+  for (const problem of problems) logger.warn(`a hold could not be read, it holds nothing: ${problem}`);
+  const decided = plan(snapshots.map((s) => (holds.has(s.id) ? { ...s, held: holds.get(s.id) } : s)), options.policy, now);
   const newest = newestComplete(snapshots);
   if (newest && decided.delete.some((d) => d.id === newest.id)) {
     throw new SshRSyncError('EINTERNAL', `refusing to delete ${newest.id}: it is the newest complete snapshot (a bug in the plan)`);

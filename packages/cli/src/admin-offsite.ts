@@ -1,0 +1,273 @@
+// `ssh-r-sync-admin offsite sync|status|check|forget ROOT [NAME...]`: the off-site copies of
+// @ssh-r-sync/plugin-restic by hand — the same catch-up a backup runs afterwards (under the host's
+// lock), what each repository has and how far it lags, `restic check` with a data sample, and
+// retention off-site. The repositories come from the receiver's config (the plugin's options);
+// the cli does not import the plugin: it loads it as the receiver does and uses its `offsite` API.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { SshRSyncError, UsageError, createLogger, hostStatus, loadConfig, loadPlugin, lockHost, oneLine, type Logger, type Plugin } from '@ssh-r-sync/core/internal';
+import { ADMIN_PREFIX, backupRoot, columns, hostNames, subCommand, type ExitCodeHolder } from './admin-shared.js';
+import { onSignals, seconds } from './common.js';
+import { JSON_SCHEMA } from './format.js';
+
+/** The part of plugin-restic's `offsite` API that the commands use (structural: no import). */
+export interface OffsiteApi {
+  options: { repositories: { name: string; keep: unknown }[] };
+  sync(root: string, name: string, options?: { signal?: AbortSignal; logger?: Logger; only?: string }): Promise<{ name: string; copied: string[]; pending: string[]; removed: number; error: string | null }[]>;
+  forget(root: string, name: string, repository: string, options?: { dryRun?: boolean; signal?: AbortSignal; logger?: Logger }): Promise<number>;
+  check(repository: string, samplePercent: number, signal?: AbortSignal): Promise<string>;
+  copies(repository: string, name: string, signal?: AbortSignal): Promise<{ id: string; resticId: string; time: string; mode: string | null }[]>;
+  restore(repository: string, name: string, id: string, target: string, signal?: AbortSignal): Promise<{ id: string; resticId: string; time: string; mode: string | null }>;
+  state(root: string, name: string): Promise<{ repositories: Record<string, { repository: string; newest: { id: string; startedAt: string } | null; pending: string[]; lastSuccess: string | null; lastFailure: { at: string; error: string } | null }> }>;
+}
+
+interface OffsiteOptions {
+  config?: string;
+  repository?: string;
+  lockWait?: number;
+  json?: boolean;
+  sample?: number;
+  dryRun?: boolean;
+  debug?: boolean;
+}
+
+// The plugin-restic of the receiver's config, loaded as the receiver loads it.
+export async function loadOffsite(configFile: string | undefined): Promise<OffsiteApi> {
+  const loaded = await loadConfig({ file: configFile });
+  for (const entry of loaded.config.plugins ?? []) {
+    const name = Array.isArray(entry) ? entry[0] : entry;
+    if (typeof name !== 'string' || !/plugin-restic/.test(name)) continue;
+    const plugin = (await loadPlugin(entry, loaded.baseDir)) as Plugin & { offsite?: OffsiteApi };
+    if (plugin.offsite) return plugin.offsite;
+  }
+  throw new SshRSyncError('ECONFIG', `${loaded.filepath ?? 'no receiver config was found'}${loaded.filepath ? ' loads no @ssh-r-sync/plugin-restic' : ''}: give the receiver's config with --config (its plugins name the repositories)`);
+}
+
+function percentage(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0 && n <= 100)) throw new InvalidArgumentError('give a percentage, 0 < PCT <= 100 (e.g. 5)');
+  return n;
+}
+
+function repositoryNames(api: OffsiteApi, only: string | undefined): string[] {
+  const names = api.options.repositories.map((r) => r.name);
+  if (only && !names.includes(only)) throw new UsageError(`--repository ${only}: the config has ${names.join(', ')}`);
+  return only ? [only] : names;
+}
+
+// The `offsite` sub-command and its own sub-commands.
+export function offsiteCommand(result: ExitCodeHolder): Command {
+  const offsite = subCommand(new Command('offsite'))
+    .usage('<sync|status|check|forget> [options] BACKUP_ROOT [NAME...]')
+    .summary('off-site copies in restic repositories (plugin-restic): catch up, show the lag, check, forget')
+    .description("The off-site copies that @ssh-r-sync/plugin-restic makes after each backup, by hand. The repositories are the plugin's, read from the receiver's config (--config, default: its fixed places). See docs/offsite.md.");
+  const common = (command: Command) =>
+    subCommand(command)
+      .argument('<BACKUP_ROOT>', 'directory that holds one sub-directory per host')
+      .argument('[NAME...]', 'only these hosts (default: every host under BACKUP_ROOT)')
+      .option('--config <FILE>', "the receiver's config, whose @ssh-r-sync/plugin-restic names the repositories")
+      .option('--repository <NAME>', 'only this repository (by its name in the config)')
+      .option('--debug', 'show every restic call');
+  offsite.addCommand(
+    common(new Command('sync'))
+      .summary('copy what each repository lacks, oldest first (what a backup does afterwards); exit 1 if a copy failed')
+      .option('--lock-wait <SECONDS>', 'wait this long for a running backup of a host to end; 0 = skip that host at once (default)', seconds)
+      .action(async (root: string, names: string[], options: OffsiteOptions) => void (result.code = await sync(root, names, options))),
+  );
+  offsite.addCommand(
+    common(new Command('status'))
+      .summary("per host and repository: the newest copy, the lag behind the newest local snapshot, what is still to copy, the last failure; exit 1 if any lags")
+      .option('--json', 'print one JSON object: { root, hosts: [{ name, repositories: [{ name, newest, lagSeconds, pending, lastSuccess, lastFailure }] }] }')
+      .action(async (root: string, names: string[], options: OffsiteOptions) => void (result.code = await status(root, names, options))),
+  );
+  offsite.addCommand(
+    subCommand(new Command('check'))
+      .summary('restic check of each repository, rereading --sample PCT of its data (what verify --offsite runs)')
+      .option('--config <FILE>', "the receiver's config")
+      .option('--repository <NAME>', 'only this repository')
+      .option('--sample <PCT>', 'reread this share of the data (restic --read-data-subset PCT%); default: structure only', percentage)
+      .action(async (options: OffsiteOptions) => void (result.code = await offsiteCheck(options))),
+  );
+  offsite.addCommand(
+    common(new Command('forget'))
+      .summary("restic forget --prune of each host's copies with the repository's keep option")
+      .option('--dry-run', 'say how many copies would go, remove nothing')
+      .action(async (root: string, names: string[], options: OffsiteOptions) => void (result.code = await forget(root, names, options))),
+  );
+  return offsite;
+}
+
+// Runs `work` with a signal that SIGINT/SIGTERM abort (restic's process groups die with it).
+async function withSignals<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const stop = onSignals(
+    (signal) => controller.abort(new SshRSyncError('EINTERNAL', `stopped by ${signal}`)),
+    () => process.exit(130),
+  );
+  try {
+    return await work(controller.signal);
+  } finally {
+    stop();
+  }
+}
+
+async function sync(rootArgument: string, names: string[], options: OffsiteOptions): Promise<number> {
+  const root = await backupRoot(rootArgument);
+  const api = await loadOffsite(options.config);
+  repositoryNames(api, options.repository);
+  const logger = createLogger({ prefix: ADMIN_PREFIX, debug: Boolean(options.debug) });
+  let failed = 0;
+  await withSignals(async (signal) => {
+    for (const name of await hostNames(root, names)) {
+      const scoped = logger.scope(name);
+      let release: (() => Promise<void>) | undefined;
+      try {
+        release = await lockHost({ root, name, waitSeconds: options.lockWait ?? 0, logger: scoped, signal });
+        for (const r of await api.sync(root, name, { signal, logger: scoped, only: options.repository })) {
+          if (r.error) failed += 1;
+          process.stdout.write(`${name}: ${r.name}: ${r.copied.length} copied${r.removed ? `, ${r.removed} forgotten` : ''}, ${r.pending.length} still to copy${r.error ? ` (failed: ${r.error})` : ''}\n`);
+        }
+      } catch (error) {
+        if (signal.aborted) throw error;
+        failed += 1;
+        process.stdout.write(`${name}: not synced: ${oneLine(error)}\n`);
+      } finally {
+        await release?.();
+      }
+    }
+  });
+  return failed ? 1 : 0;
+}
+
+interface RepoStatus {
+  name: string;
+  repository: string | null;
+  newest: string | null;
+  lagSeconds: number | null;
+  pending: number;
+  lastSuccess: string | null;
+  lastFailure: { at: string; error: string } | null;
+}
+
+// One host's off-site status, per repository, from the plugin's record and the host's newest snapshot.
+export async function hostOffsiteStatus(api: OffsiteApi, root: string, name: string, only?: string): Promise<RepoStatus[]> {
+  const state = await api.state(root, name);
+  const host = await hostStatus(root, name, {});
+  const newestLocal = host.newestComplete?.startedAt ?? null;
+  return repositoryNames(api, only).map((repo) => {
+    const r = state.repositories[repo];
+    const newest = r?.newest ?? null;
+    return {
+      name: repo,
+      repository: r?.repository ?? null,
+      newest: newest?.id ?? null,
+      lagSeconds: newestLocal && newest ? Math.max(0, Math.round((Date.parse(newestLocal) - Date.parse(newest.startedAt)) / 1000)) : null,
+      pending: r?.pending.length ?? 0,
+      lastSuccess: r?.lastSuccess ?? null,
+      lastFailure: r?.lastFailure ?? null,
+    };
+  });
+}
+
+async function status(rootArgument: string, names: string[], options: OffsiteOptions): Promise<number> {
+  const root = await backupRoot(rootArgument);
+  const api = await loadOffsite(options.config);
+  const hosts: { name: string; repositories: RepoStatus[] }[] = [];
+  for (const name of await hostNames(root, names)) hosts.push({ name, repositories: await hostOffsiteStatus(api, root, name, options.repository) });
+  const ok = hosts.every((h) => h.repositories.every((r) => r.newest !== null && r.pending === 0 && !r.lastFailure));
+  if (options.json) process.stdout.write(`${JSON.stringify({ schema: JSON_SCHEMA, root, ok, hosts })}\n`);
+  else {
+    const rows = [['HOST', 'REPOSITORY', 'NEWEST COPY', 'LAG', 'TO COPY', 'LAST FAILURE']];
+    for (const h of hosts) for (const r of h.repositories) rows.push([h.name, r.name, r.newest ?? '-', r.lagSeconds === null ? '-' : `${r.lagSeconds}s`, String(r.pending), r.lastFailure ? `${r.lastFailure.at} ${r.lastFailure.error}` : '-']);
+    process.stdout.write(columns(rows));
+  }
+  return ok ? 0 : 1;
+}
+
+// `restic check` of each repository (verify --offsite); exit 1 when one fails.
+export async function offsiteCheck(options: OffsiteOptions): Promise<number> {
+  const api = await loadOffsite(options.config);
+  let failed = 0;
+  await withSignals(async (signal) => {
+    for (const repo of repositoryNames(api, options.repository)) {
+      try {
+        const said = await api.check(repo, options.sample ?? 0, signal);
+        process.stdout.write(`${repo}: ok${options.sample ? ` (read ${options.sample}% of the data)` : ' (structure)'}: ${said}\n`);
+      } catch (error) {
+        if (signal.aborted) throw error;
+        failed += 1;
+        process.stdout.write(`${repo}: check failed: ${oneLine(error)}\n`);
+      }
+    }
+  });
+  return failed ? 1 : 0;
+}
+
+async function forget(rootArgument: string, names: string[], options: OffsiteOptions): Promise<number> {
+  const root = await backupRoot(rootArgument);
+  const api = await loadOffsite(options.config);
+  const repos = repositoryNames(api, options.repository).filter((r) => api.options.repositories.find((x) => x.name === r)?.keep);
+  if (!repos.length) throw new UsageError('no repository of the config has a keep option: nothing to forget by');
+  const logger = createLogger({ prefix: ADMIN_PREFIX, debug: Boolean(options.debug) });
+  let failed = 0;
+  await withSignals(async (signal) => {
+    for (const name of await hostNames(root, names)) {
+      for (const repo of repos) {
+        try {
+          const removed = await api.forget(root, name, repo, { dryRun: options.dryRun, signal, logger: logger.scope(name) });
+          process.stdout.write(`${name}: ${repo}: ${options.dryRun ? 'would forget' : 'forgot'} ${removed}\n`);
+        } catch (error) {
+          if (signal.aborted) throw error;
+          failed += 1;
+          process.stdout.write(`${name}: ${repo}: forget failed: ${oneLine(error)}\n`);
+        }
+      }
+    }
+  });
+  return failed ? 1 : 0;
+}
+
+/** A copy restored from a repository into a private staging backup root, to be restored from as a local snapshot. */
+export interface StagedCopy {
+  /** A backup root holding only host NAME with the one snapshot `id`. */
+  root: string;
+  id: string;
+  mode: string | null;
+  /** Removes the staging root. */
+  cleanup(): Promise<void>;
+}
+
+// Restores copy `spec` ('latest' or a snapshot id) of host `name` from repository `repository`
+// into ROOT/.ssh-r-sync/offsite-restore/NAME-XXXX/ (private, on the backup disk: restic writes
+// what it stored, stand-ins and xattrs of a fake-super store included), laid out as a store with
+// a done mark, so that the local restore (its targets, checks and fake-super reading) does the rest.
+export async function stageOffsiteCopy(root: string, name: string, repository: string, spec: string, configFile: string | undefined, signal?: AbortSignal): Promise<StagedCopy> {
+  const api = await loadOffsite(configFile);
+  repositoryNames(api, repository);
+  const base = join(root, '.ssh-r-sync', 'offsite-restore');
+  await mkdir(base, { recursive: true, mode: 0o700 });
+  const stage = await mkdtemp(join(base, `${name}-`));
+  const cleanup = () => rm(stage, { recursive: true, force: true });
+  try {
+    const copies = await api.copies(repository, name, signal);
+    const copy = spec === 'latest' ? copies.at(-1) : copies.find((c) => c.id === spec);
+    if (!copy) {
+      const ids = copies.map((c) => c.id);
+      throw new UsageError(`${repository} has no copy of ${name}${spec === 'latest' ? '' : ` ${spec}`} (${ids.length ? `copies: ${ids.slice(-5).join(', ')}${ids.length > 5 ? ', …' : ''}` : 'it has none'}): \`ssh-r-sync-admin offsite status\` shows them`);
+    }
+    const hostDirectory = join(stage, name);
+    await mkdir(join(hostDirectory, copy.id), { recursive: true, mode: 0o700 });
+    await api.restore(repository, name, copy.id, join(hostDirectory, copy.id), signal);
+    await mkdir(join(hostDirectory, `${copy.id}.meta`), { mode: 0o700 });
+    const mode = copy.mode === 'fake-super' || copy.mode === 'privileged' || copy.mode === 'plain' ? copy.mode : undefined;
+    const mark = { version: 1, host: name, snapshot: copy.id, completedAt: copy.time, startedAt: copy.time, rsyncExitCode: 0, originalExitCode: 0, files: null, bytes: null, durationMs: 0, ...(mode ? { mode } : {}), hooks: [], extra: { offsite: { repository, resticId: copy.resticId } } };
+    await writeFile(join(hostDirectory, `${copy.id}.meta`, 'done.json'), JSON.stringify(mark), { mode: 0o600 });
+    await mkdir(join(stage, '.ssh-r-sync', 'hosts'), { recursive: true, mode: 0o700 });
+    await writeFile(join(stage, '.ssh-r-sync', 'hosts', `${name}.json`), JSON.stringify({ version: 1, kind: 'snapshots', store: '@ssh-r-sync/plugin-link-dest', since: new Date().toISOString() }), { mode: 0o600 });
+    return { root: stage, id: copy.id, mode: copy.mode, cleanup };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}

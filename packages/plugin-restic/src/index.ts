@@ -1,0 +1,112 @@
+// @ssh-r-sync/plugin-restic: after each committed backup, copies every complete snapshot of the
+// host that a configured restic repository (S3, sftp, REST, a local disk) does not have yet into
+// it, oldest first, with the snapshot's own time, the host's name and its id as a tag; keeps the
+// snapshots still to copy out of local rotation (a hold) and applies the repository's retention.
+// The work runs after the session: it never delays the client and never fails the backup; a
+// failure is recorded (the host's record, ROOT/.ssh-r-sync/offsite/NAME.json) and the next run
+// or `ssh-r-sync-admin offsite sync` catches up. See README.md and docs/offsite.md.
+import { SshRSyncError, oneLine, scheduleAfterSession, silentLogger, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
+import { parseOptions, type ParsedOptions, type ResticOptions } from './options.js';
+import { forgetCopies, holdUncopied, listCopies, syncHost, type RemoteCopy, type RepositoryResult, type SyncOptions } from './sync.js';
+import { readOffsiteState, type OffsiteState } from './state.js';
+import { checkRepository, restoreCopy } from './check.js';
+
+export { parseOptions, checkPasswordFile, type ResticOptions, type RepositoryOptions, type ParsedOptions, type Repository } from './options.js';
+export { resticCommand, runRestic, redactRepository, resticError, type ResticCommand, type ResticResult } from './restic.js';
+export { syncHost, holdUncopied, listCopies, backupArgs, forgetCopies, copyKey, resticTime, TAG, HOLDER, type RepositoryResult, type RemoteCopy, type SyncOptions } from './sync.js';
+export { readOffsiteState, offsiteStatePath, STATE_SCHEMA, type OffsiteState, type RepositoryState } from './state.js';
+export { checkRepository, restoreCopy } from './check.js';
+
+export const PLUGIN_NAME = 'restic';
+
+/** What `ssh-r-sync-admin offsite`, `verify --offsite` and `restore --from-offsite` use of a loaded plugin. */
+export interface OffsiteApi {
+  options: ParsedOptions;
+  /** The catch-up copy of one host, as after a backup (hold it under the host's lock). */
+  sync(root: string, name: string, options?: SyncOptions): Promise<RepositoryResult[]>;
+  /** restic forget (+ prune) of one host's copies in one repository with its keep; the number removed. */
+  forget(root: string, name: string, repository: string, options?: { dryRun?: boolean; signal?: AbortSignal; logger?: Logger }): Promise<number>;
+  /** restic check, rereading `samplePercent` of the data; its last line. */
+  check(repository: string, samplePercent: number, signal?: AbortSignal): Promise<string>;
+  /** The copies of host `name` in a repository, oldest first. */
+  copies(repository: string, name: string, signal?: AbortSignal): Promise<RemoteCopy[]>;
+  /** restic restore of the copy of `id` ('latest') into an empty `target`. */
+  restore(repository: string, name: string, id: string, target: string, signal?: AbortSignal): Promise<RemoteCopy>;
+  state(root: string, name: string): Promise<OffsiteState>;
+}
+
+// Creates the plugin; a bad option (or a password file others can read) throws here, at load.
+export default function restic(options: ResticOptions = {} as ResticOptions): Plugin & { options: ParsedOptions; offsite: OffsiteApi } {
+  let parsed: ParsedOptions;
+  try {
+    parsed = parseOptions(options);
+  } catch (error) {
+    throw new SshRSyncError('ECONFIG', `@ssh-r-sync/plugin-restic: ${oneLine(error)}`, { cause: error });
+  }
+  const repo = (name: string) => {
+    const found = parsed.repositories.find((r) => r.name === name);
+    if (!found) throw new SshRSyncError('EUSAGE', `no repository "${name}" in the plugin's options (there are: ${parsed.repositories.map((r) => r.name).join(', ')})`);
+    return found;
+  };
+  const offsite: OffsiteApi = {
+    options: parsed,
+    sync: (root, name, sync) => syncHost(root, name, parsed, sync),
+    forget: async (root, name, repository, o = {}) => {
+      const r = repo(repository);
+      if (!r.keep) throw new SshRSyncError('EUSAGE', `repository "${repository}" has no keep option: nothing to forget by`);
+      return forgetCopies(root, name, parsed, r, o.signal, o.logger ?? silentLogger, o.dryRun);
+    },
+    check: (repository, sample, signal) => checkRepository(parsed, repo(repository), sample, signal),
+    copies: (repository, name, signal) => listCopies(parsed, repo(repository), name, signal),
+    restore: (repository, name, id, target, signal) => restoreCopy(parsed, repo(repository), name, id, target, signal),
+    state: (root, name) => readOffsiteState(root, name),
+  };
+  return {
+    name: PLUGIN_NAME,
+    options: parsed,
+    offsite,
+    apply(hooks: PipelineHooks) {
+      hooks.done.tapPromise(PLUGIN_NAME, async (outcome, ctx) => {
+        const logger = ctx.logger.scope(PLUGIN_NAME);
+        try {
+          if (ctx.role !== 'receiver' || !ctx.name) return;
+          if (!outcome.committed) {
+            logger.debug(`run ended as ${outcome.status}: nothing copied off-site`);
+            return;
+          }
+          await holdUncopied(ctx.root, ctx.name, parsed, logger);
+          // After the session, like rotation; a failed copy is this task's error, which core logs
+          // once and keeps in the host's record (status shows it).
+          scheduleAfterSession(ctx, {
+            name: PLUGIN_NAME,
+            timeoutMs: parsed.timeoutMs,
+            run: async (signal) => {
+              const results = await syncHost(ctx.root, ctx.name, parsed, { signal, logger });
+              const failed = results.filter((r) => r.error);
+              if (failed.length) throw new Error(failed.map((r) => `${r.name}: ${r.pending.length} snapshot${r.pending.length === 1 ? '' : 's'} not copied: ${r.error}`).join('; '));
+            },
+          });
+        } catch (error) {
+          logger.warn(`${ctx.name}: off-site copy not scheduled: ${oneLine(error)} (the backup is not affected)`);
+        }
+      });
+    },
+
+    // From `ssh-r-sync-admin status --report`: one line per host and repository with the newest
+    // copy and how far it lags behind the newest local snapshot; a lagging or failing one is a warning.
+    async status(report: StatusReport, scoped: Logger): Promise<void> {
+      for (const host of report.hosts) {
+        const state = await readOffsiteState(report.root, host.name);
+        for (const repo of parsed.repositories) {
+          const r = state.repositories[repo.name];
+          const newestLocal = host.newestComplete?.startedAt ?? null;
+          const newestCopy = r?.newest?.startedAt ?? null;
+          const lag = newestLocal && newestCopy ? Math.max(0, Math.round((Date.parse(newestLocal) - Date.parse(newestCopy)) / 1000)) : null;
+          const line = `${host.name}: ${repo.name}: newest copy ${r?.newest?.id ?? 'none'}, lag ${lag === null ? '-' : `${lag} s`}, ${r?.pending.length ?? 0} to copy${r?.lastFailure ? `, last failure ${r.lastFailure.at}: ${r.lastFailure.error}` : ''}`;
+          if (r?.lastFailure || (r?.pending.length ?? 0) > 0 || !r?.newest) scoped.warn(line);
+          else scoped.info(line);
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,124 @@
+// Runs restic for one repository: argv without a shell, its own process group (killed with us,
+// on abort and on timeout), an environment made of the repository's settings and a few of ours,
+// stdout and stderr bounded. The password reaches restic only as a file name (--password-file);
+// S3 keys and the like only through its environment. Nothing here logs a secret: messages name
+// the repository by its config name and its address with any user:password@ part blanked out.
+import { spawn } from 'node:child_process';
+import { SshRSyncError, dieWithUs, killGroup } from '@ssh-r-sync/core';
+import type { ParsedOptions, Repository } from './options.js';
+
+/** How one run of restic (built by resticCommand) is bounded. */
+export interface ResticCall {
+  cwd?: string;
+  signal?: AbortSignal;
+  /** Milliseconds, 0 = none. */
+  timeoutMs?: number;
+  /** stdout beyond this kills restic (default 16 MiB). */
+  maxStdout?: number;
+}
+
+export interface ResticResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  /** The last 16 KiB of stderr. */
+  stderr: string;
+}
+
+/** What a run of restic is made of: for tests (the s3: command line) and for the runner. */
+export interface ResticCommand {
+  program: string;
+  argv: string[];
+  env: Record<string, string>;
+}
+
+const STDERR_TAIL = 16 * 1024;
+/** Our variables restic may need: where its cache lives, how names are spelled. */
+const PASSED = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'XDG_CACHE_HOME', 'SSH_AUTH_SOCK'];
+
+// The program, argv and environment of `restic -r REPO … args` for `repo`.
+export function resticCommand(options: Pick<ParsedOptions, 'restic'>, repo: Repository, args: readonly string[]): ResticCommand {
+  const env: Record<string, string> = {};
+  for (const key of PASSED) if (process.env[key] !== undefined) env[key] = process.env[key]!;
+  env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
+  Object.assign(env, repo.env);
+  // --time is read in the local zone: ours is UTC, whatever the receiver's is.
+  env.TZ = 'UTC';
+  env.RESTIC_PROGRESS_FPS = '0.016';
+  const argv = ['-r', repo.repository, '--password-file', repo.passwordFile!];
+  for (const [key, value] of repo.options) argv.push('-o', `${key}=${value}`);
+  return { program: options.restic, argv: [...argv, ...args], env };
+}
+
+// Runs restic to its end; throws only when it cannot be started. Never shows its environment.
+export function runRestic(command: ResticCommand, call: ResticCall): Promise<ResticResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command.program, command.argv, { cwd: call.cwd ?? '/', env: command.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const forget = dieWithUs(child.pid);
+    const kill = () => killGroup(child.pid, 'SIGKILL');
+    const timer = call.timeoutMs ? setTimeout(kill, call.timeoutMs) : undefined;
+    if (call.signal?.aborted) kill();
+    call.signal?.addEventListener('abort', kill, { once: true });
+    const max = call.maxStdout ?? 16 * 1024 * 1024;
+    const out: Buffer[] = [];
+    let outBytes = 0;
+    let overflow = false;
+    let err = Buffer.alloc(0);
+    child.stdout.on('data', (chunk: Buffer) => {
+      outBytes += chunk.length;
+      if (outBytes > max) {
+        overflow = true;
+        kill();
+      } else out.push(chunk);
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      err = Buffer.concat([err, chunk]);
+      if (err.length > STDERR_TAIL) err = err.subarray(err.length - STDERR_TAIL);
+    });
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      call.signal?.removeEventListener('abort', kill);
+      forget();
+      reject(new SshRSyncError('ESPAWN', `cannot run ${command.program}: ${error.code === 'ENOENT' ? 'not installed (apt-get install restic), or give "restic": its path' : error.code ?? error.message}`, { cause: error }));
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      call.signal?.removeEventListener('abort', kill);
+      // Whatever restic left behind in its group (an ssh for sftp:) goes with it.
+      killGroup(child.pid, 'SIGKILL');
+      forget();
+      const timedOut = call.timeoutMs !== undefined && call.timeoutMs > 0 && signal === 'SIGKILL' && !call.signal?.aborted && !overflow;
+      resolve({
+        code,
+        signal: overflow ? `SIGKILL (printed more than ${max} bytes)` : timedOut ? `SIGKILL (no end within ${call.timeoutMs! / 1000} s)` : signal,
+        stdout: Buffer.concat(out).toString(),
+        stderr: err.toString(),
+      });
+    });
+  });
+}
+
+// The repository's address without a user:password@ part (rest:https://u:p@host/ → rest:https://***@host/).
+export function redactRepository(repository: string): string {
+  return repository.replace(/(\/\/)[^/@\s]*@/g, '$1***@');
+}
+
+// restic's failure in one line, naming the repository, with what to do when it is well known.
+export function resticError(repo: Repository, what: string, result: ResticResult): SshRSyncError {
+  const address = redactRepository(repo.repository);
+  const lines = result.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const fatal = lines.find((l) => l.startsWith('Fatal:')) ?? lines.at(-1) ?? '';
+  const said = oneLineOf(fatal.replace(/^Fatal:\s*/, '')).replaceAll(repo.repository, address);
+  const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.code}`;
+  let hint = '';
+  if (/unable to open config file|Is there a repository at the following location|repository does not exist/i.test(result.stderr)) hint = `: there is no restic repository there; create it once with \`restic -r ${address} init\` (the admin's job; the plugin never creates one)`;
+  else if (/wrong password|no key found/i.test(result.stderr)) hint = `: the password in ${repo.passwordFile} does not open it`;
+  else if (/no space left/i.test(result.stderr)) hint = ': the repository\'s disk is full';
+  else if (/repository is already locked/i.test(result.stderr)) hint = `: another restic is using it (the next run tries again); a lock left by a restic that died elsewhere goes with \`restic -r ${address} unlock\``;
+  return new SshRSyncError('EINTERNAL', `${repo.name} (${address}): restic ${what} ${how}${said ? `: ${said}` : ''}${hint}`);
+}
+
+function oneLineOf(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}

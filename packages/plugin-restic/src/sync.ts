@@ -1,0 +1,228 @@
+// Catch-up copy of one host into each repository: every complete local snapshot newer than the
+// repository's newest copy of the host (copies carry the tag id:ID), oldest first, each as `restic backup .` run
+// from inside the snapshot's tree (so paths are the client's) with the snapshot's start as its
+// time. The repository is asked what it has on every run, so a copy that failed, a repository that
+// was down, or a lost state file only means more to copy next time, never a gap or a duplicate.
+// Snapshots are found only through core's store interface (storedSnapshots).
+import { oneLine, setHolds, silentLogger, snapshotId, storedSnapshots, type Logger, type StoredSnapshot } from '@ssh-r-sync/core';
+import { checkPasswordFile, type ParsedOptions, type Repository } from './options.js';
+import { redactRepository, resticCommand, resticError, runRestic } from './restic.js';
+import { emptyRepositoryState, readOffsiteState, updateOffsiteState } from './state.js';
+
+export const TAG = 'ssh-r-sync';
+export const HOLDER = 'restic';
+
+/** A copy in a repository, as `restic snapshots --json` tells it. */
+export interface RemoteCopy {
+  resticId: string;
+  /** The local snapshot id from its tag id:ID. */
+  id: string;
+  time: string;
+  /** How the local store kept it (tag mode:MODE): fake-super copies carry owners in xattrs. */
+  mode: string | null;
+}
+
+export interface RepositoryResult {
+  name: string;
+  copied: string[];
+  pending: string[];
+  removed: number;
+  error: string | null;
+}
+
+export interface SyncOptions {
+  signal?: AbortSignal;
+  logger?: Logger;
+  /** Only this repository (by name). */
+  only?: string;
+  now?: Date;
+}
+
+// The key a local snapshot is known by off-site: its id (a mirror: its start, as an id).
+export function copyKey(snapshot: Pick<StoredSnapshot, 'id' | 'done'>): string {
+  return snapshot.id || snapshotId(new Date(snapshot.done.startedAt));
+}
+
+// When the snapshot started, to the second: the date in its id (unique per host: ids of runs in
+// quick succession step ahead), or a mirror's start.
+export function startOf(snapshot: Pick<StoredSnapshot, 'id' | 'done' | 'date'>): Date {
+  return new Date(Math.floor((snapshot.id ? snapshot.date : new Date(snapshot.done.startedAt)).getTime() / 1000) * 1000);
+}
+
+// restic's --time for an ISO instant: 'YYYY-MM-DD HH:MM:SS', read as UTC (restic runs with TZ=UTC).
+export function resticTime(iso: string): string {
+  return new Date(iso).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+// The ssh-r-sync copies of host `name` in `repo`.
+export async function listCopies(options: ParsedOptions, repo: Repository, name: string, signal?: AbortSignal): Promise<RemoteCopy[]> {
+  const result = await runRestic(resticCommand(options, repo, ['snapshots', '--json', '--host', name, '--tag', TAG]), { signal, timeoutMs: 10 * 60_000 });
+  if (result.code !== 0) throw resticError(repo, 'snapshots', result);
+  let list: unknown;
+  try {
+    list = JSON.parse(result.stdout || '[]');
+  } catch (error) {
+    throw new Error(`${repo.name}: restic snapshots printed no JSON list: ${oneLine(error)}`);
+  }
+  if (!Array.isArray(list)) list = [];
+  const copies: RemoteCopy[] = [];
+  for (const s of list as { id?: unknown; time?: unknown; tags?: unknown; hostname?: unknown }[]) {
+    if (typeof s.id !== 'string' || typeof s.time !== 'string' || !Array.isArray(s.tags) || s.hostname !== name) continue;
+    const tag = s.tags.find((t): t is string => typeof t === 'string' && t.startsWith('id:'));
+    const mode = s.tags.find((t): t is string => typeof t === 'string' && t.startsWith('mode:'))?.slice(5) ?? null;
+    if (tag) copies.push({ resticId: s.id, id: tag.slice(3), time: s.time, mode });
+  }
+  return copies.sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
+}
+
+// The argv after `restic -r … --password-file …` that copies `snapshot` (run with cwd = its tree).
+export function backupArgs(name: string, snapshot: Pick<StoredSnapshot, 'id' | 'done' | 'date'> & { mode?: string | null }, parent: string | null): string[] {
+  const mode = snapshot.mode ? ['--tag', `mode:${snapshot.mode}`] : [];
+  return ['backup', '--json', '--quiet', '--host', name, '--time', resticTime(startOf(snapshot).toISOString()), '--tag', TAG, '--tag', `id:${copyKey(snapshot)}`, ...mode, ...(parent ? ['--parent', parent] : []), '.'];
+}
+
+// Copies what each repository lacks of host `name`, records it, and renews the hold on what is
+// still missing somewhere. Returns per repository what happened; throws only when the host's
+// snapshots cannot be listed at all.
+export async function syncHost(root: string, name: string, options: ParsedOptions, sync: SyncOptions = {}): Promise<RepositoryResult[]> {
+  const logger = sync.logger ?? silentLogger;
+  const local = (await storedSnapshots(root, name, sync.now)).filter((s) => !s.future);
+  const results: RepositoryResult[] = [];
+  const repos = options.repositories.filter((r) => !sync.only || r.name === sync.only);
+  for (const repo of repos) {
+    const result: RepositoryResult = { name: repo.name, copied: [], pending: local.map(copyKey), removed: 0, error: null };
+    results.push(result);
+    try {
+      sync.signal?.throwIfAborted();
+      checkPasswordFile(repo.passwordFile!, `repository "${repo.name}"`);
+      const copies = await listCopies(options, repo, name, sync.signal);
+      const have = new Set(copies.map((c) => c.id));
+      // Only what is newer than the newest copy there: older ones are there, or were forgotten
+      // off-site by the repository's own policy and must not come back on every run.
+      const newestCopy = Math.max(-Infinity, ...copies.map((c) => Date.parse(c.time)));
+      const missing = local.filter((s) => !have.has(copyKey(s)) && startOf(s).getTime() > newestCopy);
+      result.pending = missing.map(copyKey);
+      await record(root, name, repo, (r) => {
+        r.pending = result.pending;
+        r.checkedAt = new Date().toISOString();
+        const newest = local.findLast((s) => have.has(copyKey(s)));
+        if (newest) r.newest = { id: copyKey(newest), startedAt: newest.done.startedAt, resticId: copies.find((c) => c.id === copyKey(newest))!.resticId };
+      });
+      for (const snapshot of missing) {
+        sync.signal?.throwIfAborted();
+        const key = copyKey(snapshot);
+        // The newest copy older than this one: restic then reads only what changed since.
+        const parent = copies.filter((c) => Date.parse(c.time) <= startOf(snapshot).getTime()).at(-1)?.resticId ?? null;
+        const started = performance.now();
+        const run = await runRestic(resticCommand(options, repo, backupArgs(name, snapshot, parent)), { cwd: snapshot.paths.tree, signal: sync.signal, maxStdout: 1024 * 1024 });
+        if (sync.signal?.aborted) throw sync.signal.reason;
+        const summary = run.stdout.split('\n').reverse().map(parseLine).find((l) => l?.message_type === 'summary');
+        const resticId = typeof summary?.snapshot_id === 'string' ? summary.snapshot_id : '';
+        if (run.code !== 0) {
+          const error = resticError(repo, `backup of ${key}`, run);
+          if (run.code !== 3) throw error;
+          // Some files could not be read: restic saved a partial copy, which must not pass for the
+          // snapshot (the next run would skip it). It goes; the next run copies the snapshot again.
+          if (resticId) await runRestic(resticCommand(options, repo, ['forget', resticId]), { signal: sync.signal, timeoutMs: 10 * 60_000 });
+          throw new Error(`${error.message} (some files of the snapshot could not be read; the partial copy was forgotten)`);
+        }
+        copies.push({ resticId, id: key, time: startOf(snapshot).toISOString(), mode: snapshot.mode });
+        copies.sort((a, b) => new Date(a.time).getTime() - new Date(b.time).getTime());
+        result.copied.push(key);
+        result.pending = result.pending.filter((p) => p !== key);
+        logger.info(`${name}: copied ${key} to ${repo.name} as restic snapshot ${resticId.slice(0, 8) || '?'} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+        await record(root, name, repo, (r) => {
+          r.pending = result.pending;
+          r.copiedTotal += 1;
+          r.lastCopy = { at: new Date().toISOString(), id: key, resticId };
+          if (!r.newest || r.newest.startedAt <= snapshot.done.startedAt) r.newest = { id: key, startedAt: snapshot.done.startedAt, resticId };
+        });
+      }
+      if (options.forget && repo.keep) result.removed = await forgetCopies(root, name, options, repo, sync.signal, logger);
+      await record(root, name, repo, (r) => {
+        r.lastSuccess = new Date().toISOString();
+        r.lastFailure = null;
+      });
+    } catch (error) {
+      if (sync.signal?.aborted && error === sync.signal.reason) result.error = `stopped: ${oneLine(error)}`;
+      else result.error = oneLine(error);
+      logger.warn(`${name}: off-site copy to ${repo.name} failed: ${result.error}; ${result.pending.length} snapshot${result.pending.length === 1 ? '' : 's'} still to copy (the next run or \`ssh-r-sync-admin offsite sync\` catches up)`);
+      await record(root, name, repo, (r) => {
+        r.pending = result.pending;
+        r.lastFailure = { at: new Date().toISOString(), error: result.error! };
+      }).catch((e: unknown) => logger.warn(`${name}: could not record the failure: ${oneLine(e)}`));
+    }
+  }
+  await renewHold(root, name, options, results, logger);
+  return results;
+}
+
+// Before any after-session work runs (rotation may come first): holds every complete snapshot
+// newer than the newest copy each repository is known to have, and what was pending, so that no
+// order of plugins lets rotation delete one on its way off-site. Never throws.
+export async function holdUncopied(root: string, name: string, options: ParsedOptions, logger: Logger): Promise<void> {
+  if (!options.hold) return;
+  try {
+    const state = await readOffsiteState(root, name);
+    const local = (await storedSnapshots(root, name)).filter((s) => !s.future).map(copyKey);
+    const pending = new Set<string>();
+    for (const repo of options.repositories) {
+      const r = state.repositories[repo.name];
+      // Ids sort as their dates do.
+      for (const id of local) if (!r?.newest || id > r.newest.id || r.pending.includes(id)) pending.add(id);
+    }
+    await setHolds(root, name, HOLDER, [...pending], `not yet copied off-site (plugin-restic)`);
+  } catch (error) {
+    logger.warn(`${name}: could not hold the snapshots not yet copied off-site: ${oneLine(error)}`);
+  }
+}
+
+// Keeps the snapshots still to copy somewhere out of local rotation (core's holds), or drops the hold.
+async function renewHold(root: string, name: string, options: ParsedOptions, results: RepositoryResult[], logger: Logger): Promise<void> {
+  const pending = options.hold ? [...new Set(results.flatMap((r) => r.pending))] : [];
+  const where = results.filter((r) => r.pending.length).map((r) => r.name).join(', ');
+  try {
+    await setHolds(root, name, HOLDER, pending, `not yet copied off-site to ${where} (plugin-restic)`);
+  } catch (error) {
+    logger.warn(`${name}: could not hold the snapshots not yet copied off-site: ${oneLine(error)}`);
+  }
+}
+
+// restic forget (then prune, when something went) with the repository's policy, over this host's copies only.
+export async function forgetCopies(root: string, name: string, options: ParsedOptions, repo: Repository, signal: AbortSignal | undefined, logger: Logger, dryRun = false): Promise<number> {
+  const keep = repo.keep!;
+  const args = ['forget', '--json', '--host', name, '--tag', TAG, '--group-by', 'host', ...(keep.last ? ['--keep-last', String(keep.last)] : []), ...keep.rules.flatMap(([flag, count]) => [flag, String(count)]), ...(dryRun ? ['--dry-run'] : [])];
+  const run = await runRestic(resticCommand(options, repo, args), { signal, timeoutMs: 30 * 60_000 });
+  if (run.code !== 0) throw resticError(repo, 'forget', run);
+  let removed = 0;
+  try {
+    const groups = JSON.parse(run.stdout.trim().split('\n').find((l) => l.startsWith('[')) ?? '[]') as { remove?: unknown[] | null }[];
+    removed = groups.reduce((n, g) => n + (Array.isArray(g.remove) ? g.remove.length : 0), 0);
+  } catch {
+    removed = 0;
+  }
+  if (removed && !dryRun) {
+    const prune = await runRestic(resticCommand(options, repo, ['prune']), { signal, maxStdout: 4 * 1024 * 1024 });
+    if (prune.code !== 0) throw resticError(repo, 'prune', prune);
+  }
+  logger.info(`${name}: ${repo.name}: ${dryRun ? 'would forget' : 'forgot'} ${removed} cop${removed === 1 ? 'y' : 'ies'} (${keep.text})`);
+  if (!dryRun) await record(root, name, repo, (r) => void (r.lastForget = { at: new Date().toISOString(), removed }));
+  return removed;
+}
+
+async function record(root: string, name: string, repo: Repository, change: (r: ReturnType<typeof emptyRepositoryState>) => void): Promise<void> {
+  await updateOffsiteState(root, name, (state) => {
+    const r = (state.repositories[repo.name] ??= emptyRepositoryState(redactRepository(repo.repository)));
+    r.repository = redactRepository(repo.repository);
+    change(r);
+  });
+}
+
+function parseLine(line: string): Record<string, unknown> | null {
+  try {
+    const value = JSON.parse(line) as unknown;
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
