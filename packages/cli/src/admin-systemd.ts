@@ -37,7 +37,7 @@ export const SYSTEMD_DIR = '/etc/systemd/system';
 export function systemdCommand(result: ExitCodeHolder): Command {
   return subCommand(new Command('systemd'))
     .usage('--name NAME [options] -- COMMAND [ARGS...]  |  --verify BACKUP_ROOT [--name NAME] [options]  |  --status-timer BACKUP_ROOT [--max-age DURATION] [options]')
-    .summary('print or install a systemd service and timer that run a backup command (or a sampled verify) on a schedule')
+    .summary('print or install a systemd service and timer that run a backup command (or a sampled verify, or the status report) on a schedule')
     .description(
       'Print ssh-r-sync-NAME.service (Type=oneshot, low CPU and I/O priority, light hardening) running COMMAND ARGS, and ' +
         'ssh-r-sync-NAME.timer (OnCalendar, RandomizedDelaySec, Persistent=true). With --install, write both into ' +
@@ -46,7 +46,10 @@ export function systemdCommand(result: ExitCodeHolder): Command {
         'its service may write only BACKUP_ROOT (the last argument, or --root).\n\n' +
         '--verify BACKUP_ROOT is the server checking its backups: ssh-r-sync-verify.service runs this ssh-r-sync-admin\'s ' +
         '`verify --sample PCT BACKUP_ROOT` (with --name: only that host, units ssh-r-sync-verify-NAME) weekly; it may write ' +
-        'only BACKUP_ROOT (each backup\'s verify.json) and needs no network. A failed verify is a failed unit (systemctl --failed).',
+        'only BACKUP_ROOT (each backup\'s verify.json) and needs no network. A failed verify is a failed unit (systemctl --failed).\n\n' +
+        '--status-timer BACKUP_ROOT is the dead-man\'s switch: ssh-r-sync-status.service runs `status --report [--max-age D] BACKUP_ROOT` ' +
+        'hourly; every host\'s health goes to the monitoring plugins of the receiver\'s config (docs/monitoring.md), and a stale host ' +
+        'fails the unit.',
     )
     .argument('[COMMAND...]', 'the command to run (a bare name is looked up in PATH), after --; not with --verify')
     .option('--name <NAME>', 'the host name: the units are ssh-r-sync-NAME.service and .timer (with --verify: only this host)')
