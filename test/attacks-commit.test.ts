@@ -235,6 +235,48 @@ describe("the client's verdict on a receiver's word", () => {
   after(() => server.setRecvArgs(['--name', 'unused'])); // the default key runs the real receiver again
 });
 
+describe('a host record is data, not code or a guess', () => {
+  test('a record naming its store by path: the admin tools (often root) never import it', async () => {
+    const base = join(tmp.dir, 'record-code');
+    const root = join(base, 'root');
+    await mkdir(join(root, '.ssh-r-sync', 'hosts'), { recursive: true, mode: 0o700 });
+    await mkdir(join(root, 'evil', '2026-01-01T000000Z.meta'), { recursive: true });
+    const marker = join(base, 'ran');
+    const module = join(root, 'x.mjs');
+    await writeFile(module, `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(marker)}, String(process.getuid()));\nexport default { name: 'x', apply() {}, store: { kind: 'zz', module: ${JSON.stringify(module)}, open() {} } };\n`);
+    await writeFile(join(root, '.ssh-r-sync', 'hosts', 'evil.json'), JSON.stringify({ version: 1, kind: 'zz', store: module, since: '2026-01-01T00:00:00Z' }));
+    for (const args of [['status', root], ['verify', root, 'evil'], ['prune', root, 'evil', '--keep', '1d']]) {
+      const run = await runNode(adminBin, args);
+      assert.notEqual(run.code, 0, `${args[0]}: ${run.stderr}`);
+      assert.match(run.stderr, /which is not a package name: only a store shipped with ssh-r-sync or a package installed beside it/, args[0]);
+    }
+    assert.ok(!existsSync(marker), 'the module named by the record never ran');
+  });
+
+  test('a record that is not ours (or unreadable) is never taken for "no record": the host is not guessed to be hard-linked snapshots', async () => {
+    const base = join(tmp.dir, 'record-bad');
+    const root = join(base, 'root');
+    const src = join(base, 'src');
+    await mkdir(src, { recursive: true });
+    await writeFile(join(src, 'a.txt'), 'a\n');
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    const recv = (extra: string[]) => runRecv(['--local', src, '--name', 'b', ...extra, root], { cwd: base });
+    assert.equal((await recv(['--plugin', LINK_DEST])).code, 0);
+    const record = join(root, '.ssh-r-sync', 'hosts', 'b.json');
+    // A kind this version does not know the shape of (a store of another version, a typo, a plant).
+    await writeFile(record, JSON.stringify({ version: 1, kind: 'Btrfs_2', since: '2026-01-01T00:00:00Z' }));
+    const before = readdirSync(join(root, 'b')).sort();
+    const run = await recv(['--plugin', LINK_DEST]);
+    assert.notEqual(run.code, 0, run.stderr);
+    assert.match(run.stderr, /the host record of "b": .*b\.json is not a record of ours: repair it or move it aside/);
+    assert.deepEqual(readdirSync(join(root, 'b')).sort(), before, 'nothing was written into the host');
+    assert.match(await readFile(record, 'utf8'), /Btrfs_2/, 'the record was not overwritten');
+    const seen = await runNode(adminBin, ['status', root, 'b']);
+    assert.equal(seen.code, 1);
+    assert.match(seen.stderr, /b: its snapshots cannot be read: the host record of "b"/);
+  });
+});
+
 describe('a mirror moved aside as the refusal says', () => {
   test('the snapshot run then works, and the moved mirror (client files) is never read as snapshots', async () => {
     // A hostile client's mirror holds look-alike snapshots: an "expired" complete one and an

@@ -18,7 +18,7 @@ export { parseDuration, formatAge, DURATION_EXAMPLES } from './duration.js';
 export { findProgram } from './exec/find-program.js';
 export * from './storage/snapshots.js';
 export * from './storage/store.js';
-export { setPreparedSnapshot, preparedSnapshot, runStore, currentSnapshot } from './storage/current.js';
+export { preparedSnapshot, runStore, currentSnapshot } from './storage/current.js';
 export { openHostStore, registerStoreProvider, type OpenedStore } from './storage/host-store.js';
 export { deleteTree, defaultJobs, type DeleteOptions } from './storage/delete-tree.js';
 export { scheduleAfterSession, type AfterSessionTask } from './pipeline/after-session.js';

@@ -32,3 +32,4 @@ export { commitRun } from './pipeline/commit.js';
 export * from './restore/index.js';
 export * from './serve/index.js';
 export { hostKind, claimHostKind, recordLastRun } from './storage/host-record.js';
+export { setPreparedSnapshot } from './storage/current.js';

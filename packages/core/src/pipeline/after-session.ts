@@ -95,7 +95,11 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
   if (!locked) return record;
   try {
     const host = await readHostRecord(ctx.root, ctx.name);
-    if (host) await writeHostRecord(ctx.root, ctx.name, { ...host, afterSession: record });
+    if (host) {
+      // A committed run's record replaces both; an uncommitted one's goes beside the last committed one's.
+      const { afterUncommitted: _older, ...rest } = host;
+      await writeHostRecord(ctx.root, ctx.name, committed ? { ...rest, afterSession: record } : { ...host, afterUncommitted: record });
+    }
   } catch (error) {
     logger.warn(`could not record the after-session work of ${ctx.name}: ${oneLine(error)}`);
   }
@@ -106,8 +110,8 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
 async function forgetAfterSession(ctx: RunContext, logger: Logger): Promise<void> {
   try {
     const host = await readHostRecord(ctx.root, ctx.name);
-    if (!host?.afterSession) return;
-    const { afterSession: _dropped, ...rest } = host;
+    if (!host?.afterSession && !host?.afterUncommitted) return;
+    const { afterSession: _dropped, afterUncommitted: _older, ...rest } = host;
     await writeHostRecord(ctx.root, ctx.name, rest);
   } catch (error) {
     logger.warn(`could not update the host record of ${ctx.name}: ${oneLine(error)}`);

@@ -139,13 +139,19 @@ export class Pipeline {
       ctx.logger.warn(oneLine(error));
     }
     clearTimeout(limit);
-    if (ctx.name) {
+    // Only a run that holds the host's lock writes its record (a refused one would overwrite the
+    // account of the run that holds it, and race with its writes).
+    const locked = release !== undefined || !this.options.lock;
+    if (ctx.name && locked) {
       const lastRun = { at: new Date().toISOString(), status: outcome.status, committed: outcome.committed === true, snapshot: outcome.snapshot ?? null, message: outcome.message };
       await recordLastRun(ctx.root, ctx.name, lastRun).catch((error: unknown) => ctx.logger.warn(`could not record the run in the host's record: ${oneLine(error)}`));
     }
     clearTimeout(grace);
     // After the session: the client has its answer; pruning and the like cannot delay or fail it.
-    if (ctx.name) await runAfterSession(ctx, ctx.logger, this.driver.signal, outcome.committed === true, release !== undefined || !this.options.lock);
+    // After the session: bounded by the receiver's stop, or, when the run was already stopped
+    // (the client went away, --max-run-time), by the kill only: a failure's notification still goes.
+    const afterSignal = this.driver.signal.aborted ? this.driver.killSignal : this.driver.signal;
+    if (ctx.name) await runAfterSession(ctx, ctx.logger, afterSignal, outcome.committed === true, locked);
     try {
       await release?.();
     } catch (error) {

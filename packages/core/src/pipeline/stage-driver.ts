@@ -9,7 +9,8 @@ import { SshRSyncError, oneLine } from '../errors.js';
 import { createHooks, type PipelineHooks } from './hooks.js';
 import { assertPlugin, type Plugin } from '../plugins/plugin.js';
 import { registerStoreProvider } from '../storage/host-store.js';
-import type { StoreProvider } from '../storage/store.js';
+import { MIRROR_KIND, type StoreProvider } from '../storage/store.js';
+import { KIND_PATTERN } from '../storage/host-record.js';
 import { HookError, guardHooks, type TapRecord } from './tap-guard.js';
 
 export interface StageDriverOptions {
@@ -101,6 +102,9 @@ export class StageDriver {
   }
 
   private takeStore(plugin: Plugin, provider: StoreProvider): void {
+    if (typeof provider.kind !== 'string' || !KIND_PATTERN.test(provider.kind) || provider.kind === MIRROR_KIND || typeof provider.module !== 'string' || provider.module === '') {
+      throw new SshRSyncError('ECONFIG', `plugin "${plugin.name}" brings a store whose kind ${JSON.stringify(String(provider.kind)).slice(0, 40)} is not ${KIND_PATTERN.source} (and not "mirror"), or that names no module`);
+    }
     if (this.options.role === 'client') {
       throw new SshRSyncError('ECONFIG', `plugin "${plugin.name}" stores snapshots, which only the receiver keeps: load it in the server's config`);
     }

@@ -5,6 +5,7 @@
 //   "  1,671,168  55%    1.47MB/s    0:00:00  \r"
 //   "  3,000,000 100%    1.47MB/s    0:00:01 (xfr#1, to-chk=0/2)\r"
 //   "    812,345   3%  210.12kB/s    0:01:40 (xfr#12, ir-chk=1004/2060)\r"   (still scanning)
+import { StringDecoder } from 'node:string_decoder';
 
 /** One progress event: what rsync has done so far in this run. */
 export interface RsyncProgress {
@@ -28,17 +29,24 @@ const LINE = /^\s*([\d,.]+)\s+(\d{1,3})%\s+([\d.]+)([kMGT]?)B\/s\s+\d+:\d\d:\d\d
 const UNIT: Record<string, number> = { '': 1, k: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
 /** A line longer than this is not a progress line: passed on, and the buffer never grows past it. */
 const MAX_SEGMENT = 4096;
+/** rsync's progress lines are about 80 characters; a longer line is never matched (the pattern's
+ *  runs of spaces would cost time on a line of thousands). */
+const MAX_PROGRESS_LINE = 200;
 
 // A progress line in rsync's output; null for any other line.
 export function parseProgressLine(line: string, elapsedMs: number, files: number | null = null): RsyncProgress | null {
+  if (line.length > MAX_PROGRESS_LINE) return null;
   const m = LINE.exec(line);
   if (!m) return null;
   const percent = Number(m[2]);
   const rate = Number(m[3]) * UNIT[m[4]!]!;
+  const bytes = Number(m[1]!.replace(/[,.]/g, ''));
+  const counts = [bytes, ...(m[5] !== undefined ? [Number(m[5]), Number(m[7]), Number(m[8])] : [])];
+  if (!counts.every((n) => Number.isSafeInteger(n))) return null;
   return {
-    bytes: Number(m[1]!.replace(/[,.]/g, '')),
+    bytes,
     percent: percent <= 100 ? percent : null,
-    bytesPerSecond: Number.isFinite(rate) ? Math.round(rate) : null,
+    bytesPerSecond: Number.isSafeInteger(Math.round(rate)) ? Math.round(rate) : null,
     files: m[5] !== undefined ? Number(m[5]) : files,
     toCheck: m[7] !== undefined ? { remaining: Number(m[7]), total: Number(m[8]) } : null,
     scanDone: m[6] === 'to',
@@ -54,6 +62,7 @@ export class ProgressSplitter {
   private lastSentAt = -Infinity;
   private pending = false;
   private files: number | null = null;
+  private readonly decoder = new StringDecoder('utf8');
 
   constructor(
     private readonly onProgress: (event: RsyncProgress) => void,
@@ -64,7 +73,8 @@ export class ProgressSplitter {
 
   // Feeds a chunk of rsync's stdout.
   add(chunk: Buffer): void {
-    const text = this.partial + chunk.toString('utf8');
+    // A character cut between two chunks is decoded whole (the text goes on to rsync.post hooks).
+    const text = this.partial + this.decoder.write(chunk);
     let start = 0;
     for (let i = 0; i < text.length; i += 1) {
       const c = text.charCodeAt(i);
@@ -81,6 +91,7 @@ export class ProgressSplitter {
 
   // The end of rsync's output: what is left, and the last progress if it was held back.
   end(): void {
+    this.partial += this.decoder.end();
     if (this.partial) this.segment(this.partial, false);
     this.partial = '';
     if (this.pending && this.last) this.emit(this.last);

@@ -6,7 +6,7 @@
 import { constants, existsSync } from 'node:fs';
 import { mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { SshRSyncError } from '../errors.js';
+import { SshRSyncError, oneLine } from '../errors.js';
 import { writeAtomic } from './durable.js';
 
 /** The store kind of a host: 'mirror' (no store plugin), 'snapshots' (plugin-link-dest), or
@@ -43,6 +43,9 @@ export interface HostRecord {
   lastSuccess?: string;
   /** The last run's work after its session (pruning), if any. */
   afterSession?: AfterSessionRecord;
+  /** The work after the session of the last run that was not committed (its notifications), when
+   *  it is newer than the last committed run's: kept apart, so it never hides that one's record. */
+  afterUncommitted?: AfterSessionRecord;
 }
 
 const MAX_RECORD_BYTES = 256 * 1024;
@@ -51,18 +54,30 @@ export function hostRecordPath(root: string, name: string): string {
   return join(root, '.ssh-r-sync', 'hosts', `${name}.json`);
 }
 
+/** What a store kind looks like (StoreProvider.kind); a record with another is not one of ours. */
+export const KIND_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
+
 // The host's record; null when there is none (or it is not one of ours).
 export async function readHostRecord(root: string, name: string): Promise<HostRecord | null> {
+  return (await hostRecordState(root, name)).record;
+}
+
+// The host's record, and whether a file is there that is not a readable record of ours: then the
+// host's kind is not known, and nothing may guess it from the names in its directory.
+async function hostRecordState(root: string, name: string): Promise<{ record: HostRecord | null; unreadable: string | null }> {
   let handle: FileHandle | undefined;
+  const file = hostRecordPath(root, name);
   try {
-    handle = await open(hostRecordPath(root, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     const stats = await handle.stat();
-    if (!stats.isFile() || stats.size > MAX_RECORD_BYTES) return null;
+    if (!stats.isFile() || stats.size > MAX_RECORD_BYTES) return { record: null, unreadable: `${file} is not a record of ours (not a small regular file)` };
     const record = JSON.parse(await handle.readFile('utf8')) as HostRecord;
-    const valid = record?.version === 1 && typeof record.kind === 'string' && /^[a-z][a-z0-9-]{0,31}$/.test(record.kind) && (record.store === undefined || typeof record.store === 'string');
-    return valid ? record : null;
-  } catch {
-    return null;
+    const valid = record?.version === 1 && typeof record.kind === 'string' && KIND_PATTERN.test(record.kind) && (record.store === undefined || typeof record.store === 'string');
+    return valid ? { record, unreadable: null } : { record: null, unreadable: `${file} is not a record of ours` };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { record: null, unreadable: null };
+    return { record: null, unreadable: `${file} cannot be read (${code ?? oneLine(error)})` };
   } finally {
     await handle?.close().catch(() => {});
   }
@@ -78,8 +93,11 @@ export async function writeHostRecord(root: string, name: string, record: HostRe
 // inferred from our own metadata only: the mirror's metadata dir, or snapshot metadata dirs.
 // A non-empty directory with neither is a mirror (the receiver's behaviour without plugins).
 export async function hostKind(root: string, name: string, hostDir: string): Promise<HostKind | 'new'> {
-  const record = await readHostRecord(root, name);
+  const { record, unreadable } = await hostRecordState(root, name);
   if (record) return record.kind;
+  // A record that is there but unreadable is not "no record": a btrfs host (or any other kind)
+  // would be guessed as hard-linked snapshots from its ID.meta folders.
+  if (unreadable) throw new SshRSyncError('ESTORAGE', `the host record of "${name}": ${unreadable}: repair it or move it aside (the host's snapshots are not touched until then)`);
   if (existsSync(join(root, '.ssh-r-sync', 'mirror', name))) return 'mirror';
   const entries = await readdir(hostDir).catch(() => [] as string[]);
   if (entries.length === 0) return 'new';

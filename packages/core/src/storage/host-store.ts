@@ -39,6 +39,9 @@ export function registerStoreProvider(provider: StoreProvider): void {
   registry.set(provider.module, provider);
 }
 
+/** An npm package name, maybe scoped: what a record's store module may be (never a path). */
+const PACKAGE_NAME = /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*$/;
+
 /** Providers loaded in this process, by module. */
 const loaded = new Map<string, Promise<StoreProvider>>();
 
@@ -46,6 +49,16 @@ const loaded = new Map<string, Promise<StoreProvider>>();
 async function loadProvider(module: string, kind: HostKind): Promise<StoreProvider> {
   let pending = loaded.get(module) ?? (registry.has(module) ? Promise.resolve(registry.get(module)!) : undefined);
   if (!pending) {
+    // The record lies in ROOT, which the backup account (the receiver) writes; the admin tools
+    // and their timers often run as root. So a record's module is never a path to import: only a
+    // package installed with these commands (root's npm install -g beside them) is loaded.
+    if (!PACKAGE_NAME.test(module) || module.split('/').includes('..')) {
+      throw new SshRSyncError(
+        'ECONFIG',
+        `a host record names the store of its "${kind}" snapshots ${JSON.stringify(module.slice(0, 120))}, which is not a package name: ` +
+          `only a store shipped with ssh-r-sync or a package installed beside it (npm install -g) is loaded; if the record was not written by ssh-r-sync, look at ROOT/.ssh-r-sync/hosts`,
+      );
+    }
     pending = loadPlugin(module, installDir()).then((plugin) => {
       if (!plugin.store) throw new Error(`it has no snapshot store`);
       return plugin.store;

@@ -77,8 +77,8 @@ export interface SnapshotStore {
 export interface StoreProvider {
   readonly kind: string;
   /** How the admin tools load this provider for a host of its kind without the receiver's
-   *  config: the plugin's package name (resolved from the install) or an absolute path. Recorded
-   *  in the host's record. */
+   *  config: the plugin's package name, resolved from the commands' install only (a path in a
+   *  record is never imported: ROOT is the backup account's). Recorded in the host's record. */
   readonly module: string;
   /** Opens (never creates) the store of one host. */
   open(location: HostLocation): SnapshotStore;
