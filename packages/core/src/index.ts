@@ -29,3 +29,4 @@ export { setHolds, readHolds, type HoldRecord } from './storage/holds.js';
 export { readHostRecord, hostRecordPath, describeKind, type HostRecord, type HostKind, type AfterSessionRecord, type LastRunRecord } from './storage/host-record.js';
 export { hostStatus, runsLogFailures, type HostStatus, type HostStatusOptions } from './report/host-status.js';
 export { readRunLog, type RunLogEntry } from './report/run-log.js';
+export { readSmallFile } from './storage/small-file.js';

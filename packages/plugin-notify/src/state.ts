@@ -2,9 +2,9 @@
 // could not be delivered and the last such error (for `status` and Prometheus to read), and what
 // the status timer last sent, so that a stale host is reported once per episode, not every hour.
 // Only this plugin writes it; it is read back bounded and anything unreadable counts as empty.
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeAtomic } from '@ssh-r-sync/core';
+import { readSmallFile, writeAtomic } from '@ssh-r-sync/core';
 
 export const STATE_SCHEMA = 1;
 
@@ -31,20 +31,9 @@ export function notifyStatePath(root: string, name: string): string {
 // Reads host `name`'s record; a missing, oversized or unreadable one is an empty record.
 export async function readNotifyState(root: string, name: string): Promise<NotifyState> {
   const empty: NotifyState = { schema: STATE_SCHEMA, failures: 0, lastFailure: null, lastDelivered: null, staleSent: null };
-  let text: string;
-  try {
-    const handle = await open(notifyStatePath(root, name), 'r');
-    try {
-      const buffer = Buffer.alloc(MAX_STATE_BYTES + 1);
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-      if (bytesRead > MAX_STATE_BYTES) return empty;
-      text = buffer.subarray(0, bytesRead).toString();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    return empty;
-  }
+  // Bounded, never through a symlink or a fifo (core's readSmallFile).
+  const text = await readSmallFile(notifyStatePath(root, name), MAX_STATE_BYTES);
+  if (text === null) return empty;
   try {
     const parsed = JSON.parse(text) as Partial<NotifyState>;
     if (parsed.schema !== STATE_SCHEMA) return empty;

@@ -3,9 +3,9 @@
 // `status`, the admin commands and the next run. The repository itself is the truth about what is
 // there (each copy carries the tag id:ID); this record only reports it. Written atomically (0600),
 // read back bounded; an unreadable record counts as empty.
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { validateName, writeAtomic } from '@ssh-r-sync/core';
+import { readSmallFile, validateName, writeAtomic } from '@ssh-r-sync/core';
 
 export const STATE_SCHEMA = 1;
 
@@ -46,20 +46,9 @@ export function emptyRepositoryState(repository: string): RepositoryState {
 // Reads host `name`'s record; a missing, oversized or unreadable one is empty.
 export async function readOffsiteState(root: string, name: string): Promise<OffsiteState> {
   const empty: OffsiteState = { schema: STATE_SCHEMA, repositories: {} };
-  let text: string;
-  try {
-    const handle = await open(offsiteStatePath(root, name), 'r');
-    try {
-      const buffer = Buffer.alloc(MAX_STATE_BYTES + 1);
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-      if (bytesRead > MAX_STATE_BYTES) return empty;
-      text = buffer.subarray(0, bytesRead).toString();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    return empty;
-  }
+  // Bounded, never through a symlink or a fifo (core's readSmallFile).
+  const text = await readSmallFile(offsiteStatePath(root, name), MAX_STATE_BYTES);
+  if (text === null) return empty;
   try {
     const parsed = JSON.parse(text) as Partial<OffsiteState>;
     if (parsed.schema !== STATE_SCHEMA || typeof parsed.repositories !== 'object' || parsed.repositories === null) return empty;
