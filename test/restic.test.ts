@@ -11,7 +11,8 @@ import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostStatus, listSnapshots, readHolds, readHostRecord, type Logger } from '@ssh-r-sync/core';
 import restic, { readOffsiteState, resticCommand, backupArgs, type ParsedOptions } from '@ssh-r-sync/plugin-restic';
-import { processesMatching, repoRoot, runRecv, tempDir, writeScript } from './helpers/cli.js';
+import { processesMatching, repoRoot, runNode, runRecv, tempDir, writeScript } from './helpers/cli.js';
+import { render } from '@ssh-r-sync/plugin-prometheus';
 import { readXattrs } from './helpers/tree.js';
 
 const PASSWORD = `srs-restic-secret-${process.pid}-${Date.now()}`;
@@ -140,6 +141,16 @@ describe('plugin-restic copies committed snapshots off-site', () => {
     let state = await readOffsiteState(f.root, 'host1');
     assert.deepEqual(state.repositories.offsite?.pending, ids);
     assert.match(state.repositories.offsite?.lastFailure?.error ?? '', /restic -r .* init/);
+    // status (for people and for machines) and the Prometheus file show the copies' state.
+    const admin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
+    const shown = await runNode(admin, ['status', f.root, 'host1']);
+    assert.match(shown.stdout, /^ {2}host1: restic: off-site offsite: newest copy none, 2 to copy, last failure \S+: offsite \(.*\): restic snapshots exited with code 1: /m);
+    const lagging = JSON.parse((await runNode(admin, ['status', '--json', f.root, 'host1'])).stdout).hosts[0];
+    const pendingGauge = lagging.facts.restic.gauges.find((g: { name: string }) => g.name === 'offsite_pending_snapshots');
+    assert.deepEqual([pendingGauge.labels, pendingGauge.value], [{ repository: 'offsite' }, 2]);
+    const metrics = render([{ host: 'host1', kind: 'snapshots', store: 'snapshots', lastRun: null, lastSuccess: null, complete: 2, incomplete: 0, newestComplete: null, lastVerify: null, lockHeld: false, stale: false, maxAgeSeconds: null, facts: lagging.facts }]);
+    assert.match(metrics, /^ssh_r_sync_restic_offsite_pending_snapshots\{host="host1",repository="offsite"\} 2$/m);
+    assert.match(metrics, /^# TYPE ssh_r_sync_restic_offsite_lag_seconds gauge$/m);
 
     // The admin creates the repository; the next run copies what is missing, oldest first.
     resticCli(f.passwordFile, repository, ['init']);
@@ -154,6 +165,8 @@ describe('plugin-restic copies committed snapshots off-site', () => {
     assert.deepEqual(state.repositories.offsite?.pending, []);
     assert.equal(state.repositories.offsite?.lastFailure, null);
     assert.equal((await readHolds(f.root, 'host1')).size, 0);
+    const caughtUp = JSON.parse((await runNode(admin, ['status', '--json', f.root, 'host1'])).stdout).hosts[0];
+    assert.match(caughtUp.facts.restic.lines[0], new RegExp(`^off-site offsite: newest copy ${all.at(-1)}, 0 s behind the newest local snapshot, 0 to copy$`));
 
     // No longer held: the next run's rotation thins out the local snapshots as its policy says.
     const fourth = await f.run();

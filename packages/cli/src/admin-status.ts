@@ -4,7 +4,7 @@
 // system notices silence, not only errors.
 import { Command } from 'commander';
 import pTimeout from 'p-timeout';
-import { SshRSyncError, createLogger, hostStatus, loadConfig, loadPlugin, oneLine, parseDuration, runsLogFailures, type Config, type HostStatus, type StatusReport } from '@ssh-r-sync/core/internal';
+import { SshRSyncError, createLogger, escapeText, hostStatus, loadConfig, loadPlugin, oneLine, parseDuration, runsLogFailures, type Config, type HostStatus, type StatusReport } from '@ssh-r-sync/core/internal';
 import { ADMIN_PREFIX } from './admin-shared.js';
 import { backupRoot, columns, duration, formatAge, hostNames, isoTime, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { JSON_SCHEMA } from './format.js';
@@ -84,6 +84,10 @@ async function status(rootArgument: string, names: string[], options: StatusOpti
     process.stdout.write(`${JSON.stringify({ schema: JSON_SCHEMA, root, now: now.toISOString(), maxAgeSeconds, ok, hosts })}\n`);
   } else {
     process.stdout.write(hosts.length ? table(hosts) : `no hosts under ${root}\n`);
+    // What plugins recorded (off-site copies), under the table; from ROOT: escaped for the terminal.
+    for (const host of hosts) {
+      for (const [plugin, fact] of Object.entries(host.facts ?? {})) for (const line of fact.lines) process.stdout.write(`  ${host.name}: ${plugin}: ${escapeText(line)}\n`);
+    }
   }
   if (!hosts.length) process.stderr.write(`ssh-r-sync-admin: no host directories under ${root}: is it the right directory, and is its disk mounted?\n`);
   for (const host of hosts) {

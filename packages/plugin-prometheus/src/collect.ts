@@ -50,6 +50,7 @@ async function hostMetrics(root: string, name: string, options: CollectOptions):
     lockHeld: await lockHeld(root, name),
     stale: status.stale,
     maxAgeSeconds: maxAge ?? null,
+    ...(status.facts ? { facts: status.facts } : {}),
   };
 }
 

@@ -34,6 +34,8 @@ export interface HostMetrics {
   stale: boolean;
   /** The host's max age (the status report's, or kept from the last one); null: none known. */
   maxAgeSeconds: number | null;
+  /** Gauges other plugins recorded about the host (core's host facts: plugin-restic's off-site lag), by plugin. */
+  facts?: Record<string, { gauges: { name: string; help: string; labels: Record<string, string>; value: number }[] }>;
 }
 
 type Labels = Record<string, string>;
@@ -101,7 +103,7 @@ function formatValue(value: number): string {
 // The textfile for these hosts: every family with samples, HELP and TYPE first, hosts in order.
 export function render(hosts: HostMetrics[]): string {
   const lines = ['# ssh-r-sync: written by @ssh-r-sync/plugin-prometheus after each run and by the status timer; do not edit.'];
-  for (const family of FAMILIES) {
+  for (const family of [...FAMILIES, ...factFamilies(hosts)]) {
     const samples = hosts.flatMap((h) => family.samples(h));
     if (!samples.length) continue;
     lines.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} gauge`);
@@ -111,6 +113,27 @@ export function render(hosts: HostMetrics[]): string {
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+// Families for the gauges other plugins recorded about hosts: ssh_r_sync_PLUGIN_NAME{host, …},
+// in the order first seen; a name that a built-in family has is left out.
+function factFamilies(hosts: HostMetrics[]): Family[] {
+  const builtIn = new Set(FAMILIES.map((family) => family.name));
+  const families = new Map<string, Family>();
+  for (const h of hosts) {
+    for (const [plugin, fact] of Object.entries(h.facts ?? {})) {
+      for (const gauge of fact.gauges) {
+        const name = `${PREFIX}${plugin.replace(/-/g, '_')}_${gauge.name}`;
+        if (builtIn.has(name) || families.has(name)) continue;
+        families.set(name, {
+          name,
+          help: `${gauge.help} (recorded by plugin ${plugin})`,
+          samples: (host) => (host.facts?.[plugin]?.gauges ?? []).filter((g) => g.name === gauge.name).map((g) => [{ host: host.host, ...g.labels }, g.value] as Sample),
+        });
+      }
+    }
+  }
+  return [...families.values()];
 }
 
 // The max ages in a file this plugin wrote: they come only with the status timer's report, and a

@@ -4,7 +4,7 @@
 // time. The repository is asked what it has on every run, so a copy that failed, a repository that
 // was down, or a lost state file only means more to copy next time, never a gap or a duplicate.
 // Snapshots are found only through core's store interface (storedSnapshots).
-import { oneLine, setHolds, silentLogger, snapshotId, storedSnapshots, type Logger, type StoredSnapshot } from '@ssh-r-sync/core';
+import { oneLine, recordHostFacts, setHolds, silentLogger, snapshotId, storedSnapshots, type HostGauge, type Logger, type StoredSnapshot } from '@ssh-r-sync/core';
 import { checkPasswordFile, type ParsedOptions, type Repository } from './options.js';
 import { redactRepository, resticCommand, resticError, runRestic } from './restic.js';
 import { emptyRepositoryState, readOffsiteState, updateOffsiteState } from './state.js';
@@ -154,7 +154,31 @@ export async function syncHost(root: string, name: string, options: ParsedOption
     }
   }
   await renewHold(root, name, options, results, logger);
+  await recordOffsiteFacts(root, name, local.at(-1)?.done.startedAt ?? null).catch((error: unknown) => logger.warn(`${name}: could not record the off-site state for status: ${oneLine(error)}`));
   return results;
+}
+
+// What `ssh-r-sync-admin status` and the Prometheus file show of the off-site copies (core's host
+// facts): per repository the newest copy, how far it lags behind the newest local snapshot, how
+// many are still to copy, and the last failure.
+export async function recordOffsiteFacts(root: string, name: string, newestLocal: string | null): Promise<void> {
+  const state = await readOffsiteState(root, name);
+  const lines: string[] = [];
+  const gauges: HostGauge[] = [];
+  for (const [repository, r] of Object.entries(state.repositories)) {
+    const copied = r.newest?.startedAt ?? null;
+    const lag = newestLocal && copied ? Math.max(0, Math.round((Date.parse(newestLocal) - Date.parse(copied)) / 1000)) : null;
+    const failure = r.lastFailure ? `, last failure ${r.lastFailure.at}: ${r.lastFailure.error}` : '';
+    lines.push(`off-site ${repository}: newest copy ${r.newest?.id ?? 'none'}${lag === null ? '' : `, ${lag} s behind the newest local snapshot`}, ${r.pending.length} to copy${failure}`);
+    const labels = { repository };
+    gauges.push(
+      { name: 'offsite_newest_copy_timestamp_seconds', help: 'When the newest snapshot copied to the repository started (Unix time); 0: none.', labels, value: copied ? Date.parse(copied) / 1000 : 0 },
+      { name: 'offsite_lag_seconds', help: 'How far the newest copy lags behind the newest local snapshot (their start times); -1: unknown.', labels, value: lag ?? -1 },
+      { name: 'offsite_pending_snapshots', help: 'Complete local snapshots not yet copied to the repository.', labels, value: r.pending.length },
+      { name: 'offsite_last_failure_timestamp_seconds', help: 'When the last copy to the repository failed (Unix time); 0: not since its last success.', labels, value: r.lastFailure ? Date.parse(r.lastFailure.at) / 1000 : 0 },
+    );
+  }
+  await recordHostFacts(root, name, 'restic', lines.length ? { lines, gauges } : null);
 }
 
 // Before any after-session work runs (rotation may come first): holds every complete snapshot

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { formatAge } from '../duration.js';
 import { oneLine } from '../errors.js';
 import { readHostRecord } from '../storage/host-record.js';
+import { hostFacts, type HostFact } from '../storage/host-facts.js';
 import { openHostStore } from '../storage/host-store.js';
 import { newestComplete as newestOf } from '../storage/snapshots.js';
 import { MIRROR_KIND } from '../storage/store.js';
@@ -51,6 +52,8 @@ export interface HostStatus {
   lastSuccess: string | null;
   /** The last `ssh-r-sync-admin verify` of the newest complete backup; null: never verified. */
   lastVerify: { at: string; data: boolean; sample: number | null; ok: boolean; problems: number; checked: number } | null;
+  /** What plugins recorded about the host (plugin-restic: its off-site copies), by plugin; absent when none. */
+  facts?: Record<string, HostFact>;
 }
 
 // The health of host `name` under `root` (a real path) at `now`, as `status` shows it; stale
@@ -95,6 +98,7 @@ export async function hostStatus(root: string, name: string, options: HostStatus
     warnings.push(`the last verify of ${newest ? newest.id : 'the mirror'} (${verified.at}) found ${count(verified.problems, 'problem')}: \`ssh-r-sync-admin verify ${root} ${name}\` lists them`);
   }
   const record = await readHostRecord(root, name);
+  const facts = hostFacts(record?.facts);
   for (const task of record?.afterSession?.tasks ?? []) {
     if (task.outcome !== 'ok') warnings.push(`after the backup of ${record!.afterSession!.at}, ${task.name} ${task.outcome}: ${task.error ?? ''}`.trimEnd());
   }
@@ -149,6 +153,7 @@ export async function hostStatus(root: string, name: string, options: HostStatus
     warnings,
     lastSuccess,
     lastVerify,
+    ...(Object.keys(facts).length ? { facts } : {}),
   };
 }
 

@@ -46,6 +46,8 @@ export interface HostRecord {
   /** The work after the session of the last run that was not committed (its notifications), when
    *  it is newer than the last committed run's: kept apart, so it never hides that one's record. */
   afterUncommitted?: AfterSessionRecord;
+  /** What plugins know about the host beyond these records, by plugin (host-facts.ts). */
+  facts?: Record<string, import('./host-facts.js').HostFact>;
 }
 
 const MAX_RECORD_BYTES = 256 * 1024;
