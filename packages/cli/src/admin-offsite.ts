@@ -6,7 +6,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { SshRSyncError, UsageError, createLogger, hostStatus, loadConfig, loadPlugin, lockHost, oneLine, type Logger, type Plugin } from '@ssh-r-sync/core/internal';
+import { SshRSyncError, UsageError, createLogger, hostStatus, loadConfig, loadPlugin, lockHost, oneLine, type Logger, type Plugin, type Retention } from '@ssh-r-sync/core/internal';
 import { ADMIN_PREFIX, backupRoot, columns, hostNames, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { onSignals, seconds } from './common.js';
 import { JSON_SCHEMA } from './format.js';
@@ -14,8 +14,8 @@ import { JSON_SCHEMA } from './format.js';
 /** The part of plugin-restic's `offsite` API that the commands use (structural: no import). */
 export interface OffsiteApi {
   options: { repositories: { name: string; keep: unknown }[] };
-  sync(root: string, name: string, options?: { signal?: AbortSignal; logger?: Logger; only?: string }): Promise<{ name: string; copied: string[]; pending: string[]; removed: number; error: string | null }[]>;
-  forget(root: string, name: string, repository: string, options?: { dryRun?: boolean; signal?: AbortSignal; logger?: Logger }): Promise<number>;
+  sync(root: string, name: string, options?: { signal?: AbortSignal; logger?: Logger; only?: string; retention?: Retention }): Promise<{ name: string; copied: string[]; pending: string[]; removed: number; error: string | null }[]>;
+  forget(root: string, name: string, repository: string, options?: { dryRun?: boolean; signal?: AbortSignal; logger?: Logger; retention?: Retention }): Promise<number>;
   check(repository: string, samplePercent: number, signal?: AbortSignal): Promise<string>;
   copies(repository: string, name: string, signal?: AbortSignal): Promise<{ id: string; resticId: string; time: string; mode: string | null }[]>;
   restore(repository: string, name: string, id: string, target: string, signal?: AbortSignal): Promise<{ id: string; resticId: string; time: string; mode: string | null }>;
@@ -32,15 +32,20 @@ interface OffsiteOptions {
   debug?: boolean;
 }
 
-// The plugin-restic of the receiver's config, loaded as the receiver loads it.
-export async function loadOffsite(configFile: string | undefined): Promise<OffsiteApi> {
+// The plugin-restic of the receiver's config, loaded as the receiver loads it, with the host's
+// rotation policy when the config loads plugin-rotate (for a repository's keep: "rotate").
+export async function loadOffsite(configFile: string | undefined): Promise<OffsiteApi & { retention?: Retention }> {
   const loaded = await loadConfig({ file: configFile });
+  let api: OffsiteApi | undefined;
+  let retention: Retention | undefined;
   for (const entry of loaded.config.plugins ?? []) {
     const name = Array.isArray(entry) ? entry[0] : entry;
-    if (typeof name !== 'string' || !/plugin-restic/.test(name)) continue;
+    if (typeof name !== 'string' || !/plugin-(restic|rotate)/.test(name)) continue;
     const plugin = (await loadPlugin(entry, loaded.baseDir)) as Plugin & { offsite?: OffsiteApi };
-    if (plugin.offsite) return plugin.offsite;
+    if (plugin.offsite) api ??= plugin.offsite;
+    if (plugin.retention) retention = plugin.retention;
   }
+  if (api) return { ...api, retention };
   throw new SshRSyncError('ECONFIG', `${loaded.filepath ?? 'no receiver config was found'}${loaded.filepath ? ' loads no @ssh-r-sync/plugin-restic' : ''}: give the receiver's config with --config (its plugins name the repositories)`);
 }
 
@@ -91,7 +96,7 @@ export function offsiteCommand(result: ExitCodeHolder): Command {
   );
   offsite.addCommand(
     common(new Command('forget'))
-      .summary("restic forget --prune of each host's copies with the repository's keep option")
+      .summary("restic forget --prune of each host's copies with the repository's keep option (keep \"rotate\": plugin-rotate's policy from the same config)")
       .option('--dry-run', 'say how many copies would go, remove nothing')
       .action(async (root: string, names: string[], options: OffsiteOptions) => void (result.code = await forget(root, names, options))),
   );
@@ -124,7 +129,7 @@ async function sync(rootArgument: string, names: string[], options: OffsiteOptio
       let release: (() => Promise<void>) | undefined;
       try {
         release = await lockHost({ root, name, waitSeconds: options.lockWait ?? 0, logger: scoped, signal });
-        for (const r of await api.sync(root, name, { signal, logger: scoped, only: options.repository })) {
+        for (const r of await api.sync(root, name, { signal, logger: scoped, only: options.repository, retention: api.retention })) {
           if (r.error) failed += 1;
           process.stdout.write(`${name}: ${r.name}: ${r.copied.length} copied${r.removed ? `, ${r.removed} forgotten` : ''}, ${r.pending.length} still to copy${r.error ? ` (failed: ${r.error})` : ''}\n`);
         }
@@ -215,7 +220,7 @@ async function forget(rootArgument: string, names: string[], options: OffsiteOpt
     for (const name of await hostNames(root, names)) {
       for (const repo of repos) {
         try {
-          const removed = await api.forget(root, name, repo, { dryRun: options.dryRun, signal, logger: logger.scope(name) });
+          const removed = await api.forget(root, name, repo, { dryRun: options.dryRun, signal, logger: logger.scope(name), retention: api.retention });
           process.stdout.write(`${name}: ${repo}: ${options.dryRun ? 'would forget' : 'forgot'} ${removed}\n`);
         } catch (error) {
           if (signal.aborted) throw error;

@@ -19,6 +19,7 @@ export { findProgram } from './exec/find-program.js';
 export * from './storage/snapshots.js';
 export * from './storage/store.js';
 export { preparedSnapshot, runStore, currentSnapshot } from './storage/current.js';
+export { runRetention, type Retention } from './storage/retention.js';
 export { openHostStore, registerStoreProvider, type OpenedStore } from './storage/host-store.js';
 export { deleteTree, defaultJobs, type DeleteOptions } from './storage/delete-tree.js';
 export { scheduleAfterSession, type AfterSessionTask } from './pipeline/after-session.js';

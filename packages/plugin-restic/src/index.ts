@@ -5,15 +5,15 @@
 // The work runs after the session: it never delays the client and never fails the backup; a
 // failure is recorded (the host's record, ROOT/.ssh-r-sync/offsite/NAME.json) and the next run
 // or `ssh-r-sync-admin offsite sync` catches up. See README.md and docs/offsite.md.
-import { SshRSyncError, oneLine, scheduleAfterSession, silentLogger, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
+import { SshRSyncError, oneLine, runRetention, scheduleAfterSession, silentLogger, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
 import { parseOptions, type ParsedOptions, type ResticOptions } from './options.js';
-import { forgetCopies, holdUncopied, listCopies, syncHost, type RemoteCopy, type RepositoryResult, type SyncOptions } from './sync.js';
+import { forgetCopies, holdUncopied, listCopies, syncHost, type ForgetOptions, type RemoteCopy, type RepositoryResult, type SyncOptions } from './sync.js';
 import { readOffsiteState, type OffsiteState } from './state.js';
 import { checkRepository, restoreCopy } from './check.js';
 
 export { parseOptions, checkPasswordFile, type ResticOptions, type RepositoryOptions, type ParsedOptions, type Repository } from './options.js';
 export { resticCommand, runRestic, redactRepository, resticError, type ResticCommand, type ResticResult } from './restic.js';
-export { syncHost, holdUncopied, listCopies, backupArgs, forgetCopies, copyKey, resticTime, TAG, HOLDER, type RepositoryResult, type RemoteCopy, type SyncOptions } from './sync.js';
+export { syncHost, holdUncopied, listCopies, backupArgs, forgetCopies, copyKey, resticTime, TAG, HOLDER, type RepositoryResult, type RemoteCopy, type SyncOptions, type ForgetOptions } from './sync.js';
 export { readOffsiteState, offsiteStatePath, STATE_SCHEMA, type OffsiteState, type RepositoryState } from './state.js';
 export { checkRepository, restoreCopy } from './check.js';
 
@@ -25,7 +25,7 @@ export interface OffsiteApi {
   /** The catch-up copy of one host, as after a backup (hold it under the host's lock). */
   sync(root: string, name: string, options?: SyncOptions): Promise<RepositoryResult[]>;
   /** restic forget (+ prune) of one host's copies in one repository with its keep; the number removed. */
-  forget(root: string, name: string, repository: string, options?: { dryRun?: boolean; signal?: AbortSignal; logger?: Logger }): Promise<number>;
+  forget(root: string, name: string, repository: string, options?: ForgetOptions): Promise<number>;
   /** restic check, rereading `samplePercent` of the data; its last line. */
   check(repository: string, samplePercent: number, signal?: AbortSignal): Promise<string>;
   /** The copies of host `name` in a repository, oldest first. */
@@ -54,7 +54,7 @@ export default function restic(options: ResticOptions = {} as ResticOptions): Pl
     forget: async (root, name, repository, o = {}) => {
       const r = repo(repository);
       if (!r.keep) throw new SshRSyncError('EUSAGE', `repository "${repository}" has no keep option: nothing to forget by`);
-      return forgetCopies(root, name, parsed, r, o.signal, o.logger ?? silentLogger, o.dryRun);
+      return forgetCopies(root, name, parsed, r, o);
     },
     check: (repository, sample, signal) => checkRepository(parsed, repo(repository), sample, signal),
     copies: (repository, name, signal) => listCopies(parsed, repo(repository), name, signal),
@@ -75,13 +75,14 @@ export default function restic(options: ResticOptions = {} as ResticOptions): Pl
             return;
           }
           await holdUncopied(ctx.root, ctx.name, parsed, logger);
+          const retention = runRetention(ctx);
           // After the session, like rotation; a failed copy is this task's error, which core logs
           // once and keeps in the host's record (status shows it).
           scheduleAfterSession(ctx, {
             name: PLUGIN_NAME,
             timeoutMs: parsed.timeoutMs,
             run: async (signal) => {
-              const results = await syncHost(ctx.root, ctx.name, parsed, { signal, logger });
+              const results = await syncHost(ctx.root, ctx.name, parsed, { signal, logger, retention });
               const failed = results.filter((r) => r.error);
               if (failed.length) throw new Error(failed.map((r) => `${r.name}: ${r.pending.length} snapshot${r.pending.length === 1 ? '' : 's'} not copied: ${r.error}`).join('; '));
             },

@@ -17,7 +17,8 @@ export interface RepositoryOptions {
   env?: Record<string, string>;
   /** restic's `-o key=value` (sftp.command, s3.region, …): not for secrets, they are on its command line. */
   options?: Record<string, string>;
-  /** Retention off-site, in plugin-rotate's words: '14d 4w 6m 2y'; none = keep every copy. */
+  /** Retention off-site, in plugin-rotate's words: '14d 4w 6m 2y'; 'rotate': the host's own
+   *  policy (plugin-rotate's in the same config); none = keep every copy. */
   keep?: string;
   /** With keep: always keep this many of the newest copies (restic's --keep-last). */
   keepLast?: number;
@@ -41,8 +42,12 @@ export interface Repository {
   passwordFile: string | null;
   env: Record<string, string>;
   options: [string, string][];
-  keep: { last: number | null; rules: [flag: string, count: number][]; text: string } | null;
+  keep: Keep | null;
 }
+
+/** How a repository's copies are forgotten: by its own rules (restic's --keep-* flags), or by the
+ *  host's rotation policy (plugin-rotate's plan over the copies, then `restic forget ID…`). */
+export type Keep = { kind: 'own'; last: number | null; rules: [flag: string, count: number][]; text: string } | { kind: 'rotate'; text: string };
 
 export interface ParsedOptions {
   repositories: Repository[];
@@ -139,13 +144,17 @@ export function checkPasswordFile(path: string, at: string): void {
 // '14d 4w 6m 2y' (+ keepLast) as restic's --keep-* flags.
 function parseKeep(keep: unknown, keepLast: unknown, at: string): Repository['keep'] {
   if (keep === undefined && keepLast === undefined) return null;
+  if (keep === 'rotate') {
+    if (keepLast !== undefined) fail(`${at}: keepLast does not go with keep "rotate": the host's policy (plugin-rotate's keepLast) applies`);
+    return { kind: 'rotate', text: "the host's rotation policy" };
+  }
   const rules: [string, number][] = [];
   if (keep !== undefined) {
-    if (typeof keep !== 'string' || keep.trim() === '') fail(`${at}: keep must be like '14d 4w 6m 2y'`);
+    if (typeof keep !== 'string' || keep.trim() === '') fail(`${at}: keep must be like '14d 4w 6m 2y', or "rotate" for the host's policy`);
     const seen = new Set<string>();
     for (const token of keep.trim().split(/\s+/)) {
       const match = /^(\d+|\*)([hdwmy])$/.exec(token);
-      if (!match || match[1] === '0') fail(`${at}: cannot read ${JSON.stringify(token)} in keep ${JSON.stringify(keep)}: e.g. '14d 4w 6m 2y' (h, d, w, m, y; '*' for all)`);
+      if (!match || match[1] === '0') fail(`${at}: cannot read ${JSON.stringify(token)} in keep ${JSON.stringify(keep)}: e.g. '14d 4w 6m 2y' (h, d, w, m, y; '*' for all), or "rotate" for the host's policy`);
       if (seen.has(match[2]!)) fail(`${at}: ${match[2]} is given twice in keep ${JSON.stringify(keep)}`);
       seen.add(match[2]!);
       rules.push([UNIT_FLAGS[match[2]!]!, match[1] === '*' ? ALL : Math.min(Number(match[1]), ALL)]);
@@ -153,5 +162,5 @@ function parseKeep(keep: unknown, keepLast: unknown, at: string): Repository['ke
   }
   if (keepLast !== undefined && (!Number.isSafeInteger(keepLast) || (keepLast as number) < 1)) fail(`${at}: keepLast must be a whole number >= 1`);
   const last = (keepLast as number | undefined) ?? null;
-  return { last, rules, text: [typeof keep === 'string' ? keep.trim() : '', last ? `keep-last ${last}` : ''].filter(Boolean).join(', ') };
+  return { kind: 'own', last, rules, text: [typeof keep === 'string' ? keep.trim() : '', last ? `keep-last ${last}` : ''].filter(Boolean).join(', ') };
 }

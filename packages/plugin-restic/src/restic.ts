@@ -15,6 +15,8 @@ export interface ResticCall {
   timeoutMs?: number;
   /** stdout beyond this kills restic (default 16 MiB). */
   maxStdout?: number;
+  /** Told when a lock a dead restic left was removed (`restic unlock`) before a second try. */
+  onStaleLock?: (said: string) => void;
 }
 
 export interface ResticResult {
@@ -30,6 +32,8 @@ export interface ResticCommand {
   program: string;
   argv: string[];
   env: Record<string, string>;
+  /** argv.slice(0, base) names the repository (-r, --password-file, -o …); the command follows. */
+  base?: number;
 }
 
 const STDERR_TAIL = 16 * 1024;
@@ -47,11 +51,29 @@ export function resticCommand(options: Pick<ParsedOptions, 'restic'>, repo: Repo
   env.RESTIC_PROGRESS_FPS = '0.016';
   const argv = ['-r', repo.repository, '--password-file', repo.passwordFile!];
   for (const [key, value] of repo.options) argv.push('-o', `${key}=${value}`);
-  return { program: options.restic, argv: [...argv, ...args], env };
+  return { program: options.restic, argv: [...argv, ...args], env, base: argv.length };
 }
 
+const LOCKED = /repository is already locked/i;
+
 // Runs restic to its end; throws only when it cannot be started. Never shows its environment.
-export function runRestic(command: ResticCommand, call: ResticCall): Promise<ResticResult> {
+// A command refused because the repository is locked gets one more try after `restic unlock`,
+// which removes only stale locks (left by a restic that died: its process is gone from this
+// host, or the lock is older than 30 minutes); a live restic's lock stays, and so does the refusal.
+export async function runRestic(command: ResticCommand, call: ResticCall): Promise<ResticResult> {
+  const first = await runOnce(command, call);
+  const base = command.base;
+  if (first.code === 0 || !LOCKED.test(first.stderr) || base === undefined || command.argv[base] === 'unlock' || call.signal?.aborted) return first;
+  const unlock = await runOnce({ ...command, argv: [...command.argv.slice(0, base), 'unlock'] }, { signal: call.signal, timeoutMs: 5 * 60_000, maxStdout: 64 * 1024 });
+  if (unlock.code !== 0) return first;
+  const said = unlock.stdout.trim().split('\n').at(-1) ?? '';
+  // restic says "successfully removed locks" also when none was stale: try again only when the lock is gone.
+  const again = await runOnce(command, call);
+  if (!LOCKED.test(again.stderr)) call.onStaleLock?.(said || 'removed stale locks');
+  return again;
+}
+
+function runOnce(command: ResticCommand, call: ResticCall): Promise<ResticResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command.program, command.argv, { cwd: call.cwd ?? '/', env: command.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const forget = dieWithUs(child.pid);
@@ -107,7 +129,7 @@ export function redactRepository(repository: string): string {
 export function resticError(repo: Repository, what: string, result: ResticResult): SshRSyncError {
   const address = redactRepository(repo.repository);
   const lines = result.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
-  const fatal = lines.find((l) => l.startsWith('Fatal:')) ?? lines.at(-1) ?? '';
+  const fatal = lines.find((l) => l.startsWith('Fatal:')) ?? lines.find((l) => LOCKED.test(l)) ?? lines.at(-1) ?? '';
   const said = oneLineOf(fatal.replace(/^Fatal:\s*/, '')).replaceAll(repo.repository, address);
   const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.code}`;
   let hint = '';

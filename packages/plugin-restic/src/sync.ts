@@ -4,7 +4,7 @@
 // time. The repository is asked what it has on every run, so a copy that failed, a repository that
 // was down, or a lost state file only means more to copy next time, never a gap or a duplicate.
 // Snapshots are found only through core's store interface (storedSnapshots).
-import { oneLine, recordHostFacts, setHolds, silentLogger, snapshotId, storedSnapshots, type HostGauge, type Logger, type StoredSnapshot } from '@ssh-r-sync/core';
+import { SshRSyncError, oneLine, recordHostFacts, setHolds, silentLogger, snapshotId, storedSnapshots, type HostGauge, type Logger, type Retention, type StoredSnapshot } from '@ssh-r-sync/core';
 import { checkPasswordFile, type ParsedOptions, type Repository } from './options.js';
 import { redactRepository, resticCommand, resticError, runRestic } from './restic.js';
 import { emptyRepositoryState, readOffsiteState, updateOffsiteState } from './state.js';
@@ -36,6 +36,17 @@ export interface SyncOptions {
   /** Only this repository (by name). */
   only?: string;
   now?: Date;
+  /** The host's rotation policy (core's runRetention: plugin-rotate's), for keep: "rotate". */
+  retention?: Retention;
+}
+
+export interface ForgetOptions {
+  signal?: AbortSignal;
+  logger?: Logger;
+  dryRun?: boolean;
+  /** The host's rotation policy, for keep: "rotate". */
+  retention?: Retention;
+  now?: Date;
 }
 
 // The key a local snapshot is known by off-site: its id (a mirror: its start, as an id).
@@ -55,8 +66,8 @@ export function resticTime(iso: string): string {
 }
 
 // The ssh-r-sync copies of host `name` in `repo`.
-export async function listCopies(options: ParsedOptions, repo: Repository, name: string, signal?: AbortSignal): Promise<RemoteCopy[]> {
-  const result = await runRestic(resticCommand(options, repo, ['snapshots', '--json', '--host', name, '--tag', TAG]), { signal, timeoutMs: 10 * 60_000 });
+export async function listCopies(options: ParsedOptions, repo: Repository, name: string, signal?: AbortSignal, logger: Logger = silentLogger): Promise<RemoteCopy[]> {
+  const result = await runRestic(resticCommand(options, repo, ['snapshots', '--json', '--host', name, '--tag', TAG]), { signal, timeoutMs: 10 * 60_000, onStaleLock: staleLock(repo, logger) });
   if (result.code !== 0) throw resticError(repo, 'snapshots', result);
   let list: unknown;
   try {
@@ -95,7 +106,7 @@ export async function syncHost(root: string, name: string, options: ParsedOption
     try {
       sync.signal?.throwIfAborted();
       checkPasswordFile(repo.passwordFile!, `repository "${repo.name}"`);
-      const copies = await listCopies(options, repo, name, sync.signal);
+      const copies = await listCopies(options, repo, name, sync.signal, logger);
       const have = new Set(copies.map((c) => c.id));
       // Only what is newer than the newest copy there: older ones are there, or were forgotten
       // off-site by the repository's own policy and must not come back on every run.
@@ -114,7 +125,7 @@ export async function syncHost(root: string, name: string, options: ParsedOption
         // The newest copy older than this one: restic then reads only what changed since.
         const parent = copies.filter((c) => Date.parse(c.time) <= startOf(snapshot).getTime()).at(-1)?.resticId ?? null;
         const started = performance.now();
-        const run = await runRestic(resticCommand(options, repo, backupArgs(name, snapshot, parent)), { cwd: snapshot.paths.tree, signal: sync.signal, maxStdout: 1024 * 1024 });
+        const run = await runRestic(resticCommand(options, repo, backupArgs(name, snapshot, parent)), { cwd: snapshot.paths.tree, signal: sync.signal, maxStdout: 1024 * 1024, onStaleLock: staleLock(repo, logger) });
         if (sync.signal?.aborted) throw sync.signal.reason;
         const summary = run.stdout.split('\n').reverse().map(parseLine).find((l) => l?.message_type === 'summary');
         const resticId = typeof summary?.snapshot_id === 'string' ? summary.snapshot_id : '';
@@ -138,7 +149,7 @@ export async function syncHost(root: string, name: string, options: ParsedOption
           if (!r.newest || r.newest.startedAt <= snapshot.done.startedAt) r.newest = { id: key, startedAt: snapshot.done.startedAt, resticId };
         });
       }
-      if (options.forget && repo.keep) result.removed = await forgetCopies(root, name, options, repo, sync.signal, logger);
+      if (options.forget && repo.keep) result.removed = await forgetCopies(root, name, options, repo, { signal: sync.signal, logger, retention: sync.retention, now: sync.now });
       await record(root, name, repo, (r) => {
         r.lastSuccess = new Date().toISOString();
         r.lastFailure = null;
@@ -212,24 +223,48 @@ async function renewHold(root: string, name: string, options: ParsedOptions, res
   }
 }
 
-// restic forget (then prune, when something went) with the repository's policy, over this host's copies only.
-export async function forgetCopies(root: string, name: string, options: ParsedOptions, repo: Repository, signal: AbortSignal | undefined, logger: Logger, dryRun = false): Promise<number> {
+// restic forget (then prune, when something went) over this host's copies only: with the
+// repository's own rules (restic's --keep-* flags), or with the host's rotation policy (keep:
+// "rotate": plugin-rotate's plan over the copies' times, then `restic forget` of the ones it lets go).
+export async function forgetCopies(root: string, name: string, options: ParsedOptions, repo: Repository, forget: ForgetOptions = {}): Promise<number> {
+  const { signal, dryRun = false } = forget;
+  const logger = forget.logger ?? silentLogger;
   const keep = repo.keep!;
-  const args = ['forget', '--json', '--host', name, '--tag', TAG, '--group-by', 'host', ...(keep.last ? ['--keep-last', String(keep.last)] : []), ...keep.rules.flatMap(([flag, count]) => [flag, String(count)]), ...(dryRun ? ['--dry-run'] : [])];
-  const run = await runRestic(resticCommand(options, repo, args), { signal, timeoutMs: 30 * 60_000 });
-  if (run.code !== 0) throw resticError(repo, 'forget', run);
   let removed = 0;
-  try {
-    const groups = JSON.parse(run.stdout.trim().split('\n').find((l) => l.startsWith('[')) ?? '[]') as { remove?: unknown[] | null }[];
-    removed = groups.reduce((n, g) => n + (Array.isArray(g.remove) ? g.remove.length : 0), 0);
-  } catch {
-    removed = 0;
+  let summary = keep.text;
+  if (keep.kind === 'rotate') {
+    if (!forget.retention) {
+      throw new SshRSyncError('ECONFIG', `repository "${repo.name}" has keep "rotate", but no @ssh-r-sync/plugin-rotate is in the receiver's config: load it, or give the repository its own keep ('7d 8w 24m *y')`);
+    }
+    summary = `the host's policy: ${forget.retention.summary}`;
+    const copies = await listCopies(options, repo, name, signal, logger);
+    const decided = forget.retention.plan(copies.map((c) => ({ id: c.resticId, date: new Date(c.time) })), forget.now ?? new Date());
+    const gone = new Set(decided.delete);
+    const doomed = copies.filter((c) => gone.has(c.resticId));
+    for (const c of doomed) logger[dryRun ? 'info' : 'debug'](`${name}: ${repo.name}: ${dryRun ? 'would forget' : 'forgetting'} the copy of ${c.id} (restic snapshot ${c.resticId.slice(0, 8)})`);
+    // In batches: an argv stays small whatever the backlog.
+    for (let i = 0; !dryRun && i < doomed.length; i += 100) {
+      const ids = doomed.slice(i, i + 100).map((c) => c.resticId);
+      const run = await runRestic(resticCommand(options, repo, ['forget', ...ids]), { signal, timeoutMs: 30 * 60_000, maxStdout: 4 * 1024 * 1024, onStaleLock: staleLock(repo, logger) });
+      if (run.code !== 0) throw resticError(repo, 'forget', run);
+    }
+    removed = doomed.length;
+  } else {
+    const args = ['forget', '--json', '--host', name, '--tag', TAG, '--group-by', 'host', ...(keep.last ? ['--keep-last', String(keep.last)] : []), ...keep.rules.flatMap(([flag, count]) => [flag, String(count)]), ...(dryRun ? ['--dry-run'] : [])];
+    const run = await runRestic(resticCommand(options, repo, args), { signal, timeoutMs: 30 * 60_000, onStaleLock: staleLock(repo, logger) });
+    if (run.code !== 0) throw resticError(repo, 'forget', run);
+    try {
+      const groups = JSON.parse(run.stdout.trim().split('\n').find((l) => l.startsWith('[')) ?? '[]') as { remove?: unknown[] | null }[];
+      removed = groups.reduce((n, g) => n + (Array.isArray(g.remove) ? g.remove.length : 0), 0);
+    } catch {
+      removed = 0;
+    }
   }
   if (removed && !dryRun) {
-    const prune = await runRestic(resticCommand(options, repo, ['prune']), { signal, maxStdout: 4 * 1024 * 1024 });
+    const prune = await runRestic(resticCommand(options, repo, ['prune']), { signal, maxStdout: 4 * 1024 * 1024, onStaleLock: staleLock(repo, logger) });
     if (prune.code !== 0) throw resticError(repo, 'prune', prune);
   }
-  logger.info(`${name}: ${repo.name}: ${dryRun ? 'would forget' : 'forgot'} ${removed} cop${removed === 1 ? 'y' : 'ies'} (${keep.text})`);
+  logger.info(`${name}: ${repo.name}: ${dryRun ? 'would forget' : 'forgot'} ${removed} cop${removed === 1 ? 'y' : 'ies'} (${summary})`);
   if (!dryRun) await record(root, name, repo, (r) => void (r.lastForget = { at: new Date().toISOString(), removed }));
   return removed;
 }
@@ -240,6 +275,11 @@ async function record(root: string, name: string, repo: Repository, change: (r: 
     r.repository = redactRepository(repo.repository);
     change(r);
   });
+}
+
+// Says that a lock left by a restic that died was removed before the second try.
+function staleLock(repo: Repository, logger: Logger): (said: string) => void {
+  return (said) => logger.warn(`${repo.name}: removed a lock that a restic which is no longer running left in the repository (restic unlock: ${said}), then tried again`);
 }
 
 function parseLine(line: string): Record<string, unknown> | null {

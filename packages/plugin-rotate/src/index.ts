@@ -1,7 +1,8 @@
 // @ssh-r-sync/plugin-rotate: after each successful run, deletes the host's snapshots that the
 // retention policy no longer keeps ('14d 4w 6m 2y', a keep-last floor, a cap per run), and
 // logs every deletion with its reason. See README.md.
-import { SshRSyncError, preparedSnapshot, oneLine, scheduleAfterSession, type Logger, type PipelineHooks, type Plugin } from '@ssh-r-sync/core';
+import { SshRSyncError, preparedSnapshot, oneLine, scheduleAfterSession, type Logger, type PipelineHooks, type Plugin, type Retention } from '@ssh-r-sync/core';
+import { plan } from './plan.js';
 import { parsePolicy, type ParsedPolicy, type RetentionPolicy } from './policy.js';
 import { pruneHost } from './prune.js';
 
@@ -41,6 +42,7 @@ export default function rotate(options: RotateOptions = {} as RotateOptions): Pl
   }
   return {
     name: PLUGIN_NAME,
+    retention: retentionOf(policy),
     apply(hooks: PipelineHooks) {
       // The run's snapshot is committed before done taps run, so it counts as the newest
       // complete one. Pruning itself waits until after the session: it never delays the client's
@@ -82,6 +84,20 @@ export default function rotate(options: RotateOptions = {} as RotateOptions): Pl
           );
         }
       }
+    },
+  };
+}
+
+// The policy for others to apply (plugin-restic's keep: "rotate"): the same plan as the local
+// rotation, without the per-run deletion cap, which bounds local deletion time, not what is kept.
+export function retentionOf(policy: RetentionPolicy): Retention {
+  const uncapped = { ...policy, maxDeletes: Infinity };
+  const { summary } = parsePolicy({ ...policy, maxDeletes: Infinity });
+  return {
+    summary: summary.replace(/, no deletion cap$/, ''),
+    plan(snapshots, now) {
+      const result = plan(snapshots.map((s) => ({ id: s.id, date: s.date, complete: true })), uncapped, now);
+      return { keep: result.keep.map((k) => k.id), delete: result.delete.map((d) => d.id) };
     },
   };
 }

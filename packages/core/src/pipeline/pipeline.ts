@@ -11,6 +11,7 @@ import { commitRun } from './commit.js';
 import { claimHostKind, recordLastRun } from '../storage/host-record.js';
 import { runAfterSession, scheduleAfterSession } from './after-session.js';
 import { preparedSnapshot, runStore, setPreparedSnapshot } from '../storage/current.js';
+import { setRunRetention } from '../storage/retention.js';
 import { mirrorStoreProvider } from '../storage/mirror-store.js';
 import { defaultRsyncArgs, runRsync } from '../rsync/rsync.js';
 import { describeRsyncFailure } from '../rsync/rsync-errors.js';
@@ -91,6 +92,7 @@ export class Pipeline {
       data: new Map(),
       taps: this.driver.taps,
     };
+    if (this.driver.retention) setRunRetention(ctx, this.driver.retention);
     const elapsed = () => Math.round(performance.now() - started);
     const maxRunTimeMs = timerLimit(this.options.maxRunTimeMs ?? 0);
     // At the limit the stages stop and `done` still runs, but not for ever: done taps get as

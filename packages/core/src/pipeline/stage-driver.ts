@@ -10,6 +10,7 @@ import { createHooks, type PipelineHooks } from './hooks.js';
 import { assertPlugin, type Plugin } from '../plugins/plugin.js';
 import { registerStoreProvider } from '../storage/host-store.js';
 import { MIRROR_KIND, type StoreProvider } from '../storage/store.js';
+import type { Retention } from '../storage/retention.js';
 import { KIND_PATTERN } from '../storage/host-record.js';
 import { HookError, guardHooks, type TapRecord } from './tap-guard.js';
 
@@ -28,6 +29,7 @@ export class StageDriver {
   private readonly killController = new AbortController();
   private readonly doneErrors: HookError[] = [];
   private storeEntry: { provider: StoreProvider; plugin: string } | undefined;
+  private retentionEntry: { retention: Retention; plugin: string } | undefined;
   private progressFailed = false;
 
   constructor(private readonly options: StageDriverOptions) {
@@ -57,10 +59,16 @@ export class StageDriver {
     return this.storeEntry;
   }
 
+  /** The retention policy a plugin brought (plugin-rotate's); undefined: none. */
+  get retention(): Retention | undefined {
+    return this.retentionEntry?.retention;
+  }
+
   // Applies a plugin; a plugin that throws while tapping is a configuration error.
   use(plugin: Plugin): this {
     assertPlugin(plugin, 'plugin');
     if (plugin.store) this.takeStore(plugin, plugin.store);
+    if (plugin.retention) this.takeRetention(plugin, plugin.retention);
     try {
       plugin.apply(this.hooks);
     } catch (error) {
@@ -99,6 +107,18 @@ export class StageDriver {
     const errors = [...this.doneErrors];
     const error = errors.length === 1 ? errors[0]! : new SshRSyncError('EHOOK', `${errors.length} done hooks failed: ${errors.map((e) => e.message).join('; ')}`, { cause: errors[0] });
     return { error, errors };
+  }
+
+  private takeRetention(plugin: Plugin, retention: Retention): void {
+    if (typeof retention.plan !== 'function' || typeof retention.summary !== 'string') {
+      throw new SshRSyncError('ECONFIG', `plugin "${plugin.name}" brings a retention policy without plan() and summary`);
+    }
+    // The same plugin twice (the config's, then --plugin's): the later options win.
+    const current = this.retentionEntry;
+    if (current && current.plugin !== plugin.name) {
+      throw new SshRSyncError('ECONFIG', `plugins "${current.plugin}" and "${plugin.name}" both bring a retention policy: load only one of them`);
+    }
+    this.retentionEntry = { retention, plugin: plugin.name };
   }
 
   private takeStore(plugin: Plugin, provider: StoreProvider): void {

@@ -3,6 +3,7 @@ import type { PipelineHooks } from '../pipeline/hooks.js';
 import type { Logger } from '../logger.js';
 import type { HostStatus } from '../report/host-status.js';
 import type { StoreProvider } from '../storage/store.js';
+import type { Retention } from '../storage/retention.js';
 
 /** What `ssh-r-sync-admin status --report` hands to the receiver's plugins (the status timer):
  *  every host's health, so a host that stopped calling in is reported though no run fires a hook. */
@@ -21,6 +22,9 @@ export interface Plugin {
   apply(hooks: PipelineHooks): void;
   /** How this plugin stores snapshots (at most one plugin of a pipeline has one; none: a mirror). */
   readonly store?: StoreProvider;
+  /** The host's retention policy (plugin-rotate brings one; at most one plugin of a pipeline),
+   *  which others apply elsewhere: plugin-restic's `keep: "rotate"` off-site. */
+  readonly retention?: Retention;
   /** Called by `ssh-r-sync-admin status --report` (the status timer) with every host's health;
    *  bounded by the caller, a throw is logged and makes status exit 1. */
   status?(report: StatusReport, logger: Logger): Promise<void>;
