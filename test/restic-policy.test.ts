@@ -106,6 +106,16 @@ describe('plugin-restic forgets copies with the host\'s rotation policy (keep: "
     assert.equal(refused.code, 2, refused.stderr);
     assert.match(refused.stderr, /keepLast does not go with keep "rotate": the host's policy \(plugin-rotate's keepLast\) applies/);
   });
+
+  test('two plugins that bring a retention policy are refused at load: which one would rule is not guessed', async () => {
+    const f = await fixture((repo) => ['@ssh-r-sync/plugin-link-dest', ['@ssh-r-sync/plugin-rotate', { keep: '3d' }], restic(repo)], 'rotate');
+    const other = join(f.base, 'other-retention.mjs');
+    await writeFile(other, `export default { name: 'other-retention', apply() {}, retention: { summary: 'all', plan: (s) => ({ keep: s.map((x) => x.id), delete: [] }) } };\n`);
+    const r = await runRecv(['--config', f.config, '--plugin', other, '--local', f.src, '--name', HOST, f.root], { cwd: f.base, timeoutMs: 120_000 });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /plugins "rotate" and "other-retention" both bring a retention policy: load only one of them/);
+    assert.deepEqual(await listSnapshots(join(f.root, HOST)), []);
+  });
 });
 
 describe('plugin-restic and repository locks', () => {
