@@ -5,19 +5,21 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chown, mkdir, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { repoRoot, runNode, tempDir } from './helpers/cli.js';
 import { buildTree, compareTrees } from './helpers/tree.js';
-import { startNonRootServer, type NonRootServer } from './helpers/nonroot-server.js';
+import { startNonRootServer, startRootLogin, type NonRootServer, type RootLogin } from './helpers/nonroot-server.js';
 
 const HOST = 'nr-restic';
 const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let server: NonRootServer;
+let login: RootLogin | undefined;
 before(async () => (tmp = await tempDir('srs-restic-nr-')));
 after(async () => {
+  await login?.stop();
   await server?.stop();
   await tmp?.cleanup();
 });
@@ -61,5 +63,17 @@ describe('off-site through a non-root fake-super receiver', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /\(stored fake-super\)/);
     assert.deepEqual(await compareTrees(src, dest, { xattrs: true, top: false }), []);
+
+    // The same targets as a local restore: pushed over ssh with --to, and one path of it.
+    login = await startRootLogin();
+    const pushed = join(tmp.dir, 'pushed');
+    const to = await runNode(adminBin, ['restore', '--from-offsite', 'offsite', '--config', config, '--to', login.to(pushed), ...login.restoreArgs(), server.root, HOST], { timeoutMs: 180_000 });
+    assert.equal(to.code, 0, to.stderr);
+    assert.deepEqual(await compareTrees(src, pushed, { xattrs: true, top: false }), []);
+    const one = join(tmp.dir, 'one');
+    const path = await runNode(adminBin, ['restore', '--from-offsite', 'offsite', '--config', config, '--path', 'dir', server.root, HOST, one], { timeoutMs: 180_000 });
+    assert.equal(path.code, 0, path.stderr);
+    assert.deepEqual(await compareTrees(join(src, 'dir'), join(one, 'dir'), { xattrs: true, top: false }), []);
+    assert.deepEqual(await readdir(one), ['dir']);
   });
 });
