@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listSnapshots } from '@ssh-r-sync/core';
@@ -42,6 +42,44 @@ function recv(f: { src: string; root: string; base: string }, extra: string[]): 
 function hostRecord(root: string, name = 'h'): { kind: string; afterSession?: { tasks: { name: string; outcome: string; error: string | null }[] } } {
   return JSON.parse(readFileSync(join(root, '.ssh-r-sync', 'hosts', `${name}.json`), 'utf8'));
 }
+
+describe('the done mark is the commit', () => {
+  test('what fails after it (latest cannot be moved) is a warning: the run succeeds and its snapshot is complete', async () => {
+    const f = await fixture();
+    assert.equal((await recv(f, ['--plugin', LINK_DEST])).code, 0);
+    // `latest` made a directory with something in it (by hand): renaming a link onto it fails.
+    rmSync(join(f.host, 'latest'));
+    mkdirSync(join(f.host, 'latest', 'x'), { recursive: true });
+    await writeFile(join(f.src, 'c.txt'), 'gamma\n');
+    const run = await recv(f, ['--plugin', LINK_DEST]);
+    assert.equal(run.code, 0, run.stderr);
+    const snapshots = await listSnapshots(f.host);
+    assert.deepEqual(snapshots.map((s) => s.complete), [true, true]);
+    const made = snapshots[1]!.id;
+    assert.match(run.stderr, new RegExp(`warn: snapshot ${made} is committed, but .*/h/latest could not be pointed at it \\(EISDIR.*\\): the next run moves it`));
+    assert.equal(existsSync(join(snapshots[1]!.paths.tree, 'c.txt')), true);
+    assert.deepEqual(readdirSync(f.host).filter((n) => n.startsWith('.latest')), [], 'no temporary link is left');
+    assert.equal(JSON.parse(readFileSync(join(f.root, '.ssh-r-sync', 'hosts', 'h.json'), 'utf8')).lastRun.status, 'success');
+  });
+
+  test('a store that throws after writing this run\'s done mark has committed: success, with the store\'s error as a warning', async () => {
+    const f = await fixture();
+    const store = join(f.base, 'late-store.mjs');
+    await writeFile(
+      store,
+      `import linkDest from ${JSON.stringify(LINK_DEST)};
+      const plugin = linkDest();
+      const inner = plugin.store;
+      const open = (l) => { const s = inner.open(l); return Object.assign(Object.create(s), { commit: async (...a) => { await s.commit(...a); throw new Error('late trouble'); } }); };
+      export default { ...plugin, name: 'late-store', store: { ...inner, open } };\n`,
+    );
+    const run = await recv(f, ['--plugin', store]);
+    assert.equal(run.code, 0, run.stderr);
+    const [snapshot] = await listSnapshots(f.host);
+    assert.equal(snapshot?.complete, true);
+    assert.match(run.stderr, new RegExp(`warn: snapshot ${snapshot!.id} is committed \\(its done mark is written\\), but its store then failed: late trouble`));
+  });
+});
 
 describe('every done tap runs', () => {
   test('two failing done scripts do not skip the third; both failures are named; the snapshot stays committed', async () => {

@@ -16,6 +16,7 @@ import {
   newestComplete,
   readDoneMark,
   type DeleteOptions,
+  type CommitResult,
   type DoneMark,
   type HostLocation,
   type Logger,
@@ -87,7 +88,7 @@ export class BtrfsStore implements SnapshotStore {
     }
   }
 
-  async commit(prepared: PreparedSnapshot, mark: DoneMark, signal: AbortSignal): Promise<void> {
+  async commit(prepared: PreparedSnapshot, mark: DoneMark, signal: AbortSignal): Promise<CommitResult> {
     const { tree } = prepared.paths;
     try {
       const work = await shapeOf(prepared.workTree);
@@ -103,7 +104,7 @@ export class BtrfsStore implements SnapshotStore {
       const target = await shapeOf(tree);
       if (target !== 'missing') throw new SshRSyncError('ESTORAGE', `cannot commit snapshot ${prepared.id}: ${tree} ${describeShape(target)} already; nothing of plugin-btrfs makes it: move it away`);
       await snapshotSubvolume(prepared.workTree, tree, true, { signal });
-      await markComplete(prepared.paths, mark, this.location.dir);
+      return await markComplete(prepared.paths, mark, this.location.dir);
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       throw storageFailure('committing the btrfs snapshot', error);

@@ -11,6 +11,7 @@ import {
   listSnapshots,
   removeSnapshot,
   type DeleteOptions,
+  type CommitResult,
   type DoneMark,
   type HostLocation,
   type Logger,
@@ -57,8 +58,8 @@ class LinkDestStore implements SnapshotStore {
   }
 
   // Nothing to add to core's commit: the tree is where it stays.
-  async commit(prepared: PreparedSnapshot, mark: DoneMark, signal: AbortSignal): Promise<void> {
-    await commitInPlace(prepared, mark, this.location.dir, signal);
+  commit(prepared: PreparedSnapshot, mark: DoneMark, signal: AbortSignal): Promise<CommitResult> {
+    return commitInPlace(prepared, mark, this.location.dir, signal);
   }
 
   async abandon(prepared: PreparedSnapshot, logger: Logger): Promise<void> {

@@ -5,8 +5,8 @@
 // (markComplete). Until it has run, nothing is complete.
 import type { Outcome, RunContext } from './context.js';
 import { storageError } from '../storage/durable.js';
-import { SshRSyncError, isSshRSyncError } from '../errors.js';
-import { doneMarkExtra, type DoneMark } from '../storage/snapshots.js';
+import { SshRSyncError, isSshRSyncError, oneLine } from '../errors.js';
+import { doneMarkExtra, readDoneMark, type DoneMark, type SnapshotPaths } from '../storage/snapshots.js';
 import { preparedSnapshot, runStore } from '../storage/current.js';
 
 // Commits this run's backup (a snapshot, or the mirror) and returns its done mark.
@@ -29,11 +29,25 @@ export async function commitRun(ctx: RunContext, outcome: Outcome): Promise<Done
     hooks: ctx.taps.map((tap) => ({ ...tap })),
     extra: doneMarkExtra(ctx),
   };
+  const what = prepared.id ? `snapshot ${prepared.id}` : 'the mirror';
   try {
-    await store.commit(prepared, mark, ctx.signal);
+    const result = await store.commit(prepared, mark, ctx.signal);
+    for (const warning of result?.warnings ?? []) ctx.logger.warn(`${what} is committed, but ${warning}`);
   } catch (error) {
+    // A store that fails after it wrote this run's done mark has committed all the same: the
+    // mark alone makes the snapshot complete, so the run is not reported as failed.
+    if (await isOurMark(prepared.paths, mark)) {
+      ctx.logger.warn(`${what} is committed (its done mark is written), but its store then failed: ${oneLine(error)}`);
+      return mark;
+    }
     if (ctx.signal.aborted) throw ctx.signal.reason;
     throw isSshRSyncError(error) && error.code !== 'ESTORAGE' ? error : storageError(ctx.root, 'committing the backup', error);
   }
   return mark;
+}
+
+// The done mark at `paths` is the one this run wrote (not one left there before).
+async function isOurMark(paths: SnapshotPaths, mark: DoneMark): Promise<boolean> {
+  const found = await readDoneMark(paths).catch(() => null);
+  return found !== null && found.completedAt === mark.completedAt && found.startedAt === mark.startedAt && found.host === mark.host && found.snapshot === mark.snapshot;
 }

@@ -7,7 +7,8 @@ import { copyFile, link, lstat, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from './durable.js';
 import { beginMirror, commitInPlace, mirrorPaths, readDoneMark, type DoneMark, type SnapshotInfo, type SnapshotPaths } from './snapshots.js';
-import { MIRROR_KIND, type HostLocation, type PreparedSnapshot, type PrepareRequest, type SnapshotStore, type StoreProvider } from './store.js';
+import { oneLine } from '../errors.js';
+import { MIRROR_KIND, type CommitResult, type HostLocation, type PreparedSnapshot, type PrepareRequest, type SnapshotStore, type StoreProvider } from './store.js';
 
 /** The committed manifest kept aside while the mirror is rewritten (ROOT/.ssh-r-sync/mirror/NAME/). */
 export const MIRROR_PREVIOUS = 'previous-manifest.tsv';
@@ -58,9 +59,10 @@ class MirrorStore implements SnapshotStore {
     };
   }
 
-  async commit(prepared: PreparedSnapshot, mark: DoneMark, signal: AbortSignal): Promise<void> {
-    await commitInPlace(prepared, mark, null, signal);
-    await forgetPrevious(prepared);
+  async commit(prepared: PreparedSnapshot, mark: DoneMark, signal: AbortSignal): Promise<CommitResult> {
+    const result = await commitInPlace(prepared, mark, null, signal);
+    await forgetPrevious(prepared).catch((error: unknown) => result.warnings.push(`the previous run's manifest copy could not be removed: ${oneLine(error)}`));
+    return result;
   }
 
   async abandon(prepared: PreparedSnapshot): Promise<void> {

@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import type { Mode, RunContext } from '../pipeline/context.js';
 import { deleteTree, type DeleteOptions } from './delete-tree.js';
 import { flushFilesystem, fsyncDir, writeAtomic } from './durable.js';
-import { SshRSyncError } from '../errors.js';
+import { SshRSyncError, oneLine } from '../errors.js';
+import type { CommitResult } from './store.js';
 
 export { writeAtomic } from './durable.js';
 
@@ -189,20 +190,31 @@ export async function beginSnapshot(hostDir: string, now: Date, options: { tree?
 
 // The commit of a store whose snapshot stays where rsync wrote it (hard links, a mirror): the
 // tree's file system flushed, then markComplete.
-export async function commitInPlace(prepared: { paths: SnapshotPaths; workTree: string }, mark: DoneMark, hostDir: string | null, signal: AbortSignal): Promise<void> {
+export async function commitInPlace(prepared: { paths: SnapshotPaths; workTree: string }, mark: DoneMark, hostDir: string | null, signal: AbortSignal): Promise<CommitResult> {
   await flushFilesystem(prepared.workTree, signal);
   signal.throwIfAborted();
-  await markComplete(prepared.paths, mark, hostDir);
+  return markComplete(prepared.paths, mark, hostDir);
 }
 
 // The last step of every store's commit, once its data is durable: the done mark written
 // atomically and fsynced (from here on the snapshot is complete), the in-progress marker removed,
-// and `latest` in `hostDir` pointed at the snapshot (not for a mirror: hostDir null).
-export async function markComplete(paths: SnapshotPaths, mark: DoneMark, hostDir: string | null): Promise<void> {
-  await writeAtomic(paths.doneMark, `${JSON.stringify(mark, null, 2)}\n`);
-  await rm(paths.inProgress, { force: true });
-  await fsyncDir(paths.meta);
-  if (hostDir !== null && paths.id) await pointLatest(hostDir, paths.id);
+// and `latest` in `hostDir` pointed at the snapshot (not for a mirror: hostDir null). A done mark
+// that could not be made durable is taken away again (it throws: not complete); a failure after
+// it only tidies and comes back as a warning, never as a failed backup of a complete snapshot.
+export async function markComplete(paths: SnapshotPaths, mark: DoneMark, hostDir: string | null): Promise<CommitResult> {
+  try {
+    await writeAtomic(paths.doneMark, `${JSON.stringify(mark, null, 2)}\n`);
+  } catch (error) {
+    await rm(paths.doneMark, { force: true }).catch(() => {});
+    throw error;
+  }
+  const warnings: string[] = [];
+  await rm(paths.inProgress, { force: true }).catch((error: unknown) => warnings.push(`its in-progress marker ${paths.inProgress} could not be removed: ${oneLine(error)}`));
+  await fsyncDir(paths.meta).catch((error: unknown) => warnings.push(`${paths.meta} could not be synced after removing its in-progress marker: ${oneLine(error)}`));
+  if (hostDir !== null && paths.id) {
+    await pointLatest(hostDir, paths.id).catch((error: unknown) => warnings.push(`${join(hostDir, LATEST_LINK)} could not be pointed at it (${(error as NodeJS.ErrnoException).code ?? oneLine(error)}): the next run moves it (ssh-r-sync's own commands list the snapshots and never read it)`));
+  }
+  return { warnings };
 }
 
 // Marks a mirror as being rewritten: its old done mark and manifest stop being true now.
@@ -218,7 +230,12 @@ export async function beginMirror(paths: SnapshotPaths): Promise<void> {
 export async function pointLatest(hostDir: string, id: string): Promise<void> {
   const temporary = join(hostDir, `.${LATEST_LINK}.${randomBytes(6).toString('hex')}`);
   await symlink(id, temporary);
-  await rename(temporary, join(hostDir, LATEST_LINK));
+  try {
+    await rename(temporary, join(hostDir, LATEST_LINK));
+  } catch (error) {
+    await rm(temporary, { force: true }).catch(() => {});
+    throw error;
+  }
   await fsyncDir(hostDir);
 }
 

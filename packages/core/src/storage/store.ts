@@ -61,8 +61,10 @@ export interface SnapshotStore {
    *  created for a skipped run. */
   prepare(request: PrepareRequest): Promise<PreparedSnapshot>;
   /** The storage half of the commit point: the data made durable and permanent, then `mark`
-   *  written (its presence alone makes the snapshot complete) and `latest` moved. */
-  commit(prepared: PreparedSnapshot, mark: DoneMark, signal: AbortSignal): Promise<void>;
+   *  written (its presence alone makes the snapshot complete) and `latest` moved. It throws only
+   *  while the snapshot is not complete; what fails after the done mark is durable (core's
+   *  markComplete: the in-progress marker, `latest`) comes back as warnings. */
+  commit(prepared: PreparedSnapshot, mark: DoneMark, signal: AbortSignal): Promise<void | CommitResult>;
   /** A prepared snapshot that was not committed: kept to be continued, or removed if empty. */
   abandon(prepared: PreparedSnapshot, logger: Logger): Promise<void>;
   /** After a commit: what it superseded (interrupted runs), as work to run after the session
@@ -88,3 +90,9 @@ export interface StoreProvider {
 export const MIRROR_KIND = 'mirror';
 /** The kind plugin-link-dest records (the name older records have). */
 export const LINK_DEST_KIND = 'snapshots';
+
+/** What a commit reports beside success. */
+export interface CommitResult {
+  /** What failed after the done mark was written and synced: the snapshot is complete; each is logged as a warning. */
+  warnings: string[];
+}
