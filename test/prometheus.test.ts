@@ -7,13 +7,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hostStatus, listSnapshots, silentLogger, snapshotId, type StatusReport } from '@ssh-r-sync/core';
 import { lockHost, readRunLog } from '@ssh-r-sync/core/internal';
-import prometheus, { escapeLabelValue, render, type HostMetrics } from '@ssh-r-sync/plugin-prometheus';
+import prometheus, { escapeLabelValue, lockPath, render, type HostMetrics } from '@ssh-r-sync/plugin-prometheus';
 import { startBackupServer, type BackupServer } from './helpers/backup-server.js';
 import { repoRoot, runNode, runRecv, tempDir, writeScript } from './helpers/cli.js';
 
@@ -362,6 +362,31 @@ describe('plugin-prometheus through real runs and a real node_exporter', { skip:
     assert.match(bad.stderr, /error: rsync exited with code 23/);
     assert.match(bad.stderr, new RegExp(`after the run, prometheus failed: cannot write the metrics file ${f.textfile} \\(${why}\\): .* \\(the run's outcome stands\\)\n`));
     assert.equal(readRunLog(f.root, 'host1').at(-1)?.message?.includes('prometheus'), false, "the failure's own message is kept");
+  });
+
+  test('writers take turns under the lock beside the file: a run that ends while another writer holds it writes after it', async () => {
+    const f = await fixture();
+    assert.equal((await f.run('first')).code, 0);
+    const lock = lockPath(f.textfile);
+    // Another writer (a second receiver, the status timer) holds the lock until its stdin closes.
+    const holder = spawn('flock', [lock, 'cat'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    try {
+      while (spawnSync('flock', ['-n', lock, 'true']).status === 0) await sleep(20);
+      const second = f.run('second');
+      // Its backup commits; its write waits.
+      while (!(await listSnapshots(join(f.root, 'second')).then((l) => l[0]?.complete, () => false))) await sleep(50);
+      await sleep(1000);
+      assert.doesNotMatch(await readFile(f.textfile, 'utf8'), /host="second"/, 'nothing written while the lock is held');
+      holder.stdin.end();
+      const run = await second;
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(await readFile(f.textfile, 'utf8'), /host="second"/);
+      assert.match(await readFile(f.textfile, 'utf8'), /host="first"/);
+    } finally {
+      holder.stdin.end();
+      if (holder.exitCode === null) await new Promise((resolve) => holder.once('close', resolve));
+    }
+    assert.deepEqual((await readdir(f.textDir)).sort(), ['.ssh-r-sync.prom.lock', 'ssh-r-sync.prom']);
   });
 
   test('configuration errors are found when the config is loaded (exit 2, one line)', async () => {

@@ -1,8 +1,8 @@
 // @ssh-r-sync/plugin-prometheus: after each run, and from the status timer, writes every host's
 // last run, snapshots, verify and lock as a textfile for node_exporter's textfile collector.
 // It never fails nor holds up a backup: a file it cannot write is logged. See README.md.
-import { isAbsolute } from 'node:path';
-import { SshRSyncError, oneLine, scheduleAfterSession, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import { SshRSyncError, isSshRSyncError, oneLine, scheduleAfterSession, withFileLock, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
 import { collect, type CollectOptions } from './collect.js';
 import { readMaxAges, render } from './exposition.js';
 import { readTextfile, writeTextfile } from './textfile.js';
@@ -23,23 +23,35 @@ export interface PrometheusOptions {
 /** How long writing the file after a run may take (after the session: nobody waits for it). */
 const AFTER_SESSION_LIMIT_MS = 60_000;
 const KNOWN = new Set(['textfile']);
+/** How long a write waits for another one to finish. */
+const LOCK_WAIT_SECONDS = 30;
+
+// The lock file beside the textfile: hidden, not ending in .prom (the collector reads only those).
+export function lockPath(textfile: string): string {
+  return join(dirname(textfile), `.${basename(textfile)}.lock`);
+}
 
 // Creates the plugin; a missing or unusable `textfile` throws here, when the config is loaded.
 export default function prometheus(options: PrometheusOptions = {} as PrometheusOptions): Plugin {
   const textfile = checkOptions(options);
   // The file of one ROOT, written as a whole from that ROOT's records.
   // `reported`: the status report's max ages (null: the host has none now), over those the file kept.
-  const write = async (root: string, collectOptions: Omit<CollectOptions, 'maxAges'>, reported?: Map<string, number | null>) => {
-    const maxAges = readMaxAges(await readTextfile(textfile));
-    for (const [host, seconds] of reported ?? []) {
-      if (seconds === null) maxAges.delete(host);
-      else maxAges.set(host, seconds);
-    }
-    const hosts = await collect(root, { ...collectOptions, maxAges });
-    await writeTextfile(textfile, render(hosts));
-  };
+  // Under a lock beside the file: receivers of two hosts finishing together each read every
+  // host's records and rename their file over the other's; unlocked, the later rename could
+  // carry a view read before the other run's records were final.
+  const write = (root: string, collectOptions: Omit<CollectOptions, 'maxAges'>, reported?: Map<string, number | null>) =>
+    withFileLock(lockPath(textfile), { waitSeconds: LOCK_WAIT_SECONDS }, async () => {
+      const maxAges = readMaxAges(await readTextfile(textfile));
+      for (const [host, seconds] of reported ?? []) {
+        if (seconds === null) maxAges.delete(host);
+        else maxAges.set(host, seconds);
+      }
+      const hosts = await collect(root, { ...collectOptions, maxAges });
+      await writeTextfile(textfile, render(hosts));
+    });
   // The errno says it all (the temporary file's name would only confuse).
   const failedWrite = (error: unknown) =>
+    isSshRSyncError(error) && error.code === 'ELOCK' ? `cannot write the metrics file ${textfile}: ${error.message}` :
     `cannot write the metrics file ${textfile} (${(error as NodeJS.ErrnoException).code ?? oneLine(error)}): create its directory, or make it writable by the receiver's account`;
 
   return {

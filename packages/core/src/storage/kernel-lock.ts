@@ -6,7 +6,7 @@
 // plus a grace timer of ours. Should we die before setpriv has set that signal, flock outlives us
 // only until its -w bound; if it gets the lock meanwhile, it lets go of it as it exits at once.
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { SshRSyncError } from '../errors.js';
 import { killGroup } from '../exec/process-group.js';
 import { parentDeathPrefix } from '../session/tunnel/daemon.js';
@@ -73,4 +73,29 @@ export async function flockFd(fd: number, options: FlockOptions): Promise<boolea
       }
     });
   });
+}
+
+/** How a file lock is waited for. */
+export interface FileLockOptions {
+  /** Seconds to wait for another holder; past it the work is not done (an ELOCK error). */
+  waitSeconds: number;
+  signal?: AbortSignal;
+}
+
+// Runs `work` while holding an exclusive kernel lock on `path` (created 0644 if missing, opened
+// read-only, which is all flock needs, so that other accounts that write the same file, such as
+// the status timer's, can lock it too; never followed if a symlink, never removed: a removed lock
+// file lets two processes lock two different files).
+// For plugins that rewrite one shared file from several receivers' runs (plugin-prometheus's
+// textfile): each reads, computes and writes under the lock, so the last rename is never a stale view.
+export async function withFileLock<T>(path: string, options: FileLockOptions, work: () => Promise<T>): Promise<T> {
+  requireFlock();
+  const fd = openSync(path, constants.O_RDONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+  try {
+    if (!fstatSync(fd).isFile()) throw new SshRSyncError('ELOCK', `${path} is not a regular file: it cannot be a lock; remove it`);
+    if (!(await flockFd(fd, options))) throw new SshRSyncError('ELOCK', `${path} stayed locked by another process for ${options.waitSeconds} s`);
+    return await work();
+  } finally {
+    closeSync(fd);
+  }
 }
