@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -373,9 +373,23 @@ describe('plugin-prometheus through real runs and a real node_exporter', { skip:
     try {
       while (spawnSync('flock', ['-n', lock, 'true']).status === 0) await sleep(20);
       const second = f.run('second');
-      // Its backup commits; its write waits.
-      while (!(await listSnapshots(join(f.root, 'second')).then((l) => l[0]?.complete, () => false))) await sleep(50);
-      await sleep(1000);
+      // Its backup commits; its write waits: a flock(1) of the receiver's is waiting on the lock file.
+      const waiting = async () => {
+        for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== holder.pid)) {
+          try {
+            if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'flock' && readlinkSync(`/proc/${pid}/fd/3`) === lock) return true;
+          } catch {
+            // gone meanwhile
+          }
+        }
+        return false;
+      };
+      const deadline = Date.now() + 60_000;
+      while (!(await waiting())) {
+        assert.ok(Date.now() < deadline, 'the second run never waited for the lock');
+        await sleep(50);
+      }
+      assert.equal((await listSnapshots(join(f.root, 'second')))[0]?.complete, true, 'its backup is committed before the write');
       assert.doesNotMatch(await readFile(f.textfile, 'utf8'), /host="second"/, 'nothing written while the lock is held');
       holder.stdin.end();
       const run = await second;

@@ -4,7 +4,9 @@
 // everything), with a fake-super store whose one file an admin left unreadable to it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listSnapshots } from '@ssh-r-sync/core';
@@ -73,12 +75,38 @@ describe('a partial copy (restic exit 3)', () => {
     const damaged = join(two!.paths.tree, 'b.txt');
     await chown(damaged, 0, 0);
     await chmod(damaged, 0o000);
+    // First while another restic of the account holds the repository (a copy of another host):
+    // the partial copy cannot be forgotten at once; it is recorded, counts as no copy, and is
+    // never restored from.
+    const holder = spawn('runuser', ['-u', user!.name, '--', 'restic', '-r', repository, '--password-file', passwordFile, 'backup', '--stdin', '--host', 'other'], { stdio: ['pipe', 'ignore', 'ignore'], env: { ...process.env, HOME: home } });
+    try {
+      while (readdirSync(join(repository, 'locks')).length === 0) await sleep(50);
+      const locked = await asUser([adminBin, 'offsite', 'sync', '--config', config, root]);
+      assert.equal(locked.code, 1, locked.stderr);
+      assert.match(locked.stdout, /exited with code 3: .*the partial copy could not be forgotten yet: it does not count as a copy, and the next run forgets it\)\)\n$/);
+      assert.match(locked.stderr, /offsite: offsite \(.*\): restic forget of a partial copy exited with code 1: .*already locked.*; it does not count as a copy, and the next run tries again/);
+      const listed = copies();
+      assert.deepEqual(listed.map((c) => c.id), [one!.id, two!.id], 'the partial copy is in the repository');
+      const recorded = JSON.parse(await readFile(join(root, '.ssh-r-sync', 'offsite', `${HOST}.json`), 'utf8')) as { repositories: { offsite: { pending: string[]; partial: string[] } } };
+      assert.deepEqual(recorded.repositories.offsite.partial, [listed[1]!.resticId]);
+      assert.deepEqual(recorded.repositories.offsite.pending, [two!.id]);
+      const restore = await runProgram(process.execPath, [adminBin, 'restore', '--from-offsite', 'offsite', '--config', config, '--snapshot', two!.id, root, HOST, join(tmp.dir, 'never')], { cwd: '/', env: { ...process.env, NO_COLOR: '1' }, timeoutMs: 180_000 });
+      assert.equal(restore.code, 2, restore.stderr);
+      assert.match(restore.stderr, new RegExp(`offsite has no copy of ${HOST} ${two!.id} \\(copies: ${one!.id}\\)`));
+    } finally {
+      holder.stdin!.end();
+      if (holder.exitCode === null) await new Promise((resolve) => holder.once('close', resolve));
+    }
+
+    // Then unlocked, the file still unreadable: the recorded partial copy goes, the new one too.
     const partial = await asUser([adminBin, 'offsite', 'sync', '--config', config, root]);
     assert.equal(partial.code, 1, partial.stderr);
     assert.match(partial.stdout, new RegExp(`^${HOST}: offsite: 0 copied, 1 still to copy \\(failed: offsite \\(.*\\): restic backup of ${two!.id} exited with code 3: .*\\(some files of the snapshot could not be read; the partial copy was forgotten\\)\\)\\n$`));
+    assert.match(partial.stderr, /offsite: forgot 1 partial copy \(restic exit 3\)/);
     assert.deepEqual(copies().map((c) => c.id), [one!.id], 'no copy passes for the second snapshot');
-    const state = JSON.parse(await readFile(join(root, '.ssh-r-sync', 'offsite', `${HOST}.json`), 'utf8')) as { repositories: { offsite: { pending: string[]; lastFailure: { error: string } | null } } };
+    const state = JSON.parse(await readFile(join(root, '.ssh-r-sync', 'offsite', `${HOST}.json`), 'utf8')) as { repositories: { offsite: { pending: string[]; partial: string[]; lastFailure: { error: string } | null } } };
     assert.deepEqual(state.repositories.offsite.pending, [two!.id]);
+    assert.deepEqual(state.repositories.offsite.partial, []);
     assert.match(state.repositories.offsite.lastFailure!.error, /code 3/);
 
     // Readable again: the next sync copies it whole.

@@ -1,7 +1,7 @@
 // plugin-restic's retention and locks with the real restic: `keep: "rotate"` forgets the copies
 // off-site by the host's own rotation policy (plugin-rotate's plan over the copies' times), after a
-// backup and by `ssh-r-sync-admin offsite forget`; without plugin-rotate it says what to do; and a
-// repository lock left by a restic that died is removed before a second try, a live one never.
+// backup and by `ssh-r-sync-admin offsite forget`; without plugin-rotate it says what to do; and
+// repository locks are left to the admin, with a refusal that names the holder.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -91,6 +91,20 @@ describe('plugin-restic forgets copies with the host\'s rotation policy (keep: "
     assert.deepEqual(f.copies(), [planted[2], planted[3], local]);
   });
 
+  test('plugin-rotate trying its policy (dryRun) forgets nothing off-site either: it says what would go', async () => {
+    const f = await fixture((repo) => ['@ssh-r-sync/plugin-link-dest', ['@ssh-r-sync/plugin-rotate', { keep: '3d', dryRun: true }], restic(repo)], 'rotate');
+    const now = Date.now();
+    for (const days of [10, 9, 3, 2]) f.plant(new Date(now - days * DAY));
+    const r = await f.run();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /\[restic\]: policy1: offsite: would forget 2 copies \(the host's policy: 3d; plugin-rotate's dryRun\)/);
+    assert.equal(f.copies().length, 5, "every copy is still there");
+    const forget = await admin(['offsite', 'forget', '--config', f.config, f.root]);
+    assert.equal(forget.code, 0, forget.stderr);
+    assert.equal(forget.stdout, `${HOST}: offsite: would forget 2 (plugin-rotate's dryRun: nothing is forgotten)\n`);
+    assert.equal(f.copies().length, 5);
+  });
+
   test('keep "rotate" without plugin-rotate in the config: the backup stands, the log and offsite forget say what to load; with keepLast it is refused at load', async () => {
     const f = await fixture((repo) => ['@ssh-r-sync/plugin-link-dest', restic(repo)], 'rotate');
     const r = await f.run();
@@ -133,32 +147,38 @@ describe('plugin-restic and repository locks', () => {
     throw new Error(`the repository never had ${count} lock(s)`);
   }
 
-  test('a lock left by a restic killed with SIGKILL is removed before a second try; a live restic\'s lock stays and the refusal says so', async () => {
+  test('a lock is never removed by the plugin: a dead restic\'s lock or a live one, the refusal names its holder and says what to do', async () => {
     const f = await fixture((repo) => ['@ssh-r-sync/plugin-link-dest', restic(repo)], '1d');
     assert.equal((await f.run()).code, 0);
     assert.equal(f.copies().length, 1);
 
-    // A restic that died holding its lock (the server crashed during a copy).
+    // A restic that died holding its lock (the server crashed during a copy). restic's unlock
+    // tests such a lock by sending SIGHUP to its PID, which may be another process's by now: only
+    // the admin, who can check, runs it.
     const dead = holdLock(f);
     const [stale] = await lockFiles(f, 1);
+    const pid = dead.pid;
     dead.kill('SIGKILL');
     await new Promise((resolve) => dead.once('close', resolve));
-    assert.deepEqual(readdirSync(join(f.repository, 'locks')), [stale], 'SIGKILL leaves the lock behind');
+    const refused = await admin(['offsite', 'forget', '--config', f.config, f.root]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stdout, new RegExp(`^policy1: offsite: forget failed: offsite \\(.*\\): restic forget exited with code 1: .*already locked by PID ${pid} on \\S+.*: another restic holds its lock \\(the next run tries again\\); if that restic is no longer running \\(PID ${pid} on \\S+\\), remove the lock with \`restic -r .* unlock\`, never while it runs\\n$`));
+    assert.deepEqual(readdirSync(join(f.repository, 'locks')), [stale], 'the lock is still there');
+    // The admin's unlock, as the message says: then forget works.
+    f.restic(['unlock']);
     const forget = await admin(['offsite', 'forget', '--config', f.config, f.root]);
     assert.equal(forget.code, 0, forget.stderr);
     assert.equal(forget.stdout, `${HOST}: offsite: forgot 0\n`);
-    assert.match(forget.stderr, /offsite: removed a lock that a restic which is no longer running left in the repository \(restic unlock: .*\), then tried again/);
-    assert.deepEqual(readdirSync(join(f.repository, 'locks')), []);
 
-    // A restic still at work: its lock is not touched, forget fails and says why.
+    // A restic still at work: the same refusal; its lock and its restic are untouched.
     const live = holdLock(f);
     try {
       const [held] = await lockFiles(f, 1);
-      const refused = await admin(['offsite', 'forget', '--config', f.config, f.root]);
-      assert.equal(refused.code, 1, refused.stderr);
-      assert.match(refused.stdout, /^policy1: offsite: forget failed: offsite \(.*\): restic forget exited with code 1: .*already locked.*: another restic is using it \(the next run tries again\)/);
-      assert.deepEqual(readdirSync(join(f.repository, 'locks')), [held], 'the live lock is still there');
-      assert.equal(live.exitCode, null, 'and its restic still runs');
+      const busy = await admin(['offsite', 'forget', '--config', f.config, f.root]);
+      assert.equal(busy.code, 1, busy.stderr);
+      assert.match(busy.stdout, /already locked by PID \d+ .*: another restic holds its lock/);
+      assert.deepEqual(readdirSync(join(f.repository, 'locks')), [held]);
+      assert.equal(live.exitCode, null, 'its restic still runs');
     } finally {
       live.stdin.end();
       await new Promise((resolve) => live.once('close', resolve));

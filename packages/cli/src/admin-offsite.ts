@@ -15,11 +15,11 @@ import { JSON_SCHEMA } from './format.js';
 export interface OffsiteApi {
   options: { repositories: { name: string; keep: unknown }[] };
   sync(root: string, name: string, options?: { signal?: AbortSignal; logger?: Logger; only?: string; retention?: Retention }): Promise<{ name: string; copied: string[]; pending: string[]; removed: number; error: string | null }[]>;
-  forget(root: string, name: string, repository: string, options?: { dryRun?: boolean; signal?: AbortSignal; logger?: Logger; retention?: Retention }): Promise<number>;
+  forget(root: string, name: string, repository: string, options?: { dryRun?: boolean; signal?: AbortSignal; logger?: Logger; retention?: Retention }): Promise<{ removed: number; dryRun: boolean }>;
   check(repository: string, samplePercent: number, signal?: AbortSignal): Promise<string>;
   copies(repository: string, name: string, signal?: AbortSignal): Promise<{ id: string; resticId: string; time: string; mode: string | null }[]>;
-  restore(repository: string, name: string, id: string, target: string, signal?: AbortSignal): Promise<{ id: string; resticId: string; time: string; mode: string | null }>;
-  state(root: string, name: string): Promise<{ repositories: Record<string, { repository: string; newest: { id: string; startedAt: string } | null; pending: string[]; lastSuccess: string | null; lastFailure: { at: string; error: string } | null }> }>;
+  restore(repository: string, name: string, id: string, target: string, signal?: AbortSignal, exclude?: readonly string[]): Promise<{ id: string; resticId: string; time: string; mode: string | null }>;
+  state(root: string, name: string): Promise<{ repositories: Record<string, { repository: string; newest: { id: string; startedAt: string } | null; pending: string[]; lastSuccess: string | null; lastFailure: { at: string; error: string } | null; partial?: string[] }> }>;
 }
 
 interface OffsiteOptions {
@@ -220,8 +220,8 @@ async function forget(rootArgument: string, names: string[], options: OffsiteOpt
     for (const name of await hostNames(root, names)) {
       for (const repo of repos) {
         try {
-          const removed = await api.forget(root, name, repo, { dryRun: options.dryRun, signal, logger: logger.scope(name), retention: api.retention });
-          process.stdout.write(`${name}: ${repo}: ${options.dryRun ? 'would forget' : 'forgot'} ${removed}\n`);
+          const { removed, dryRun } = await api.forget(root, name, repo, { dryRun: options.dryRun, signal, logger: logger.scope(name), retention: api.retention });
+          process.stdout.write(`${name}: ${repo}: ${dryRun ? 'would forget' : 'forgot'} ${removed}${dryRun && !options.dryRun ? " (plugin-rotate's dryRun: nothing is forgotten)" : ''}\n`);
         } catch (error) {
           if (signal.aborted) throw error;
           failed += 1;
@@ -255,15 +255,17 @@ export async function stageOffsiteCopy(root: string, name: string, repository: s
   const stage = await mkdtemp(join(base, `${name}-`));
   const cleanup = () => rm(stage, { recursive: true, force: true });
   try {
-    const copies = await api.copies(repository, name, signal);
-    const copy = spec === 'latest' ? copies.at(-1) : copies.find((c) => c.id === spec);
+    // A partial copy (restic exit 3) the plugin could not forget yet is never restored from.
+    const partial = (await api.state(root, name)).repositories[repository]?.partial ?? [];
+    const copies = (await api.copies(repository, name, signal)).filter((c) => !partial.some((p) => c.resticId.startsWith(p)));
+    const copy = spec === 'latest' ? copies.at(-1) : copies.findLast((c) => c.id === spec);
     if (!copy) {
       const ids = copies.map((c) => c.id);
       throw new UsageError(`${repository} has no copy of ${name}${spec === 'latest' ? '' : ` ${spec}`} (${ids.length ? `copies: ${ids.slice(-5).join(', ')}${ids.length > 5 ? ', …' : ''}` : 'it has none'}): \`ssh-r-sync-admin offsite status\` shows them`);
     }
     const hostDirectory = join(stage, name);
     await mkdir(join(hostDirectory, copy.id), { recursive: true, mode: 0o700 });
-    await api.restore(repository, name, copy.id, join(hostDirectory, copy.id), signal);
+    await api.restore(repository, name, copy.resticId, join(hostDirectory, copy.id), signal, partial);
     await mkdir(join(hostDirectory, `${copy.id}.meta`), { mode: 0o700 });
     const mode = copy.mode === 'fake-super' || copy.mode === 'privileged' || copy.mode === 'plain' ? copy.mode : undefined;
     const mark = { version: 1, host: name, snapshot: copy.id, completedAt: copy.time, startedAt: copy.time, rsyncExitCode: 0, originalExitCode: 0, files: null, bytes: null, durationMs: 0, ...(mode ? { mode } : {}), hooks: [], extra: { offsite: { repository, resticId: copy.resticId } } };

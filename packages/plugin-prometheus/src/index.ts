@@ -39,8 +39,8 @@ export default function prometheus(options: PrometheusOptions = {} as Prometheus
   // Under a lock beside the file: receivers of two hosts finishing together each read every
   // host's records and rename their file over the other's; unlocked, the later rename could
   // carry a view read before the other run's records were final.
-  const write = (root: string, collectOptions: Omit<CollectOptions, 'maxAges'>, reported?: Map<string, number | null>) =>
-    withFileLock(lockPath(textfile), { waitSeconds: LOCK_WAIT_SECONDS }, async () => {
+  const write = (root: string, collectOptions: Omit<CollectOptions, 'maxAges'>, reported?: Map<string, number | null>, signal?: AbortSignal) =>
+    withFileLock(lockPath(textfile), { waitSeconds: LOCK_WAIT_SECONDS, signal }, async () => {
       const maxAges = readMaxAges(await readTextfile(textfile));
       for (const [host, seconds] of reported ?? []) {
         if (seconds === null) maxAges.delete(host);
@@ -70,7 +70,7 @@ export default function prometheus(options: PrometheusOptions = {} as Prometheus
           anyOutcome: true,
           // It reports what the other work after the session leaves (rotate's pruning): it runs after it.
           reports: true,
-          run: async () => write(ctx.root, { now: new Date() }).catch((error: unknown) => {
+          run: async (signal) => write(ctx.root, { now: new Date() }, undefined, signal).catch((error: unknown) => {
             throw new Error(failedWrite(error), { cause: error });
           }),
         });

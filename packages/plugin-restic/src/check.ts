@@ -15,11 +15,12 @@ export async function checkRepository(options: ParsedOptions, repo: Repository, 
   return oneLine(run.stdout.trim().split('\n').at(-1) ?? 'no errors were found');
 }
 
-// Restores the copy of snapshot `id` ('latest': the newest) of host `name` into `target` (which
-// must exist and be empty); returns which copy it was.
-export async function restoreCopy(options: ParsedOptions, repo: Repository, name: string, id: string, target: string, signal?: AbortSignal): Promise<RemoteCopy> {
-  const copies = (await listCopies(options, repo, name, signal)).sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
-  const copy = id === 'latest' ? copies.at(-1) : copies.find((c) => c.id === id);
+// Restores the copy of snapshot `id` ('latest': the newest; or a copy's own restic id) of host
+// `name` into `target` (which must exist and be empty), never one of the restic ids in `exclude`
+// (partial copies); returns which copy it was.
+export async function restoreCopy(options: ParsedOptions, repo: Repository, name: string, id: string, target: string, signal?: AbortSignal, exclude: readonly string[] = []): Promise<RemoteCopy> {
+  const copies = (await listCopies(options, repo, name, signal)).filter((c) => !exclude.some((e) => c.resticId.startsWith(e))).sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
+  const copy = id === 'latest' ? copies.at(-1) : (copies.find((c) => c.resticId === id) ?? copies.findLast((c) => c.id === id));
   if (!copy) {
     const ids = copies.map((c) => c.id);
     throw new Error(`${repo.name} has no copy of ${name} ${id} (${ids.length ? `copies: ${ids.slice(-5).join(', ')}${ids.length > 5 ? ', …' : ''}` : 'it has none'})`);

@@ -7,13 +7,13 @@
 // or `ssh-r-sync-admin offsite sync` catches up. See README.md and docs/offsite.md.
 import { SshRSyncError, oneLine, runRetention, scheduleAfterSession, silentLogger, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
 import { parseOptions, type ParsedOptions, type ResticOptions } from './options.js';
-import { forgetCopies, holdUncopied, listCopies, syncHost, type ForgetOptions, type RemoteCopy, type RepositoryResult, type SyncOptions } from './sync.js';
+import { forgetCopies, holdUncopied, listCopies, syncHost, type ForgetOptions, type ForgetResult, type RemoteCopy, type RepositoryResult, type SyncOptions } from './sync.js';
 import { readOffsiteState, type OffsiteState } from './state.js';
 import { checkRepository, restoreCopy } from './check.js';
 
 export { parseOptions, checkPasswordFile, type ResticOptions, type RepositoryOptions, type ParsedOptions, type Repository } from './options.js';
 export { resticCommand, runRestic, redactRepository, resticError, type ResticCommand, type ResticResult } from './restic.js';
-export { syncHost, holdUncopied, listCopies, backupArgs, forgetCopies, copyKey, resticTime, TAG, HOLDER, type RepositoryResult, type RemoteCopy, type SyncOptions, type ForgetOptions } from './sync.js';
+export { syncHost, holdUncopied, listCopies, backupArgs, forgetCopies, copyKey, resticTime, TAG, HOLDER, type RepositoryResult, type RemoteCopy, type SyncOptions, type ForgetOptions, type ForgetResult } from './sync.js';
 export { readOffsiteState, offsiteStatePath, STATE_SCHEMA, type OffsiteState, type RepositoryState } from './state.js';
 export { checkRepository, restoreCopy } from './check.js';
 
@@ -25,13 +25,14 @@ export interface OffsiteApi {
   /** The catch-up copy of one host, as after a backup (hold it under the host's lock). */
   sync(root: string, name: string, options?: SyncOptions): Promise<RepositoryResult[]>;
   /** restic forget (+ prune) of one host's copies in one repository with its keep; the number removed. */
-  forget(root: string, name: string, repository: string, options?: ForgetOptions): Promise<number>;
+  forget(root: string, name: string, repository: string, options?: ForgetOptions): Promise<ForgetResult>;
   /** restic check, rereading `samplePercent` of the data; its last line. */
   check(repository: string, samplePercent: number, signal?: AbortSignal): Promise<string>;
   /** The copies of host `name` in a repository, oldest first. */
   copies(repository: string, name: string, signal?: AbortSignal): Promise<RemoteCopy[]>;
-  /** restic restore of the copy of `id` ('latest') into an empty `target`. */
-  restore(repository: string, name: string, id: string, target: string, signal?: AbortSignal): Promise<RemoteCopy>;
+  /** restic restore of the copy of `id` ('latest', a local id or the copy's restic id) into an
+   *  empty `target`, never one of `exclude` (restic ids of partial copies, from state()). */
+  restore(repository: string, name: string, id: string, target: string, signal?: AbortSignal, exclude?: readonly string[]): Promise<RemoteCopy>;
   state(root: string, name: string): Promise<OffsiteState>;
 }
 
@@ -58,7 +59,7 @@ export default function restic(options: ResticOptions = {} as ResticOptions): Pl
     },
     check: (repository, sample, signal) => checkRepository(parsed, repo(repository), sample, signal),
     copies: (repository, name, signal) => listCopies(parsed, repo(repository), name, signal),
-    restore: (repository, name, id, target, signal) => restoreCopy(parsed, repo(repository), name, id, target, signal),
+    restore: (repository, name, id, target, signal, exclude) => restoreCopy(parsed, repo(repository), name, id, target, signal, exclude),
     state: (root, name) => readOffsiteState(root, name),
   };
   return {
@@ -84,7 +85,7 @@ export default function restic(options: ResticOptions = {} as ResticOptions): Pl
             run: async (signal) => {
               const results = await syncHost(ctx.root, ctx.name, parsed, { signal, logger, retention });
               const failed = results.filter((r) => r.error);
-              if (failed.length) throw new Error(failed.map((r) => `${r.name}: ${r.pending.length} snapshot${r.pending.length === 1 ? '' : 's'} not copied: ${r.error}`).join('; '));
+              if (failed.length) throw new Error(failed.map((r) => `${r.name}: ${r.pending.length ? `${r.pending.length} snapshot${r.pending.length === 1 ? '' : 's'} not copied: ` : ''}${r.error}`).join('; '));
             },
           });
         } catch (error) {

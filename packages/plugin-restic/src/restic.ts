@@ -15,8 +15,6 @@ export interface ResticCall {
   timeoutMs?: number;
   /** stdout beyond this kills restic (default 16 MiB). */
   maxStdout?: number;
-  /** Told when a lock a dead restic left was removed (`restic unlock`) before a second try. */
-  onStaleLock?: (said: string) => void;
 }
 
 export interface ResticResult {
@@ -32,8 +30,6 @@ export interface ResticCommand {
   program: string;
   argv: string[];
   env: Record<string, string>;
-  /** argv.slice(0, base) names the repository (-r, --password-file, -o …); the command follows. */
-  base?: number;
 }
 
 const STDERR_TAIL = 16 * 1024;
@@ -51,26 +47,17 @@ export function resticCommand(options: Pick<ParsedOptions, 'restic'>, repo: Repo
   env.RESTIC_PROGRESS_FPS = '0.016';
   const argv = ['-r', repo.repository, '--password-file', repo.passwordFile!];
   for (const [key, value] of repo.options) argv.push('-o', `${key}=${value}`);
-  return { program: options.restic, argv: [...argv, ...args], env, base: argv.length };
+  return { program: options.restic, argv: [...argv, ...args], env };
 }
 
 const LOCKED = /repository is already locked/i;
 
 // Runs restic to its end; throws only when it cannot be started. Never shows its environment.
-// A command refused because the repository is locked gets one more try after `restic unlock`,
-// which removes only stale locks (left by a restic that died: its process is gone from this
-// host, or the lock is older than 30 minutes); a live restic's lock stays, and so does the refusal.
-export async function runRestic(command: ResticCommand, call: ResticCall): Promise<ResticResult> {
-  const first = await runOnce(command, call);
-  const base = command.base;
-  if (first.code === 0 || !LOCKED.test(first.stderr) || base === undefined || command.argv[base] === 'unlock' || call.signal?.aborted) return first;
-  const unlock = await runOnce({ ...command, argv: [...command.argv.slice(0, base), 'unlock'] }, { signal: call.signal, timeoutMs: 5 * 60_000, maxStdout: 64 * 1024 });
-  if (unlock.code !== 0) return first;
-  const said = unlock.stdout.trim().split('\n').at(-1) ?? '';
-  // restic says "successfully removed locks" also when none was stale: try again only when the lock is gone.
-  const again = await runOnce(command, call);
-  if (!LOCKED.test(again.stderr)) call.onStaleLock?.(said || 'removed stale locks');
-  return again;
+// A repository another restic has locked is never unlocked here: restic's `unlock` tests a lock of
+// this host by sending SIGHUP to its PID (which another account's live restic survives as "stale",
+// and a process that took a dead restic's PID dies of), so that is left to the admin.
+export function runRestic(command: ResticCommand, call: ResticCall): Promise<ResticResult> {
+  return runOnce(command, call);
 }
 
 function runOnce(command: ResticCommand, call: ResticCall): Promise<ResticResult> {
@@ -136,7 +123,11 @@ export function resticError(repo: Repository, what: string, result: ResticResult
   if (/unable to open config file|Is there a repository at the following location|repository does not exist/i.test(result.stderr)) hint = `: there is no restic repository there; create it once with \`restic -r ${address} init\` (the admin's job; the plugin never creates one)`;
   else if (/wrong password|no key found/i.test(result.stderr)) hint = `: the password in ${repo.passwordFile} does not open it`;
   else if (/no space left/i.test(result.stderr)) hint = ': the repository\'s disk is full';
-  else if (/repository is already locked/i.test(result.stderr)) hint = `: another restic is using it (the next run tries again); a lock left by a restic that died elsewhere goes with \`restic -r ${address} unlock\``;
+  else if (LOCKED.test(result.stderr)) {
+    const holder = /already locked (?:exclusively )?by PID (\d+) on (\S+)/i.exec(result.stderr);
+    const who = holder ? `PID ${holder[1]} on ${holder[2]}` : 'its PID and host are in the message';
+    hint = `: another restic holds its lock (the next run tries again); if that restic is no longer running (${who}), remove the lock with \`restic -r ${address} unlock\`, never while it runs`;
+  }
   return new SshRSyncError('EINTERNAL', `${repo.name} (${address}): restic ${what} ${how}${said ? `: ${said}` : ''}${hint}`);
 }
 

@@ -23,6 +23,11 @@ export interface RepositoryState {
   checkedAt: string | null;
   lastForget: { at: string; removed: number } | null;
   lastCheck: { at: string; ok: boolean; sample: string; error: string | null } | null;
+  /** restic ids (full, or short when restic's listing failed) of partial copies (restic exit 3)
+   *  not forgotten yet: never counted as copies. */
+  partial: string[];
+  /** A forget removed copies but its prune failed: the next forget prunes even when it removes none. */
+  prunePending: boolean;
 }
 
 export interface OffsiteState {
@@ -32,6 +37,8 @@ export interface OffsiteState {
 
 const MAX_STATE_BYTES = 1024 * 1024;
 const MAX_PENDING = 1000;
+/** A restic snapshot id, full or short (restic's backup summary gives the short one). */
+const RESTIC_ID = /^[0-9a-f]{8,64}$/;
 
 // Where host `name`'s record lives.
 export function offsiteStatePath(root: string, name: string): string {
@@ -40,7 +47,7 @@ export function offsiteStatePath(root: string, name: string): string {
 
 // An empty record of one repository.
 export function emptyRepositoryState(repository: string): RepositoryState {
-  return { repository, newest: null, pending: [], copiedTotal: 0, lastCopy: null, lastSuccess: null, lastFailure: null, checkedAt: null, lastForget: null, lastCheck: null };
+  return { repository, newest: null, pending: [], copiedTotal: 0, lastCopy: null, lastSuccess: null, lastFailure: null, checkedAt: null, lastForget: null, lastCheck: null, partial: [], prunePending: false };
 }
 
 // Reads host `name`'s record; a missing, oversized or unreadable one is empty.
@@ -55,7 +62,14 @@ export async function readOffsiteState(root: string, name: string): Promise<Offs
     const repositories: Record<string, RepositoryState> = {};
     for (const [key, value] of Object.entries(parsed.repositories)) {
       if (typeof value !== 'object' || value === null) continue;
-      repositories[key] = { ...emptyRepositoryState(String((value as RepositoryState).repository ?? '')), ...value, pending: Array.isArray(value.pending) ? value.pending.filter((p) => typeof p === 'string') : [] };
+      repositories[key] = {
+        ...emptyRepositoryState(String((value as RepositoryState).repository ?? '')),
+        ...value,
+        pending: Array.isArray(value.pending) ? value.pending.filter((p) => typeof p === 'string') : [],
+        // They go to restic's argv: restic ids only.
+        partial: Array.isArray(value.partial) ? value.partial.filter((p) => typeof p === 'string' && RESTIC_ID.test(p)) : [],
+        prunePending: value.prunePending === true,
+      };
     }
     return { schema: STATE_SCHEMA, repositories };
   } catch {

@@ -40,6 +40,13 @@ export interface SyncOptions {
   retention?: Retention;
 }
 
+/** What a forget did: how many copies went (or, in a dry run, would go). */
+export interface ForgetResult {
+  removed: number;
+  /** Nothing was removed: asked for (--dry-run), or plugin-rotate's dryRun with keep "rotate". */
+  dryRun: boolean;
+}
+
 export interface ForgetOptions {
   signal?: AbortSignal;
   logger?: Logger;
@@ -66,8 +73,8 @@ export function resticTime(iso: string): string {
 }
 
 // The ssh-r-sync copies of host `name` in `repo`.
-export async function listCopies(options: ParsedOptions, repo: Repository, name: string, signal?: AbortSignal, logger: Logger = silentLogger): Promise<RemoteCopy[]> {
-  const result = await runRestic(resticCommand(options, repo, ['snapshots', '--json', '--host', name, '--tag', TAG]), { signal, timeoutMs: 10 * 60_000, onStaleLock: staleLock(repo, logger) });
+export async function listCopies(options: ParsedOptions, repo: Repository, name: string, signal?: AbortSignal): Promise<RemoteCopy[]> {
+  const result = await runRestic(resticCommand(options, repo, ['snapshots', '--json', '--host', name, '--tag', TAG]), { signal, timeoutMs: 10 * 60_000 });
   if (result.code !== 0) throw resticError(repo, 'snapshots', result);
   let list: unknown;
   try {
@@ -92,6 +99,26 @@ export function backupArgs(name: string, snapshot: Pick<StoredSnapshot, 'id' | '
   return ['backup', '--json', '--quiet', '--host', name, '--time', resticTime(startOf(snapshot).toISOString()), '--tag', TAG, '--tag', `id:${copyKey(snapshot)}`, ...mode, ...(parent ? ['--parent', parent] : []), '.'];
 }
 
+// Forgets the partial copies recorded for `repo` (and `more`, just made) that `listed` still has
+// (null: all of them). Returns every restic id that is not a copy: those forgotten now (still in
+// `listed`) and those that could not be forgotten (recorded again, for the next run).
+async function forgetPartial(root: string, name: string, options: ParsedOptions, repo: Repository, listed: RemoteCopy[] | null, signal: AbortSignal | undefined, logger: Logger, more: string[] = []): Promise<string[]> {
+  const recorded = (await readOffsiteState(root, name)).repositories[repo.name]?.partial ?? [];
+  // A short id (restic's summary gives one) is matched to its copy's full one where the listing has it.
+  const ids = [...new Set([...recorded, ...more].flatMap((id) => (listed ? listed.filter((c) => c.resticId.startsWith(id)).map((c) => c.resticId) : [id])))];
+  if (ids.length === 0 && recorded.length === 0) return [];
+  let left = ids;
+  if (ids.length) {
+    const run = await runRestic(resticCommand(options, repo, ['forget', ...ids]), { signal, timeoutMs: 10 * 60_000 });
+    if (run.code === 0) {
+      left = [];
+      logger.info(`${name}: ${repo.name}: forgot ${ids.length} partial cop${ids.length === 1 ? 'y' : 'ies'} (restic exit 3)`);
+    } else logger.warn(`${name}: ${repo.name}: ${resticError(repo, 'forget of a partial copy', run).message}; it does not count as a copy, and the next run tries again`);
+  }
+  await record(root, name, repo, (r) => void (r.partial = left));
+  return ids;
+}
+
 // Copies what each repository lacks of host `name`, records it, and renews the hold on what is
 // still missing somewhere. Returns per repository what happened; throws only when the host's
 // snapshots cannot be listed at all.
@@ -106,7 +133,10 @@ export async function syncHost(root: string, name: string, options: ParsedOption
     try {
       sync.signal?.throwIfAborted();
       checkPasswordFile(repo.passwordFile!, `repository "${repo.name}"`);
-      const copies = await listCopies(options, repo, name, sync.signal, logger);
+      const listed = await listCopies(options, repo, name, sync.signal);
+      // A partial copy is no copy (forgotten now, or not yet): its snapshot is still to copy.
+      const partial = await forgetPartial(root, name, options, repo, listed, sync.signal, logger);
+      const copies = listed.filter((c) => !partial.includes(c.resticId));
       const have = new Set(copies.map((c) => c.id));
       // Only what is newer than the newest copy there: older ones are there, or were forgotten
       // off-site by the repository's own policy and must not come back on every run.
@@ -125,7 +155,7 @@ export async function syncHost(root: string, name: string, options: ParsedOption
         // The newest copy older than this one: restic then reads only what changed since.
         const parent = copies.filter((c) => Date.parse(c.time) <= startOf(snapshot).getTime()).at(-1)?.resticId ?? null;
         const started = performance.now();
-        const run = await runRestic(resticCommand(options, repo, backupArgs(name, snapshot, parent)), { cwd: snapshot.paths.tree, signal: sync.signal, maxStdout: 1024 * 1024, onStaleLock: staleLock(repo, logger) });
+        const run = await runRestic(resticCommand(options, repo, backupArgs(name, snapshot, parent)), { cwd: snapshot.paths.tree, signal: sync.signal, maxStdout: 1024 * 1024 });
         if (sync.signal?.aborted) throw sync.signal.reason;
         const summary = run.stdout.split('\n').reverse().map(parseLine).find((l) => l?.message_type === 'summary');
         const resticId = typeof summary?.snapshot_id === 'string' ? summary.snapshot_id : '';
@@ -133,9 +163,15 @@ export async function syncHost(root: string, name: string, options: ParsedOption
           const error = resticError(repo, `backup of ${key}`, run);
           if (run.code !== 3) throw error;
           // Some files could not be read: restic saved a partial copy, which must not pass for the
-          // snapshot (the next run would skip it). It goes; the next run copies the snapshot again.
-          if (resticId) await runRestic(resticCommand(options, repo, ['forget', resticId]), { signal: sync.signal, timeoutMs: 10 * 60_000 });
-          throw new Error(`${error.message} (some files of the snapshot could not be read; the partial copy was forgotten)`);
+          // snapshot (the next run would skip it). It goes, or is recorded as partial until it can
+          // go; either way the snapshot stays to copy.
+          // restic's summary names it by its short id: the listing gives the full one.
+          const relisted = await listCopies(options, repo, name, sync.signal).catch(() => null);
+          const made = relisted ? relisted.filter((c) => c.id === key && c.resticId.startsWith(resticId)).map((c) => c.resticId) : resticId ? [resticId] : [];
+          await forgetPartial(root, name, options, repo, null, sync.signal, logger, made);
+          const left = (await readOffsiteState(root, name)).repositories[repo.name]?.partial ?? [];
+          const what = made.length === 0 ? 'restic made no copy' : made.every((id) => !left.some((l) => l.startsWith(id) || id.startsWith(l))) ? 'the partial copy was forgotten' : 'the partial copy could not be forgotten yet: it does not count as a copy, and the next run forgets it';
+          throw new Error(`${error.message} (some files of the snapshot could not be read; ${what})`);
         }
         copies.push({ resticId, id: key, time: startOf(snapshot).toISOString(), mode: snapshot.mode });
         copies.sort((a, b) => new Date(a.time).getTime() - new Date(b.time).getTime());
@@ -149,7 +185,10 @@ export async function syncHost(root: string, name: string, options: ParsedOption
           if (!r.newest || r.newest.startedAt <= snapshot.done.startedAt) r.newest = { id: key, startedAt: snapshot.done.startedAt, resticId };
         });
       }
-      if (options.forget && repo.keep) result.removed = await forgetCopies(root, name, options, repo, { signal: sync.signal, logger, retention: sync.retention, now: sync.now });
+      if (options.forget && repo.keep) {
+        const forgot = await forgetCopies(root, name, options, repo, { signal: sync.signal, logger, retention: sync.retention, now: sync.now });
+        result.removed = forgot.dryRun ? 0 : forgot.removed;
+      }
       await record(root, name, repo, (r) => {
         r.lastSuccess = new Date().toISOString();
         r.lastFailure = null;
@@ -226,8 +265,11 @@ async function renewHold(root: string, name: string, options: ParsedOptions, res
 // restic forget (then prune, when something went) over this host's copies only: with the
 // repository's own rules (restic's --keep-* flags), or with the host's rotation policy (keep:
 // "rotate": plugin-rotate's plan over the copies' times, then `restic forget` of the ones it lets go).
-export async function forgetCopies(root: string, name: string, options: ParsedOptions, repo: Repository, forget: ForgetOptions = {}): Promise<number> {
-  const { signal, dryRun = false } = forget;
+export async function forgetCopies(root: string, name: string, options: ParsedOptions, repo: Repository, forget: ForgetOptions = {}): Promise<ForgetResult> {
+  const { signal } = forget;
+  // plugin-rotate trying its policy (dryRun) keeps every copy off-site too.
+  const rotateDry = repo.keep?.kind === 'rotate' && forget.retention?.dryRun === true;
+  const dryRun = forget.dryRun === true || rotateDry;
   const logger = forget.logger ?? silentLogger;
   const keep = repo.keep!;
   let removed = 0;
@@ -236,8 +278,8 @@ export async function forgetCopies(root: string, name: string, options: ParsedOp
     if (!forget.retention) {
       throw new SshRSyncError('ECONFIG', `repository "${repo.name}" has keep "rotate", but no @ssh-r-sync/plugin-rotate is in the receiver's config: load it, or give the repository its own keep ('7d 8w 24m *y')`);
     }
-    summary = `the host's policy: ${forget.retention.summary}`;
-    const copies = await listCopies(options, repo, name, signal, logger);
+    summary = `the host's policy: ${forget.retention.summary}${rotateDry ? "; plugin-rotate's dryRun" : ''}`;
+    const copies = await listCopies(options, repo, name, signal);
     const decided = forget.retention.plan(copies.map((c) => ({ id: c.resticId, date: new Date(c.time) })), forget.now ?? new Date());
     const gone = new Set(decided.delete);
     const doomed = copies.filter((c) => gone.has(c.resticId));
@@ -245,13 +287,13 @@ export async function forgetCopies(root: string, name: string, options: ParsedOp
     // In batches: an argv stays small whatever the backlog.
     for (let i = 0; !dryRun && i < doomed.length; i += 100) {
       const ids = doomed.slice(i, i + 100).map((c) => c.resticId);
-      const run = await runRestic(resticCommand(options, repo, ['forget', ...ids]), { signal, timeoutMs: 30 * 60_000, maxStdout: 4 * 1024 * 1024, onStaleLock: staleLock(repo, logger) });
+      const run = await runRestic(resticCommand(options, repo, ['forget', ...ids]), { signal, timeoutMs: 30 * 60_000, maxStdout: 4 * 1024 * 1024 });
       if (run.code !== 0) throw resticError(repo, 'forget', run);
     }
     removed = doomed.length;
   } else {
     const args = ['forget', '--json', '--host', name, '--tag', TAG, '--group-by', 'host', ...(keep.last ? ['--keep-last', String(keep.last)] : []), ...keep.rules.flatMap(([flag, count]) => [flag, String(count)]), ...(dryRun ? ['--dry-run'] : [])];
-    const run = await runRestic(resticCommand(options, repo, args), { signal, timeoutMs: 30 * 60_000, onStaleLock: staleLock(repo, logger) });
+    const run = await runRestic(resticCommand(options, repo, args), { signal, timeoutMs: 30 * 60_000 });
     if (run.code !== 0) throw resticError(repo, 'forget', run);
     try {
       const groups = JSON.parse(run.stdout.trim().split('\n').find((l) => l.startsWith('[')) ?? '[]') as { remove?: unknown[] | null }[];
@@ -260,13 +302,16 @@ export async function forgetCopies(root: string, name: string, options: ParsedOp
       removed = 0;
     }
   }
-  if (removed && !dryRun) {
-    const prune = await runRestic(resticCommand(options, repo, ['prune']), { signal, maxStdout: 4 * 1024 * 1024, onStaleLock: staleLock(repo, logger) });
+  // A prune that failed after an earlier forget is owed still: the space comes back only with it.
+  const owed = (await readOffsiteState(root, name)).repositories[repo.name]?.prunePending === true;
+  if ((removed || owed) && !dryRun) {
+    const prune = await runRestic(resticCommand(options, repo, ['prune']), { signal, maxStdout: 4 * 1024 * 1024 });
+    await record(root, name, repo, (r) => void (r.prunePending = prune.code !== 0));
     if (prune.code !== 0) throw resticError(repo, 'prune', prune);
   }
   logger.info(`${name}: ${repo.name}: ${dryRun ? 'would forget' : 'forgot'} ${removed} cop${removed === 1 ? 'y' : 'ies'} (${summary})`);
   if (!dryRun) await record(root, name, repo, (r) => void (r.lastForget = { at: new Date().toISOString(), removed }));
-  return removed;
+  return { removed, dryRun };
 }
 
 async function record(root: string, name: string, repo: Repository, change: (r: ReturnType<typeof emptyRepositoryState>) => void): Promise<void> {
@@ -275,11 +320,6 @@ async function record(root: string, name: string, repo: Repository, change: (r: 
     r.repository = redactRepository(repo.repository);
     change(r);
   });
-}
-
-// Says that a lock left by a restic that died was removed before the second try.
-function staleLock(repo: Repository, logger: Logger): (said: string) => void {
-  return (said) => logger.warn(`${repo.name}: removed a lock that a restic which is no longer running left in the repository (restic unlock: ${said}), then tried again`);
 }
 
 function parseLine(line: string): Record<string, unknown> | null {

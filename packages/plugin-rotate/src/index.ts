@@ -42,7 +42,7 @@ export default function rotate(options: RotateOptions = {} as RotateOptions): Pl
   }
   return {
     name: PLUGIN_NAME,
-    retention: retentionOf(policy),
+    retention: retentionOf(policy, dryRun === true),
     apply(hooks: PipelineHooks) {
       // The run's snapshot is committed before done taps run, so it counts as the newest
       // complete one. Pruning itself waits until after the session: it never delays the client's
@@ -89,12 +89,14 @@ export default function rotate(options: RotateOptions = {} as RotateOptions): Pl
 }
 
 // The policy for others to apply (plugin-restic's keep: "rotate"): the same plan as the local
-// rotation, without the per-run deletion cap, which bounds local deletion time, not what is kept.
-export function retentionOf(policy: RetentionPolicy): Retention {
+// rotation, without the per-run deletion cap, which bounds local deletion time, not what is kept;
+// a dry run here is a dry run there too.
+export function retentionOf(policy: RetentionPolicy, dryRun = false): Retention {
   const uncapped = { ...policy, maxDeletes: Infinity };
   const { summary } = parsePolicy({ ...policy, maxDeletes: Infinity });
   return {
     summary: summary.replace(/, no deletion cap$/, ''),
+    dryRun,
     plan(snapshots, now) {
       const result = plan(snapshots.map((s) => ({ id: s.id, date: s.date, complete: true })), uncapped, now);
       return { keep: result.keep.map((k) => k.id), delete: result.delete.map((d) => d.id) };

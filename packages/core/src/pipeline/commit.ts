@@ -6,7 +6,7 @@
 import type { Outcome, RunContext } from './context.js';
 import { storageError } from '../storage/durable.js';
 import { SshRSyncError, isSshRSyncError, oneLine } from '../errors.js';
-import { doneMarkExtra, readDoneMark, type DoneMark, type SnapshotPaths } from '../storage/snapshots.js';
+import { doneMarkExtra, isUndurableMark, readDoneMark, type DoneMark, type SnapshotPaths } from '../storage/snapshots.js';
 import { preparedSnapshot, runStore } from '../storage/current.js';
 
 // Commits this run's backup (a snapshot, or the mirror) and returns its done mark.
@@ -35,8 +35,9 @@ export async function commitRun(ctx: RunContext, outcome: Outcome): Promise<Done
     for (const warning of result?.warnings ?? []) ctx.logger.warn(`${what} is committed, but ${warning}`);
   } catch (error) {
     // A store that fails after it wrote this run's done mark has committed all the same: the
-    // mark alone makes the snapshot complete, so the run is not reported as failed.
-    if (await isOurMark(prepared.paths, mark)) {
+    // mark alone makes the snapshot complete, so the run is not reported as failed. Not a mark
+    // markComplete could not sync: that one may be in the page cache only.
+    if (!isUndurableMark(error) && (await isOurMark(prepared.paths, mark))) {
       ctx.logger.warn(`${what} is committed (its done mark is written), but its store then failed: ${oneLine(error)}`);
       return mark;
     }

@@ -6,7 +6,7 @@
 // plus a grace timer of ours. Should we die before setpriv has set that signal, flock outlives us
 // only until its -w bound; if it gets the lock meanwhile, it lets go of it as it exits at once.
 import { spawn } from 'node:child_process';
-import { accessSync, closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fchmodSync, fstatSync, openSync } from 'node:fs';
 import { SshRSyncError } from '../errors.js';
 import { killGroup } from '../exec/process-group.js';
 import { parentDeathPrefix } from '../session/tunnel/daemon.js';
@@ -90,9 +90,22 @@ export interface FileLockOptions {
 // textfile): each reads, computes and writes under the lock, so the last rename is never a stale view.
 export async function withFileLock<T>(path: string, options: FileLockOptions, work: () => Promise<T>): Promise<T> {
   requireFlock();
-  const fd = openSync(path, constants.O_RDONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+  let fd: number;
   try {
-    if (!fstatSync(fd).isFile()) throw new SshRSyncError('ELOCK', `${path} is not a regular file: it cannot be a lock; remove it`);
+    fd = openSync(path, constants.O_RDONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+  } catch (error) {
+    // The lock file's own trouble says so; the directory's (cannot create it there) stays the
+    // errno it is, for the caller to word.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw new SshRSyncError('ELOCK', `the lock file ${path} is a symlink: remove it`, { cause: error });
+    if (code === 'EACCES' && existsSync(path)) throw new SshRSyncError('ELOCK', `cannot open the lock file ${path} (EACCES): make it readable by every account that writes beside it (chmod 644 ${path})`, { cause: error });
+    throw error;
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw new SshRSyncError('ELOCK', `${path} is not a regular file: it cannot be a lock; remove it`);
+    // The umask may have taken the others' read bit: they need it to lock the same file.
+    if (stats.uid === process.getuid?.() && (stats.mode & 0o444) !== 0o444) fchmodSync(fd, (stats.mode & 0o777) | 0o444);
     if (!(await flockFd(fd, options))) throw new SshRSyncError('ELOCK', `${path} stayed locked by another process for ${options.waitSeconds} s`);
     return await work();
   } finally {

@@ -8,6 +8,8 @@ import type { RunContext } from '../pipeline/context.js';
 export interface Retention {
   /** The policy in one line, for logs: '14d 4w 6m 2y, keep-last 3'. */
   readonly summary: string;
+  /** The policy is being tried (plugin-rotate's dryRun): whoever applies it only says what would go. */
+  readonly dryRun?: boolean;
   /**
    * Which of `snapshots` (complete ones, any order; ids unique) the policy keeps at `now`, and
    * which it lets go. Every id is in exactly one of the two lists. No per-run deletion cap

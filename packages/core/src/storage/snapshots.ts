@@ -205,6 +205,9 @@ export async function markComplete(paths: SnapshotPaths, mark: DoneMark, hostDir
   try {
     await writeAtomic(paths.doneMark, `${JSON.stringify(mark, null, 2)}\n`);
   } catch (error) {
+    // Renamed into place but not synced, the mark may still be there (when its removal fails
+    // too, a disk gone read-only): the error says so, and the pipeline never trusts that mark.
+    if (typeof error === 'object' && error !== null) undurableMarks.add(error);
     await rm(paths.doneMark, { force: true }).catch(() => {});
     throw error;
   }
@@ -215,6 +218,16 @@ export async function markComplete(paths: SnapshotPaths, mark: DoneMark, hostDir
     await pointLatest(hostDir, paths.id).catch((error: unknown) => warnings.push(`${join(hostDir, LATEST_LINK)} could not be pointed at it (${(error as NodeJS.ErrnoException).code ?? oneLine(error)}): the next run moves it (ssh-r-sync's own commands list the snapshots and never read it)`));
   }
   return { warnings };
+}
+
+const UNDURABLE = Symbol.for('ssh-r-sync.undurable-done-marks');
+const undurableMarks = ((globalThis as Record<symbol, unknown>)[UNDURABLE] ??= new WeakSet<object>()) as WeakSet<object>;
+
+// Whether `error` (or what it was caused by) is markComplete's failure to make a done mark durable.
+export function isUndurableMark(error: unknown): boolean {
+  let e = error;
+  for (let depth = 0; typeof e === 'object' && e !== null && depth < 10; depth++, e = (e as { cause?: unknown }).cause) if (undurableMarks.has(e)) return true;
+  return false;
 }
 
 // Marks a mirror as being rewritten: its old done mark and manifest stop being true now.
