@@ -33,6 +33,8 @@ export interface ResticCommand {
 }
 
 const STDERR_TAIL = 16 * 1024;
+/** How long a stopped restic may take to remove its lock before it is killed. */
+const STOP_GRACE_MS = 10_000;
 /** Our variables restic may need: where its cache lives, how names are spelled. */
 const PASSED = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'XDG_CACHE_HOME', 'SSH_AUTH_SOCK'];
 
@@ -64,7 +66,20 @@ function runOnce(command: ResticCommand, call: ResticCall): Promise<ResticResult
   return new Promise((resolve, reject) => {
     const child = spawn(command.program, command.argv, { cwd: call.cwd ?? '/', env: command.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const forget = dieWithUs(child.pid);
-    const kill = () => killGroup(child.pid, 'SIGKILL');
+    // Stopped on purpose (abort, timeout, too much output): SIGINT to restic alone first, on which
+    // it removes its lock from the repository (on SIGTERM or SIGKILL the lock stays, and only the
+    // admin can remove it); its group (an ssh for sftp:) still has the connection it needs for that.
+    // What is left after the grace goes with SIGKILL.
+    let grace: NodeJS.Timeout | undefined;
+    const kill = () => {
+      if (grace) return;
+      try {
+        if (child.pid) process.kill(child.pid, 'SIGINT');
+      } catch {
+        // gone already
+      }
+      grace = setTimeout(() => killGroup(child.pid, 'SIGKILL'), STOP_GRACE_MS);
+    };
     const timer = call.timeoutMs ? setTimeout(kill, call.timeoutMs) : undefined;
     if (call.signal?.aborted) kill();
     call.signal?.addEventListener('abort', kill, { once: true });
@@ -86,20 +101,22 @@ function runOnce(command: ResticCommand, call: ResticCall): Promise<ResticResult
     });
     child.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
+      clearTimeout(grace);
       call.signal?.removeEventListener('abort', kill);
       forget();
       reject(new SshRSyncError('ESPAWN', `cannot run ${command.program}: ${error.code === 'ENOENT' ? 'not installed (apt-get install restic), or give "restic": its path' : error.code ?? error.message}`, { cause: error }));
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
+      clearTimeout(grace);
       call.signal?.removeEventListener('abort', kill);
       // Whatever restic left behind in its group (an ssh for sftp:) goes with it.
       killGroup(child.pid, 'SIGKILL');
       forget();
-      const timedOut = call.timeoutMs !== undefined && call.timeoutMs > 0 && signal === 'SIGKILL' && !call.signal?.aborted && !overflow;
+      const timedOut = call.timeoutMs !== undefined && call.timeoutMs > 0 && grace !== undefined && !call.signal?.aborted && !overflow;
       resolve({
         code,
-        signal: overflow ? `SIGKILL (printed more than ${max} bytes)` : timedOut ? `SIGKILL (no end within ${call.timeoutMs! / 1000} s)` : signal,
+        signal: overflow ? `${signal ?? 'SIGINT'} (printed more than ${max} bytes)` : timedOut ? `${signal ?? 'SIGINT'} (no end within ${call.timeoutMs! / 1000} s)` : signal,
         stdout: Buffer.concat(out).toString(),
         stderr: err.toString(),
       });
