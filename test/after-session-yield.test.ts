@@ -6,11 +6,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { listSnapshots, readHostRecord } from '@ssh-r-sync/core';
-import { repoRoot, runNode, runRecv, tempDir, writeScript } from './helpers/cli.js';
+import { backupCase, repoRoot, runNode, runRecv, tempDir, writeScript } from './helpers/cli.js';
 
 const CORE = join(repoRoot, 'packages/core/dist/index.js');
 
@@ -19,15 +19,8 @@ before(async () => (tmp = await tempDir('srs-yield-')));
 after(async () => tmp.cleanup());
 
 let fixtures = 0;
-async function fixture() {
-  const base = join(tmp.dir, `f${++fixtures}`);
-  const src = join(base, 'src');
-  await mkdir(src, { recursive: true });
-  await writeFile(join(src, 'a.txt'), 'alpha\n');
-  await mkdir(join(base, 'root'), { mode: 0o700 });
-  await mkdir(join(base, 'node_modules', '@ssh-r-sync'), { recursive: true });
-  for (const plugin of ['core', 'plugin-restic', 'plugin-link-dest']) await symlink(join(repoRoot, 'packages', plugin), join(base, 'node_modules', '@ssh-r-sync', plugin));
-  return { base, src, root: join(base, 'root') };
+function fixture() {
+  return backupCase(join(tmp.dir, `f${++fixtures}`), ['core', 'plugin-restic', 'plugin-link-dest']);
 }
 
 async function until(what: string, check: () => boolean): Promise<void> {

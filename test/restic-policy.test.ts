@@ -6,10 +6,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listSnapshots } from '@ssh-r-sync/core';
-import { repoRoot, runNode, runRecv, tempDir } from './helpers/cli.js';
+import { backupCase, repoRoot, runNode, runRecv, tempDir } from './helpers/cli.js';
 
 const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
 const admin = (args: string[]) => runNode(adminBin, args, { timeoutMs: 180_000 });
@@ -23,13 +23,7 @@ after(async () => tmp.cleanup());
 
 let fixtures = 0;
 async function fixture(plugins: (repo: Record<string, unknown>) => unknown[], keep: unknown) {
-  const base = join(tmp.dir, `f${++fixtures}`);
-  const src = join(base, 'src');
-  await mkdir(src, { recursive: true });
-  await writeFile(join(src, 'a.txt'), 'alpha\n');
-  await mkdir(join(base, 'root'), { mode: 0o700 });
-  await mkdir(join(base, 'node_modules', '@ssh-r-sync'), { recursive: true });
-  for (const plugin of ['core', 'plugin-restic', 'plugin-rotate', 'plugin-link-dest']) await symlink(join(repoRoot, 'packages', plugin), join(base, 'node_modules', '@ssh-r-sync', plugin));
+  const { base, src } = await backupCase(join(tmp.dir, `f${++fixtures}`), ['core', 'plugin-restic', 'plugin-rotate', 'plugin-link-dest']);
   const passwordFile = join(base, 'restic.pass');
   await writeFile(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
   const repository = join(base, 'repo');

@@ -1,6 +1,6 @@
 // Runs the compiled commands as a user would, and writes tiny executables for hook tests.
 import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,4 +103,16 @@ export async function receiverPids(name: string): Promise<number[]> {
     .map((line) => ({ pid: Number(line.slice(0, line.indexOf(':'))), cmdline: line.slice(line.indexOf(':') + 2) }))
     .filter(({ cmdline }) => cmdline.startsWith(`${process.execPath} ${recvBin} `) && cmdline.includes(` --name ${name} `))
     .map(({ pid }) => pid);
+}
+
+// A backup case under `base`: src/ with one file, root/ (0700), and node_modules/@ssh-r-sync/
+// linking the workspace's packages named, so that a config beside it finds plugins by name.
+export async function backupCase(base: string, packages: string[]): Promise<{ base: string; src: string; root: string }> {
+  const src = join(base, 'src');
+  await mkdir(src, { recursive: true });
+  await writeFile(join(src, 'a.txt'), 'alpha\n');
+  await mkdir(join(base, 'root'), { mode: 0o700 });
+  await mkdir(join(base, 'node_modules', '@ssh-r-sync'), { recursive: true });
+  for (const name of packages) await symlink(join(repoRoot, 'packages', name), join(base, 'node_modules', '@ssh-r-sync', name));
+  return { base, src, root: join(base, 'root') };
 }
