@@ -69,7 +69,8 @@ function runOnce(command: ResticCommand, call: ResticCall): Promise<ResticResult
     // Stopped on purpose (abort, timeout, too much output): SIGINT to restic alone first, on which
     // it removes its lock from the repository (on SIGTERM or SIGKILL the lock stays, and only the
     // admin can remove it); its group (an ssh for sftp:) still has the connection it needs for that.
-    // What is left after the grace goes with SIGKILL.
+    // What is left after the grace goes with SIGKILL. (Within about 200 ms of taking its lock,
+    // restic does not know it yet and leaves it even on SIGINT.)
     let grace: NodeJS.Timeout | undefined;
     const kill = () => {
       if (grace) return;

@@ -194,18 +194,13 @@ export async function syncHost(root: string, name: string, options: ParsedOption
         r.lastFailure = null;
       });
     } catch (error) {
-      // Stopped (a newer run of the host asked for its lock, the receiver's stop): not the
-      // repository's failure; what is left is recorded as still to copy.
-      const stopped = sync.signal?.aborted === true;
-      result.error = stopped ? `stopped: ${oneLine(sync.signal!.reason)}` : oneLine(error);
-      const left = `${result.pending.length} snapshot${result.pending.length === 1 ? '' : 's'} still to copy (the next run or \`ssh-r-sync-admin offsite sync\` catches up)`;
-      if (stopped) logger.info(`${name}: off-site copy to ${repo.name} ${result.error}; ${left}`);
-      else logger.warn(`${name}: off-site copy to ${repo.name} failed: ${result.error}; ${left}`);
+      if (sync.signal?.aborted && error === sync.signal.reason) result.error = `stopped: ${oneLine(error)}`;
+      else result.error = oneLine(error);
+      logger.warn(`${name}: off-site copy to ${repo.name} failed: ${result.error}; ${result.pending.length} snapshot${result.pending.length === 1 ? '' : 's'} still to copy (the next run or \`ssh-r-sync-admin offsite sync\` catches up)`);
       await record(root, name, repo, (r) => {
         r.pending = result.pending;
-        if (!stopped) r.lastFailure = { at: new Date().toISOString(), error: result.error! };
+        r.lastFailure = { at: new Date().toISOString(), error: result.error! };
       }).catch((e: unknown) => logger.warn(`${name}: could not record the failure: ${oneLine(e)}`));
-      if (stopped) break;
     }
   }
   await renewHold(root, name, options, results, logger);

@@ -47,9 +47,7 @@ export function scheduleAfterSession(ctx: RunContext, task: AfterSessionTask): v
 // Runs the queued tasks in order, each bounded; never throws. Records how they ended.
 // `committed`: the run passed the commit point (else only anyOutcome tasks run); `locked`: it
 // holds the host's lock, so it may write the host's record (a refused run must not).
-// `offerYield`: the host lock's offer (HostLock.offerYield), made once there is work: a newer run
-// of the host then stops this work (it does it again) instead of being refused.
-export async function runAfterSession(ctx: RunContext, logger: Logger, signal: AbortSignal, committed = true, locked = true, offerYield?: () => AbortSignal): Promise<AfterSessionRecord | null> {
+export async function runAfterSession(ctx: RunContext, logger: Logger, signal: AbortSignal, committed = true, locked = true): Promise<AfterSessionRecord | null> {
   const queued = ((ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? []).filter((task) => committed || task.anyOutcome === true);
   // Work first, then the reports of it (ordered by purpose, not by the plugins' order).
   const tasks = [...queued.filter((task) => !task.reports), ...queued.filter((task) => task.reports)];
@@ -60,19 +58,12 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
     return null;
   }
   const record: AfterSessionRecord = { at: new Date().toISOString(), tasks: [] };
-  const yieldSignal = offerYield?.();
   for (const task of tasks) {
     const started = performance.now();
-    if (yieldSignal?.aborted) {
-      record.tasks.push({ name: task.name, outcome: 'yielded', error: oneLine(yieldSignal.reason), durationMs: 0 });
-      continue;
-    }
     const controller = new AbortController();
     const stop = () => controller.abort(signal.reason);
     if (signal.aborted) stop();
     else signal.addEventListener('abort', stop, { once: true });
-    const yieldNow = () => controller.abort(yieldSignal!.reason);
-    yieldSignal?.addEventListener('abort', yieldNow, { once: true });
     const work = task.run(controller.signal);
     // A task that ignores its signal is abandoned soon after the receiver is stopped (SIGTERM).
     let abandon: NodeJS.Timeout | undefined;
@@ -83,18 +74,11 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
     abandoned.catch(() => {});
     if (signal.aborted) giveUp();
     else signal.addEventListener('abort', giveUp, { once: true });
-    yieldSignal?.addEventListener('abort', giveUp, { once: true });
     try {
       const limit = timerLimit(task.timeoutMs);
       await Promise.race([limit ? pTimeout(work, { milliseconds: limit }) : work, abandoned]);
       record.tasks.push({ name: task.name, outcome: 'ok', error: null, durationMs: Math.round(performance.now() - started) });
     } catch (error) {
-      if (yieldSignal?.aborted && !signal.aborted) {
-        // Stopped for a newer run of the host, which does this work again: not a failure.
-        logger.info(`${task.name} stopped after ${((performance.now() - started) / 1000).toFixed(1)} s: ${oneLine(yieldSignal.reason)} (that run does the work again)`);
-        record.tasks.push({ name: task.name, outcome: 'yielded', error: oneLine(yieldSignal.reason), durationMs: Math.round(performance.now() - started) });
-        continue;
-      }
       const timedOut = error instanceof TimeoutError;
       controller.abort(error);
       if (timedOut) await Promise.race([work.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
@@ -106,8 +90,6 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
       clearTimeout(abandon);
       signal.removeEventListener('abort', giveUp);
       signal.removeEventListener('abort', stop);
-      yieldSignal?.removeEventListener('abort', giveUp);
-      yieldSignal?.removeEventListener('abort', yieldNow);
     }
   }
   if (!locked) return record;

@@ -12,7 +12,6 @@ import { claimHostKind, recordLastRun } from '../storage/host-record.js';
 import { runAfterSession, scheduleAfterSession } from './after-session.js';
 import { preparedSnapshot, runStore, setPreparedSnapshot } from '../storage/current.js';
 import { setRunRetention } from '../storage/retention.js';
-import type { HostLock } from '../storage/host-lock.js';
 import { mirrorStoreProvider } from '../storage/mirror-store.js';
 import { defaultRsyncArgs, runRsync } from '../rsync/rsync.js';
 import { describeRsyncFailure } from '../rsync/rsync-errors.js';
@@ -154,8 +153,7 @@ export class Pipeline {
     // After the session: bounded by the receiver's stop, or, when the run was already stopped
     // (the client went away, --max-run-time), by the kill only: a failure's notification still goes.
     const afterSignal = this.driver.signal.aborted ? this.driver.killSignal : this.driver.signal;
-    const offerYield = release && 'offerYield' in release ? (release as HostLock).offerYield : undefined;
-    if (ctx.name) await runAfterSession(ctx, ctx.logger, afterSignal, outcome.committed === true, locked, offerYield);
+    if (ctx.name) await runAfterSession(ctx, ctx.logger, afterSignal, outcome.committed === true, locked);
     try {
       await release?.();
     } catch (error) {

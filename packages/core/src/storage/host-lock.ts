@@ -37,31 +37,6 @@ const LEGACY_POLL_MS = 250;
 interface Owner {
   pid: number;
   start: string;
-  /** The holder is at work that can wait (after its session) and stops when asked (YIELD_SIGNAL). */
-  yields?: boolean;
-}
-
-/** What a run sends a holder that offered to yield: "a newer run of this host wants the lock". */
-const YIELD_SIGNAL = 'SIGUSR2';
-/** How long a run waits for a holder it asked to yield (a task that ignores its signal is abandoned after 2 s). */
-const YIELD_WAIT_MS = 60_000;
-
-/** The host's lock, as lockHost returns it: the release, and the offer to yield it. */
-export type HostLock = (() => Promise<void>) & {
-  /**
-   * From now on the holder's work can wait: a run of the same host that finds the lock taken asks
-   * for it (a signal), and waits for it instead of being refused. The signal returned aborts then;
-   * the holder stops its work and releases the lock. Offered after the session, for the work after it.
-   */
-  offerYield(): AbortSignal;
-};
-
-// The holders of this process that offered to yield; the signal handler, once installed, stays
-// (a no-op without one): a request that arrives just after a release must not kill the process.
-const yielding = new Map<AbortController, string>();
-let yieldHandler = false;
-function onYieldRequest(): void {
-  for (const [controller, name] of yielding) controller.abort(new SshRSyncError('ELOCK', `a newer run of ${name} asked for its lock`));
 }
 
 // The kernel's start time of a process, to tell a live owner from a reused pid.
@@ -222,21 +197,10 @@ async function takeWaiterSlot(locks: number, options: LockOptions): Promise<numb
   throw new SshRSyncError('ELOCK', `too many runs of ${options.name} are waiting for its lock (${MAX_WAITERS}); try again later`);
 }
 
-// Takes the kernel lock on `fd`: at once, or as one of the waiters until `deadline`; a holder
-// that offered to yield (a run's work after its session) is asked for it and waited for.
+// Takes the kernel lock on `fd`: at once, or as one of the waiters until `deadline`.
 async function acquire(fd: number, locks: number, options: LockOptions, deadline: number): Promise<void> {
   const { signal } = options;
   if (await flockFd(fd, { waitSeconds: 0, signal })) return;
-  const owner = readOwner(fd);
-  if (typeof owner === 'object' && owner.yields === true && owner.pid !== process.pid && alive(owner)) {
-    try {
-      process.kill(owner.pid, YIELD_SIGNAL);
-      options.logger.info(`the previous run of ${options.name} (pid ${owner.pid}) is at its work after the session: asked it to stop (that work catches up at a later run)`);
-      deadline = Math.max(deadline, Date.now() + YIELD_WAIT_MS);
-    } catch {
-      // gone meanwhile, or not ours to signal: wait or refuse as for any holder
-    }
-  }
   const left = (deadline - Date.now()) / 1000;
   if (left > 0) {
     const slot = await takeWaiterSlot(locks, options);
@@ -271,7 +235,7 @@ export interface LockOptions {
 }
 
 // Takes the host's lock, waiting up to `waitSeconds`; returns the release function.
-export async function lockHost(options: LockOptions): Promise<HostLock> {
+export async function lockHost(options: LockOptions): Promise<() => Promise<void>> {
   const { name, logger, signal } = options;
   validateName(name);
   requireFlock();
@@ -299,7 +263,7 @@ export async function lockHost(options: LockOptions): Promise<HostLock> {
         if (typeof previous === 'object') logger.warn(`took over the lock of ${name} from dead process ${previous.pid}`);
         if (previous === 'unreadable') logger.warn(`took over the lock of ${name} from an unreadable lock file`);
         keep = true;
-        return release(fd, me, name);
+        return release(fd);
       } finally {
         if (!keep) closeSync(fd);
       }
@@ -310,31 +274,15 @@ export async function lockHost(options: LockOptions): Promise<HostLock> {
 }
 
 // Empties the lock file (a clean end names no one) and closes it, which drops the kernel lock.
-function release(fd: number, me: Owner, name: string): HostLock {
+function release(fd: number): () => Promise<void> {
   let open = true;
-  let offered: AbortController | undefined;
-  const unlock = async () => {
+  return async () => {
     if (!open) return;
     open = false;
-    if (offered) yielding.delete(offered);
     try {
       ftruncateSync(fd, 0);
     } finally {
       closeSync(fd);
     }
   };
-  return Object.assign(unlock, {
-    offerYield(): AbortSignal {
-      if (offered) return offered.signal;
-      offered = new AbortController();
-      if (!open) return offered.signal;
-      yielding.set(offered, name);
-      if (!yieldHandler) {
-        process.on(YIELD_SIGNAL, onYieldRequest);
-        yieldHandler = true;
-      }
-      writeOwner(fd, { ...me, yields: true });
-      return offered.signal;
-    },
-  });
 }

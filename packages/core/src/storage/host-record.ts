@@ -16,8 +16,7 @@ export type HostKind = string;
 export interface AfterSessionRecord {
   at: string;
   /** Each task that ran after the session (e.g. rotation), with how it ended. */
-  /** `yielded`: stopped (or not started) for a newer run of the host, which does the work again. */
-  tasks: { name: string; outcome: 'ok' | 'failed' | 'timed out' | 'yielded'; error: string | null; durationMs: number }[];
+  tasks: { name: string; outcome: 'ok' | 'failed' | 'timed out'; error: string | null; durationMs: number }[];
 }
 
 /** How the host's last run ended, in words: the server's own account of it. */
