@@ -80,7 +80,7 @@ describe('a partial copy (restic exit 3)', () => {
     // never restored from.
     const holder = spawn('runuser', ['-u', user!.name, '--', 'restic', '-r', repository, '--password-file', passwordFile, 'backup', '--stdin', '--host', 'other'], { stdio: ['pipe', 'ignore', 'ignore'], env: { ...process.env, HOME: home } });
     try {
-      while (readdirSync(join(repository, 'locks')).length === 0) await sleep(50);
+      while (readdirSync(join(repository, 'locks')).filter((n) => !n.includes('-tmp-')).length === 0) await sleep(50);
       const locked = await asUser([adminBin, 'offsite', 'sync', '--config', config, root]);
       assert.equal(locked.code, 1, locked.stderr);
       assert.match(locked.stdout, /exited with code 3: .*the partial copy could not be forgotten yet: it does not count as a copy, and the next run forgets it\)\)\n$/);
@@ -97,6 +97,17 @@ describe('a partial copy (restic exit 3)', () => {
       holder.stdin!.end();
       if (holder.exitCode === null) await new Promise((resolve) => holder.once('close', resolve));
     }
+
+    // A forget by the repository's own rules waits while a partial copy is there (restic would
+    // count it, and it has the whole copy's time to come).
+    const keepConfig = join(home, 'keep.config.json');
+    await writeFile(keepConfig, JSON.stringify({ plugins: ['@ssh-r-sync/plugin-link-dest', ['@ssh-r-sync/plugin-restic', { repositories: [{ ...repo(repository), keep: '1d' }] }]] }));
+    await chown(keepConfig, uid, gid);
+    const waits = await asUser([adminBin, 'offsite', 'forget', '--config', keepConfig, root]);
+    assert.equal(waits.code, 0, waits.stderr);
+    assert.equal(waits.stdout, `${HOST}: offsite: forgot 0\n`);
+    assert.match(waits.stderr, /offsite: forget waits until the 1 partial copy is gone/);
+    assert.equal(copies().length, 2);
 
     // Then unlocked, the file still unreadable: the recorded partial copy goes, the new one too.
     const partial = await asUser([adminBin, 'offsite', 'sync', '--config', config, root]);

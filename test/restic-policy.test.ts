@@ -126,6 +126,9 @@ describe('plugin-restic forgets copies with the host\'s rotation policy (keep: "
   });
 });
 
+// The repository's lock files (restic writes each under a -tmp- name first, then renames it).
+const locksOf = (repository: string) => readdirSync(join(repository, 'locks')).filter((name) => !name.includes('-tmp-'));
+
 describe('plugin-restic and repository locks', () => {
   // `restic backup --stdin` holds the repository's (shared) lock until its stdin closes.
   function holdLock(f: Awaited<ReturnType<typeof fixture>>) {
@@ -134,7 +137,7 @@ describe('plugin-restic and repository locks', () => {
   }
   async function lockFiles(f: Awaited<ReturnType<typeof fixture>>, count: number): Promise<string[]> {
     for (let i = 0; i < 300; i++) {
-      const locks = readdirSync(join(f.repository, 'locks'));
+      const locks = locksOf(f.repository);
       if (locks.length === count) return locks;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -157,7 +160,7 @@ describe('plugin-restic and repository locks', () => {
     const refused = await admin(['offsite', 'forget', '--config', f.config, f.root]);
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stdout, new RegExp(`^policy1: offsite: forget failed: offsite \\(.*\\): restic forget exited with code 1: .*already locked by PID ${pid} on \\S+.*: another restic holds its lock \\(the next run tries again\\); if that restic is no longer running \\(PID ${pid} on \\S+\\), remove the lock with \`restic -r .* unlock\`, never while it runs\\n$`));
-    assert.deepEqual(readdirSync(join(f.repository, 'locks')), [stale], 'the lock is still there');
+    assert.deepEqual(locksOf(f.repository), [stale], 'the lock is still there');
     // The admin's unlock, as the message says: then forget works.
     f.restic(['unlock']);
     const forget = await admin(['offsite', 'forget', '--config', f.config, f.root]);
@@ -171,7 +174,7 @@ describe('plugin-restic and repository locks', () => {
       const busy = await admin(['offsite', 'forget', '--config', f.config, f.root]);
       assert.equal(busy.code, 1, busy.stderr);
       assert.match(busy.stdout, /already locked by PID \d+ .*: another restic holds its lock/);
-      assert.deepEqual(readdirSync(join(f.repository, 'locks')), [held]);
+      assert.deepEqual(locksOf(f.repository), [held]);
       assert.equal(live.exitCode, null, 'its restic still runs');
     } finally {
       live.stdin.end();

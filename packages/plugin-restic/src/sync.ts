@@ -105,7 +105,9 @@ export function backupArgs(name: string, snapshot: Pick<StoredSnapshot, 'id' | '
 async function forgetPartial(root: string, name: string, options: ParsedOptions, repo: Repository, listed: RemoteCopy[] | null, signal: AbortSignal | undefined, logger: Logger, more: string[] = []): Promise<string[]> {
   const recorded = (await readOffsiteState(root, name)).repositories[repo.name]?.partial ?? [];
   // A short id (restic's summary gives one) is matched to its copy's full one where the listing has it.
-  const ids = [...new Set([...recorded, ...more].flatMap((id) => (listed ? listed.filter((c) => c.resticId.startsWith(id)).map((c) => c.resticId) : [id])))];
+  const named = [...new Set([...recorded, ...more].flatMap((id) => (listed ? listed.filter((c) => c.resticId.startsWith(id)).map((c) => c.resticId) : [id])))];
+  // A short id beside its own full one names the same copy once.
+  const ids = named.filter((id) => !named.some((other) => other !== id && other.startsWith(id)));
   if (ids.length === 0 && recorded.length === 0) return [];
   let left = ids;
   if (ids.length) {
@@ -156,9 +158,12 @@ export async function syncHost(root: string, name: string, options: ParsedOption
         const parent = copies.filter((c) => Date.parse(c.time) <= startOf(snapshot).getTime()).at(-1)?.resticId ?? null;
         const started = performance.now();
         const run = await runRestic(resticCommand(options, repo, backupArgs(name, snapshot, parent)), { cwd: snapshot.paths.tree, signal: sync.signal, maxStdout: 1024 * 1024 });
-        if (sync.signal?.aborted) throw sync.signal.reason;
         const summary = run.stdout.split('\n').reverse().map(parseLine).find((l) => l?.message_type === 'summary');
         const resticId = typeof summary?.snapshot_id === 'string' ? summary.snapshot_id : '';
+        // A snapshot restic saved without ending cleanly (exit 3, or stopped right after saving) is
+        // no copy: recorded as partial first, which needs no restic call, so a stop cannot skip it.
+        if (run.code !== 0 && resticId) await record(root, name, repo, (r) => void (r.partial = [...new Set([...r.partial, resticId])]));
+        if (sync.signal?.aborted) throw sync.signal.reason;
         if (run.code !== 0) {
           const error = resticError(repo, `backup of ${key}`, run);
           if (run.code !== 3) throw error;
@@ -274,12 +279,20 @@ export async function forgetCopies(root: string, name: string, options: ParsedOp
   const keep = repo.keep!;
   let removed = 0;
   let summary = keep.text;
+  // Partial copies (restic exit 3) not forgotten yet share their snapshot's time with its whole
+  // copy: a policy could keep the partial one and let the whole one go.
+  const partial = (await readOffsiteState(root, name)).repositories[repo.name]?.partial ?? [];
+  const isPartial = (resticId: string) => partial.some((p) => resticId.startsWith(p));
+  if (keep.kind === 'own' && partial.length) {
+    logger.info(`${name}: ${repo.name}: forget waits until the ${partial.length} partial cop${partial.length === 1 ? 'y is' : 'ies are'} gone (restic's own rules would count ${partial.length === 1 ? 'it' : 'them'})`);
+    return { removed: 0, dryRun };
+  }
   if (keep.kind === 'rotate') {
     if (!forget.retention) {
       throw new SshRSyncError('ECONFIG', `repository "${repo.name}" has keep "rotate", but no @ssh-r-sync/plugin-rotate is in the receiver's config: load it, or give the repository its own keep ('7d 8w 24m *y')`);
     }
     summary = `the host's policy: ${forget.retention.summary}${rotateDry ? "; plugin-rotate's dryRun" : ''}`;
-    const copies = await listCopies(options, repo, name, signal);
+    const copies = (await listCopies(options, repo, name, signal)).filter((c) => !isPartial(c.resticId));
     const decided = forget.retention.plan(copies.map((c) => ({ id: c.resticId, date: new Date(c.time) })), forget.now ?? new Date());
     const gone = new Set(decided.delete);
     const doomed = copies.filter((c) => gone.has(c.resticId));
