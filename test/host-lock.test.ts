@@ -517,7 +517,7 @@ describe('the host lock through ssh-r-sync-recv --local', { concurrency: 1 }, ()
       'unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind /dev/null /usr/bin/flock && exec "$@"', 'sh',
     ]).exited;
     assert.equal(run.code, 1, run.stderr);
-    assert.match(run.stderr, /^ssh-r-sync-recv: error: the host lock needs \/usr\/bin\/flock, which is missing: install util-linux$/m);
+    assert.match(run.stderr, /^ssh-r-sync-recv: error: locks need \/usr\/bin\/flock, which is missing: install util-linux$/m);
     assert.ok(!existsSync(join(f.root, NAME, 'a.txt')), 'no backup without the lock');
   });
 });

@@ -315,7 +315,9 @@ export async function forgetCopies(root: string, name: string, options: ParsedOp
       removed = 0;
     }
   }
-  // A prune that failed after an earlier forget is owed still: the space comes back only with it.
+  // A prune that failed (or never ran: a stop) after an earlier forget is owed still: the space
+  // comes back only with it. Owed from the moment copies went, until a prune ends well.
+  if (removed && !dryRun) await record(root, name, repo, (r) => void (r.prunePending = true));
   const owed = (await readOffsiteState(root, name)).repositories[repo.name]?.prunePending === true;
   if ((removed || owed) && !dryRun) {
     const prune = await runRestic(resticCommand(options, repo, ['prune']), { signal, maxStdout: 4 * 1024 * 1024 });

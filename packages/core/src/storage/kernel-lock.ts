@@ -30,7 +30,7 @@ export function requireFlock(): void {
   try {
     accessSync(FLOCK, constants.X_OK);
   } catch (error) {
-    throw new SshRSyncError('ESPAWN', `the host lock needs ${FLOCK}, which is missing: install util-linux`, { cause: error });
+    throw new SshRSyncError('ESPAWN', `locks need ${FLOCK}, which is missing: install util-linux`, { cause: error });
   }
 }
 
@@ -105,7 +105,13 @@ export async function withFileLock<T>(path: string, options: FileLockOptions, wo
     const stats = fstatSync(fd);
     if (!stats.isFile()) throw new SshRSyncError('ELOCK', `${path} is not a regular file: it cannot be a lock; remove it`);
     // The umask may have taken the others' read bit: they need it to lock the same file.
-    if (stats.uid === process.getuid?.() && (stats.mode & 0o444) !== 0o444) fchmodSync(fd, (stats.mode & 0o777) | 0o444);
+    if (stats.uid === process.getuid?.() && (stats.mode & 0o444) !== 0o444) {
+      try {
+        fchmodSync(fd, (stats.mode & 0o777) | 0o444);
+      } catch {
+        // a filesystem that refuses (NFS with root_squash): the lock still works for this account
+      }
+    }
     if (!(await flockFd(fd, options))) throw new SshRSyncError('ELOCK', `${path} stayed locked by another process for ${options.waitSeconds} s`);
     return await work();
   } finally {

@@ -208,7 +208,9 @@ export async function markComplete(paths: SnapshotPaths, mark: DoneMark, hostDir
     // Renamed into place but not synced, the mark may still be there (when its removal fails
     // too, a disk gone read-only): the error says so, and the pipeline never trusts that mark.
     if (typeof error === 'object' && error !== null) undurableMarks.add(error);
-    await rm(paths.doneMark, { force: true }).catch(() => {});
+    await rm(paths.doneMark, { force: true })
+      .then(() => fsyncDir(paths.meta))
+      .catch(() => {});
     throw error;
   }
   const warnings: string[] = [];
