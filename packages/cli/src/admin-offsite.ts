@@ -14,7 +14,7 @@ import { JSON_SCHEMA } from './format.js';
 /** The part of plugin-restic's `offsite` API that the commands use (structural: no import). */
 export interface OffsiteApi {
   options: { repositories: { name: string; keep: unknown }[] };
-  sync(root: string, name: string, options?: { signal?: AbortSignal; logger?: Logger; only?: string; retention?: Retention }): Promise<{ name: string; copied: string[]; pending: string[]; removed: number; error: string | null }[]>;
+  sync(root: string, name: string, options?: { signal?: AbortSignal; logger?: Logger; only?: string; retention?: Retention; hostLocked?: boolean }): Promise<{ name: string; copied: string[]; pending: string[]; removed: number; error: string | null }[]>;
   forget(root: string, name: string, repository: string, options?: { dryRun?: boolean; signal?: AbortSignal; logger?: Logger; retention?: Retention }): Promise<{ removed: number; dryRun: boolean }>;
   check(repository: string, samplePercent: number, signal?: AbortSignal): Promise<string>;
   copies(repository: string, name: string, signal?: AbortSignal): Promise<{ id: string; resticId: string; time: string; mode: string | null }[]>;
@@ -129,7 +129,7 @@ async function sync(rootArgument: string, names: string[], options: OffsiteOptio
       let release: (() => Promise<void>) | undefined;
       try {
         release = await lockHost({ root, name, waitSeconds: options.lockWait ?? 0, logger: scoped, signal });
-        for (const r of await api.sync(root, name, { signal, logger: scoped, only: options.repository, retention: api.retention })) {
+        for (const r of await api.sync(root, name, { signal, logger: scoped, only: options.repository, retention: api.retention, hostLocked: true })) {
           if (r.error) failed += 1;
           process.stdout.write(`${name}: ${r.name}: ${r.copied.length} copied${r.removed ? `, ${r.removed} forgotten` : ''}, ${r.pending.length} still to copy${r.error ? ` (failed: ${r.error})` : ''}\n`);
         }

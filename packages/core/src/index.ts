@@ -31,5 +31,6 @@ export { readHostRecord, hostRecordPath, describeKind, type HostRecord, type Hos
 export { hostStatus, runsLogFailures, type HostStatus, type HostStatusOptions } from './report/host-status.js';
 export { readRunLog, type RunLogEntry } from './report/run-log.js';
 export { readSmallFile } from './storage/small-file.js';
-export { withFileLock, type FileLockOptions } from './storage/kernel-lock.js';
+export { withFileLock, isLockBusy, type FileLockOptions } from './storage/kernel-lock.js';
+export { withHostLock, type LockOptions } from './storage/host-lock.js';
 export { recordHostFacts, hostFacts, type HostFact, type HostGauge } from './storage/host-facts.js';

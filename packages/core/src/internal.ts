@@ -21,7 +21,7 @@ export { runClient, type ClientOptions, type ClientResult } from './client/run-c
 export { loadClientPlugins, type ClientPlugins } from './client/client-plugins.js';
 export { parseDestination, type Destination } from './client/destination.js';
 export { clientName, sanitizeName } from './client/client-name.js';
-export { lockHost, type LockOptions } from './storage/host-lock.js';
+export { lockHost } from './storage/host-lock.js';
 export { createSessionDir, type SessionDir } from './session/session-dir.js';
 export * from './session/tunnel/index.js';
 export { claimStdout } from './session/protocol/stdout-guard.js';

@@ -5,19 +5,27 @@
 // The work runs after the session: it never delays the client and never fails the backup; a
 // failure is recorded (the host's record, ROOT/.ssh-r-sync/offsite/NAME.json) and the next run
 // or `ssh-r-sync-admin offsite sync` catches up. See README.md and docs/offsite.md.
-import { SshRSyncError, oneLine, runRetention, scheduleAfterSession, silentLogger, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
+import { SshRSyncError, isLockBusy, oneLine, runRetention, scheduleAfterSession, silentLogger, storedSnapshots, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
 import { parseOptions, type ParsedOptions, type ResticOptions } from './options.js';
-import { forgetCopies, holdUncopied, listCopies, syncHost, type ForgetOptions, type ForgetResult, type RemoteCopy, type RepositoryResult, type SyncOptions } from './sync.js';
+import { copyKey, forgetCopies, holdUncopied, listCopies, syncHost, type ForgetOptions, type ForgetResult, type RemoteCopy, type RepositoryResult, type SyncOptions } from './sync.js';
 import { readOffsiteState, type OffsiteState } from './state.js';
 import { checkRepository, restoreCopy } from './check.js';
 
 export { parseOptions, checkPasswordFile, type ResticOptions, type RepositoryOptions, type ParsedOptions, type Repository } from './options.js';
 export { resticCommand, runRestic, redactRepository, resticError, type ResticCommand, type ResticResult } from './restic.js';
-export { syncHost, holdUncopied, listCopies, backupArgs, forgetCopies, copyKey, resticTime, TAG, HOLDER, type RepositoryResult, type RemoteCopy, type SyncOptions, type ForgetOptions, type ForgetResult } from './sync.js';
+export { syncHost, offsiteLockPath, holdUncopied, listCopies, backupArgs, forgetCopies, copyKey, resticTime, TAG, HOLDER, type RepositoryResult, type RemoteCopy, type SyncOptions, type ForgetOptions, type ForgetResult } from './sync.js';
 export { readOffsiteState, offsiteStatePath, STATE_SCHEMA, type OffsiteState, type RepositoryState } from './state.js';
 export { checkRepository, restoreCopy } from './check.js';
 
 export const PLUGIN_NAME = 'restic';
+/** Passes of one after-session copy: another while newer snapshots were committed during the last. */
+const MAX_PASSES = 10;
+
+// The id of the host's newest complete snapshot (or its start, for a mirror); null: none.
+async function newestLocal(root: string, name: string): Promise<string | null> {
+  const local = (await storedSnapshots(root, name)).filter((s) => !s.future);
+  return local.length ? copyKey(local.at(-1)!) : null;
+}
 
 /** What `ssh-r-sync-admin offsite`, `verify --offsite` and `restore --from-offsite` use of a loaded plugin. */
 export interface OffsiteApi {
@@ -79,13 +87,30 @@ export default function restic(options: ResticOptions = {} as ResticOptions): Pl
           const retention = runRetention(ctx);
           // After the session, like rotation; a failed copy is this task's error, which core logs
           // once and keeps in the host's record (status shows it).
+          // Without the host's lock (core's unlocked task): however long a copy takes (a first
+          // copy, a repository that hangs), the host's next backup is not refused. The off-site
+          // lock keeps one copy of the host at a time; the snapshots it copies are held, so no
+          // run's rotation deletes them meanwhile; a run whose copy finds it busy leaves its
+          // snapshot to the running copy, which looks again before it ends.
           scheduleAfterSession(ctx, {
             name: PLUGIN_NAME,
             timeoutMs: parsed.timeoutMs,
+            unlocked: true,
             run: async (signal) => {
-              const results = await syncHost(ctx.root, ctx.name, parsed, { signal, logger, retention });
-              const failed = results.filter((r) => r.error);
-              if (failed.length) throw new Error(failed.map((r) => `${r.name}: ${r.pending.length ? `${r.pending.length} snapshot${r.pending.length === 1 ? '' : 's'} not copied: ` : ''}${r.error}`).join('; '));
+              for (let pass = 0; pass < MAX_PASSES; pass++) {
+                const newest = await newestLocal(ctx.root, ctx.name);
+                let results: RepositoryResult[];
+                try {
+                  results = await syncHost(ctx.root, ctx.name, parsed, { signal, logger, retention });
+                } catch (error) {
+                  if (!isLockBusy(error)) throw error;
+                  logger.info(oneLine(error));
+                  return;
+                }
+                const failed = results.filter((r) => r.error);
+                if (failed.length) throw new Error(failed.map((r) => `${r.name}: ${r.pending.length ? `${r.pending.length} snapshot${r.pending.length === 1 ? '' : 's'} not copied: ` : ''}${r.error}`).join('; '));
+                if ((await newestLocal(ctx.root, ctx.name)) === newest) return;
+              }
             },
           });
         } catch (error) {

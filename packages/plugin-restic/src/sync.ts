@@ -4,7 +4,9 @@
 // time. The repository is asked what it has on every run, so a copy that failed, a repository that
 // was down, or a lost state file only means more to copy next time, never a gap or a duplicate.
 // Snapshots are found only through core's store interface (storedSnapshots).
-import { SshRSyncError, oneLine, recordHostFacts, setHolds, silentLogger, snapshotId, storedSnapshots, type HostGauge, type Logger, type Retention, type StoredSnapshot } from '@ssh-r-sync/core';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SshRSyncError, isLockBusy, oneLine, recordHostFacts, setHolds, silentLogger, snapshotId, storedSnapshots, validateName, withFileLock, withHostLock, type HostGauge, type Logger, type Retention, type StoredSnapshot } from '@ssh-r-sync/core';
 import { checkPasswordFile, type ParsedOptions, type Repository } from './options.js';
 import { redactRepository, resticCommand, resticError, runRestic } from './restic.js';
 import { emptyRepositoryState, readOffsiteState, updateOffsiteState } from './state.js';
@@ -38,6 +40,8 @@ export interface SyncOptions {
   now?: Date;
   /** The host's rotation policy (core's runRetention: plugin-rotate's), for keep: "rotate". */
   retention?: Retention;
+  /** The caller holds the host's lock (an admin command); else it is taken briefly to record facts. */
+  hostLocked?: boolean;
 }
 
 /** What a forget did: how many copies went (or, in a dry run, would go). */
@@ -121,10 +125,31 @@ async function forgetPartial(root: string, name: string, options: ParsedOptions,
   return ids;
 }
 
+// Where host `name`'s copies are serialized: one copy (or forget) of a host at a time, whoever
+// runs it (a run's after-session copy, which holds no host lock, or an admin command).
+export function offsiteLockPath(root: string, name: string): string {
+  return join(root, '.ssh-r-sync', 'offsite', `${validateName(name)}.lock`);
+}
+
+// Runs `work` under host `name`'s off-site lock, not waiting: busy, it throws ELOCK (isLockBusy).
+export async function withOffsiteLock<T>(root: string, name: string, signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+  await mkdir(join(root, '.ssh-r-sync', 'offsite'), { recursive: true, mode: 0o700 });
+  try {
+    return await withFileLock(offsiteLockPath(root, name), { waitSeconds: 0, signal }, work);
+  } catch (error) {
+    if (!isLockBusy(error)) throw error;
+    throw Object.assign(new SshRSyncError('ELOCK', `an off-site copy of ${name} is running already (a backup's, or \`ssh-r-sync-admin offsite\`); it copies what is missing, oldest first`, { cause: error }), { busy: true });
+  }
+}
+
 // Copies what each repository lacks of host `name`, records it, and renews the hold on what is
-// still missing somewhere. Returns per repository what happened; throws only when the host's
-// snapshots cannot be listed at all.
-export async function syncHost(root: string, name: string, options: ParsedOptions, sync: SyncOptions = {}): Promise<RepositoryResult[]> {
+// still missing somewhere, under the host's off-site lock (busy: ELOCK, isLockBusy). Returns per
+// repository what happened; throws only when the host's snapshots cannot be listed at all.
+export function syncHost(root: string, name: string, options: ParsedOptions, sync: SyncOptions = {}): Promise<RepositoryResult[]> {
+  return withOffsiteLock(root, name, sync.signal, () => syncHostLocked(root, name, options, sync));
+}
+
+async function syncHostLocked(root: string, name: string, options: ParsedOptions, sync: SyncOptions): Promise<RepositoryResult[]> {
   const logger = sync.logger ?? silentLogger;
   const local = (await storedSnapshots(root, name, sync.now)).filter((s) => !s.future);
   const results: RepositoryResult[] = [];
@@ -191,7 +216,7 @@ export async function syncHost(root: string, name: string, options: ParsedOption
         });
       }
       if (options.forget && repo.keep) {
-        const forgot = await forgetCopies(root, name, options, repo, { signal: sync.signal, logger, retention: sync.retention, now: sync.now });
+        const forgot = await forgetUnderLock(root, name, options, repo, { signal: sync.signal, logger, retention: sync.retention, now: sync.now });
         result.removed = forgot.dryRun ? 0 : forgot.removed;
       }
       await record(root, name, repo, (r) => {
@@ -208,8 +233,13 @@ export async function syncHost(root: string, name: string, options: ParsedOption
       }).catch((e: unknown) => logger.warn(`${name}: could not record the failure: ${oneLine(e)}`));
     }
   }
-  await renewHold(root, name, options, results, logger);
-  await recordOffsiteFacts(root, name, local.at(-1)?.done.startedAt ?? null).catch((error: unknown) => logger.warn(`${name}: could not record the off-site state for status: ${oneLine(error)}`));
+  await renewHold(root, name, options, logger);
+  // The host's record is written under the host's lock: the caller's (an admin command), or taken
+  // briefly here (a run's copy after its session holds none); a newer run that holds it records
+  // the same facts itself.
+  const newest = local.at(-1)?.done.startedAt ?? null;
+  const facts = () => recordOffsiteFacts(root, name, newest);
+  await (sync.hostLocked ? facts() : withHostLock({ root, name, waitSeconds: 30, logger, signal: sync.signal }, facts)).catch((error: unknown) => logger.warn(`${name}: could not record the off-site state for status: ${oneLine(error)}`));
   return results;
 }
 
@@ -256,21 +286,26 @@ export async function holdUncopied(root: string, name: string, options: ParsedOp
   }
 }
 
-// Keeps the snapshots still to copy somewhere out of local rotation (core's holds), or drops the hold.
-async function renewHold(root: string, name: string, options: ParsedOptions, results: RepositoryResult[], logger: Logger): Promise<void> {
-  const pending = options.hold ? [...new Set(results.flatMap((r) => r.pending))] : [];
-  const where = results.filter((r) => r.pending.length).map((r) => r.name).join(', ');
+// Keeps the snapshots still to copy somewhere out of local rotation (core's holds), or drops the
+// hold: computed afresh from the host's snapshots and the record (as holdUncopied does), never
+// from this pass's list alone, so that a snapshot a newer run committed meanwhile stays held.
+async function renewHold(root: string, name: string, options: ParsedOptions, logger: Logger): Promise<void> {
+  if (options.hold) return holdUncopied(root, name, options, logger);
   try {
-    await setHolds(root, name, HOLDER, pending, `not yet copied off-site to ${where} (plugin-restic)`);
+    await setHolds(root, name, HOLDER, [], 'not yet copied off-site (plugin-restic)');
   } catch (error) {
-    logger.warn(`${name}: could not hold the snapshots not yet copied off-site: ${oneLine(error)}`);
+    logger.warn(`${name}: could not drop the hold: ${oneLine(error)}`);
   }
 }
 
 // restic forget (then prune, when something went) over this host's copies only: with the
 // repository's own rules (restic's --keep-* flags), or with the host's rotation policy (keep:
 // "rotate": plugin-rotate's plan over the copies' times, then `restic forget` of the ones it lets go).
-export async function forgetCopies(root: string, name: string, options: ParsedOptions, repo: Repository, forget: ForgetOptions = {}): Promise<ForgetResult> {
+export function forgetCopies(root: string, name: string, options: ParsedOptions, repo: Repository, forget: ForgetOptions = {}): Promise<ForgetResult> {
+  return withOffsiteLock(root, name, forget.signal, () => forgetUnderLock(root, name, options, repo, forget));
+}
+
+async function forgetUnderLock(root: string, name: string, options: ParsedOptions, repo: Repository, forget: ForgetOptions): Promise<ForgetResult> {
   const { signal } = forget;
   // plugin-rotate trying its policy (dryRun) keeps every copy off-site too.
   const rotateDry = repo.keep?.kind === 'rotate' && forget.retention?.dryRun === true;

@@ -8,6 +8,7 @@ import { oneLine } from '../errors.js';
 import { readHostRecord, writeHostRecord, type AfterSessionRecord } from '../storage/host-record.js';
 import type { Logger } from '../logger.js';
 import { timerLimit } from './timer-limit.js';
+import { withHostLock } from '../storage/host-lock.js';
 
 export interface AfterSessionTask {
   /** Names the task in logs and in the host's record (a plugin's name). */
@@ -21,6 +22,14 @@ export interface AfterSessionTask {
   /** It reports what the others leave (a metrics file counting snapshots after pruning): it runs
    *  after every task that does not report, whatever order the plugins were given in. */
   reports?: boolean;
+  /**
+   * It runs after the host's lock is released, so that however long it takes (an off-site copy
+   * to a repository that hangs) the host's next backup is not refused. Such a task guards itself
+   * (its own lock), never writes the host's record unless it takes the host's lock for that, and
+   * touches only snapshots that no run deletes meanwhile (held ones). Its outcome is logged, not
+   * kept in the host's record: the task keeps its own.
+   */
+  unlocked?: boolean;
 }
 
 const TASKS = 'ssh-r-sync:after-session';
@@ -48,7 +57,7 @@ export function scheduleAfterSession(ctx: RunContext, task: AfterSessionTask): v
 // `committed`: the run passed the commit point (else only anyOutcome tasks run); `locked`: it
 // holds the host's lock, so it may write the host's record (a refused run must not).
 export async function runAfterSession(ctx: RunContext, logger: Logger, signal: AbortSignal, committed = true, locked = true): Promise<AfterSessionRecord | null> {
-  const queued = ((ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? []).filter((task) => committed || task.anyOutcome === true);
+  const queued = ((ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? []).filter((task) => !task.unlocked && (committed || task.anyOutcome === true));
   // Work first, then the reports of it (ordered by purpose, not by the plugins' order).
   const tasks = [...queued.filter((task) => !task.reports), ...queued.filter((task) => task.reports)];
   // A run that was not committed leaves an older run's record of its after-session work alone.
@@ -115,5 +124,61 @@ async function forgetAfterSession(ctx: RunContext, logger: Logger): Promise<void
     await writeHostRecord(ctx.root, ctx.name, rest);
   } catch (error) {
     logger.warn(`could not update the host record of ${ctx.name}: ${oneLine(error)}`);
+  }
+}
+
+// The tasks that run after the host's lock is released (unlocked), in order, each bounded; after
+// a committed run only (unless anyOutcome); never throws. Their outcomes join the run's record of
+// its after-session work under the host's lock, taken briefly (waiting up to 30 s), and only while
+// no newer run has recorded itself (the host record's lastRun is still `lastRunAt`).
+export async function runUnlockedAfterSession(ctx: RunContext, logger: Logger, signal: AbortSignal, committed: boolean, lastRunAt: string | null, base: AfterSessionRecord | null): Promise<void> {
+  const tasks = ((ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? []).filter((task) => task.unlocked === true && (committed || task.anyOutcome === true));
+  if (tasks.length === 0) return;
+  const at = new Date().toISOString();
+  const entries: AfterSessionRecord['tasks'] = [];
+  for (const task of tasks) {
+    const started = performance.now();
+    if (signal.aborted) {
+      entries.push({ name: task.name, outcome: 'failed', error: `did not run: ${oneLine(signal.reason)}`, durationMs: 0 });
+      continue;
+    }
+    const controller = new AbortController();
+    const stop = () => controller.abort(signal.reason);
+    signal.addEventListener('abort', stop, { once: true });
+    const work = task.run(controller.signal);
+    let abandon: NodeJS.Timeout | undefined;
+    const giveUp = () => (abandon ??= setTimeout(() => rejectAbandoned(new Abandoned(signal.reason)), ABANDON_AFTER_MS));
+    let rejectAbandoned: (error: Error) => void = () => {};
+    const abandoned = new Promise<never>((_, reject) => (rejectAbandoned = reject));
+    abandoned.catch(() => {});
+    signal.addEventListener('abort', giveUp, { once: true });
+    try {
+      const limit = timerLimit(task.timeoutMs);
+      await Promise.race([limit ? pTimeout(work, { milliseconds: limit }) : work, abandoned]);
+      entries.push({ name: task.name, outcome: 'ok', error: null, durationMs: Math.round(performance.now() - started) });
+    } catch (error) {
+      const timedOut = error instanceof TimeoutError;
+      controller.abort(error);
+      if (timedOut) await Promise.race([work.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, ABANDON_AFTER_MS).unref())]);
+      const message = timedOut ? `timed out after ${task.timeoutMs / 1000} s` : oneLine(error);
+      logger.error(committed ? `after the backup, ${task.name} failed: ${message} (the backup itself is complete)` : `after the run, ${task.name} failed: ${message} (the run's outcome stands)`);
+      entries.push({ name: task.name, outcome: timedOut ? 'timed out' : 'failed', error: message.length > MAX_RECORDED_ERROR ? `${message.slice(0, MAX_RECORDED_ERROR)}…` : message, durationMs: Math.round(performance.now() - started) });
+    } finally {
+      clearTimeout(abandon);
+      signal.removeEventListener('abort', stop);
+      signal.removeEventListener('abort', giveUp);
+    }
+  }
+  try {
+    await withHostLock({ root: ctx.root, name: ctx.name, waitSeconds: 30, logger }, async () => {
+      const host = await readHostRecord(ctx.root, ctx.name);
+      if (!host || (host.lastRun?.at ?? null) !== lastRunAt) return logger.debug(`a newer run of ${ctx.name} recorded itself: the outcome of ${tasks.map((t) => t.name).join(', ')} is only in the log`);
+      const key = committed ? 'afterSession' : 'afterUncommitted';
+      const current = host[key];
+      const record: AfterSessionRecord = current && base && current.at === base.at ? { ...current, tasks: [...current.tasks, ...entries] } : { at, tasks: entries };
+      await writeHostRecord(ctx.root, ctx.name, { ...host, [key]: record });
+    });
+  } catch (error) {
+    logger.warn(`could not record the after-session work of ${ctx.name}: ${oneLine(error)}`);
   }
 }

@@ -9,7 +9,7 @@ import type { Plugin } from '../plugins/plugin.js';
 import { StageDriver } from './stage-driver.js';
 import { commitRun } from './commit.js';
 import { claimHostKind, recordLastRun } from '../storage/host-record.js';
-import { runAfterSession, scheduleAfterSession } from './after-session.js';
+import { runAfterSession, runUnlockedAfterSession, scheduleAfterSession } from './after-session.js';
 import { preparedSnapshot, runStore, setPreparedSnapshot } from '../storage/current.js';
 import { setRunRetention } from '../storage/retention.js';
 import { mirrorStoreProvider } from '../storage/mirror-store.js';
@@ -144,8 +144,10 @@ export class Pipeline {
     // Only a run that holds the host's lock writes its record (a refused one would overwrite the
     // account of the run that holds it, and race with its writes).
     const locked = release !== undefined || !this.options.lock;
+    let lastRunAt: string | null = null;
     if (ctx.name && locked) {
       const lastRun = { at: new Date().toISOString(), status: outcome.status, committed: outcome.committed === true, snapshot: outcome.snapshot ?? null, message: outcome.message };
+      lastRunAt = lastRun.at;
       await recordLastRun(ctx.root, ctx.name, lastRun).catch((error: unknown) => ctx.logger.warn(`could not record the run in the host's record: ${oneLine(error)}`));
     }
     clearTimeout(grace);
@@ -153,12 +155,14 @@ export class Pipeline {
     // After the session: bounded by the receiver's stop, or, when the run was already stopped
     // (the client went away, --max-run-time), by the kill only: a failure's notification still goes.
     const afterSignal = this.driver.signal.aborted ? this.driver.killSignal : this.driver.signal;
-    if (ctx.name) await runAfterSession(ctx, ctx.logger, afterSignal, outcome.committed === true, locked);
+    const base = ctx.name ? await runAfterSession(ctx, ctx.logger, afterSignal, outcome.committed === true, locked) : null;
     try {
       await release?.();
     } catch (error) {
       ctx.logger.warn(oneLine(error));
     }
+    // Long work that guards itself runs without the host's lock: the host's next backup goes ahead.
+    if (ctx.name && locked) await runUnlockedAfterSession(ctx, ctx.logger, afterSignal, outcome.committed === true, lastRunAt, base);
     return outcome;
   }
 

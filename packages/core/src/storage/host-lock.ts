@@ -286,3 +286,15 @@ function release(fd: number): () => Promise<void> {
     }
   };
 }
+
+// Runs `work` while holding the host's lock (waiting up to `waitSeconds`), then releases it. For
+// plugins whose work runs without it (an unlocked after-session task) and must still write the
+// host's record (host facts): briefly, under the lock, like every writer of that record.
+export async function withHostLock<T>(options: LockOptions, work: () => Promise<T>): Promise<T> {
+  const release = await lockHost(options);
+  try {
+    return await work();
+  } finally {
+    await release();
+  }
+}

@@ -112,9 +112,14 @@ export async function withFileLock<T>(path: string, options: FileLockOptions, wo
         // a filesystem that refuses (NFS with root_squash): the lock still works for this account
       }
     }
-    if (!(await flockFd(fd, options))) throw new SshRSyncError('ELOCK', `${path} stayed locked by another process for ${options.waitSeconds} s`);
+    if (!(await flockFd(fd, options))) throw Object.assign(new SshRSyncError('ELOCK', `${path} stayed locked by another process for ${options.waitSeconds} s`), { busy: true });
     return await work();
   } finally {
     closeSync(fd);
   }
+}
+
+// Whether `error` is withFileLock's "another process holds it" (not a trouble with the file).
+export function isLockBusy(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { busy?: unknown }).busy === true;
 }

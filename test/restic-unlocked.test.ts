@@ -1,0 +1,74 @@
+// An off-site copy never holds up the host's next backup: it runs after its run has released the
+// host's lock (core's unlocked after-session task), one copy of a host at a time (the off-site
+// lock). With a repository that hangs, the next backup goes ahead, its rotation keeps the held
+// snapshot, and when the repository answers again the running copy copies both, oldest first.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { listSnapshots, readHolds, readHostRecord } from '@ssh-r-sync/core';
+import { backupCase, runRecv, tempDir, writeScript } from './helpers/cli.js';
+
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+before(async () => (tmp = await tempDir('srs-restic-unlocked-')));
+after(async () => tmp.cleanup());
+
+async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, `never: ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('an off-site copy runs without the host\'s lock', () => {
+  test('a repository that hangs does not hold up the next backup; the held snapshot survives its rotation; both are copied once it answers', async () => {
+    const f = await backupCase(join(tmp.dir, 'f1'), ['core', 'plugin-restic', 'plugin-rotate', 'plugin-link-dest']);
+    const passwordFile = join(f.base, 'restic.pass');
+    await writeFile(passwordFile, 'unlocked-secret\n', { mode: 0o600 });
+    const repository = join(f.base, 'repo');
+    execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'init'], { stdio: 'pipe', timeout: 120_000 });
+    // While HANG exists the repository does not answer (a network that swallows packets); then
+    // it is the real restic.
+    const hangFlag = join(f.base, 'HANG');
+    const waiting = join(f.base, 'waiting');
+    const restic = await writeScript(f.base, 'restic', `if [ -e ${hangFlag} ]; then echo $$ > ${waiting}.part && mv ${waiting}.part ${waiting}; fi\nwhile [ -e ${hangFlag} ]; do sleep 0.1; done\nexec restic "$@"\n`);
+    const config = join(f.base, 'ssh-r-sync.config.json');
+    await writeFile(config, JSON.stringify({ plugins: ['@ssh-r-sync/plugin-link-dest', ['@ssh-r-sync/plugin-rotate', { keep: '1d' }], ['@ssh-r-sync/plugin-restic', { restic, repositories: [{ name: 'offsite', repository, passwordFile }] }]] }));
+    const run = () => runRecv(['--config', config, '--local', f.src, '--name', 'u1', f.root], { cwd: f.base, timeoutMs: 180_000 });
+
+    await writeFile(hangFlag, '');
+    const first = run();
+    await until('the first run\'s copy waits for the repository', () => existsSync(waiting));
+    await writeFile(join(f.src, 'b.txt'), 'beta\n');
+    const second = await run();
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /\[restic\]: an off-site copy of u1 is running already .*; it copies what is missing, oldest first/);
+    const [one, two] = await listSnapshots(join(f.root, 'u1'));
+    assert.ok(one?.complete && two?.complete, 'both backups are complete');
+    // plugin-rotate's 1d would keep only the newest of the day: the first is held, not deleted.
+    assert.match(second.stderr, /\[rotate\]: u1: 2 snapshots kept, 0 deleted/);
+    assert.deepEqual([...(await readHolds(f.root, 'u1')).keys()].sort(), [one!.id, two!.id]);
+    assert.equal(readFileSync(waiting, 'utf8').trim() !== '', true);
+
+    // The repository answers again: the first run's copy copies both, oldest first, and ends.
+    await rm(hangFlag);
+    const firstDone = await first;
+    assert.equal(firstDone.code, 0, firstDone.stderr);
+    assert.doesNotMatch(firstDone.stderr, /error|failed/);
+    const copies = (JSON.parse(execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'snapshots', '--json'], { encoding: 'utf8', timeout: 120_000 })) as { time: string; tags: string[] }[])
+      .sort((a, b) => Date.parse(a.time) - Date.parse(b.time))
+      .map((c) => c.tags.find((t) => t.startsWith('id:'))!.slice(3));
+    assert.deepEqual(copies, [one!.id, two!.id]);
+    assert.equal((await readHolds(f.root, 'u1')).size, 0, 'nothing is held once copied');
+    const state = JSON.parse(readFileSync(join(f.root, '.ssh-r-sync', 'offsite', 'u1.json'), 'utf8')) as { repositories: { offsite: { lastFailure: unknown; pending: string[] } } };
+    assert.equal(state.repositories.offsite.lastFailure, null);
+    assert.deepEqual(state.repositories.offsite.pending, []);
+    // The host's record: the newer run's own account (its copy found the first one at work).
+    assert.deepEqual((await readHostRecord(f.root, 'u1'))?.afterSession?.tasks.map((t) => [t.name, t.outcome]), [['rotate', 'ok'], ['restic', 'ok']]);
+    assert.match((await readHostRecord(f.root, 'u1'))?.facts?.restic?.lines[0] ?? '', new RegExp(`^off-site offsite: newest copy ${two!.id}, 0 s behind the newest local snapshot, 0 to copy$`));
+  });
+});
