@@ -52,7 +52,6 @@ describe('an off-site copy runs without the host\'s lock', () => {
     // plugin-rotate's 1d would keep only the newest of the day: the first is held, not deleted.
     assert.match(second.stderr, /\[rotate\]: u1: 2 snapshots kept, 0 deleted/);
     assert.deepEqual([...(await readHolds(f.root, 'u1')).keys()].sort(), [one!.id, two!.id]);
-    assert.equal(readFileSync(waiting, 'utf8').trim() !== '', true);
 
     // The repository answers again: the first run's copy copies both, oldest first, and ends.
     await rm(hangFlag);
@@ -70,5 +69,38 @@ describe('an off-site copy runs without the host\'s lock', () => {
     // The host's record: the newer run's own account (its copy found the first one at work).
     assert.deepEqual((await readHostRecord(f.root, 'u1'))?.afterSession?.tasks.map((t) => [t.name, t.outcome]), [['rotate', 'ok'], ['restic', 'ok']]);
     assert.match((await readHostRecord(f.root, 'u1'))?.facts?.restic?.lines[0] ?? '', new RegExp(`^off-site offsite: newest copy ${two!.id}, 0 s behind the newest local snapshot, 0 to copy$`));
+  });
+
+  test('a snapshot a rotation without holds deletes while it is copied does not count as copied', async () => {
+    const f = await backupCase(join(tmp.dir, 'f2'), ['core', 'plugin-restic', 'plugin-rotate', 'plugin-link-dest']);
+    const passwordFile = join(f.base, 'restic.pass');
+    await writeFile(passwordFile, 'unlocked-secret\n', { mode: 0o600 });
+    const repository = join(f.base, 'repo');
+    execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'init'], { stdio: 'pipe', timeout: 120_000 });
+    // restic's backup (only) waits while HANG exists: it has its snapshot's tree as working
+    // directory already when the rotation deletes it.
+    const hangFlag = join(f.base, 'HANG');
+    const waiting = join(f.base, 'waiting');
+    const restic = await writeScript(f.base, 'restic', `case " $* " in *" backup "*) if [ -e ${hangFlag} ]; then echo $$ > ${waiting}.part && mv ${waiting}.part ${waiting}; fi; while [ -e ${hangFlag} ]; do sleep 0.1; done;; esac\nexec restic "$@"\n`);
+    const config = join(f.base, 'ssh-r-sync.config.json');
+    await writeFile(config, JSON.stringify({ plugins: ['@ssh-r-sync/plugin-link-dest', ['@ssh-r-sync/plugin-rotate', { keep: '1d', ignoreHolds: true }], ['@ssh-r-sync/plugin-restic', { restic, repositories: [{ name: 'offsite', repository, passwordFile }] }]] }));
+    const run = () => runRecv(['--config', config, '--local', f.src, '--name', 'u2', f.root], { cwd: f.base, timeoutMs: 180_000 });
+
+    await writeFile(hangFlag, '');
+    const first = run();
+    await until('the first run\'s copy is at its backup', () => existsSync(waiting));
+    const [one] = await listSnapshots(join(f.root, 'u2'));
+    await writeFile(join(f.src, 'b.txt'), 'beta\n');
+    const second = await run();
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /\[rotate\]: u2: 1 snapshots kept, 1 deleted/);
+    await rm(hangFlag);
+    const firstDone = await first;
+    assert.equal(firstDone.code, 0, firstDone.stderr);
+    assert.match(firstDone.stderr, new RegExp(`snapshot ${one!.id} was removed or rewritten while it was copied .*: that copy does not count`));
+    const [two] = await listSnapshots(join(f.root, 'u2'));
+    const copies = (JSON.parse(execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'snapshots', '--json', '--host', 'u2'], { encoding: 'utf8', timeout: 120_000 })) as { tags: string[] }[]).map((c) => c.tags.find((t) => t.startsWith('id:'))!.slice(3));
+    assert.ok(!copies.includes(one!.id), `no copy passes for the deleted snapshot: ${copies}`);
+    assert.ok(two && two.id !== one!.id);
   });
 });

@@ -6,7 +6,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { SshRSyncError, UsageError, createLogger, hostStatus, loadConfig, loadPlugin, lockHost, oneLine, type Logger, type Plugin, type Retention } from '@ssh-r-sync/core/internal';
+import { SshRSyncError, UsageError, createLogger, hostStatus, loadConfig, loadPlugin, oneLine, type Logger, type Plugin, type Retention } from '@ssh-r-sync/core/internal';
 import { ADMIN_PREFIX, backupRoot, columns, hostNames, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { onSignals, seconds } from './common.js';
 import { JSON_SCHEMA } from './format.js';
@@ -14,7 +14,7 @@ import { JSON_SCHEMA } from './format.js';
 /** The part of plugin-restic's `offsite` API that the commands use (structural: no import). */
 export interface OffsiteApi {
   options: { repositories: { name: string; keep: unknown }[] };
-  sync(root: string, name: string, options?: { signal?: AbortSignal; logger?: Logger; only?: string; retention?: Retention; hostLocked?: boolean }): Promise<{ name: string; copied: string[]; pending: string[]; removed: number; error: string | null }[]>;
+  sync(root: string, name: string, options?: { signal?: AbortSignal; logger?: Logger; only?: string; retention?: Retention; hostLocked?: boolean; lockWait?: number }): Promise<{ name: string; copied: string[]; pending: string[]; removed: number; error: string | null }[]>;
   forget(root: string, name: string, repository: string, options?: { dryRun?: boolean; signal?: AbortSignal; logger?: Logger; retention?: Retention }): Promise<{ removed: number; dryRun: boolean }>;
   check(repository: string, samplePercent: number, signal?: AbortSignal): Promise<string>;
   copies(repository: string, name: string, signal?: AbortSignal): Promise<{ id: string; resticId: string; time: string; mode: string | null }[]>;
@@ -77,7 +77,7 @@ export function offsiteCommand(result: ExitCodeHolder): Command {
   offsite.addCommand(
     common(new Command('sync'))
       .summary('copy what each repository lacks, oldest first (what a backup does afterwards); exit 1 if a copy failed')
-      .option('--lock-wait <SECONDS>', 'wait this long for a running backup of a host to end; 0 = skip that host at once (default)', seconds)
+      .option('--lock-wait <SECONDS>', 'for a host kept as a mirror (copied under the host\'s lock): wait this long for its running backup; 0 = skip it at once (default). Snapshots are copied beside running backups', seconds)
       .action(async (root: string, names: string[], options: OffsiteOptions) => void (result.code = await sync(root, names, options))),
   );
   offsite.addCommand(
@@ -126,10 +126,10 @@ async function sync(rootArgument: string, names: string[], options: OffsiteOptio
   await withSignals(async (signal) => {
     for (const name of await hostNames(root, names)) {
       const scoped = logger.scope(name);
-      let release: (() => Promise<void>) | undefined;
       try {
-        release = await lockHost({ root, name, waitSeconds: options.lockWait ?? 0, logger: scoped, signal });
-        for (const r of await api.sync(root, name, { signal, logger: scoped, only: options.repository, retention: api.retention, hostLocked: true })) {
+        // Snapshots are copied beside the host's backups (the plugin's own lock); a mirror under
+        // the host's lock, which the plugin takes (waiting --lock-wait).
+        for (const r of await api.sync(root, name, { signal, logger: scoped, only: options.repository, retention: api.retention, lockWait: options.lockWait ?? 0 })) {
           if (r.error) failed += 1;
           process.stdout.write(`${name}: ${r.name}: ${r.copied.length} copied${r.removed ? `, ${r.removed} forgotten` : ''}, ${r.pending.length} still to copy${r.error ? ` (failed: ${r.error})` : ''}\n`);
         }
@@ -137,8 +137,6 @@ async function sync(rootArgument: string, names: string[], options: OffsiteOptio
         if (signal.aborted) throw error;
         failed += 1;
         process.stdout.write(`${name}: not synced: ${oneLine(error)}\n`);
-      } finally {
-        await release?.();
       }
     }
   });

@@ -5,7 +5,7 @@
 // The work runs after the session: it never delays the client and never fails the backup; a
 // failure is recorded (the host's record, ROOT/.ssh-r-sync/offsite/NAME.json) and the next run
 // or `ssh-r-sync-admin offsite sync` catches up. See README.md and docs/offsite.md.
-import { SshRSyncError, isLockBusy, oneLine, runRetention, scheduleAfterSession, silentLogger, storedSnapshots, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
+import { SshRSyncError, isLockBusy, oneLine, preparedSnapshot, runRetention, scheduleAfterSession, silentLogger, storedSnapshots, type Logger, type PipelineHooks, type Plugin, type StatusReport } from '@ssh-r-sync/core';
 import { parseOptions, type ParsedOptions, type ResticOptions } from './options.js';
 import { copyKey, forgetCopies, holdUncopied, listCopies, syncHost, type ForgetOptions, type ForgetResult, type RemoteCopy, type RepositoryResult, type SyncOptions } from './sync.js';
 import { readOffsiteState, type OffsiteState } from './state.js';
@@ -85,6 +85,7 @@ export default function restic(options: ResticOptions = {} as ResticOptions): Pl
           }
           await holdUncopied(ctx.root, ctx.name, parsed, logger);
           const retention = runRetention(ctx);
+          const mirror = !preparedSnapshot(ctx)?.id;
           // After the session, like rotation; a failed copy is this task's error, which core logs
           // once and keeps in the host's record (status shows it).
           // Without the host's lock (core's unlocked task): however long a copy takes (a first
@@ -95,13 +96,14 @@ export default function restic(options: ResticOptions = {} as ResticOptions): Pl
           scheduleAfterSession(ctx, {
             name: PLUGIN_NAME,
             timeoutMs: parsed.timeoutMs,
-            unlocked: true,
+            // A mirror is rewritten in place by the next run: copied under the run's lock.
+            unlocked: !mirror,
             run: async (signal) => {
               for (let pass = 0; pass < MAX_PASSES; pass++) {
                 const newest = await newestLocal(ctx.root, ctx.name);
                 let results: RepositoryResult[];
                 try {
-                  results = await syncHost(ctx.root, ctx.name, parsed, { signal, logger, retention });
+                  results = await syncHost(ctx.root, ctx.name, parsed, { signal, logger, retention, hostLocked: mirror });
                 } catch (error) {
                   if (!isLockBusy(error)) throw error;
                   logger.info(oneLine(error));

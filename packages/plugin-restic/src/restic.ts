@@ -4,6 +4,7 @@
 // S3 keys and the like only through its environment. Nothing here logs a secret: messages name
 // the repository by its config name and its address with any user:password@ part blanked out.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { SshRSyncError, dieWithUs, killGroup } from '@ssh-r-sync/core';
 import type { ParsedOptions, Repository } from './options.js';
 
@@ -105,7 +106,8 @@ function runOnce(command: ResticCommand, call: ResticCall): Promise<ResticResult
       clearTimeout(grace);
       call.signal?.removeEventListener('abort', kill);
       forget();
-      reject(new SshRSyncError('ESPAWN', `cannot run ${command.program}: ${error.code === 'ENOENT' ? 'not installed (apt-get install restic), or give "restic": its path' : error.code ?? error.message}`, { cause: error }));
+      const gone = error.code === 'ENOENT' && call.cwd !== undefined && !existsSync(call.cwd);
+      reject(new SshRSyncError('ESPAWN', gone ? `cannot run ${command.program} in ${call.cwd}: that directory is gone` : `cannot run ${command.program}: ${error.code === 'ENOENT' ? 'not installed (apt-get install restic), or give "restic": its path' : error.code ?? error.message}`, { cause: error }));
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);

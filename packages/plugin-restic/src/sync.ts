@@ -6,7 +6,7 @@
 // Snapshots are found only through core's store interface (storedSnapshots).
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SshRSyncError, isLockBusy, oneLine, recordHostFacts, setHolds, silentLogger, snapshotId, storedSnapshots, validateName, withFileLock, withHostLock, type HostGauge, type Logger, type Retention, type StoredSnapshot } from '@ssh-r-sync/core';
+import { SshRSyncError, isLockBusy, oneLine, readDoneMark, recordHostFacts, setHolds, silentLogger, snapshotId, storedSnapshots, validateName, withFileLock, withHostLock, type HostGauge, type Logger, type Retention, type StoredSnapshot } from '@ssh-r-sync/core';
 import { checkPasswordFile, type ParsedOptions, type Repository } from './options.js';
 import { redactRepository, resticCommand, resticError, runRestic } from './restic.js';
 import { emptyRepositoryState, readOffsiteState, updateOffsiteState } from './state.js';
@@ -40,8 +40,10 @@ export interface SyncOptions {
   now?: Date;
   /** The host's rotation policy (core's runRetention: plugin-rotate's), for keep: "rotate". */
   retention?: Retention;
-  /** The caller holds the host's lock (an admin command); else it is taken briefly to record facts. */
+  /** The caller holds the host's lock; else it is taken briefly to record facts, and for a mirror's whole copy. */
   hostLocked?: boolean;
+  /** Seconds to wait for the host's lock of a mirror (default 0: busy, it is not copied now). */
+  lockWait?: number;
 }
 
 /** What a forget did: how many copies went (or, in a dry run, would go). */
@@ -150,6 +152,23 @@ export function syncHost(root: string, name: string, options: ParsedOptions, syn
 }
 
 async function syncHostLocked(root: string, name: string, options: ParsedOptions, sync: SyncOptions): Promise<RepositoryResult[]> {
+  // A mirror is rewritten in place by the host's next run: it is copied only under the host's
+  // lock (the caller's, or taken here without waiting).
+  const mirror = (await storedSnapshots(root, name, sync.now)).some((s) => !s.id);
+  if (mirror && !sync.hostLocked) {
+    const logger = sync.logger ?? silentLogger;
+    return withHostLock({ root, name, waitSeconds: sync.lockWait ?? 0, logger, signal: sync.signal }, () => syncHostRepositories(root, name, options, { ...sync, hostLocked: true }));
+  }
+  return syncHostRepositories(root, name, options, sync);
+}
+
+// Whether a snapshot's done mark is still the one it was listed with (same run, same commit).
+async function doneMarkUnchanged(snapshot: StoredSnapshot): Promise<boolean> {
+  const now = await readDoneMark(snapshot.paths).catch(() => null);
+  return now !== null && now.completedAt === snapshot.done.completedAt && now.startedAt === snapshot.done.startedAt;
+}
+
+async function syncHostRepositories(root: string, name: string, options: ParsedOptions, sync: SyncOptions): Promise<RepositoryResult[]> {
   const logger = sync.logger ?? silentLogger;
   const local = (await storedSnapshots(root, name, sync.now)).filter((s) => !s.future);
   const results: RepositoryResult[] = [];
@@ -179,16 +198,31 @@ async function syncHostLocked(root: string, name: string, options: ParsedOptions
       for (const snapshot of missing) {
         sync.signal?.throwIfAborted();
         const key = copyKey(snapshot);
+        if (!(await doneMarkUnchanged(snapshot))) {
+          // Deleted since the listing (a rotation that ignores holds): nothing to copy any more.
+          logger.info(`${name}: ${repo.name}: snapshot ${key} is gone (or rewritten) since this copy began: not copied`);
+          result.pending = result.pending.filter((p) => p !== key);
+          continue;
+        }
         // The newest copy older than this one: restic then reads only what changed since.
         const parent = copies.filter((c) => Date.parse(c.time) <= startOf(snapshot).getTime()).at(-1)?.resticId ?? null;
         const started = performance.now();
         const run = await runRestic(resticCommand(options, repo, backupArgs(name, snapshot, parent)), { cwd: snapshot.paths.tree, signal: sync.signal, maxStdout: 1024 * 1024 });
         const summary = run.stdout.split('\n').reverse().map(parseLine).find((l) => l?.message_type === 'summary');
         const resticId = typeof summary?.snapshot_id === 'string' ? summary.snapshot_id : '';
-        // A snapshot restic saved without ending cleanly (exit 3, or stopped right after saving) is
-        // no copy: recorded as partial first, which needs no restic call, so a stop cannot skip it.
-        if (run.code !== 0 && resticId) await record(root, name, repo, (r) => void (r.partial = [...new Set([...r.partial, resticId])]));
+        // The copy runs beside other runs: a snapshot deleted (hold: false, ignoreHolds) or a mirror
+        // rewritten meanwhile loses its done mark first (every delete and rewrite starts there), so
+        // a done mark that is not the one listed means the copy read something else: no copy.
+        const unchanged = await doneMarkUnchanged(snapshot);
+        // A snapshot restic saved without ending cleanly (exit 3, or stopped right after saving), or
+        // of a tree that changed under it, is no copy: recorded as partial first, which needs no
+        // restic call, so a stop cannot skip it.
+        if ((run.code !== 0 || !unchanged) && resticId) await record(root, name, repo, (r) => void (r.partial = [...new Set([...r.partial, resticId])]));
         if (sync.signal?.aborted) throw sync.signal.reason;
+        if (!unchanged) {
+          await forgetPartial(root, name, options, repo, null, sync.signal, logger, resticId ? [resticId] : []);
+          throw new Error(`${repo.name}: snapshot ${key} was removed or rewritten while it was copied (a rotation without holds, or the mirror's next run): that copy does not count, and the snapshot is copied again if it is still there`);
+        }
         if (run.code !== 0) {
           const error = resticError(repo, `backup of ${key}`, run);
           if (run.code !== 3) throw error;
@@ -239,7 +273,8 @@ async function syncHostLocked(root: string, name: string, options: ParsedOptions
   // the same facts itself.
   const newest = local.at(-1)?.done.startedAt ?? null;
   const facts = () => recordOffsiteFacts(root, name, newest);
-  await (sync.hostLocked ? facts() : withHostLock({ root, name, waitSeconds: 30, logger, signal: sync.signal }, facts)).catch((error: unknown) => logger.warn(`${name}: could not record the off-site state for status: ${oneLine(error)}`));
+  // Not with the task's signal: after a timeout or a stop (aborted) the facts must still say so.
+  await (sync.hostLocked ? facts() : withHostLock({ root, name, waitSeconds: 30, logger }, facts)).catch((error: unknown) => logger.warn(`${name}: could not record the off-site state for status: ${oneLine(error)}`));
   return results;
 }
 

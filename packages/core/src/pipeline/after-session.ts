@@ -36,6 +36,9 @@ const TASKS = 'ssh-r-sync:after-session';
 /** Characters of a task's error kept in the host's record, which is read back bounded. */
 const MAX_RECORDED_ERROR = 4000;
 
+/** How long an unlocked task that timed out may take to end (restic: SIGINT, then SIGKILL after 10 s). */
+const UNLOCKED_STOP_GRACE_MS = 20_000;
+
 /** How long a stopped task may take to end before the receiver goes on without it. */
 const ABANDON_AFTER_MS = 2000;
 
@@ -159,7 +162,8 @@ export async function runUnlockedAfterSession(ctx: RunContext, logger: Logger, s
     } catch (error) {
       const timedOut = error instanceof TimeoutError;
       controller.abort(error);
-      if (timedOut) await Promise.race([work.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, ABANDON_AFTER_MS).unref())]);
+      // Nobody waits for an unlocked task: a stopped one gets time to record how it ended.
+      if (timedOut) await Promise.race([work.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, UNLOCKED_STOP_GRACE_MS).unref())]);
       const message = timedOut ? `timed out after ${task.timeoutMs / 1000} s` : oneLine(error);
       logger.error(committed ? `after the backup, ${task.name} failed: ${message} (the backup itself is complete)` : `after the run, ${task.name} failed: ${message} (the run's outcome stands)`);
       entries.push({ name: task.name, outcome: timedOut ? 'timed out' : 'failed', error: message.length > MAX_RECORDED_ERROR ? `${message.slice(0, MAX_RECORDED_ERROR)}…` : message, durationMs: Math.round(performance.now() - started) });
