@@ -268,9 +268,9 @@ async function syncHostRepositories(root: string, name: string, options: ParsedO
     }
   }
   await renewHold(root, name, options, logger);
-  // The host's record is written under the host's lock: the caller's (an admin command), or taken
-  // briefly here (a run's copy after its session holds none); a newer run that holds it records
-  // the same facts itself.
+  // The host's record is written under the host's lock: the caller's (a mirror's copy), or taken
+  // briefly here (waiting up to 30 s: a snapshot host's copy holds none); when a long backup of
+  // the host holds it that long, the facts wait for the next copy or `offsite sync`.
   const newest = local.at(-1)?.done.startedAt ?? null;
   const facts = () => recordOffsiteFacts(root, name, newest);
   // Not with the task's signal: after a timeout or a stop (aborted) the facts must still say so.

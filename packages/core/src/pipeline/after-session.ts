@@ -26,8 +26,9 @@ export interface AfterSessionTask {
    * It runs after the host's lock is released, so that however long it takes (an off-site copy
    * to a repository that hangs) the host's next backup is not refused. Such a task guards itself
    * (its own lock), never writes the host's record unless it takes the host's lock for that, and
-   * touches only snapshots that no run deletes meanwhile (held ones). Its outcome is logged, not
-   * kept in the host's record: the task keeps its own.
+   * touches only snapshots that no run deletes meanwhile (held ones). Its outcome joins the run's
+   * record under the host's lock, taken briefly, unless a newer run has recorded itself by then
+   * (then it is in the log only, and the task should keep its own account).
    */
   unlocked?: boolean;
 }
