@@ -24,22 +24,36 @@ async function until(what: string, check: () => boolean | Promise<boolean>): Pro
   }
 }
 
+// A host `name` backed up locally with plugin-link-dest, plugin-rotate (`rotate`) and plugin-restic
+// into a real repository, through a `restic` that waits while HANG exists (`when`: for every
+// call, or only for `backup`) and writes its pid to `waiting` when it starts to wait.
+async function hangingCase(dir: string, name: string, rotate: Record<string, unknown>, when: 'every call' | 'backup') {
+  const f = await backupCase(join(tmp.dir, dir), ['core', 'plugin-restic', 'plugin-rotate', 'plugin-link-dest']);
+  const passwordFile = join(f.base, 'restic.pass');
+  await writeFile(passwordFile, 'unlocked-secret\n', { mode: 0o600 });
+  const repository = join(f.base, 'repo');
+  execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'init'], { stdio: 'pipe', timeout: 120_000 });
+  const hangFlag = join(f.base, 'HANG');
+  const waiting = join(f.base, 'waiting');
+  const wait = `if [ -e ${hangFlag} ]; then echo $$ > ${waiting}.part && mv ${waiting}.part ${waiting}; fi; while [ -e ${hangFlag} ]; do sleep 0.1; done`;
+  const restic = await writeScript(f.base, 'restic', `${when === 'backup' ? `case " $* " in *" backup "*) ${wait};; esac` : wait}\nexec restic "$@"\n`);
+  const config = join(f.base, 'ssh-r-sync.config.json');
+  await writeFile(config, JSON.stringify({ plugins: ['@ssh-r-sync/plugin-link-dest', ['@ssh-r-sync/plugin-rotate', rotate], ['@ssh-r-sync/plugin-restic', { restic, repositories: [{ name: 'offsite', repository, passwordFile }] }]] }));
+  return {
+    ...f,
+    passwordFile,
+    repository,
+    hangFlag,
+    waiting,
+    run: () => runRecv(['--config', config, '--local', f.src, '--name', name, f.root], { cwd: f.base, timeoutMs: 180_000 }),
+  };
+}
+
 describe('an off-site copy runs without the host\'s lock', () => {
   test('a repository that hangs does not hold up the next backup; the held snapshot survives its rotation; both are copied once it answers', async () => {
-    const f = await backupCase(join(tmp.dir, 'f1'), ['core', 'plugin-restic', 'plugin-rotate', 'plugin-link-dest']);
-    const passwordFile = join(f.base, 'restic.pass');
-    await writeFile(passwordFile, 'unlocked-secret\n', { mode: 0o600 });
-    const repository = join(f.base, 'repo');
-    execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'init'], { stdio: 'pipe', timeout: 120_000 });
-    // While HANG exists the repository does not answer (a network that swallows packets); then
-    // it is the real restic.
-    const hangFlag = join(f.base, 'HANG');
-    const waiting = join(f.base, 'waiting');
-    const restic = await writeScript(f.base, 'restic', `if [ -e ${hangFlag} ]; then echo $$ > ${waiting}.part && mv ${waiting}.part ${waiting}; fi\nwhile [ -e ${hangFlag} ]; do sleep 0.1; done\nexec restic "$@"\n`);
-    const config = join(f.base, 'ssh-r-sync.config.json');
-    await writeFile(config, JSON.stringify({ plugins: ['@ssh-r-sync/plugin-link-dest', ['@ssh-r-sync/plugin-rotate', { keep: '1d' }], ['@ssh-r-sync/plugin-restic', { restic, repositories: [{ name: 'offsite', repository, passwordFile }] }]] }));
-    const run = () => runRecv(['--config', config, '--local', f.src, '--name', 'u1', f.root], { cwd: f.base, timeoutMs: 180_000 });
-
+    // While HANG exists the repository does not answer (a network that swallows packets).
+    const f = await hangingCase('f1', 'u1', { keep: '1d' }, 'every call');
+    const { passwordFile, repository, hangFlag, waiting, run } = f;
     await writeFile(hangFlag, '');
     const first = run();
     await until('the first run\'s copy waits for the repository', () => existsSync(waiting));
@@ -72,20 +86,10 @@ describe('an off-site copy runs without the host\'s lock', () => {
   });
 
   test('a snapshot a rotation without holds deletes while it is copied does not count as copied', async () => {
-    const f = await backupCase(join(tmp.dir, 'f2'), ['core', 'plugin-restic', 'plugin-rotate', 'plugin-link-dest']);
-    const passwordFile = join(f.base, 'restic.pass');
-    await writeFile(passwordFile, 'unlocked-secret\n', { mode: 0o600 });
-    const repository = join(f.base, 'repo');
-    execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'init'], { stdio: 'pipe', timeout: 120_000 });
-    // restic's backup (only) waits while HANG exists: it has its snapshot's tree as working
-    // directory already when the rotation deletes it.
-    const hangFlag = join(f.base, 'HANG');
-    const waiting = join(f.base, 'waiting');
-    const restic = await writeScript(f.base, 'restic', `case " $* " in *" backup "*) if [ -e ${hangFlag} ]; then echo $$ > ${waiting}.part && mv ${waiting}.part ${waiting}; fi; while [ -e ${hangFlag} ]; do sleep 0.1; done;; esac\nexec restic "$@"\n`);
-    const config = join(f.base, 'ssh-r-sync.config.json');
-    await writeFile(config, JSON.stringify({ plugins: ['@ssh-r-sync/plugin-link-dest', ['@ssh-r-sync/plugin-rotate', { keep: '1d', ignoreHolds: true }], ['@ssh-r-sync/plugin-restic', { restic, repositories: [{ name: 'offsite', repository, passwordFile }] }]] }));
-    const run = () => runRecv(['--config', config, '--local', f.src, '--name', 'u2', f.root], { cwd: f.base, timeoutMs: 180_000 });
-
+    // restic's backup (only) waits: it has its snapshot's tree as working directory already when
+    // the rotation deletes it.
+    const f = await hangingCase('f2', 'u2', { keep: '1d', ignoreHolds: true }, 'backup');
+    const { passwordFile, repository, hangFlag, waiting, run } = f;
     await writeFile(hangFlag, '');
     const first = run();
     await until('the first run\'s copy is at its backup', () => existsSync(waiting));
