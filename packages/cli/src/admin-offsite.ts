@@ -1,6 +1,6 @@
 // `ssh-r-sync-admin offsite sync|status|check|forget ROOT [NAME...]`: the off-site copies of
-// @ssh-r-sync/plugin-restic by hand — the same catch-up a backup runs afterwards (under the host's
-// lock), what each repository has and how far it lags, `restic check` with a data sample, and
+// @ssh-r-sync/plugin-restic by hand — the same catch-up a backup runs afterwards (under the
+// plugin's off-site lock; a mirror under the host's lock too), what each repository has and how far it lags, `restic check` with a data sample, and
 // retention off-site. The repositories come from the receiver's config (the plugin's options);
 // the cli does not import the plugin: it loads it as the receiver does and uses its `offsite` API.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
