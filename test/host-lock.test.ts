@@ -11,7 +11,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
-import { lockHost, silentLogger } from '@ssh-r-sync/core/internal';
+import { lockHost, silentLogger, withHostLock } from '@ssh-r-sync/core/internal';
 import { recvBin, repoRoot, tempDir, writeScript } from './helpers/cli.js';
 import { deadPid, waitUntil } from './helpers/fake-peer.js';
 
@@ -454,6 +454,23 @@ describe('the host lock through ssh-r-sync-recv --local', { concurrency: 1 }, ()
     assert.equal(won.code, 0, won.stderr);
     assert.equal(readFileSync(join(f.root, NAME, 'a.txt'), 'utf8'), 'alpha\n');
     assert.equal(readFileSync(g.started, 'utf8').trim().split('\n').length, 1, 'only the winner ran its handshake hook');
+  });
+
+  test('a brief holder (a record written after a run\'s session) is waited for: a run with --lock-wait 0 arriving meanwhile is not refused', { timeout: 90_000 }, async () => {
+    const f = await fixture();
+    let run: Run | undefined;
+    await withHostLock({ root: f.root, name: NAME, waitSeconds: 0, logger: silentLogger, brief: true }, async () => {
+      run = recv(['--local', f.src, '--name', NAME, '--lock-wait', '0', f.root]);
+      // It waits (one of the host's waiter slots is taken), rather than being refused.
+      const slot = join(f.root, '.ssh-r-sync', 'locks', `${NAME}.wait.0`);
+      let ended = false;
+      void run.exited.then(() => (ended = true));
+      await waitUntil(() => ended || (existsSync(slot) && spawnSync('flock', ['-n', slot, 'true']).status === 1), 60_000);
+      assert.equal(ended, false, 'the run was refused while the brief holder held the lock');
+    });
+    const done = await run!.exited;
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(readFileSync(join(f.root, NAME, 'a.txt'), 'utf8'), 'alpha\n');
   });
 
   test('a receiver SIGKILLed mid-run: its hook dies with it, and the next run takes its lock over with a log line', { timeout: 90_000 }, async () => {

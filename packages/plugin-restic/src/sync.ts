@@ -274,7 +274,7 @@ async function syncHostRepositories(root: string, name: string, options: ParsedO
   const newest = local.at(-1)?.done.startedAt ?? null;
   const facts = () => recordOffsiteFacts(root, name, newest);
   // Not with the task's signal: after a timeout or a stop (aborted) the facts must still say so.
-  await (sync.hostLocked ? facts() : withHostLock({ root, name, waitSeconds: 30, logger }, facts)).catch((error: unknown) => logger.warn(`${name}: could not record the off-site state for status: ${oneLine(error)}`));
+  await (sync.hostLocked ? facts() : withHostLock({ root, name, waitSeconds: 30, logger, brief: true }, facts)).catch((error: unknown) => logger.warn(`${name}: could not record the off-site state for status: ${oneLine(error)}`));
   return results;
 }
 

@@ -175,7 +175,7 @@ export async function runUnlockedAfterSession(ctx: RunContext, logger: Logger, s
     }
   }
   try {
-    await withHostLock({ root: ctx.root, name: ctx.name, waitSeconds: 30, logger }, async () => {
+    await withHostLock({ root: ctx.root, name: ctx.name, waitSeconds: 30, logger, brief: true }, async () => {
       const host = await readHostRecord(ctx.root, ctx.name);
       if (!host || (host.lastRun?.at ?? null) !== lastRunAt) return logger.debug(`a newer run of ${ctx.name} recorded itself: the outcome of ${tasks.map((t) => t.name).join(', ')} is only in the log`);
       const key = committed ? 'afterSession' : 'afterUncommitted';

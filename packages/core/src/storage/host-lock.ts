@@ -37,7 +37,12 @@ const LEGACY_POLL_MS = 250;
 interface Owner {
   pid: number;
   start: string;
+  /** The holder only records something and lets go within seconds (withHostLock): worth a short wait. */
+  brief?: boolean;
 }
+
+/** How long a run waits for a brief holder (a record written after a run's session) before it is refused. */
+const BRIEF_WAIT_MS = 10_000;
 
 // The kernel's start time of a process, to tell a live owner from a reused pid.
 function startTime(pid: number): string | null {
@@ -172,10 +177,15 @@ function busy(name: string, pid: number | null): SshRSyncError {
 // The pid of the lock's live holder, looked for a little while (it names itself right after it
 // got the lock); null when no live process is named (say, an admin's own `flock FILE CMD`).
 async function holderPid(fd: number, signal: AbortSignal | undefined): Promise<number | null> {
+  return (await holder(fd, signal))?.pid ?? null;
+}
+
+// The lock's live holder as its record names it, looked for a little while; null: none named.
+async function holder(fd: number, signal: AbortSignal | undefined): Promise<Owner | null> {
   const until = Date.now() + HOLDER_LOOK_MS;
   for (;;) {
     const owner = readOwner(fd);
-    if (typeof owner === 'object' && alive(owner)) return owner.pid;
+    if (typeof owner === 'object' && alive(owner)) return owner;
     if (Date.now() >= until || signal?.aborted) return null;
     await sleep(20);
   }
@@ -201,6 +211,9 @@ async function takeWaiterSlot(locks: number, options: LockOptions): Promise<numb
 async function acquire(fd: number, locks: number, options: LockOptions, deadline: number): Promise<void> {
   const { signal } = options;
   if (await flockFd(fd, { waitSeconds: 0, signal })) return;
+  // A brief holder (an off-site copy recording its facts) lets go within seconds: waited for,
+  // so that it never gets a backup refused.
+  if ((await holder(fd, signal))?.brief === true) deadline = Math.max(deadline, Date.now() + BRIEF_WAIT_MS);
   const left = (deadline - Date.now()) / 1000;
   if (left > 0) {
     const slot = await takeWaiterSlot(locks, options);
@@ -228,10 +241,12 @@ async function legacyHolderGone(owner: Owner, deadline: number, signal: AbortSig
 export interface LockOptions {
   root: string;
   name: string;
-  /** Seconds to wait for a busy host; 0 refuses at once. */
+  /** Seconds to wait for a busy host; 0 refuses at once (a brief holder is waited for all the same). */
   waitSeconds: number;
   logger: Logger;
   signal?: AbortSignal;
+  /** We hold it only to record something and let go within seconds: others wait instead of being refused. */
+  brief?: boolean;
 }
 
 // Takes the host's lock, waiting up to `waitSeconds`; returns the release function.
@@ -259,7 +274,7 @@ export async function lockHost(options: LockOptions): Promise<() => Promise<void
           if (!(await legacyHolderGone(previous, deadline, signal))) throw busy(name, previous.pid);
           continue;
         }
-        writeOwner(fd, me);
+        writeOwner(fd, options.brief ? { ...me, brief: true } : me);
         if (typeof previous === 'object') logger.warn(`took over the lock of ${name} from dead process ${previous.pid}`);
         if (previous === 'unreadable') logger.warn(`took over the lock of ${name} from an unreadable lock file`);
         keep = true;
@@ -289,7 +304,8 @@ function release(fd: number): () => Promise<void> {
 
 // Runs `work` while holding the host's lock (waiting up to `waitSeconds`), then releases it. For
 // plugins whose work runs without it (an unlocked after-session task) and must still write the
-// host's record (host facts): briefly, under the lock, like every writer of that record.
+// host's record (host facts): briefly, under the lock, like every writer of that record; with
+// `brief`, a run that arrives meanwhile waits for it instead of being refused.
 export async function withHostLock<T>(options: LockOptions, work: () => Promise<T>): Promise<T> {
   const release = await lockHost(options);
   try {
