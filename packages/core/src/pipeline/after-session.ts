@@ -71,40 +71,7 @@ export async function runAfterSession(ctx: RunContext, logger: Logger, signal: A
     return null;
   }
   const record: AfterSessionRecord = { at: new Date().toISOString(), tasks: [] };
-  for (const task of tasks) {
-    const started = performance.now();
-    const controller = new AbortController();
-    const stop = () => controller.abort(signal.reason);
-    if (signal.aborted) stop();
-    else signal.addEventListener('abort', stop, { once: true });
-    const work = task.run(controller.signal);
-    // A task that ignores its signal is abandoned soon after the receiver is stopped (SIGTERM).
-    let abandon: NodeJS.Timeout | undefined;
-    let giveUp = () => {};
-    const abandoned = new Promise<never>((_, reject) => {
-      giveUp = () => (abandon ??= setTimeout(() => reject(new Abandoned(signal.reason)), ABANDON_AFTER_MS));
-    });
-    abandoned.catch(() => {});
-    if (signal.aborted) giveUp();
-    else signal.addEventListener('abort', giveUp, { once: true });
-    try {
-      const limit = timerLimit(task.timeoutMs);
-      await Promise.race([limit ? pTimeout(work, { milliseconds: limit }) : work, abandoned]);
-      record.tasks.push({ name: task.name, outcome: 'ok', error: null, durationMs: Math.round(performance.now() - started) });
-    } catch (error) {
-      const timedOut = error instanceof TimeoutError;
-      controller.abort(error);
-      if (timedOut) await Promise.race([work.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
-      const message = timedOut ? `timed out after ${task.timeoutMs / 1000} s` : oneLine(error);
-      logger.error(committed ? `after the backup, ${task.name} failed: ${message} (the backup itself is complete)` : `after the run, ${task.name} failed: ${message} (the run's outcome stands)`);
-      const recorded = message.length > MAX_RECORDED_ERROR ? `${message.slice(0, MAX_RECORDED_ERROR)}…` : message;
-      record.tasks.push({ name: task.name, outcome: timedOut ? 'timed out' : 'failed', error: recorded, durationMs: Math.round(performance.now() - started) });
-    } finally {
-      clearTimeout(abandon);
-      signal.removeEventListener('abort', giveUp);
-      signal.removeEventListener('abort', stop);
-    }
-  }
+  for (const task of tasks) record.tasks.push(await runTask(task, logger, signal, committed, 2000));
   if (!locked) return record;
   try {
     const host = await readHostRecord(ctx.root, ctx.name);
@@ -140,40 +107,8 @@ export async function runUnlockedAfterSession(ctx: RunContext, logger: Logger, s
   if (tasks.length === 0) return;
   const at = new Date().toISOString();
   const entries: AfterSessionRecord['tasks'] = [];
-  for (const task of tasks) {
-    const started = performance.now();
-    if (signal.aborted) {
-      entries.push({ name: task.name, outcome: 'failed', error: `did not run: ${oneLine(signal.reason)}`, durationMs: 0 });
-      continue;
-    }
-    const controller = new AbortController();
-    const stop = () => controller.abort(signal.reason);
-    signal.addEventListener('abort', stop, { once: true });
-    const work = task.run(controller.signal);
-    let abandon: NodeJS.Timeout | undefined;
-    const giveUp = () => (abandon ??= setTimeout(() => rejectAbandoned(new Abandoned(signal.reason)), ABANDON_AFTER_MS));
-    let rejectAbandoned: (error: Error) => void = () => {};
-    const abandoned = new Promise<never>((_, reject) => (rejectAbandoned = reject));
-    abandoned.catch(() => {});
-    signal.addEventListener('abort', giveUp, { once: true });
-    try {
-      const limit = timerLimit(task.timeoutMs);
-      await Promise.race([limit ? pTimeout(work, { milliseconds: limit }) : work, abandoned]);
-      entries.push({ name: task.name, outcome: 'ok', error: null, durationMs: Math.round(performance.now() - started) });
-    } catch (error) {
-      const timedOut = error instanceof TimeoutError;
-      controller.abort(error);
-      // Nobody waits for an unlocked task: a stopped one gets time to record how it ended.
-      if (timedOut) await Promise.race([work.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, UNLOCKED_STOP_GRACE_MS).unref())]);
-      const message = timedOut ? `timed out after ${task.timeoutMs / 1000} s` : oneLine(error);
-      logger.error(committed ? `after the backup, ${task.name} failed: ${message} (the backup itself is complete)` : `after the run, ${task.name} failed: ${message} (the run's outcome stands)`);
-      entries.push({ name: task.name, outcome: timedOut ? 'timed out' : 'failed', error: message.length > MAX_RECORDED_ERROR ? `${message.slice(0, MAX_RECORDED_ERROR)}…` : message, durationMs: Math.round(performance.now() - started) });
-    } finally {
-      clearTimeout(abandon);
-      signal.removeEventListener('abort', stop);
-      signal.removeEventListener('abort', giveUp);
-    }
-  }
+  // Nobody waits for an unlocked task: a stopped one gets time to record how it ended.
+  for (const task of tasks) entries.push(await runTask(task, logger, signal, committed, UNLOCKED_STOP_GRACE_MS));
   try {
     await withHostLock({ root: ctx.root, name: ctx.name, waitSeconds: 30, logger, brief: true }, async () => {
       const host = await readHostRecord(ctx.root, ctx.name);
@@ -185,5 +120,42 @@ export async function runUnlockedAfterSession(ctx: RunContext, logger: Logger, s
     });
   } catch (error) {
     logger.warn(`could not record the after-session work of ${ctx.name}: ${oneLine(error)}`);
+  }
+}
+
+// Runs one task, bounded by its limit and by `signal` (a task that ignores it is abandoned 2 s
+// after it aborts; one that timed out gets `graceMs` to end); logs a failure; never throws.
+async function runTask(task: AfterSessionTask, logger: Logger, signal: AbortSignal, committed: boolean, graceMs: number): Promise<AfterSessionRecord['tasks'][number]> {
+  const started = performance.now();
+  const controller = new AbortController();
+  const stop = () => controller.abort(signal.reason);
+  if (signal.aborted) stop();
+  else signal.addEventListener('abort', stop, { once: true });
+  const work = task.run(controller.signal);
+  // A task that ignores its signal is abandoned soon after the receiver is stopped (SIGTERM).
+  let abandon: NodeJS.Timeout | undefined;
+  let giveUp = () => {};
+  const abandoned = new Promise<never>((_, reject) => {
+    giveUp = () => (abandon ??= setTimeout(() => reject(new Abandoned(signal.reason)), ABANDON_AFTER_MS));
+  });
+  abandoned.catch(() => {});
+  if (signal.aborted) giveUp();
+  else signal.addEventListener('abort', giveUp, { once: true });
+  try {
+    const limit = timerLimit(task.timeoutMs);
+    await Promise.race([limit ? pTimeout(work, { milliseconds: limit }) : work, abandoned]);
+    return { name: task.name, outcome: 'ok', error: null, durationMs: Math.round(performance.now() - started) };
+  } catch (error) {
+    const timedOut = error instanceof TimeoutError;
+    controller.abort(error);
+    if (timedOut) await Promise.race([work.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
+    const message = timedOut ? `timed out after ${task.timeoutMs / 1000} s` : oneLine(error);
+    logger.error(committed ? `after the backup, ${task.name} failed: ${message} (the backup itself is complete)` : `after the run, ${task.name} failed: ${message} (the run's outcome stands)`);
+    const recorded = message.length > MAX_RECORDED_ERROR ? `${message.slice(0, MAX_RECORDED_ERROR)}…` : message;
+    return { name: task.name, outcome: timedOut ? 'timed out' : 'failed', error: recorded, durationMs: Math.round(performance.now() - started) };
+  } finally {
+    clearTimeout(abandon);
+    signal.removeEventListener('abort', giveUp);
+    signal.removeEventListener('abort', stop);
   }
 }
