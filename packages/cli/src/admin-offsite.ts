@@ -1,6 +1,6 @@
 // `ssh-r-sync-admin offsite sync|status|check|forget ROOT [NAME...]`: the off-site copies of
 // @ssh-r-sync/plugin-restic by hand — the same catch-up a backup runs afterwards (under the
-// plugin's off-site lock; a mirror under the host's lock too), what each repository has and how far it lags, `restic check` with a data sample, and
+// plugin's off-site lock; a mirror's view made under the host's lock), what each repository has and how far it lags, `restic check` with a data sample, and
 // retention off-site. The repositories come from the receiver's config (the plugin's options);
 // the cli does not import the plugin: it loads it as the receiver does and uses its `offsite` API.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -77,7 +77,7 @@ export function offsiteCommand(result: ExitCodeHolder): Command {
   offsite.addCommand(
     common(new Command('sync'))
       .summary('copy what each repository lacks, oldest first (what a backup does afterwards); exit 1 if a copy failed')
-      .option('--lock-wait <SECONDS>', 'for a host kept as a mirror (copied under the host\'s lock): wait this long for its running backup; 0 = skip it at once (default). Snapshots are copied beside running backups', seconds)
+      .option('--lock-wait <SECONDS>', 'for a host kept as a mirror (its view is made under the host\'s lock, then copied without it): wait this long for its running backup; 0 = skip it at once (default). Snapshots are copied beside running backups', seconds)
       .action(async (root: string, names: string[], options: OffsiteOptions) => void (result.code = await sync(root, names, options))),
   );
   offsite.addCommand(
@@ -127,8 +127,8 @@ async function sync(rootArgument: string, names: string[], options: OffsiteOptio
     for (const name of await hostNames(root, names)) {
       const scoped = logger.scope(name);
       try {
-        // Snapshots are copied beside the host's backups (the plugin's own lock); a mirror under
-        // the host's lock, which the plugin takes (waiting --lock-wait).
+        // Snapshots are copied beside the host's backups (the plugin's own lock); a mirror from a
+        // view made under the host's lock, which the plugin takes (waiting --lock-wait).
         for (const r of await api.sync(root, name, { signal, logger: scoped, only: options.repository, retention: api.retention, lockWait: options.lockWait ?? 0 })) {
           if (r.error) failed += 1;
           process.stdout.write(`${name}: ${r.name}: ${r.copied.length} copied${r.removed ? `, ${r.removed} forgotten` : ''}, ${r.pending.length} still to copy${r.error ? ` (failed: ${r.error})` : ''}\n`);

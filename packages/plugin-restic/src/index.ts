@@ -27,6 +27,23 @@ async function newestLocal(root: string, name: string): Promise<string | null> {
   return local.length ? copyKey(local.at(-1)!) : null;
 }
 
+// syncHost, again while a run committed a newer snapshot during the last pass (up to MAX_PASSES,
+// stopping at a failure): a run whose copy found this one at work left its snapshot to it. What
+// each repository got is summed; what is still to copy and the error are the last pass's.
+async function syncPasses(root: string, name: string, parsed: ParsedOptions, sync: SyncOptions = {}): Promise<RepositoryResult[]> {
+  let total: RepositoryResult[] = [];
+  for (let pass = 0; pass < MAX_PASSES; pass++) {
+    const newest = await newestLocal(root, name);
+    const results = await syncHost(root, name, parsed, sync);
+    total = results.map((r) => {
+      const before = total.find((t) => t.name === r.name);
+      return before ? { ...r, copied: [...before.copied, ...r.copied], removed: before.removed + r.removed } : r;
+    });
+    if (results.some((r) => r.error) || (await newestLocal(root, name)) === newest) break;
+  }
+  return total;
+}
+
 /** What `ssh-r-sync-admin offsite`, `verify --offsite` and `restore --from-offsite` use of a loaded plugin. */
 export interface OffsiteApi {
   options: ParsedOptions;
@@ -59,7 +76,7 @@ export default function restic(options: ResticOptions = {} as ResticOptions): Pl
   };
   const offsite: OffsiteApi = {
     options: parsed,
-    sync: (root, name, sync) => syncHost(root, name, parsed, sync),
+    sync: (root, name, sync) => syncPasses(root, name, parsed, sync),
     forget: async (root, name, repository, o = {}) => {
       const r = repo(repository);
       if (!r.keep) throw new SshRSyncError('EUSAGE', `repository "${repository}" has no keep option: nothing to forget by`);
@@ -85,7 +102,10 @@ export default function restic(options: ResticOptions = {} as ResticOptions): Pl
           }
           await holdUncopied(ctx.root, ctx.name, parsed, logger);
           const retention = runRetention(ctx);
-          const mirror = !preparedSnapshot(ctx)?.id;
+          // A mirror that rsync rewrote in its inodes (--inplace) has no view to copy from: it is
+          // copied under the run's lock. Any other mirror is copied from a view (mirror-view.ts).
+          const prepared = preparedSnapshot(ctx);
+          const inPlaceMirror = prepared !== undefined && !prepared.id && prepared.inPlace;
           // After the session, like rotation; a failed copy is this task's error, which core logs
           // once and keeps in the host's record (status shows it).
           // Without the host's lock (core's unlocked task): however long a copy takes (a first
@@ -96,23 +116,18 @@ export default function restic(options: ResticOptions = {} as ResticOptions): Pl
           scheduleAfterSession(ctx, {
             name: PLUGIN_NAME,
             timeoutMs: parsed.timeoutMs,
-            // A mirror is rewritten in place by the next run: copied under the run's lock.
-            unlocked: !mirror,
+            unlocked: !inPlaceMirror,
             run: async (signal) => {
-              for (let pass = 0; pass < MAX_PASSES; pass++) {
-                const newest = await newestLocal(ctx.root, ctx.name);
-                let results: RepositoryResult[];
-                try {
-                  results = await syncHost(ctx.root, ctx.name, parsed, { signal, logger, retention, hostLocked: mirror });
-                } catch (error) {
-                  if (!isLockBusy(error)) throw error;
-                  logger.info(oneLine(error));
-                  return;
-                }
-                const failed = results.filter((r) => r.error);
-                if (failed.length) throw new Error(failed.map((r) => `${r.name}: ${r.pending.length ? `${r.pending.length} snapshot${r.pending.length === 1 ? '' : 's'} not copied: ` : ''}${r.error}`).join('; '));
-                if ((await newestLocal(ctx.root, ctx.name)) === newest) return;
+              let results: RepositoryResult[];
+              try {
+                results = await syncPasses(ctx.root, ctx.name, parsed, { signal, logger, retention, hostLocked: inPlaceMirror });
+              } catch (error) {
+                if (!isLockBusy(error)) throw error;
+                logger.info(oneLine(error));
+                return;
               }
+              const failed = results.filter((r) => r.error);
+              if (failed.length) throw new Error(failed.map((r) => `${r.name}: ${r.pending.length ? `${r.pending.length} snapshot${r.pending.length === 1 ? '' : 's'} not copied: ` : ''}${r.error}`).join('; '));
             },
           });
         } catch (error) {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { SshRSyncError, isLockBusy, oneLine, readDoneMark, recordHostFacts, setHolds, silentLogger, snapshotId, storedSnapshots, validateName, withFileLock, withHostLock, type HostGauge, type Logger, type Retention, type StoredSnapshot } from '@ssh-r-sync/core';
 import { checkPasswordFile, type ParsedOptions, type Repository } from './options.js';
 import { redactRepository, resticCommand, resticError, runRestic } from './restic.js';
+import { makeMirrorView, mirrorViewPath, removeMirrorView, viewable } from './mirror-view.js';
 import { emptyRepositoryState, readOffsiteState, updateOffsiteState } from './state.js';
 
 export const TAG = 'ssh-r-sync';
@@ -40,9 +41,10 @@ export interface SyncOptions {
   now?: Date;
   /** The host's rotation policy (core's runRetention: plugin-rotate's), for keep: "rotate". */
   retention?: Retention;
-  /** The caller holds the host's lock; else it is taken briefly to record facts, and for a mirror's whole copy. */
+  /** The caller holds the host's lock; else it is taken briefly to record facts and to make a
+   *  mirror's view (for the whole copy of a mirror written in place). */
   hostLocked?: boolean;
-  /** Seconds to wait for the host's lock of a mirror (default 0: busy, it is not copied now). */
+  /** Seconds to wait for the host's lock of a mirror, to make its view (default 0: busy, it is not copied now). */
   lockWait?: number;
 }
 
@@ -152,15 +154,38 @@ export function syncHost(root: string, name: string, options: ParsedOptions, syn
 }
 
 async function syncHostLocked(root: string, name: string, options: ParsedOptions, sync: SyncOptions): Promise<RepositoryResult[]> {
-  // A mirror is rewritten in place by the host's next run: it is copied only under the host's
-  // lock (the caller's, or taken here without waiting).
   const mirror = (await storedSnapshots(root, name, sync.now)).some((s) => !s.id);
-  if (mirror && !sync.hostLocked) {
-    const logger = sync.logger ?? silentLogger;
-    return withHostLock({ root, name, waitSeconds: sync.lockWait ?? 0, logger, signal: sync.signal }, () => syncHostRepositories(root, name, options, { ...sync, hostLocked: true }));
+  if (!mirror || sync.hostLocked) return syncHostRepositories(root, name, options, sync);
+  // A mirror is rewritten in place by the host's next run: under the host's lock, taken briefly
+  // (without waiting: a running backup is rewriting it), a view of it is made, and copied after.
+  const logger = sync.logger ?? silentLogger;
+  const locked = { root, name, waitSeconds: sync.lockWait ?? 0, logger, signal: sync.signal };
+  const made = await withHostLock({ ...locked, brief: true }, async (): Promise<Viewed | 'none' | 'in place'> => {
+    const current = (await storedSnapshots(root, name, sync.now)).find((s) => !s.id && !s.future);
+    if (!current) return 'none';
+    if (!viewable(current)) return 'in place';
+    try {
+      return { ...(await makeMirrorView(root, name, current, sync.signal)), view: true };
+    } catch (error) {
+      if (sync.signal?.aborted) throw error;
+      logger.warn(`${name}: no view of the mirror could be made for its off-site copy (${oneLine(error)}): it is copied under the host's lock`);
+      return 'in place';
+    }
+  });
+  if (made === 'none') return syncHostRepositories(root, name, options, sync, []);
+  if (made === 'in place') {
+    // Written in its inodes (--inplace, an older done mark), or no view: copied where it lies, under the lock.
+    return withHostLock(locked, () => syncHostRepositories(root, name, options, { ...sync, hostLocked: true }));
   }
-  return syncHostRepositories(root, name, options, sync);
+  try {
+    return await syncHostRepositories(root, name, options, sync, [made]);
+  } finally {
+    await removeMirrorView(root, name).catch((error: unknown) => logger.warn(`${name}: could not remove the mirror's view ${mirrorViewPath(root, name)}: ${oneLine(error)}`));
+  }
 }
+
+/** A snapshot to copy that no run changes: a mirror's view. */
+type Viewed = StoredSnapshot & { view?: true };
 
 // Whether a snapshot's done mark is still the one it was listed with (same run, same commit).
 async function doneMarkUnchanged(snapshot: StoredSnapshot): Promise<boolean> {
@@ -168,9 +193,12 @@ async function doneMarkUnchanged(snapshot: StoredSnapshot): Promise<boolean> {
   return now !== null && now.completedAt === snapshot.done.completedAt && now.startedAt === snapshot.done.startedAt;
 }
 
-async function syncHostRepositories(root: string, name: string, options: ParsedOptions, sync: SyncOptions): Promise<RepositoryResult[]> {
+// `snapshots`: what to copy (a mirror's view), instead of the host's complete snapshots.
+async function syncHostRepositories(root: string, name: string, options: ParsedOptions, sync: SyncOptions, snapshots?: Viewed[]): Promise<RepositoryResult[]> {
   const logger = sync.logger ?? silentLogger;
-  const local = (await storedSnapshots(root, name, sync.now)).filter((s) => !s.future);
+  const local: Viewed[] = snapshots ?? (await storedSnapshots(root, name, sync.now)).filter((s) => !s.future);
+  // A view stays as it was made; a snapshot is still the one listed while its done mark is.
+  const unchanged = (snapshot: Viewed) => (snapshot.view ? Promise.resolve(true) : doneMarkUnchanged(snapshot));
   const results: RepositoryResult[] = [];
   const repos = options.repositories.filter((r) => !sync.only || r.name === sync.only);
   for (const repo of repos) {
@@ -198,7 +226,7 @@ async function syncHostRepositories(root: string, name: string, options: ParsedO
       for (const snapshot of missing) {
         sync.signal?.throwIfAborted();
         const key = copyKey(snapshot);
-        if (!(await doneMarkUnchanged(snapshot))) {
+        if (!(await unchanged(snapshot))) {
           // Deleted since the listing (a rotation that ignores holds): nothing to copy any more.
           logger.info(`${name}: ${repo.name}: snapshot ${key} is gone (or rewritten) since this copy began: not copied`);
           result.pending = result.pending.filter((p) => p !== key);
@@ -213,13 +241,13 @@ async function syncHostRepositories(root: string, name: string, options: ParsedO
         // The copy runs beside other runs: a snapshot deleted (hold: false, ignoreHolds) or a mirror
         // rewritten meanwhile loses its done mark first (every delete and rewrite starts there), so
         // a done mark that is not the one listed means the copy read something else: no copy.
-        const unchanged = await doneMarkUnchanged(snapshot);
+        const same = await unchanged(snapshot);
         // A snapshot restic saved without ending cleanly (exit 3, or stopped right after saving), or
         // of a tree that changed under it, is no copy: recorded as partial first, which needs no
         // restic call, so a stop cannot skip it.
-        if ((run.code !== 0 || !unchanged) && resticId) await record(root, name, repo, (r) => void (r.partial = [...new Set([...r.partial, resticId])]));
+        if ((run.code !== 0 || !same) && resticId) await record(root, name, repo, (r) => void (r.partial = [...new Set([...r.partial, resticId])]));
         if (sync.signal?.aborted) throw sync.signal.reason;
-        if (!unchanged) {
+        if (!same) {
           await forgetPartial(root, name, options, repo, null, sync.signal, logger, resticId ? [resticId] : []);
           throw new Error(`${repo.name}: snapshot ${key} was removed or rewritten while it was copied (a rotation without holds, or the mirror's next run): that copy does not count, and the snapshot is copied again if it is still there`);
         }

@@ -26,6 +26,7 @@ export async function commitRun(ctx: RunContext, outcome: Outcome): Promise<Done
     bytes: outcome.rsync?.bytes ?? null,
     durationMs: outcome.durationMs,
     mode: ctx.mode,
+    inPlace: prepared.inPlace,
     hooks: ctx.taps.map((tap) => ({ ...tap })),
     extra: doneMarkExtra(ctx),
   };

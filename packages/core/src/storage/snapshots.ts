@@ -86,6 +86,9 @@ export interface DoneMark {
   /** How rsync stored the files (`fake-super`: owners, devices and links in user.rsync.%stat);
    *  absent in done marks written before it was recorded. */
   mode?: Mode;
+  /** rsync rewrote files in their own inodes (--inplace, --append; a btrfs working subvolume):
+   *  a hard link to one of them changes with the next run. Absent in older done marks. */
+  inPlace?: boolean;
   /** Every hook that ran, with how it ended. */
   hooks: { point: string; tap: string; outcome: string; durationMs: number }[];
   /** What plugins added (e.g. the manifest's entry count and hash). */

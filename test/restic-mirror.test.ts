@@ -1,0 +1,108 @@
+// A host kept as a mirror (no snapshot plugin) is copied off-site from a view made under the
+// host's lock (hard links), so a copy that hangs does not refuse the host's next backup, and the
+// copy still holds the mirror as it was when its run committed. A mirror that rsync rewrites in
+// its inodes (--inplace) has no such view: it is copied under the host's lock, as before.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readHostRecord } from '@ssh-r-sync/core';
+import { backupCase, runRecv, tempDir, writeScript } from './helpers/cli.js';
+
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+before(async () => (tmp = await tempDir('srs-restic-mirror-')));
+after(async () => tmp.cleanup());
+
+async function until(what: string, check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (!check()) {
+    assert.ok(Date.now() < deadline, `never: ${what}`);
+    await sleep(50);
+  }
+}
+
+// Host `name` kept as a mirror, copied by plugin-restic into a real repository through a `restic`
+// whose `backup` waits while HANG exists (and says so in `waiting`).
+async function mirrorCase(dir: string, name: string, recvArgs: string[] = []) {
+  const f = await backupCase(join(tmp.dir, dir), ['core', 'plugin-restic']);
+  await writeFile(join(f.src, 'same.txt'), 'kept by both runs\n');
+  await writeFile(join(f.src, 'gone.txt'), 'only in the first run\n');
+  const passwordFile = join(f.base, 'restic.pass');
+  await writeFile(passwordFile, 'mirror-secret\n', { mode: 0o600 });
+  const repository = join(f.base, 'repo');
+  execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'init'], { stdio: 'pipe', timeout: 120_000 });
+  const hangFlag = join(f.base, 'HANG');
+  const waiting = join(f.base, 'waiting');
+  const restic = await writeScript(f.base, 'restic', `case " $* " in *" backup "*) if [ -e ${hangFlag} ]; then : > ${waiting}; fi; while [ -e ${hangFlag} ]; do sleep 0.1; done;; esac\nexec restic "$@"\n`);
+  const config = join(f.base, 'ssh-r-sync.config.json');
+  await writeFile(config, JSON.stringify({ plugins: [['@ssh-r-sync/plugin-restic', { restic, repositories: [{ name: 'offsite', repository, passwordFile }] }]] }));
+  const restic_ = (args: string[]) => execFileSync('restic', ['-r', repository, '--password-file', passwordFile, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return {
+    ...f,
+    hangFlag,
+    waiting,
+    view: join(f.root, '.ssh-r-sync', 'offsite', `${name}.view`),
+    run: () => runRecv(['--config', config, ...recvArgs, '--local', f.src, '--name', name, f.root], { cwd: f.base, timeoutMs: 180_000 }),
+    // The copies of the host, oldest first: [local id, restic id].
+    copies: () =>
+      (JSON.parse(restic_(['snapshots', '--json', '--host', name])) as { id: string; time: string; tags: string[] }[])
+        .sort((a, b) => Date.parse(a.time) - Date.parse(b.time))
+        .map((c) => [c.tags.find((t) => t.startsWith('id:'))!.slice(3), c.id] as const),
+    files: (resticId: string) => restic_(['ls', '--json', resticId]).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { path?: string; struct_type?: string }).filter((e) => e.struct_type === 'node').map((e) => e.path!).sort(),
+    dump: (resticId: string, path: string) => restic_(['dump', resticId, path]),
+  };
+}
+
+describe('an off-site copy of a mirror', () => {
+  test('is made from a view: a repository that hangs does not refuse the next backup, and each copy holds its own run\'s files', async () => {
+    const f = await mirrorCase('f1', 'm1');
+    await writeFile(f.hangFlag, '');
+    const first = f.run();
+    await until("the first run's copy waits in restic backup", () => existsSync(f.waiting));
+    assert.ok(existsSync(join(f.view, 'tree', 'gone.txt')), 'the copy reads a view of the mirror');
+
+    // The client changes; its next backup rewrites the mirror while the copy still waits.
+    await writeFile(join(f.src, 'a.txt'), 'alpha, as the second run found it\n');
+    await rm(join(f.src, 'gone.txt'));
+    await writeFile(join(f.src, 'new.txt'), 'only in the second run\n');
+    const second = await f.run();
+    assert.equal(second.code, 0, `the mirror's next backup goes ahead: ${second.stderr}`);
+    assert.match(second.stderr, /\[restic\]: an off-site copy of m1 is running already/);
+    assert.ok(!existsSync(join(f.root, 'm1', 'gone.txt')) && existsSync(join(f.root, 'm1', 'new.txt')), 'the mirror was rewritten');
+
+    await rm(f.hangFlag);
+    const firstDone = await first;
+    assert.equal(firstDone.code, 0, firstDone.stderr);
+    assert.doesNotMatch(firstDone.stderr, /failed|could not/);
+    const copies = f.copies();
+    assert.equal(copies.length, 2, `the first run's copy copied both states of the mirror: ${JSON.stringify(copies)}`);
+    const [[, one], [, two]] = copies as [[string, string], [string, string]];
+    assert.deepEqual(f.files(one), ['/a.txt', '/gone.txt', '/same.txt']);
+    assert.equal(f.dump(one, '/a.txt'), 'alpha\n');
+    assert.deepEqual(f.files(two), ['/a.txt', '/new.txt', '/same.txt']);
+    assert.equal(f.dump(two, '/a.txt'), 'alpha, as the second run found it\n');
+    assert.ok(!existsSync(f.view), 'the view is gone once copied');
+    const record = await readHostRecord(f.root, 'm1');
+    assert.deepEqual(record?.afterSession?.tasks.map((t) => [t.name, t.outcome]), [['restic', 'ok']]);
+  });
+
+  test('written in place (--inplace) is copied under the host\'s lock, so the next backup waits for it', async () => {
+    const hook = join(tmp.dir, 'inplace.sh');
+    await writeFile(hook, "#!/bin/sh\nprintf -- '--inplace\\0'\n", { mode: 0o755 });
+    const f = await mirrorCase('f2', 'm2', ['-x', `rsync.pre:${hook}`]);
+    await writeFile(f.hangFlag, '');
+    const first = f.run();
+    await until("the first run's copy waits in restic backup", () => existsSync(f.waiting));
+    assert.ok(!existsSync(f.view), 'no view of a mirror written in place');
+    const second = await f.run();
+    assert.notEqual(second.code, 0);
+    assert.match(second.stderr, /another backup of m2 is already running/, 'refused while the copy holds the host\'s lock');
+    await rm(f.hangFlag);
+    const firstDone = await first;
+    assert.equal(firstDone.code, 0, firstDone.stderr);
+    assert.equal(f.copies().length, 1);
+  });
+});
