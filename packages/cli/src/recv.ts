@@ -56,6 +56,7 @@ interface RecvOptions {
   lockWait?: number;
   ioTimeout?: number;
   maxRunTime?: number;
+  deferUnlocked?: boolean;
   oneFileSystem?: boolean;
   json?: boolean;
   debug?: boolean;
@@ -95,6 +96,7 @@ export function recvProgram(): Command {
     .option('--io-timeout <SECONDS>', 'end the pull (and free the host\'s lock) when no data comes from the client for this long (rsync --timeout, and a watch on the tunnel or, with --pull, on rsync\'s receiver); 0 = never (default 600)', seconds)
     .option('--max-run-time <SECONDS>', 'stop a run (rsync, hooks) that takes longer than this in all, done hooks as long again later (at most 60 s); 0 or over 24 days = no limit (default 86400: a day)', seconds)
     .option('--lock-wait <SECONDS>', 'wait this long for another run of the same host to end (at most 4 runs of a host wait; more are refused); 0 = refuse at once (default)', seconds)
+    .option('--defer-unlocked', "do not run the work that goes on after the host's lock is released (plugin-restic's off-site copy) in this process: log it as deferred and exit with the run. For pull mode under systemd, where the unit is active until the receiver exits: ssh-r-sync-admin systemd --pull --offsite adds it, with a unit of its own for the copy")
     .option('--one-file-system', 'with --local or --pull: do not cross filesystem boundaries (rsync -x)')
     .option('--json', 'print the result as one JSON object on stdout')
     .option('--debug', 'log every step, including the rsync command line')
@@ -220,6 +222,7 @@ function common(options: RecvOptions) {
     hookTimeoutSeconds: options.hookTimeout,
     maxRunTimeSeconds: options.maxRunTime,
     rsyncProgram: options.rsync,
+    deferUnlocked: options.deferUnlocked,
   };
 }
 

@@ -117,6 +117,8 @@ export default function restic(options: ResticOptions = {} as ResticOptions): Pl
             name: PLUGIN_NAME,
             timeoutMs: parsed.timeoutMs,
             unlocked: !inPlaceMirror,
+            // Where the receiver defers it (--defer-unlocked: a pull unit), this does the copy.
+            deferredHint: `ssh-r-sync-admin offsite sync [--config FILE] ${ctx.root} ${ctx.name}`,
             run: async (signal) => {
               let results: RepositoryResult[];
               try {

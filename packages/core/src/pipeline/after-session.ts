@@ -31,6 +31,9 @@ export interface AfterSessionTask {
    * (then it is in the log only, and the task should keep its own account).
    */
   unlocked?: boolean;
+  /** For an unlocked task that a receiver deferred (--defer-unlocked): the command that does the
+   *  work apart, named in the log line that says it was not run (e.g. `ssh-r-sync-admin offsite sync …`). */
+  deferredHint?: string;
 }
 
 const TASKS = 'ssh-r-sync:after-session';
@@ -102,13 +105,15 @@ async function forgetAfterSession(ctx: RunContext, logger: Logger): Promise<void
 // a committed run only (unless anyOutcome); never throws. Their outcomes join the run's record of
 // its after-session work under the host's lock, taken briefly (waiting up to 30 s), and only while
 // no newer run has recorded itself (the host record's lastRun is still `lastRunAt`).
-export async function runUnlockedAfterSession(ctx: RunContext, logger: Logger, signal: AbortSignal, committed: boolean, lastRunAt: string | null, base: AfterSessionRecord | null): Promise<void> {
+// `defer` (--defer-unlocked): none runs here; each is logged once and recorded as "deferred", for a
+// process of its own to do (a systemd unit started after a pull), so that this one ends now.
+export async function runUnlockedAfterSession(ctx: RunContext, logger: Logger, signal: AbortSignal, committed: boolean, lastRunAt: string | null, base: AfterSessionRecord | null, defer = false): Promise<void> {
   const tasks = ((ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? []).filter((task) => task.unlocked === true && (committed || task.anyOutcome === true));
   if (tasks.length === 0) return;
   const at = new Date().toISOString();
   const entries: AfterSessionRecord['tasks'] = [];
   // Nobody waits for an unlocked task: a stopped one gets time to record how it ended.
-  for (const task of tasks) entries.push(await runTask(task, logger, signal, committed, UNLOCKED_STOP_GRACE_MS));
+  for (const task of tasks) entries.push(defer ? deferTask(task, logger) : await runTask(task, logger, signal, committed, UNLOCKED_STOP_GRACE_MS));
   try {
     await withHostLock({ root: ctx.root, name: ctx.name, waitSeconds: 30, logger, brief: true }, async () => {
       const host = await readHostRecord(ctx.root, ctx.name);
@@ -121,6 +126,12 @@ export async function runUnlockedAfterSession(ctx: RunContext, logger: Logger, s
   } catch (error) {
     logger.warn(`could not record the after-session work of ${ctx.name}: ${oneLine(error)}`);
   }
+}
+
+// A task this receiver does not run (--defer-unlocked): one info line naming what does it instead.
+function deferTask(task: AfterSessionTask, logger: Logger): AfterSessionRecord['tasks'][number] {
+  logger.info(`${task.name}: deferred (--defer-unlocked): it runs apart${task.deferredHint ? `, e.g. ${task.deferredHint}` : ''}`);
+  return { name: task.name, outcome: 'deferred', error: null, durationMs: 0 };
 }
 
 // Runs one task, bounded by its limit and by `signal` (a task that ignores it is abandoned 2 s

@@ -27,6 +27,8 @@ export interface AssembleOptions {
   /** --max-run-time: the whole run's limit; default a day, 0 = none. */
   maxRunTimeSeconds?: number | undefined;
   rsyncProgram?: string | undefined;
+  /** --defer-unlocked: leave the unlocked after-session tasks (off-site copies) to another process. */
+  deferUnlocked?: boolean | undefined;
   logger: Logger;
   /** Takes the host's lock once the host is known; gets the loaded config (its lockWait). */
   lock?: (ctx: RunContext, config: Config) => Promise<() => Promise<void>>;
@@ -58,6 +60,7 @@ export async function assemblePipeline(options: AssembleOptions): Promise<Assemb
     hookTimeoutMs: Math.round(hookTimeoutSeconds * 1000),
     maxRunTimeMs: Math.round((options.maxRunTimeSeconds ?? DEFAULT_MAX_RUN_TIME_SECONDS) * 1000),
     logger: options.logger,
+    ...(options.deferUnlocked ? { deferUnlocked: true } : {}),
     ...(options.lock ? { lock: (ctx: RunContext) => options.lock!(ctx, config) } : {}),
   });
   if (configHooks.length) pipeline.use({ ...scriptsPlugin(configHooks), name: `scripts from ${loaded.filepath}` });

@@ -35,6 +35,9 @@ export interface PipelineOptions {
   lock?: (ctx: RunContext) => Promise<() => Promise<void>>;
   /** The whole run's limit in milliseconds (a run that never ends is stopped); 0 = none. */
   maxRunTimeMs?: number;
+  /** --defer-unlocked: the unlocked after-session tasks are not run by this process (recorded as
+   *  deferred), so that it ends with its run (a pull unit under systemd; another unit copies). */
+  deferUnlocked?: boolean;
 }
 
 export class Pipeline {
@@ -162,7 +165,7 @@ export class Pipeline {
       ctx.logger.warn(oneLine(error));
     }
     // Long work that guards itself runs without the host's lock: the host's next backup goes ahead.
-    if (ctx.name && locked) await runUnlockedAfterSession(ctx, ctx.logger, afterSignal, outcome.committed === true, lastRunAt, base);
+    if (ctx.name && locked) await runUnlockedAfterSession(ctx, ctx.logger, afterSignal, outcome.committed === true, lastRunAt, base, this.options.deferUnlocked === true);
     return outcome;
   }
 

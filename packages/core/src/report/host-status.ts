@@ -99,11 +99,12 @@ export async function hostStatus(root: string, name: string, options: HostStatus
   }
   const record = await readHostRecord(root, name);
   const facts = hostFacts(record?.facts);
+  // A deferred task (--defer-unlocked) is another process's work, not this run's failure.
   for (const task of record?.afterSession?.tasks ?? []) {
-    if (task.outcome !== 'ok') warnings.push(`after the backup of ${record!.afterSession!.at}, ${task.name} ${task.outcome}: ${task.error ?? ''}`.trimEnd());
+    if (task.outcome !== 'ok' && task.outcome !== 'deferred') warnings.push(`after the backup of ${record!.afterSession!.at}, ${task.name} ${task.outcome}: ${task.error ?? ''}`.trimEnd());
   }
   for (const task of record?.afterUncommitted?.tasks ?? []) {
-    if (task.outcome !== 'ok') warnings.push(`after the run of ${record!.afterUncommitted!.at} (not committed), ${task.name} ${task.outcome}: ${task.error ?? ''}`.trimEnd());
+    if (task.outcome !== 'ok' && task.outcome !== 'deferred') warnings.push(`after the run of ${record!.afterUncommitted!.at} (not committed), ${task.name} ${task.outcome}: ${task.error ?? ''}`.trimEnd());
   }
   // Quick runs step ids a second or two ahead of the clock (never more than the future tolerance, or
   // the snapshot would not be the newest): such an age is 0, not negative.

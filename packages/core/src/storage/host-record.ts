@@ -15,8 +15,9 @@ export type HostKind = string;
 
 export interface AfterSessionRecord {
   at: string;
-  /** Each task that ran after the session (e.g. rotation), with how it ended. */
-  tasks: { name: string; outcome: 'ok' | 'failed' | 'timed out'; error: string | null; durationMs: number }[];
+  /** Each task that ran after the session (e.g. rotation), with how it ended; 'deferred': left to
+   *  a process of its own (ssh-r-sync-recv --defer-unlocked), neither a success nor a failure. */
+  tasks: { name: string; outcome: 'ok' | 'failed' | 'timed out' | 'deferred'; error: string | null; durationMs: number }[];
 }
 
 /** How the host's last run ended, in words: the server's own account of it. */
