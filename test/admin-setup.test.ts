@@ -4,7 +4,7 @@
 // throwaway sshd, lets the real client back up with the printed --tunnel-port, and refuses another.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -239,6 +239,73 @@ describe('ssh-r-sync-admin systemd', () => {
     assert.equal(r.code, 0, r.stderr);
     const service = (JSON.parse(r.stdout) as { service: string }).service.split('\n');
     for (const line of ['User=backup', 'ProtectSystem=strict', 'ReadWritePaths=/srv/backup', 'PrivateTmp=yes']) assert.ok(service.includes(line), `${line} missing:\n${service.join('\n')}`);
+  });
+
+  test('--pull --offsite: a third unit copies off-site after each pull (OnSuccess=), the pull defers its copy; --config is passed on', async () => {
+    const recv = '/opt/srs/node_modules/.bin/ssh-r-sync-recv';
+    const pull = ['--pull', 'backup@web1', '--name', 'web1', '/srv/backup'];
+    const r = await admin(['systemd', '--name', 'web1', '--pull', '--offsite', '--user', 'backup', '--json', '--', recv, '--config', '/etc/srs/recv.json', ...pull]);
+    assert.equal(r.code, 0, r.stderr);
+    const units = JSON.parse(r.stdout) as { service: string; serviceName: string; offsiteService: string; offsiteServiceName: string };
+    assert.equal(units.offsiteServiceName, 'ssh-r-sync-web1-offsite.service');
+    const service = units.service.split('\n');
+    for (const line of ['OnSuccess=ssh-r-sync-web1-offsite.service', `ExecStart=${recv} --defer-unlocked --config /etc/srs/recv.json ${pull.join(' ')}`]) {
+      assert.ok(service.includes(line), `${line} missing:\n${units.service}`);
+    }
+    assert.ok(service.indexOf('OnSuccess=ssh-r-sync-web1-offsite.service') < service.indexOf('[Service]'), 'OnSuccess= is in [Unit]');
+    const offsite = units.offsiteService.split('\n');
+    for (const line of [
+      'Type=oneshot',
+      `ExecStart=${adminBin} offsite sync --config /etc/srs/recv.json /srv/backup web1`,
+      'User=backup',
+      'Nice=10',
+      'IOSchedulingClass=idle',
+      'NoNewPrivileges=yes',
+      'ProtectSystem=strict',
+      'ReadWritePaths=/srv/backup',
+      'ProtectHome=read-only',
+      'PrivateTmp=yes',
+      'CacheDirectory=ssh-r-sync-offsite',
+      'Environment=XDG_CACHE_HOME=%C/ssh-r-sync-offsite',
+    ]) assert.ok(offsite.includes(line), `${line} missing:\n${units.offsiteService}`);
+    assert.ok(!offsite.some((l) => l.startsWith('OnSuccess=') || l.startsWith('SuccessExitStatus=')), units.offsiteService);
+
+    // --config=FILE is passed on too; a command that has --defer-unlocked keeps it once; no --config: the fixed places.
+    const eq = JSON.parse((await admin(['systemd', '--name', 'web1', '--pull', '--offsite', '--json', '--', recv, '--defer-unlocked', '--config=/etc/srs/recv.json', ...pull])).stdout) as { service: string; offsiteService: string };
+    assert.match(eq.service, new RegExp(`^ExecStart=${recv} --defer-unlocked --config=/etc/srs/recv\\.json --pull `, 'm'));
+    assert.match(eq.offsiteService, new RegExp(`^ExecStart=${adminBin} offsite sync --config /etc/srs/recv\\.json /srv/backup web1$`, 'm'));
+    const bare = JSON.parse((await admin(['systemd', '--name', 'web1', '--pull', '--offsite', '--json', '--', recv, ...pull])).stdout) as { offsiteService: string };
+    assert.match(bare.offsiteService, new RegExp(`^ExecStart=${adminBin} offsite sync /srv/backup web1$`, 'm'));
+    // Without --offsite nothing changes.
+    const plain = JSON.parse((await admin(['systemd', '--name', 'web1', '--pull', '--json', '--', recv, ...pull])).stdout) as { service: string; offsiteService?: string };
+    assert.equal(plain.offsiteService, undefined);
+    assert.doesNotMatch(plain.service, /OnSuccess=|--defer-unlocked/);
+
+    // The printed text and --install show and write the three units.
+    const text = await admin(['systemd', '--name', 'web1', '--pull', '--offsite', '--', recv, ...pull]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^# \/etc\/systemd\/system\/ssh-r-sync-web1-offsite\.service\n\[Unit\]$/m);
+    const dir3 = join(dir, 'units-offsite');
+    const dry = await admin(['systemd', '--name', 'web1', '--pull', '--offsite', '--install', '--dry-run', '--dir', dir3, '--', recvBin, ...pull]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, new RegExp(`^# would write ${dir3}/ssh-r-sync-web1-offsite\\.service:$`, 'm'));
+    assert.ok(!existsSync(dir3), 'the dry run created the directory');
+    const real = await admin(['systemd', '--name', 'web1', '--pull', '--offsite', '--install', '--dir', dir3, '--', recvBin, ...pull]);
+    assert.equal(real.code, 0, real.stderr);
+    const files = ['ssh-r-sync-web1-offsite.service', 'ssh-r-sync-web1.service', 'ssh-r-sync-web1.timer'];
+    assert.deepEqual((await readdir(dir3)).sort(), files);
+    // systemd itself reads them (where installed): no error, no warning.
+    if (existsSync('/usr/bin/systemd-analyze')) {
+      const verify = spawnSync('/usr/bin/systemd-analyze', ['verify', ...files.map((f) => join(dir3, f))], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(verify.status, 0, `systemd-analyze verify:\n${verify.stdout}${verify.stderr}`);
+      assert.equal(verify.stderr.trim(), '', 'no warnings either');
+    }
+
+    assertUsageError(await admin(['systemd', '--name', 'laptop', '--offsite', ...command]), /^ssh-r-sync-admin: error: --offsite goes with --pull: in reverse mode the off-site copy .* never holds up the client$/m);
+    assertUsageError(await admin(['systemd', '--verify', '/srv/backup', '--offsite']), /--offsite goes with --pull/);
+    const help = await admin(['systemd', '--help']);
+    assert.match(help.stdout, /--offsite/);
+    assert.match(help.stdout, /CacheDirectory=ssh-r-sync-offsite/);
   });
 
   test('--install --dir writes both units; --dry-run writes nothing', async () => {

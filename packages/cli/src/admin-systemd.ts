@@ -1,7 +1,8 @@
 // `ssh-r-sync-admin systemd`: prints (or installs) a oneshot service and a timer that run one
 // backup command on a schedule, at low priority, with only the hardening that cannot break a
 // backup; or (--verify) a weekly sampled `ssh-r-sync-admin verify` of the server's backups; or
-// (--status-timer) an hourly `ssh-r-sync-admin status --report`, the dead-man's switch. It
+// (--status-timer) an hourly `ssh-r-sync-admin status --report`, the dead-man's switch; with
+// --pull --offsite a third unit that copies off-site after each pull (the pull defers it). It
 // never runs systemctl; it prints the line to run. --calendar is checked before anything is
 // printed (systemd-analyze calendar where installed, else a check of the OnCalendar= grammar).
 import { accessSync, constants, statSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { JSON_SCHEMA } from './format.js';
 interface SystemdOptions {
   name?: string;
   pull?: boolean;
+  offsite?: boolean;
   verify?: string;
   statusTimer?: string;
   maxAge?: string;
@@ -32,6 +34,14 @@ interface SystemdOptions {
 }
 
 export const SYSTEMD_DIR = '/etc/systemd/system';
+
+/** restic's cache for --offsite units: ~/.cache is read-only (ProtectHome); restic runs without a
+ *  cache then ("unable to open cache"), rereading the repository's indexes every time. */
+const RESTIC_CACHE = [
+  "# restic's cache (XDG_CACHE_HOME/restic): ~/.cache is read-only here, and without a cache restic rereads the repository each time",
+  'CacheDirectory=ssh-r-sync-offsite',
+  'Environment=XDG_CACHE_HOME=%C/ssh-r-sync-offsite',
+];
 
 // The `systemd` sub-command.
 export function systemdCommand(result: ExitCodeHolder): Command {
@@ -54,6 +64,7 @@ export function systemdCommand(result: ExitCodeHolder): Command {
     .argument('[COMMAND...]', 'the command to run (a bare name is looked up in PATH), after --; not with --verify')
     .option('--name <NAME>', 'the host name: the units are ssh-r-sync-NAME.service and .timer (with --verify: only this host)')
     .option('--pull', 'the unit runs the receiver in pull mode on the server (writable: only BACKUP_ROOT)')
+    .option('--offsite', 'with --pull, for plugin-restic: the pull gets --defer-unlocked and OnSuccess= starts a third unit, ssh-r-sync-NAME-offsite.service, that runs `ssh-r-sync-admin offsite sync [--config FILE] BACKUP_ROOT NAME`: a copy to a repository that hangs never holds up the next pull')
     .option('--verify <BACKUP_ROOT>', 'the units run `ssh-r-sync-admin verify --sample PCT BACKUP_ROOT [NAME]` instead of a backup')
     .option('--status-timer <BACKUP_ROOT>', 'the units run `ssh-r-sync-admin status --report BACKUP_ROOT` (hourly by default): every host\'s health goes to the receiver config\'s monitoring plugins, so a host that stopped calling in is reported; a stale host fails the unit')
     .option('--max-age <DURATION>', 'with --status-timer: a host whose newest complete backup is older than this is stale (default: the config\'s maxAge; hosts.NAME.maxAge wins)')
@@ -66,7 +77,7 @@ export function systemdCommand(result: ExitCodeHolder): Command {
     .option('--install', `write the units into ${SYSTEMD_DIR} (or --dir) instead of printing them`)
     .option('--dry-run', 'with --install: print what would be written where, write nothing')
     .option('--dir <DIR>', 'with --install: the directory to write into', SYSTEMD_DIR)
-    .option('--json', 'print one JSON object: { schema, service, timer, serviceName, timerName, enable } (docs/json.md)')
+    .option('--json', 'print one JSON object: { schema, service, timer, serviceName, timerName, enable }, with --offsite also offsiteService, offsiteServiceName (docs/json.md)')
     .addHelpText(
       'after',
       '\nHardening, and why not more:\n' +
@@ -76,7 +87,12 @@ export function systemdCommand(result: ExitCodeHolder): Command {
         '            elsewhere. No ProtectHome and no PrivateTmp: the backup must read everything it backs up, /home and /tmp included.\n' +
         '  --pull    ProtectSystem=strict plus ReadWritePaths=BACKUP_ROOT: the receiver writes only there; PrivateTmp=yes;\n' +
         '            ProtectHome=read-only (ssh reads its key and known_hosts; a BACKUP_ROOT under /home stays writable).\n' +
+        '  --offsite the -offsite unit as --pull (offsite sync writes only BACKUP_ROOT; a repository on a local disk needs its\n' +
+        '            directory added to ReadWritePaths=); both units get CacheDirectory=ssh-r-sync-offsite as restic\'s cache\n' +
+        '            (XDG_CACHE_HOME): ~/.cache is read-only, and restic without a cache rereads the repository every time.\n' +
         '  never     PrivateDevices (snapshot hooks need block devices), RestrictSUIDSGID (a privileged receiver must restore setuid files), MemoryDenyWriteExecute (node\'s JIT).\n' +
+        '\n--pull --offsite (systemd 249 or later, for OnSuccess=): while the off-site unit runs, a pull that succeeds\n' +
+        'starts no second copy: its start joins the running one, which looks again for newer snapshots before it ends.\n' +
         '\nExit status 75 (a skipped run: another run of the host was going on, or a hook said skip) is a success\n' +
         '(SuccessExitStatus=75); 1 is a failure, shown by systemctl --failed. To be told of failures, save this\n' +
         'template as /etc/systemd/system/ssh-r-sync-failed@.service and uncomment the OnFailure= line of the service:\n' +
@@ -84,11 +100,13 @@ export function systemdCommand(result: ExitCodeHolder): Command {
         '\nExamples:\n' +
         '  ssh-r-sync-admin systemd --name laptop -- /usr/local/bin/ssh-r-sync -k /root/.ssh/ssh-r-sync --tunnel-port 22101 -n laptop ssh-r-sync@server /\n' +
         '  ssh-r-sync-admin systemd --name web1 --pull --install --dry-run -- /usr/local/bin/ssh-r-sync-recv --pull ssh-r-sync@web1 --name web1 /srv/backup\n' +
+        '  ssh-r-sync-admin systemd --name web1 --pull --offsite --install -- /usr/local/bin/ssh-r-sync-recv --config /etc/ssh-r-sync/config.json --pull ssh-r-sync@web1 --name web1 /srv/backup\n' +
         '  ssh-r-sync-admin systemd --verify /srv/backup --sample 5 --install\n' +
           '  ssh-r-sync-admin systemd --status-timer /srv/backup --max-age 36h --install\n' +
         '\nExit codes: 0 printed or written, 1 cannot write, 2 usage error.',
     )
     .action(async (command: string[], options: SystemdOptions) => {
+      if (options.offsite && !options.pull) throw new UsageError('--offsite goes with --pull: in reverse mode the off-site copy runs after the client has its answer, it never holds up the client');
       if (options.statusTimer !== undefined) {
         if (command.length) throw new UsageError('--status-timer runs ssh-r-sync-admin status itself: give no COMMAND');
         if (options.pull || options.verify !== undefined) throw new UsageError('--status-timer is a unit of its own: give it without --pull or --verify');
@@ -109,6 +127,9 @@ export interface Units {
   service: string;
   timer: string;
   enable: string;
+  /** --pull --offsite: ssh-r-sync-NAME-offsite.service, started by the pull's OnSuccess=. */
+  offsiteServiceName?: string;
+  offsiteService?: string;
 }
 
 /** A unit OnFailure= can start: mails the failed unit's last log lines to root (needs `mail`). */
@@ -127,7 +148,7 @@ async function systemd(command: string[], options: SystemdOptions): Promise<numb
   if (options.dryRun && !options.install) throw new UsageError('--dry-run goes with --install');
   if (options.install) {
     const dir = resolve(options.dir);
-    for (const [file, text] of [[units.serviceName, units.service], [units.timerName, units.timer]] as const) {
+    for (const [file, text] of unitFiles(units)) {
       const path = join(dir, file);
       if (options.dryRun) process.stdout.write(`# would write ${path}:\n${text}\n`);
       else {
@@ -144,13 +165,20 @@ async function systemd(command: string[], options: SystemdOptions): Promise<numb
     return 0;
   }
   process.stdout.write(
-    `# ${join(SYSTEMD_DIR, units.serviceName)}\n${units.service}\n# ${join(SYSTEMD_DIR, units.timerName)}\n${units.timer}\n` +
+    unitFiles(units).map(([file, text]) => `# ${join(SYSTEMD_DIR, file)}\n${text}\n`).join('') +
       `# optional, for OnFailure=: ${join(SYSTEMD_DIR, 'ssh-r-sync-failed@.service')}\n${ON_FAILURE_EXAMPLE.replace(/^/gm, '# ')}\n\n# then:\n# ${units.enable}\n`,
   );
   return 0;
 }
 
-/** Builds both units; usage errors for bad names and values. */
+// The units' files and texts, in the order they are printed and written.
+function unitFiles(units: Units): [string, string][] {
+  const files: [string, string][] = [[units.serviceName, units.service], [units.timerName, units.timer]];
+  if (units.offsiteServiceName && units.offsiteService) files.push([units.offsiteServiceName, units.offsiteService]);
+  return files;
+}
+
+/** Builds both units (and with --pull --offsite the off-site one); usage errors for bad names and values. */
 export function makeUnits(command: string[], options: SystemdOptions): Units {
   if (options.name !== undefined && !NAME_PATTERN.test(options.name)) throw new UsageError(`invalid --name "${printable(options.name)}": names match ${NAME_PATTERN.source}`);
   const verify = options.verify !== undefined;
@@ -164,10 +192,14 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
   if (!command.length) throw new UsageError('missing COMMAND (after --)');
   for (const word of command) if (/[\x00-\x1f\x7f]/.test(word)) throw new UsageError(`a newline or control character in the command: "${printable(word)}"`);
   const argv = [absoluteProgram(command[0]!), ...command.slice(1).map(absolutePathArgument)];
+  // The pull leaves its off-site copy to the -offsite unit, which OnSuccess= starts after it.
+  const offsite = options.offsite === true && options.pull === true && !verify && !statusTimer;
+  if (offsite && !argv.includes('--defer-unlocked')) argv.splice(1, 0, '--defer-unlocked');
   const nice = niceSettings(options.nice);
 
   const unit = statusTimer ? `ssh-r-sync-status${options.name ? `-${options.name}` : ''}` : verify ? `ssh-r-sync-verify${options.name ? `-${options.name}` : ''}` : `ssh-r-sync-${options.name}`;
-  const hardening = ['NoNewPrivileges=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectControlGroups=yes', 'RestrictRealtime=yes', 'LockPersonality=yes'];
+  const base = ['NoNewPrivileges=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectControlGroups=yes', 'RestrictRealtime=yes', 'LockPersonality=yes'];
+  const hardening = [...base];
   if (statusTimer) {
     if (!isAbsolute(options.statusTimer!)) throw new UsageError(`--status-timer BACKUP_ROOT must be absolute: "${printable(options.statusTimer!)}"`);
     hardening.push('# status reads the records; its plugins write a textfile (Prometheus) and talk to the network (notifications)', 'ProtectSystem=full', 'ProtectHome=read-only', 'PrivateTmp=yes');
@@ -179,6 +211,8 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
     const root = options.root ?? command.at(-1)!;
     if (!isAbsolute(root)) throw new UsageError(`BACKUP_ROOT must be absolute (give it as the last argument or --root): "${printable(root)}"`);
     hardening.push('# the receiver writes only into BACKUP_ROOT', 'ProtectSystem=strict', `ReadWritePaths=${unitWord(root)}`, 'ProtectHome=read-only', 'PrivateTmp=yes');
+    // A mirror's off-site copy is not deferred (it runs under the host's lock, in the pull).
+    if (offsite) hardening.push(...RESTIC_CACHE);
   } else {
     hardening.push('# a client backup must read everything it backs up: no ProtectHome, no PrivateTmp', 'ProtectSystem=full');
   }
@@ -188,6 +222,7 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
       ? `Description=ssh-r-sync status report of the backups in ${unitValue(options.statusTimer!)}${options.name ? ` (${options.name})` : ''}`
       : verify ? `Description=ssh-r-sync verify of the backups in ${unitValue(options.verify!)}${options.name ? ` (${options.name})` : ''}` : `Description=ssh-r-sync backup of ${options.name}${options.pull ? ' (pull)' : ''}`,
     ...(verify ? [] : ['Wants=network-online.target', 'After=network-online.target']),
+    ...(offsite ? [`# after each pull that succeeded (or was skipped), the off-site copy it deferred (--defer-unlocked); systemd >= 249`, `OnSuccess=${unit}-offsite.service`] : []),
     '# to be told when a run fails: install ssh-r-sync-failed@.service (ssh-r-sync-admin systemd --help) and uncomment',
     '#OnFailure=ssh-r-sync-failed@%n.service',
     '',
@@ -220,7 +255,48 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
     'WantedBy=timers.target',
     '',
   ].join('\n');
-  return { serviceName: `${unit}.service`, timerName: `${unit}.timer`, service, timer, enable: `systemctl daemon-reload && systemctl enable --now ${unit}.timer` };
+  const units: Units = { serviceName: `${unit}.service`, timerName: `${unit}.timer`, service, timer, enable: `systemctl daemon-reload && systemctl enable --now ${unit}.timer` };
+  if (offsite) {
+    const root = options.root ?? command.at(-1)!;
+    const offsiteService = [
+      '[Unit]',
+      `Description=ssh-r-sync off-site copy of ${options.name} (after its pull)`,
+      'Wants=network-online.target',
+      'After=network-online.target',
+      '# to be told when a copy fails: install ssh-r-sync-failed@.service (ssh-r-sync-admin systemd --help) and uncomment',
+      '#OnFailure=ssh-r-sync-failed@%n.service',
+      '',
+      '[Service]',
+      'Type=oneshot',
+      '# a pull that succeeds while this runs starts no second copy (its start joins this one): this one looks again for newer snapshots before it ends',
+      'WorkingDirectory=/',
+      `ExecStart=${[resolve(process.argv[1]!), 'offsite', 'sync', ...configArgs(argv), root, options.name!].map(unitWord).join(' ')}`,
+      ...(options.user ? [`User=${options.user}`] : []),
+      ...nice,
+      'CPUSchedulingPolicy=batch',
+      ...base,
+      '# offsite sync writes only into BACKUP_ROOT (its record, the holds) and restic\'s cache; a repository on a local disk: add its directory to ReadWritePaths=',
+      'ProtectSystem=strict',
+      `ReadWritePaths=${unitWord(root)}`,
+      'ProtectHome=read-only',
+      'PrivateTmp=yes',
+      ...RESTIC_CACHE,
+      '',
+    ].join('\n');
+    Object.assign(units, { offsiteServiceName: `${unit}-offsite.service`, offsiteService });
+  }
+  return units;
+}
+
+// The receiver's --config FILE (or --config=FILE) of the pull's command, for offsite sync: the
+// same config names the same repositories; none: offsite sync looks in the config's fixed places.
+function configArgs(argv: readonly string[]): string[] {
+  for (let i = 1; i < argv.length; i++) {
+    if (argv[i] === '--') break;
+    if (argv[i] === '--config' && argv[i + 1] !== undefined) return ['--config', argv[i + 1]!];
+    if (argv[i]!.startsWith('--config=')) return ['--config', argv[i]!.slice('--config='.length)];
+  }
+  return [];
 }
 
 // verify's reading option for the unit: `--sample PCT`, or `--data` for every file.
