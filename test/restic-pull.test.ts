@@ -119,5 +119,12 @@ describe('ssh-r-sync-recv --pull --defer-unlocked with plugin-restic', { concurr
     assertExit(await waited, 0, 'the pull that waited');
     assert.deepEqual(copiesInRepository(), [one!.id, two!.id]);
     assert.deepEqual(await processesMatching(repository), []);
+
+    // A host that has copies: a deferred snapshot counts as one to copy, not only as lag.
+    await writeFile(join(f.src, 'c.txt'), 'gamma\n');
+    assertExit(await pull(['--defer-unlocked']), 0, 'a deferred pull of a host with copies');
+    const behind = await admin(['offsite', 'status', '--config', config, '--json', f.root, NAME]);
+    assertExit(behind, 1, 'offsite status with a deferred snapshot');
+    assert.equal((JSON.parse(behind.stdout) as { hosts: { repositories: { pending: number }[] }[] }).hosts[0]!.repositories[0]!.pending, 1, behind.stdout);
   });
 });

@@ -85,6 +85,25 @@ describe('an off-site copy runs without the host\'s lock', () => {
     assert.match((await readHostRecord(f.root, 'u1'))?.facts?.restic?.lines[0] ?? '', new RegExp(`^off-site offsite: newest copy ${two!.id}, 0 s behind the newest local snapshot, 0 to copy$`));
   });
 
+  test('the metrics file is written again once the copy ended: it shows the copy the run just made', async () => {
+    const f = await backupCase(join(tmp.dir, 'f3'), ['core', 'plugin-restic', 'plugin-link-dest', 'plugin-prometheus']);
+    const passwordFile = join(f.base, 'restic.pass');
+    await writeFile(passwordFile, 'metrics-secret\n', { mode: 0o600 });
+    const repository = join(f.base, 'repo');
+    execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'init'], { stdio: 'pipe', timeout: 120_000 });
+    const textfile = join(f.base, 'ssh-r-sync.prom');
+    const config = join(f.base, 'ssh-r-sync.config.json');
+    // plugin-prometheus first: its report is made before the copy, whatever the order.
+    await writeFile(config, JSON.stringify({ plugins: ['@ssh-r-sync/plugin-link-dest', ['@ssh-r-sync/plugin-prometheus', { textfile }], ['@ssh-r-sync/plugin-restic', { repositories: [{ name: 'offsite', repository, passwordFile }] }]] }));
+    const run = await runRecv(['--config', config, '--local', f.src, '--name', 'u3', f.root], { cwd: f.base, timeoutMs: 180_000 });
+    assert.equal(run.code, 0, run.stderr);
+    const [one] = await listSnapshots(join(f.root, 'u3'));
+    const metrics = readFileSync(textfile, 'utf8');
+    assert.match(metrics, /^ssh_r_sync_restic_offsite_pending_snapshots\{host="u3",repository="offsite"\} 0$/m, metrics);
+    const newest = /^ssh_r_sync_restic_offsite_newest_copy_timestamp_seconds\{host="u3",repository="offsite"\} (\S+)$/m.exec(metrics);
+    assert.equal(Number(newest?.[1]), Date.parse(one!.done!.startedAt) / 1000, metrics);
+  });
+
   test('a snapshot a rotation without holds deletes while it is copied does not count as copied', async () => {
     // restic's backup (only) waits: it has its snapshot's tree as working directory already when
     // the rotation deletes it.

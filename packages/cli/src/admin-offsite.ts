@@ -6,7 +6,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { SshRSyncError, UsageError, createLogger, hostStatus, loadConfig, loadPlugin, oneLine, type Logger, type Plugin, type Retention } from '@ssh-r-sync/core/internal';
+import { SshRSyncError, UsageError, createLogger, hostStatus, loadConfig, loadPlugin, oneLine, storedSnapshots, type Logger, type Plugin, type Retention } from '@ssh-r-sync/core/internal';
 import { ADMIN_PREFIX, backupRoot, columns, hostNames, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { onSignals, seconds } from './common.js';
 import { JSON_SCHEMA } from './format.js';
@@ -158,15 +158,18 @@ export async function hostOffsiteStatus(api: OffsiteApi, root: string, name: str
   const state = await api.state(root, name);
   const host = await hostStatus(root, name, {});
   const newestLocal = host.newestComplete?.startedAt ?? null;
+  // What was committed since the last copy looked (a pull that deferred its copy) is to copy too.
+  const local = (await storedSnapshots(root, name)).filter((s) => !s.future);
   return repositoryNames(api, only).map((repo) => {
     const r = state.repositories[repo];
     const newest = r?.newest ?? null;
+    const newer = local.filter((s) => !newest || s.done.startedAt > newest.startedAt).length;
     return {
       name: repo,
       repository: r?.repository ?? null,
       newest: newest?.id ?? null,
       lagSeconds: newestLocal && newest ? Math.max(0, Math.round((Date.parse(newestLocal) - Date.parse(newest.startedAt)) / 1000)) : null,
-      pending: r?.pending.length ?? 0,
+      pending: Math.max(r?.pending.length ?? 0, newer),
       lastSuccess: r?.lastSuccess ?? null,
       lastFailure: r?.lastFailure ?? null,
     };

@@ -211,7 +211,7 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
     const root = options.root ?? command.at(-1)!;
     if (!isAbsolute(root)) throw new UsageError(`BACKUP_ROOT must be absolute (give it as the last argument or --root): "${printable(root)}"`);
     hardening.push('# the receiver writes only into BACKUP_ROOT', 'ProtectSystem=strict', `ReadWritePaths=${unitWord(root)}`, 'ProtectHome=read-only', 'PrivateTmp=yes');
-    // A mirror's off-site copy is not deferred (it runs under the host's lock, in the pull).
+    // The copy of a mirror written in place is not deferred (it runs under the host's lock, in the pull).
     if (offsite) hardening.push(...RESTIC_CACHE);
   } else {
     hardening.push('# a client backup must read everything it backs up: no ProtectHome, no PrivateTmp', 'ProtectSystem=full');

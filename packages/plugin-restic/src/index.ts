@@ -143,13 +143,16 @@ export default function restic(options: ResticOptions = {} as ResticOptions): Pl
     async status(report: StatusReport, scoped: Logger): Promise<void> {
       for (const host of report.hosts) {
         const state = await readOffsiteState(report.root, host.name);
+        const local = (await storedSnapshots(report.root, host.name).catch(() => [])).filter((s) => !s.future);
         for (const repo of parsed.repositories) {
           const r = state.repositories[repo.name];
+          // What was committed since the last copy looked (a deferred copy) is to copy too.
+          const pending = Math.max(r?.pending.length ?? 0, local.filter((s) => !r?.newest || s.done.startedAt > r.newest.startedAt).length);
           const newestLocal = host.newestComplete?.startedAt ?? null;
           const newestCopy = r?.newest?.startedAt ?? null;
           const lag = newestLocal && newestCopy ? Math.max(0, Math.round((Date.parse(newestLocal) - Date.parse(newestCopy)) / 1000)) : null;
-          const line = `${host.name}: ${repo.name}: newest copy ${r?.newest?.id ?? 'none'}, lag ${lag === null ? '-' : `${lag} s`}, ${r?.pending.length ?? 0} to copy${r?.lastFailure ? `, last failure ${r.lastFailure.at}: ${r.lastFailure.error}` : ''}`;
-          if (r?.lastFailure || (r?.pending.length ?? 0) > 0 || !r?.newest) scoped.warn(line);
+          const line = `${host.name}: ${repo.name}: newest copy ${r?.newest?.id ?? 'none'}, lag ${lag === null ? '-' : `${lag} s`}, ${pending} to copy${r?.lastFailure ? `, last failure ${r.lastFailure.at}: ${r.lastFailure.error}` : ''}`;
+          if (r?.lastFailure || pending > 0 || !r?.newest) scoped.warn(line);
           else scoped.info(line);
         }
       }

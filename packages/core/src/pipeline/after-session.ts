@@ -20,7 +20,8 @@ export interface AfterSessionTask {
   /** Run it after a run that was not committed too (a failure's notification); default: committed runs only. */
   anyOutcome?: boolean;
   /** It reports what the others leave (a metrics file counting snapshots after pruning): it runs
-   *  after every task that does not report, whatever order the plugins were given in. */
+   *  after every task that does not report, whatever order the plugins were given in, and again
+   *  after the unlocked tasks (without the host's lock: a report only reads the records). */
   reports?: boolean;
   /**
    * It runs after the host's lock is released, so that however long it takes (an off-site copy
@@ -126,6 +127,11 @@ export async function runUnlockedAfterSession(ctx: RunContext, logger: Logger, s
   } catch (error) {
     logger.warn(`could not record the after-session work of ${ctx.name}: ${oneLine(error)}`);
   }
+  if (defer) return;
+  // The reports were made before this work ended: they report again, so that what they show (the
+  // metrics file) has its outcome and facts (the off-site copy's lag). Only failures are logged.
+  const reports = ((ctx.data.get(TASKS) as AfterSessionTask[] | undefined) ?? []).filter((task) => task.reports === true && !task.unlocked && (committed || task.anyOutcome === true));
+  for (const task of reports) await runTask(task, logger, signal, committed, 2000);
 }
 
 // A task this receiver does not run (--defer-unlocked): one info line naming what does it instead.
