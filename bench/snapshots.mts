@@ -22,7 +22,7 @@ import { installSignalHandlers, lastLine, median, positiveInt, run as runCommand
 import { bytesOption } from './lib/size.mjs';
 import { authorizeKeys, startBenchSshd } from './lib/sshd.mjs';
 import { runThenTearDown } from './lib/teardown.mjs';
-import { clientCommand, clientOutcome, plainRsyncCommand, receiverRsyncArgs, rsyncOutcome, timedEnv } from './lib/tools.mjs';
+import { clientCommand, clientOutcome, plainRsyncCommand, pullCommand, receiverRsyncArgs, rsyncOutcome, timedEnv } from './lib/tools.mjs';
 import { cachedTree, DEFAULT_CACHE } from './lib/tree.mjs';
 import { warmCache } from './lib/warm-cache.mjs';
 import { RSNAPSHOT, setUpRsnapshot } from './lib/rsnapshot.mjs';
@@ -42,6 +42,8 @@ const TARGET = 1.0;
 const LINK_DEST_DIST = '@ssh-r-sync/plugin-link-dest';
 const MANIFEST_DIST = '@ssh-r-sync/plugin-manifest';
 const SNAPSHOT_ID = /^\d{4}-\d{2}-\d{2}T\d{6}Z$/;
+/** Debian's rrsync (package rsync): what a pull-mode client's key runs. */
+const RRSYNC = '/usr/bin/rrsync';
 
 interface Options {
   files: number;
@@ -102,7 +104,7 @@ interface Tool {
 
 interface Setup {
   sshd: Sshd;
-  tools: { manifest: Tool; linkOnly: Tool; rsnapshot: Tool; rsync: Tool };
+  tools: { manifest: Tool; linkOnly: Tool; pullManifest: Tool; pullLinkOnly: Tool; rsnapshot: Tool; rsync: Tool };
   describe: string[];
   /** The link-dest-only client with --debug, through a key whose receiver has --debug too. */
   debugCommand: Command;
@@ -113,7 +115,7 @@ interface Setup {
 async function setUp(work: string | undefined, tree: string, runs: number): Promise<Setup> {
   const server = await startBenchSshd(work, 'ssh-r-sync-bench-snapshots-');
   const { sshd, root } = server;
-  const keys = { manifest: join(sshd.dir, 'srs_manifest_key'), linkOnly: join(sshd.dir, 'srs_link_key'), debug: join(sshd.dir, 'srs_debug_key'), plain: join(sshd.dir, 'plain_key') };
+  const keys = { manifest: join(sshd.dir, 'srs_manifest_key'), linkOnly: join(sshd.dir, 'srs_link_key'), debug: join(sshd.dir, 'srs_debug_key'), plain: join(sshd.dir, 'plain_key'), pull: join(sshd.dir, 'pull_key') };
   const manifestArgs = ['--name', 'hashed', '--plugin', LINK_DEST_DIST, '--plugin', MANIFEST_DIST];
   const linkArgs = ['--name', 'linked', '--plugin', LINK_DEST_DIST];
   await authorizeKeys(server, [
@@ -121,23 +123,25 @@ async function setUp(work: string | undefined, tree: string, runs: number): Prom
     { path: keys.linkOnly, comment: 'bench-srs-link-dest', receiver: linkArgs },
     { path: keys.debug, comment: 'bench-srs-link-dest-debug', receiver: [...linkArgs, '--debug'] },
     { path: keys.plain, comment: 'bench-plain' },
+    // Pull mode: the server's receiver logs in to the client, whose key runs Debian's rrsync -ro.
+    { path: keys.pull, comment: 'bench-pull', options: `restrict,command="${RRSYNC} -ro ${tree}"` },
   ]);
 
-  const srs = (label: string, key: string, name: string): Tool => {
-    const command = clientCommand(server, key, name, tree);
-    return {
-      label,
-      async measure() {
-        const result = await run(command);
-        const outcome = clientOutcome(label, result);
-        if ('error' in outcome) throw new Error(outcome.error);
-        const host = join(root, name);
-        const newest = readdirSync(host).filter((entry) => SNAPSHOT_ID.test(entry)).sort().at(-1)!;
-        const done = JSON.parse(readFileSync(join(host, `${newest}.meta`, 'done.json'), 'utf8')) as DoneMark;
-        return { ms: result.ms, files: outcome.files, done };
-      },
-    };
-  };
+  const srs = (label: string, key: string, name: string): Tool => timedRun(label, clientCommand(server, key, name, tree), name);
+  // A run of `command` that backs up host `name`: its wall time, files and the new done mark.
+  const timedRun = (label: string, command: Command, name: string): Tool => ({
+    label,
+    async measure() {
+      const result = await run(command);
+      const outcome = clientOutcome(label, result);
+      if ('error' in outcome) throw new Error(outcome.error);
+      const host = join(root, name);
+      const newest = readdirSync(host).filter((entry) => SNAPSHOT_ID.test(entry)).sort().at(-1)!;
+      const done = JSON.parse(readFileSync(join(host, `${newest}.meta`, 'done.json'), 'utf8')) as DoneMark;
+      return { ms: result.ms, files: outcome.files, done };
+    },
+  });
+  const pull = (label: string, name: string, receiver: string[]): Tool => timedRun(label, pullCommand(server, keys.pull, name, receiver, benchEnv), name);
 
   // rsnapshot and plain rsync run the receiver's rsync options (as root: -HaAXS --super
   // --numeric-ids --delete --delete-excluded --zl=1 --stats) over the same ssh options.
@@ -165,12 +169,21 @@ async function setUp(work: string | undefined, tree: string, runs: number): Prom
     `ssh-r-sync:  node ssh-r-sync.js -k KEY -p ${sshd.port} -o … -n NAME --json ${sshd.user}@127.0.0.1 TREE`,
     `  receiver (forced command): ${forcedCommand(manifestArgs, root)}`,
     `  without the manifest:      ${forcedCommand(linkArgs, root)}`,
+    `pull mode:   node ssh-r-sync-recv.js --pull ${sshd.user}@127.0.0.1 -p ${sshd.port} -k KEY -o … --name NAME PLUGINS --json ROOT`,
+    `  the key's authorized_keys line: restrict,command="${RRSYNC} -ro TREE"`,
     `rsnapshot:   RSYNC_COMPRESS_LIST='zstd none' rsnapshot -c rsnapshot.conf alpha, with:`,
     ...readFileSync(config, 'utf8').trimEnd().split('\n').map((line) => `    ${line.replace(/\t/g, '  ')}`),
     `rsync:       RSYNC_COMPRESS_LIST='zstd none' rsync ${rsyncArgs.join(' ')} --link-dest=PREVIOUS -e 'ssh …' ${sshd.user}@127.0.0.1:TREE/ NEW/`,
   ];
   const debugCommand = clientCommand(server, keys.debug, 'linked', tree, ['--debug']);
-  const tools = { manifest: srs('ssh-r-sync + manifest', keys.manifest, 'hashed'), linkOnly: srs('ssh-r-sync, link-dest only', keys.linkOnly, 'linked'), rsnapshot, rsync };
+  const tools = {
+    manifest: srs('ssh-r-sync + manifest', keys.manifest, 'hashed'),
+    linkOnly: srs('ssh-r-sync, link-dest only', keys.linkOnly, 'linked'),
+    pullManifest: pull('--pull + manifest', 'pull-hashed', ['--plugin', LINK_DEST_DIST, '--plugin', MANIFEST_DIST]),
+    pullLinkOnly: pull('--pull, link-dest only', 'pull-linked', ['--plugin', LINK_DEST_DIST]),
+    rsnapshot,
+    rsync,
+  };
   return { sshd, tools, describe, debugCommand, rsnapshotCommand: () => rsnap.lastCommand() };
 }
 
@@ -220,6 +233,10 @@ async function main(): Promise<number> {
     return 0;
   }
   installSignalHandlers(say);
+  if (!existsSync(RRSYNC)) {
+    process.stderr.write(`bench: ${RRSYNC} is missing (apt-get install rsync)\n`);
+    return 1;
+  }
   if (!existsSync(RSNAPSHOT)) {
     process.stderr.write('bench: rsnapshot is not installed (as root: bash scripts/ensure-system.sh, or apt-get install rsnapshot)\n');
     return 1;
@@ -230,7 +247,7 @@ async function main(): Promise<number> {
   let setup: Setup | undefined;
   return runThenTearDown(problems, () => setup?.sshd, async () => {
     setup = await setUp(options.work, tree.dir, options.runs);
-    const { manifest, linkOnly, rsnapshot, rsync } = setup.tools;
+    const { manifest, linkOnly, pullManifest, pullLinkOnly, rsnapshot, rsync } = setup.tools;
     const files = tree.info.files;
     say('ssh-r-sync snapshots benchmark: a no-change snapshot run against rsnapshot, one sshd on 127.0.0.1');
     say(`  node ${process.version}; ${firstLine('rsync', ['--version'])}; ${firstLine(RSNAPSHOT, ['-V'])}`);
@@ -243,7 +260,8 @@ async function main(): Promise<number> {
     say('Warming up (not timed): reading the tree …');
     await warmCache(tree.dir);
 
-    const all = [manifest, linkOnly, rsnapshot, rsync];
+    const all = [manifest, linkOnly, pullManifest, pullLinkOnly, rsnapshot, rsync];
+    const hashing = [manifest, pullManifest];
     const measureOne = async (tool: Tool, expectFiles: number) => {
       execFileSync('sync');
       const sample = await tool.measure();
@@ -260,7 +278,10 @@ async function main(): Promise<number> {
     }
     say(`  rsnapshot's last rsync command: ${setup.rsnapshotCommand() || '(not printed)'}`);
     const firstHashes = first.get(manifest)!.done?.extra.manifest?.hashes;
-    if (firstHashes?.read !== files) problems.push(`the first manifest read ${firstHashes?.read ?? '?'} files, not ${files}`);
+    for (const tool of hashing) {
+      const read = first.get(tool)!.done?.extra.manifest?.hashes?.read;
+      if (read !== files) problems.push(`${tool.label}: the first manifest read ${read ?? '?'} files, not ${files}`);
+    }
 
     say(`No-change runs: the same tree again; load average ${load()}`);
     const samples = new Map<Tool, Sample[]>(all.map((tool) => [tool, []]));
@@ -270,7 +291,7 @@ async function main(): Promise<number> {
         const sample = await measureOne(tool, 0);
         samples.get(tool)!.push(sample);
         const hashes = sample.done?.extra.manifest?.hashes;
-        if (tool === manifest && (hashes?.read !== 0 || hashes.reused !== files)) problems.push(`a no-change run read ${hashes?.read ?? '?'} files for hashes (reused ${hashes?.reused ?? '?'})`);
+        if (hashing.includes(tool) && (hashes?.read !== 0 || hashes.reused !== files)) problems.push(`${tool.label}: a no-change run read ${hashes?.read ?? '?'} files for hashes (reused ${hashes?.reused ?? '?'})`);
         say(`  run ${r + 1}/${options.runs} ${tool.label.padEnd(28)} ${secs(sample.ms)}`);
       }
     }
@@ -286,6 +307,8 @@ async function main(): Promise<number> {
     say(`  rsnapshot's rsync in the no-change runs: ${setup.rsnapshotCommand() || '(not printed)'}`);
     const ratio = median(ms(manifest)) / base;
     say(`ssh-r-sync + manifest (hashes on) / rsnapshot, no-change run: ${ratio.toFixed(3)}× (target ≤ ${TARGET.toFixed(2)}×) ${ratio <= TARGET ? 'PASS' : 'MISS'}`);
+    const pullRatio = median(ms(pullManifest)) / base;
+    say(`  the same in pull mode (--pull through rrsync -ro, rsnapshot's own shape): ${pullRatio.toFixed(3)}× ${pullRatio <= TARGET ? 'PASS' : 'MISS'}`);
     say(`  all runs (s): ${all.map((tool) => `${tool.label}: ${ms(tool).map((v) => (v / 1000).toFixed(3)).join(' ')}`).join('; ')}`);
 
     // Where the time goes, from the receiver's done marks (its own clock) and the plain anchors.
@@ -299,6 +322,10 @@ async function main(): Promise<number> {
     say(`    manifest before the commit (walk, merge, no file read)       ${part(dones.map((d) => tapMs(d, 'rsync.post', 'manifest')))}`);
     say(`  ssh-r-sync, link-dest only, client wall time                    ${part(ms(linkOnly))}`);
     say(`    the receiver's run                                             ${part(linkDones.map((d) => d!.durationMs))}`);
+    const pullDones = samples.get(pullManifest)!.map((s) => s.done);
+    say(`  --pull + manifest, wall time (the receiver's own process)       ${part(ms(pullManifest))}`);
+    say(`    manifest before the commit                                    ${part(pullDones.map((d) => tapMs(d, 'rsync.post', 'manifest')))}`);
+    say(`  --pull, link-dest only, wall time                               ${part(ms(pullLinkOnly))}`);
     say(`  rsnapshot (perl, rotation, then rsync --link-dest)               ${part(ms(rsnapshot))}`);
     say(`  rsync --link-dest over ssh alone                                 ${part(ms(rsync))}`);
     say(`First backup, what hashing costs once:`);

@@ -19,6 +19,8 @@ export interface BenchKey {
   comment: string;
   /** The receiver's arguments in the key's forced command; absent: a plain key. */
   receiver?: string[];
+  /** Other authorized_keys options instead (a pull-mode client's `restrict,command="rrsync -ro DIR"`). */
+  options?: string;
 }
 
 // Starts sshd in a new directory under `work` (removed at exit) or the system temp dir, with an
@@ -47,7 +49,7 @@ export async function authorizeKeys(server: BenchSshd, keys: BenchKey[]): Promis
   for (const key of keys) {
     const publicKey = await makeKey(key.path, key.comment);
     // a plain key: no forced command, so rsync's own remote command runs
-    lines.push({ publicKey, options: key.receiver ? receiverKeyOptions(server, key.receiver) : 'restrict' });
+    lines.push({ publicKey, options: key.receiver ? receiverKeyOptions(server, key.receiver) : key.options ?? 'restrict' });
   }
   await server.sshd.setAuthorizedKeys(lines);
 }

@@ -2,7 +2,7 @@
 // work: the ssh-r-sync client with --json (and its result read back), and plain rsync over ssh
 // with the receiver's default rsync options and the same compression list.
 import { defaultRsyncArgs, parseStats } from '@ssh-r-sync/core';
-import { clientBin } from '../../test/helpers/cli.js';
+import { clientBin, recvBin } from '../../test/helpers/cli.js';
 import { lastLine, shellWord, type Command, type Run } from './runner.mjs';
 import { clientSshOptions, plainSshArgs, type BenchSshd } from './sshd.mjs';
 
@@ -33,7 +33,14 @@ export function clientCommand(server: BenchSshd, key: string, name: string, sour
   return { file: process.execPath, args: [clientBin, ...extra, '-k', key, '-p', String(sshd.port), ...clientSshOptions(sshd, key), '-n', name, '--json', `${sshd.user}@127.0.0.1`, source] };
 }
 
-// What a client run did, from its exit code and its --json result line.
+// The receiver in pull mode (`ssh-r-sync-recv --pull`, as the server's timer runs it) backing up
+// host `name` into the bench's root through `key`, whose authorized_keys line runs rrsync -ro.
+export function pullCommand(server: BenchSshd, key: string, name: string, receiverArgs: string[], env: NodeJS.ProcessEnv): Command {
+  const { sshd } = server;
+  return { file: process.execPath, args: [recvBin, '--pull', `${sshd.user}@127.0.0.1`, '-p', String(sshd.port), '-k', key, ...clientSshOptions(sshd, key), '--name', name, ...receiverArgs, '--json', server.root], env };
+}
+
+// What a client (or a pull) run did, from its exit code and its --json result line.
 export function clientOutcome(label: string, result: Run): Outcome {
   let parsed: { status?: string; files?: number | null; message?: string | null } = {};
   try {
