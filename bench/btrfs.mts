@@ -17,7 +17,7 @@
 // A benchmark, not a test: exit 0 whatever the ratios, 1 when a run failed or did not do the
 // expected work (a no-change run that transferred files, no read-only snapshot made).
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +32,7 @@ import { abort, installSignalHandlers, lastLine, median, positiveInt, run as run
 import { bytesOption } from './lib/size.mjs';
 import { authorizeKeys, startBenchSshd, type BenchSshd } from './lib/sshd.mjs';
 import { runThenTearDown } from './lib/teardown.mjs';
-import { clientCommand, clientOutcome, plainRsyncCommand, rsyncOutcome, timedEnv } from './lib/tools.mjs';
+import { clientCommand, newestSnapshot, plainRsyncCommand, rsyncOutcome, timedBackup, timedEnv } from './lib/tools.mjs';
 import { cachedTree, DEFAULT_CACHE, type TreeInfo } from './lib/tree.mjs';
 import { warmCache } from './lib/warm-cache.mjs';
 
@@ -52,7 +52,6 @@ const RSNAPSHOT_TARGET = 2.5;
 // By name, as a user's forced command or config gives them (the commands load their bundled copy).
 const BTRFS_DIST = '@ssh-r-sync/plugin-btrfs';
 const MANIFEST_DIST = '@ssh-r-sync/plugin-manifest';
-const SNAPSHOT_ID = /^\d{4}-\d{2}-\d{2}T\d{6}Z$/;
 const TMPFS_MAGIC = 0x01021994;
 
 interface Options {
@@ -142,15 +141,13 @@ async function noChangeTools(server: BenchSshd, tree: string, runs: number): Pro
     return {
       label,
       async measure() {
-        const result = await run(command);
-        const outcome = clientOutcome(label, result);
-        if ('error' in outcome) throw new Error(outcome.error);
+        const sample = await timedBackup(run, label, command);
         const host = join(root, name);
-        const newest = readdirSync(host).filter((entry) => SNAPSHOT_ID.test(entry)).sort().at(-1);
+        const newest = newestSnapshot(host);
         if (!newest || !isReadOnlySubvolume(join(host, newest))) {
           throw new Error(`${label} made no read-only btrfs snapshot in ${host} (does the receiver's pipeline drive plugin-btrfs's store?)`);
         }
-        return { ms: result.ms, files: outcome.files };
+        return sample;
       },
     };
   };

@@ -11,7 +11,7 @@
 // generator and cache). A benchmark, not a test: exit 0 whatever the ratio, 1 when a run failed or a
 // tool did not do the expected work (e.g. a no-change run that transferred files or read hashes).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,7 +22,7 @@ import { installSignalHandlers, lastLine, median, positiveInt, run as runCommand
 import { bytesOption } from './lib/size.mjs';
 import { authorizeKeys, startBenchSshd } from './lib/sshd.mjs';
 import { runThenTearDown } from './lib/teardown.mjs';
-import { clientCommand, clientOutcome, plainRsyncCommand, pullCommand, receiverRsyncArgs, rsyncOutcome, timedEnv } from './lib/tools.mjs';
+import { clientCommand, newestSnapshot, plainRsyncCommand, pullCommand, timedBackup, receiverRsyncArgs, rsyncOutcome, timedEnv } from './lib/tools.mjs';
 import { cachedTree, DEFAULT_CACHE } from './lib/tree.mjs';
 import { warmCache } from './lib/warm-cache.mjs';
 import { RSNAPSHOT, setUpRsnapshot } from './lib/rsnapshot.mjs';
@@ -41,7 +41,6 @@ const TARGET = 1.0;
 // By name, as a user's forced command or config gives them (the commands load their bundled copy).
 const LINK_DEST_DIST = '@ssh-r-sync/plugin-link-dest';
 const MANIFEST_DIST = '@ssh-r-sync/plugin-manifest';
-const SNAPSHOT_ID = /^\d{4}-\d{2}-\d{2}T\d{6}Z$/;
 /** Debian's rrsync (package rsync): what a pull-mode client's key runs. */
 const RRSYNC = '/usr/bin/rrsync';
 
@@ -132,13 +131,9 @@ async function setUp(work: string | undefined, tree: string, runs: number): Prom
   const timedRun = (label: string, command: Command, name: string): Tool => ({
     label,
     async measure() {
-      const result = await run(command);
-      const outcome = clientOutcome(label, result);
-      if ('error' in outcome) throw new Error(outcome.error);
-      const host = join(root, name);
-      const newest = readdirSync(host).filter((entry) => SNAPSHOT_ID.test(entry)).sort().at(-1)!;
-      const done = JSON.parse(readFileSync(join(host, `${newest}.meta`, 'done.json'), 'utf8')) as DoneMark;
-      return { ms: result.ms, files: outcome.files, done };
+      const sample = await timedBackup(run, label, command);
+      const meta = join(root, name, `${newestSnapshot(join(root, name))}.meta`);
+      return { ...sample, done: JSON.parse(readFileSync(join(meta, 'done.json'), 'utf8')) as DoneMark };
     },
   });
   const pull = (label: string, name: string, receiver: string[]): Tool => timedRun(label, pullCommand(server, keys.pull, name, receiver, benchEnv), name);

@@ -1,6 +1,7 @@
 // The commands the benches time, built the same way in every bench so that the tools do the same
 // work: the ssh-r-sync client with --json (and its result read back), and plain rsync over ssh
 // with the receiver's default rsync options and the same compression list.
+import { readdirSync } from 'node:fs';
 import { defaultRsyncArgs, parseStats } from '@ssh-r-sync/core';
 import { clientBin, recvBin } from '../../test/helpers/cli.js';
 import { lastLine, shellWord, type Command, type Run } from './runner.mjs';
@@ -38,6 +39,23 @@ export function clientCommand(server: BenchSshd, key: string, name: string, sour
 export function pullCommand(server: BenchSshd, key: string, name: string, receiverArgs: string[], env: NodeJS.ProcessEnv): Command {
   const { sshd } = server;
   return { file: process.execPath, args: [recvBin, '--pull', `${sshd.user}@127.0.0.1`, '-p', String(sshd.port), '-k', key, ...clientSshOptions(sshd, key), '--name', name, ...receiverArgs, '--json', server.root], env };
+}
+
+/** A snapshot's directory name (its id). */
+const SNAPSHOT_ID = /^\d{4}-\d{2}-\d{2}T\d{6}Z$/;
+
+// Runs a backup (a client, or a pull) and returns its wall time and the files it transferred;
+// throws with its own words when it did not succeed.
+export async function timedBackup(run: (command: Command) => Promise<Run>, label: string, command: Command): Promise<{ ms: number; files: number | null }> {
+  const result = await run(command);
+  const outcome = clientOutcome(label, result);
+  if ('error' in outcome) throw new Error(outcome.error);
+  return { ms: result.ms, files: outcome.files };
+}
+
+// The id of the newest snapshot in a host's directory, if any.
+export function newestSnapshot(hostDir: string): string | undefined {
+  return readdirSync(hostDir).filter((entry) => SNAPSHOT_ID.test(entry)).sort().at(-1);
 }
 
 // What a client (or a pull) run did, from its exit code and its --json result line.
