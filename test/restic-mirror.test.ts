@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,7 +36,9 @@ async function mirrorCase(dir: string, name: string, recvArgs: string[] = []) {
   execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'init'], { stdio: 'pipe', timeout: 120_000 });
   const hangFlag = join(f.base, 'HANG');
   const waiting = join(f.base, 'waiting');
-  const restic = await writeScript(f.base, 'restic', `case " $* " in *" backup "*) if [ -e ${hangFlag} ]; then : > ${waiting}; fi; while [ -e ${hangFlag} ]; do sleep 0.1; done;; esac\nexec restic "$@"\n`);
+  // Each backup's JSON output is kept too (its summary says how many files restic read again).
+  const summaries = join(f.base, 'summaries');
+  const restic = await writeScript(f.base, 'restic', `case " $* " in *" backup "*) if [ -e ${hangFlag} ]; then : > ${waiting}; fi; while [ -e ${hangFlag} ]; do sleep 0.1; done; out=$(restic "$@"); rc=$?; printf '%s\\n' "$out" >> ${summaries}; printf '%s\\n' "$out"; exit $rc;; esac\nexec restic "$@"\n`);
   const config = join(f.base, 'ssh-r-sync.config.json');
   await writeFile(config, JSON.stringify({ plugins: [['@ssh-r-sync/plugin-restic', { restic, repositories: [{ name: 'offsite', repository, passwordFile }] }]] }));
   const restic_ = (args: string[]) => execFileSync('restic', ['-r', repository, '--password-file', passwordFile, ...args], { encoding: 'utf8', timeout: 120_000 });
@@ -44,6 +46,8 @@ async function mirrorCase(dir: string, name: string, recvArgs: string[] = []) {
     ...f,
     hangFlag,
     waiting,
+    // restic's summary of each backup, in order: files_changed counts the files it read again.
+    summaries: () => (existsSync(summaries) ? readFileSync(summaries, 'utf8') : '').split('\n').filter((l) => l.includes('"message_type":"summary"')).map((l) => JSON.parse(l) as { files_new: number; files_changed: number; files_unmodified: number }),
     view: join(f.root, '.ssh-r-sync', 'offsite', `${name}.view`),
     run: () => runRecv(['--config', config, ...recvArgs, '--local', f.src, '--name', name, f.root], { cwd: f.base, timeoutMs: 180_000 }),
     // The copies of the host, oldest first: [local id, restic id].
@@ -87,6 +91,20 @@ describe('an off-site copy of a mirror', () => {
     assert.ok(!existsSync(f.view), 'the view is gone once copied');
     const record = await readHostRecord(f.root, 'm1');
     assert.deepEqual(record?.afterSession?.tasks.map((t) => [t.name, t.outcome]), [['restic', 'ok']]);
+  });
+
+  test('reads again only what changed: a file the next run left alone is not read from the view again (restic compares its inode, not its ctime, which the view\'s hard links bump)', async () => {
+    const f = await mirrorCase('f3', 'm3');
+    const first = await f.run();
+    assert.equal(first.code, 0, first.stderr);
+    await writeFile(join(f.src, 'new.txt'), 'only in the second run\n');
+    const second = await f.run();
+    assert.equal(second.code, 0, second.stderr);
+    assert.doesNotMatch(second.stderr, /failed|could not/);
+    assert.equal(f.copies().length, 2);
+    const [, again] = f.summaries();
+    // a.txt, same.txt and gone.txt are the first copy's: only new.txt is read.
+    assert.deepEqual(again && [again.files_new, again.files_changed, again.files_unmodified], [1, 0, 3], JSON.stringify(f.summaries()));
   });
 
   test('written in place (--inplace) is copied under the host\'s lock, so the next backup waits for it', async () => {

@@ -102,9 +102,13 @@ export async function listCopies(options: ParsedOptions, repo: Repository, name:
 }
 
 // The argv after `restic -r … --password-file …` that copies `snapshot` (run with cwd = its tree).
-export function backupArgs(name: string, snapshot: Pick<StoredSnapshot, 'id' | 'done' | 'date'> & { mode?: string | null }, parent: string | null): string[] {
+// A mirror's view links the mirror's files, which bumps their ctime each time it is made: restic
+// would read every file again. Its files change only as new inodes (no run of it wrote in
+// place), so restic tells a changed one by its inode, size and mtime, not its ctime.
+export function backupArgs(name: string, snapshot: Pick<StoredSnapshot, 'id' | 'done' | 'date'> & { mode?: string | null; view?: true }, parent: string | null): string[] {
   const mode = snapshot.mode ? ['--tag', `mode:${snapshot.mode}`] : [];
-  return ['backup', '--json', '--quiet', '--host', name, '--time', resticTime(startOf(snapshot).toISOString()), '--tag', TAG, '--tag', `id:${copyKey(snapshot)}`, ...mode, ...(parent ? ['--parent', parent] : []), '.'];
+  const ctime = snapshot.view ? ['--ignore-ctime'] : [];
+  return ['backup', '--json', '--quiet', '--host', name, '--time', resticTime(startOf(snapshot).toISOString()), '--tag', TAG, '--tag', `id:${copyKey(snapshot)}`, ...mode, ...ctime, ...(parent ? ['--parent', parent] : []), '.'];
 }
 
 // Forgets the partial copies recorded for `repo` (and `more`, just made) that `listed` still has
