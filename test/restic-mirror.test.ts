@@ -5,12 +5,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readHostRecord } from '@ssh-r-sync/core';
-import { backupCase, runRecv, tempDir, writeScript } from './helpers/cli.js';
+import { backupCase, repoRoot, runNode, runRecv, tempDir, writeScript } from './helpers/cli.js';
+
+const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 before(async () => (tmp = await tempDir('srs-restic-mirror-')));
@@ -44,6 +47,7 @@ async function mirrorCase(dir: string, name: string, recvArgs: string[] = []) {
   const restic_ = (args: string[]) => execFileSync('restic', ['-r', repository, '--password-file', passwordFile, ...args], { encoding: 'utf8', timeout: 120_000 });
   return {
     ...f,
+    config,
     hangFlag,
     waiting,
     // restic's summary of each backup, in order: files_changed counts the files it read again.
@@ -105,6 +109,27 @@ describe('an off-site copy of a mirror', () => {
     const [, again] = f.summaries();
     // a.txt, same.txt and gone.txt are the first copy's: only new.txt is read.
     assert.deepEqual(again && [again.files_new, again.files_changed, again.files_unmodified], [1, 0, 3], JSON.stringify(f.summaries()));
+  });
+
+  test('of a store the backup account owns, by `offsite sync` run as root, is made from a view too (made as that account)', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
+    const user = `srs-${randomBytes(3).toString('hex')}`;
+    execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', user]);
+    t.after(() => execFileSync('userdel', [user], { stdio: 'ignore' }));
+    const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+    const f = await mirrorCase('f4', 'm4');
+    // The account's own run made the mirror (and its off-site folder); then root copies it by hand.
+    const plain = join(f.base, 'plain.json');
+    await writeFile(plain, '{"plugins":[]}');
+    assert.equal((await runRecv(['--config', plain, '--local', f.src, '--name', 'm4', f.root], { cwd: f.base })).code, 0);
+    await mkdir(join(f.root, '.ssh-r-sync', 'offsite'), { mode: 0o700 });
+    execFileSync('chown', ['-R', `${uid}:${uid}`, f.root]);
+    for (const dir of [tmp.dir, f.base]) await chmod(dir, 0o755);
+    const synced = await runNode(adminBin, ['offsite', 'sync', '--config', f.config, f.root, 'm4'], { cwd: f.base, timeoutMs: 180_000 });
+    assert.equal(synced.code, 0, synced.stderr + synced.stdout);
+    assert.doesNotMatch(synced.stderr, /no view of the mirror could be made/);
+    assert.match(synced.stdout, /^m4: offsite: 1 copied, 0 still to copy$/m);
+    assert.deepEqual(f.files(f.copies()[0]![1]), ['/a.txt', '/gone.txt', '/same.txt']);
+    assert.ok(!existsSync(f.view), 'the view is gone once copied');
   });
 
   test('written in place (--inplace) is copied under the host\'s lock, so the next backup waits for it', async () => {

@@ -35,10 +35,13 @@ export async function makeMirrorView(root: string, name: string, mirror: StoredS
   await mkdir(join(root, '.ssh-r-sync', 'offsite'), { recursive: true, mode: 0o700 });
   const tree = join(view, 'tree');
   try {
-    await mkdir(view, { mode: 0o700 });
     // As the owner of the host's directory (run as root by the admin, in a folder that account
-    // writes): cp then creates nothing that account could not.
-    await run('cp', ['-a', '--link', '--no-target-directory', '--', mirror.paths.tree, tree], await ownerOf(mirror.paths.tree), signal);
+    // writes): cp then creates nothing that account could not. The view is that account's too,
+    // or cp (as that account) could not write into it.
+    const as = await ownerOf(mirror.paths.tree);
+    if (as) await run('mkdir', ['-m', '700', '--', view], as, signal);
+    else await mkdir(view, { mode: 0o700 });
+    await run('cp', ['-a', '--link', '--no-target-directory', '--', mirror.paths.tree, tree], as, signal);
   } catch (error) {
     await removeMirrorView(root, name).catch(() => {});
     throw error;
