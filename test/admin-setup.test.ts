@@ -249,14 +249,15 @@ describe('ssh-r-sync-admin systemd', () => {
     const units = JSON.parse(r.stdout) as { service: string; serviceName: string; offsiteService: string; offsiteServiceName: string };
     assert.equal(units.offsiteServiceName, 'ssh-r-sync-web1-offsite.service');
     const service = units.service.split('\n');
-    for (const line of ['OnSuccess=ssh-r-sync-web1-offsite.service', `ExecStart=${recv} --defer-unlocked --config /etc/srs/recv.json ${pull.join(' ')}`]) {
+    for (const line of ['OnSuccess=ssh-r-sync-web1-offsite.service', `ExecStart=${recv} --config /etc/srs/recv.json ${pull.slice(0, -1).join(' ')} --defer-unlocked /srv/backup`]) {
       assert.ok(service.includes(line), `${line} missing:\n${units.service}`);
     }
     assert.ok(service.indexOf('OnSuccess=ssh-r-sync-web1-offsite.service') < service.indexOf('[Service]'), 'OnSuccess= is in [Unit]');
     const offsite = units.offsiteService.split('\n');
     for (const line of [
       'Type=oneshot',
-      `ExecStart=${adminBin} offsite sync --config /etc/srs/recv.json /srv/backup web1`,
+      `ExecStart=${adminBin} offsite sync --lock-wait 60 --config /etc/srs/recv.json /srv/backup web1`,
+      'SuccessExitStatus=75',
       'User=backup',
       'Nice=10',
       'IOSchedulingClass=idle',
@@ -268,14 +269,17 @@ describe('ssh-r-sync-admin systemd', () => {
       'CacheDirectory=ssh-r-sync-offsite',
       'Environment=XDG_CACHE_HOME=%C/ssh-r-sync-offsite',
     ]) assert.ok(offsite.includes(line), `${line} missing:\n${units.offsiteService}`);
-    assert.ok(!offsite.some((l) => l.startsWith('OnSuccess=') || l.startsWith('SuccessExitStatus=')), units.offsiteService);
+    assert.ok(!offsite.some((l) => l.startsWith('OnSuccess=')), units.offsiteService);
 
     // --config=FILE is passed on too; a command that has --defer-unlocked keeps it once; no --config: the fixed places.
     const eq = JSON.parse((await admin(['systemd', '--name', 'web1', '--pull', '--offsite', '--json', '--', recv, '--defer-unlocked', '--config=/etc/srs/recv.json', ...pull])).stdout) as { service: string; offsiteService: string };
     assert.match(eq.service, new RegExp(`^ExecStart=${recv} --defer-unlocked --config=/etc/srs/recv\\.json --pull `, 'm'));
-    assert.match(eq.offsiteService, new RegExp(`^ExecStart=${adminBin} offsite sync --config /etc/srs/recv\\.json /srv/backup web1$`, 'm'));
+    assert.match(eq.offsiteService, new RegExp(`^ExecStart=${adminBin} offsite sync --lock-wait 60 --config /etc/srs/recv\\.json /srv/backup web1$`, 'm'));
     const bare = JSON.parse((await admin(['systemd', '--name', 'web1', '--pull', '--offsite', '--json', '--', recv, ...pull])).stdout) as { offsiteService: string };
-    assert.match(bare.offsiteService, new RegExp(`^ExecStart=${adminBin} offsite sync /srv/backup web1$`, 'm'));
+    assert.match(bare.offsiteService, new RegExp(`^ExecStart=${adminBin} offsite sync --lock-wait 60 /srv/backup web1$`, 'm'));
+    // A command run by node: the flag goes to the receiver, not to node.
+    const viaNode = JSON.parse((await admin(['systemd', '--name', 'web1', '--pull', '--offsite', '--json', '--', process.execPath, recvBin, ...pull])).stdout) as { service: string };
+    assert.match(viaNode.service, new RegExp(`^ExecStart=\\S+ \\S+ssh-r-sync-recv\\.js --pull backup@web1 --name web1 --defer-unlocked /srv/backup$`, 'm'));
     // Without --offsite nothing changes.
     const plain = JSON.parse((await admin(['systemd', '--name', 'web1', '--pull', '--json', '--', recv, ...pull])).stdout) as { service: string; offsiteService?: string };
     assert.equal(plain.offsiteService, undefined);

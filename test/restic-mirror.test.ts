@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -48,6 +48,8 @@ async function mirrorCase(dir: string, name: string, recvArgs: string[] = []) {
   return {
     ...f,
     config,
+    passwordFile,
+    repository,
     hangFlag,
     waiting,
     // restic's summary of each backup, in order: files_changed counts the files it read again.
@@ -62,6 +64,18 @@ async function mirrorCase(dir: string, name: string, recvArgs: string[] = []) {
     files: (resticId: string) => restic_(['ls', '--json', resticId]).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { path?: string; struct_type?: string }).filter((e) => e.struct_type === 'node').map((e) => e.path!).sort(),
     dump: (resticId: string, path: string) => restic_(['dump', resticId, path]),
   };
+}
+
+// Paths under `dir` (itself included) whose owner is not `uid`.
+function notOwnedBy(dir: string, uid: number): string[] {
+  const out: string[] = [];
+  const walk = (path: string) => {
+    const stats = lstatSync(path);
+    if (stats.uid !== uid) out.push(path);
+    if (stats.isDirectory()) for (const name of readdirSync(path)) walk(join(path, name));
+  };
+  walk(dir);
+  return out;
 }
 
 describe('an off-site copy of a mirror', () => {
@@ -122,7 +136,8 @@ describe('an off-site copy of a mirror', () => {
     await writeFile(plain, '{"plugins":[]}');
     assert.equal((await runRecv(['--config', plain, '--local', f.src, '--name', 'm4', f.root], { cwd: f.base })).code, 0);
     await mkdir(join(f.root, '.ssh-r-sync', 'offsite'), { mode: 0o700 });
-    execFileSync('chown', ['-R', `${uid}:${uid}`, f.root]);
+    // The store, the repository and its password file are the account's (docs/offsite.md).
+    execFileSync('chown', ['-R', `${uid}:${uid}`, f.root, f.repository, f.passwordFile]);
     for (const dir of [tmp.dir, f.base]) await chmod(dir, 0o755);
     const synced = await runNode(adminBin, ['offsite', 'sync', '--config', f.config, f.root, 'm4'], { cwd: f.base, timeoutMs: 180_000 });
     assert.equal(synced.code, 0, synced.stderr + synced.stdout);
@@ -130,6 +145,41 @@ describe('an off-site copy of a mirror', () => {
     assert.match(synced.stdout, /^m4: offsite: 1 copied, 0 still to copy$/m);
     assert.deepEqual(f.files(f.copies()[0]![1]), ['/a.txt', '/gone.txt', '/same.txt']);
     assert.ok(!existsSync(f.view), 'the view is gone once copied');
+    // Root's command became the account: whatever it wrote under the root is the account's.
+    assert.deepEqual(notOwnedBy(join(f.root, '.ssh-r-sync'), uid), []);
+  });
+
+  test('root\'s `offsite sync` runs as the store\'s account: a view that account swaps for a symlink to a root-only folder copies nothing of it', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
+    const user = `srs-${randomBytes(3).toString('hex')}`;
+    execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', user]);
+    t.after(() => execFileSync('userdel', [user], { stdio: 'ignore' }));
+    const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+    const f = await mirrorCase('f5', 'm5');
+    const secret = join(tmp.dir, 'secret-m5');
+    await mkdir(secret, { mode: 0o700 });
+    await writeFile(join(secret, 'shadow.txt'), 'root only\n', { mode: 0o600 });
+    const plain = join(f.base, 'plain.json');
+    await writeFile(plain, '{"plugins":[]}');
+    assert.equal((await runRecv(['--config', plain, '--local', f.src, '--name', 'm5', f.root], { cwd: f.base })).code, 0);
+    await mkdir(join(f.root, '.ssh-r-sync', 'offsite'), { mode: 0o700 });
+    // The account's restic (what the admin runs: the config's) swaps the view for a symlink while
+    // the repository is listed, after the view was made and before restic backs it up.
+    const uids = join(f.base, 'uids');
+    const swap = join(f.base, 'SWAP');
+    const view = join(f.root, '.ssh-r-sync', 'offsite', 'm5.view');
+    const restic = await writeScript(f.base, 'swapping-restic', `id -u >> ${uids}\ncase " $* " in *" snapshots "*) if [ -e ${swap} ]; then rm ${swap}; mv ${view}/tree ${view}/moved && ln -s ${secret} ${view}/tree; fi;; esac\nexec restic "$@"\n`);
+    const config = join(f.base, 'swapping.json');
+    await writeFile(config, JSON.stringify({ plugins: [['@ssh-r-sync/plugin-restic', { restic, repositories: [{ name: 'offsite', repository: f.repository, passwordFile: f.passwordFile }] }]] }));
+    await writeFile(swap, '');
+    execFileSync('chown', ['-R', `${uid}:${uid}`, f.root, f.repository, f.passwordFile, f.base]);
+    for (const dir of [tmp.dir, f.base]) await chmod(dir, 0o755);
+    const synced = await runNode(adminBin, ['offsite', 'sync', '--config', config, f.root, 'm5'], { cwd: f.base, timeoutMs: 180_000 });
+    assert.ok(!existsSync(swap), 'the swap was made');
+    assert.equal(synced.code, 1, synced.stdout + synced.stderr);
+    assert.match(synced.stdout, /^m5: offsite: 0 copied, 1 still to copy \(failed: /m);
+    assert.deepEqual(f.copies(), [], 'no copy of the root-only folder passes for the mirror');
+    assert.deepEqual([...new Set(readFileSync(uids, 'utf8').trim().split('\n'))], [String(uid)], 'every restic ran as the account');
+    assert.deepEqual(notOwnedBy(join(f.root, '.ssh-r-sync'), uid), []);
   });
 
   test('written in place (--inplace) is copied under the host\'s lock, so the next backup waits for it', async () => {

@@ -6,6 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chown, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, runNode, tempDir } from './helpers/cli.js';
 import { buildTree, compareTrees } from './helpers/tree.js';
@@ -75,5 +77,15 @@ describe('off-site through a non-root fake-super receiver', () => {
     assert.equal(path.code, 0, path.stderr);
     assert.deepEqual(await compareTrees(join(src, 'dir'), join(one, 'dir'), { xattrs: true, top: false }), []);
     assert.deepEqual(await readdir(one), ['dir']);
+    // Root staged outside the account's root (which could redirect root's writes there), in the
+    // temporary folder, or in --stage DIR; nothing is left of either.
+    assert.ok(!existsSync(join(server.root, '.ssh-r-sync', 'offsite-restore')), 'nothing of root\'s under the account\'s root');
+    const stage = join(tmp.dir, 'stage');
+    await mkdir(stage, { mode: 0o700 });
+    const staged = await runNode(adminBin, ['restore', '--from-offsite', 'offsite', '--config', config, '--stage', stage, '--path', 'dir', server.root, HOST, join(tmp.dir, 'two')], { timeoutMs: 180_000 });
+    assert.equal(staged.code, 0, staged.stderr);
+    assert.deepEqual(await compareTrees(join(src, 'dir'), join(tmp.dir, 'two', 'dir'), { xattrs: true, top: false }), []);
+    assert.deepEqual(await readdir(stage), []);
+    assert.deepEqual((await readdir(tmpdir())).filter((name) => name.startsWith(`ssh-r-sync-offsite-${HOST}-`)), []);
   });
 });

@@ -3,10 +3,12 @@
 // plugin's off-site lock; a mirror's view made under the host's lock), what each repository has and how far it lags, `restic check` with a data sample, and
 // retention off-site. The repositories come from the receiver's config (the plugin's options);
 // the cli does not import the plugin: it loads it as the receiver does and uses its `offsite` API.
+import { statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { SshRSyncError, UsageError, createLogger, hostStatus, loadConfig, loadPlugin, oneLine, storedSnapshots, type Logger, type Plugin, type Retention } from '@ssh-r-sync/core/internal';
+import { SshRSyncError, UsageError, createLogger, hostStatus, isLockBusy, loadConfig, loadPlugin, oneLine, storedSnapshots, type Logger, type Plugin, type Retention } from '@ssh-r-sync/core/internal';
 import { ADMIN_PREFIX, backupRoot, columns, hostNames, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { onSignals, seconds } from './common.js';
 import { JSON_SCHEMA } from './format.js';
@@ -49,6 +51,36 @@ export async function loadOffsite(configFile: string | undefined): Promise<Offsi
   throw new SshRSyncError('ECONFIG', `${loaded.filepath ?? 'no receiver config was found'}${loaded.filepath ? ' loads no @ssh-r-sync/plugin-restic' : ''}: give the receiver's config with --config (its plugins name the repositories)`);
 }
 
+// Root running `offsite sync|forget` over a backup root that another account owns (a non-root
+// receiver's) becomes that account first, for good: restic then reads and writes only what the
+// account could (a snapshot it swapped for a symlink leads nowhere the account could not go
+// itself), and what is written under ROOT stays the account's (a root-owned host record or
+// off-site state would lock the account's own runs out). Returns the account's name, or null.
+export function becomeOwnerOf(root: string, logger: Logger): string | null {
+  if (process.getuid?.() !== 0) return null;
+  const { uid, gid } = statSync(root);
+  if (uid === 0) return null;
+  try {
+    // Documented (process.initgroups), though @types/node leaves it out.
+    (process as NodeJS.Process & { initgroups(user: number, extraGroup: number): void }).initgroups(uid, gid);
+  } catch {
+    process.setgroups!([gid]); // no passwd entry for that uid: its own group only
+  }
+  process.setgid!(gid);
+  process.setuid!(uid);
+  let account = String(uid);
+  try {
+    const info = userInfo();
+    account = info.username;
+    // restic's cache and ssh (sftp: repositories) look in the account's home, as when the receiver runs.
+    Object.assign(process.env, { HOME: info.homedir, USER: info.username, LOGNAME: info.username });
+  } catch {
+    delete process.env.HOME;
+  }
+  logger.debug(`running as ${account} (uid ${uid}), the owner of ${root}`);
+  return account;
+}
+
 function percentage(value: string): number {
   const n = Number(value);
   if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0 && n <= 100)) throw new InvalidArgumentError('give a percentage, 0 < PCT <= 100 (e.g. 5)');
@@ -76,7 +108,7 @@ export function offsiteCommand(result: ExitCodeHolder): Command {
       .option('--debug', 'show every restic call');
   offsite.addCommand(
     common(new Command('sync'))
-      .summary('copy what each repository lacks, oldest first (what a backup does afterwards); exit 1 if a copy failed')
+      .summary('copy what each repository lacks, oldest first (what a backup does afterwards); exit 1 if a copy failed, 75 if a host was only busy (its copy already at work)')
       .option('--lock-wait <SECONDS>', 'for a host kept as a mirror (its view is made under the host\'s lock, then copied without it): wait this long for its running backup; 0 = skip it at once (default). Snapshots are copied beside running backups', seconds)
       .action(async (root: string, names: string[], options: OffsiteOptions) => void (result.code = await sync(root, names, options))),
   );
@@ -119,10 +151,12 @@ async function withSignals<T>(work: (signal: AbortSignal) => Promise<T>): Promis
 
 async function sync(rootArgument: string, names: string[], options: OffsiteOptions): Promise<number> {
   const root = await backupRoot(rootArgument);
+  const logger = createLogger({ prefix: ADMIN_PREFIX, debug: Boolean(options.debug) });
+  becomeOwnerOf(root, logger);
   const api = await loadOffsite(options.config);
   repositoryNames(api, options.repository);
-  const logger = createLogger({ prefix: ADMIN_PREFIX, debug: Boolean(options.debug) });
   let failed = 0;
+  let busy = 0;
   await withSignals(async (signal) => {
     for (const name of await hostNames(root, names)) {
       const scoped = logger.scope(name);
@@ -135,12 +169,14 @@ async function sync(rootArgument: string, names: string[], options: OffsiteOptio
         }
       } catch (error) {
         if (signal.aborted) throw error;
-        failed += 1;
-        process.stdout.write(`${name}: not synced: ${oneLine(error)}\n`);
+        if (isLockBusy(error)) busy += 1;
+        else failed += 1;
+        process.stdout.write(`${name}: ${isLockBusy(error) ? 'skipped' : 'not synced'}: ${oneLine(error)}\n`);
       }
     }
   });
-  return failed ? 1 : 0;
+  // Busy only (a copy of the host at work already, a mirror's backup running): 75, a skip.
+  return failed ? 1 : busy ? 75 : 0;
 }
 
 interface RepoStatus {
@@ -212,10 +248,11 @@ export async function offsiteCheck(options: OffsiteOptions): Promise<number> {
 
 async function forget(rootArgument: string, names: string[], options: OffsiteOptions): Promise<number> {
   const root = await backupRoot(rootArgument);
+  const logger = createLogger({ prefix: ADMIN_PREFIX, debug: Boolean(options.debug) });
+  becomeOwnerOf(root, logger);
   const api = await loadOffsite(options.config);
   const repos = repositoryNames(api, options.repository).filter((r) => api.options.repositories.find((x) => x.name === r)?.keep);
   if (!repos.length) throw new UsageError('no repository of the config has a keep option: nothing to forget by');
-  const logger = createLogger({ prefix: ADMIN_PREFIX, debug: Boolean(options.debug) });
   let failed = 0;
   await withSignals(async (signal) => {
     for (const name of await hostNames(root, names)) {
@@ -245,15 +282,21 @@ export interface StagedCopy {
 }
 
 // Restores copy `spec` ('latest' or a snapshot id) of host `name` from repository `repository`
-// into ROOT/.ssh-r-sync/offsite-restore/NAME-XXXX/ (private, on the backup disk: restic writes
+// into ROOT/.ssh-r-sync/offsite-restore/ssh-r-sync-offsite-NAME-XXXX/ (private, on the backup disk: restic writes
 // what it stored, stand-ins and xattrs of a fake-super store included), laid out as a store with
 // a done mark, so that the local restore (its targets, checks and fake-super reading) does the rest.
-export async function stageOffsiteCopy(root: string, name: string, repository: string, spec: string, configFile: string | undefined, signal?: AbortSignal): Promise<StagedCopy> {
+// `stageIn`: the folder to stage in (--stage). By default the backup disk, except for root over a
+// backup root that another account owns: root's files there (the staged tree, its done mark)
+// could be redirected by that account (a symlink swapped in), so root stages in the system's
+// temporary folder instead.
+export async function stageOffsiteCopy(root: string, name: string, repository: string, spec: string, configFile: string | undefined, signal?: AbortSignal, stageIn?: string): Promise<StagedCopy> {
   const api = await loadOffsite(configFile);
   repositoryNames(api, repository);
-  const base = join(root, '.ssh-r-sync', 'offsite-restore');
-  await mkdir(base, { recursive: true, mode: 0o700 });
-  const stage = await mkdtemp(join(base, `${name}-`));
+  const foreign = process.getuid?.() === 0 && statSync(root).uid !== 0;
+  const base = stageIn ?? (foreign ? tmpdir() : join(root, '.ssh-r-sync', 'offsite-restore'));
+  if (stageIn === undefined && !foreign) await mkdir(base, { recursive: true, mode: 0o700 });
+  else if (!statSync(base, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--stage ${base} is not a directory`);
+  const stage = await mkdtemp(join(base, `ssh-r-sync-offsite-${name}-`));
   const cleanup = () => rm(stage, { recursive: true, force: true });
   try {
     // A partial copy (restic exit 3) the plugin could not forget yet is never restored from.

@@ -26,6 +26,7 @@ interface RestoreCliOptions {
   json?: boolean;
   fromOffsite?: string;
   config?: string;
+  stage?: string;
 }
 
 /** Itemized lines a --json dry run carries; the count is always complete. */
@@ -65,8 +66,9 @@ export function restoreCommand(result: ExitCodeHolder): Command {
     )
     .option('--io-timeout <SECONDS>', 'stop when no data moved for this long (rsync --timeout); 0 = never', seconds, 600)
     .option('--json', 'print one JSON object on stdout: { host, kind, snapshot, mode, modeSource, target, paths, dryRun, owners, items, files, bytes, durationMs[, itemized] }')
-    .option('--from-offsite <REPO>', "restore from the copy in off-site repository REPO (plugin-restic, by its name in the receiver's config): restic restores it into a private staging folder under BACKUP_ROOT/.ssh-r-sync/, which is then restored as a local snapshot and removed; --snapshot names the local id the copy was made of")
+    .option('--from-offsite <REPO>', "restore from the copy in off-site repository REPO (plugin-restic, by its name in the receiver's config): restic restores it into a private staging folder (see --stage), which is then restored as a local snapshot and removed; --snapshot names the local id the copy was made of")
     .option('--config <FILE>', "with --from-offsite: the receiver's config that names the repository")
+    .option('--stage <DIR>', "with --from-offsite: stage the copy in a private folder in DIR (default: under BACKUP_ROOT/.ssh-r-sync/; run as root over a backup root another account owns: in the system's temporary folder, $TMPDIR or /tmp, where that account cannot redirect root's writes; give DIR when that is too small)")
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -104,8 +106,8 @@ async function restore(root: string, name: string, dest: string | undefined, opt
     if (options.fromOffsite) {
       const real = await realpath(root).catch(() => root);
       if (dest !== undefined) await refuseInside(dest, real);
-      staged = await stageOffsiteCopy(real, name, options.fromOffsite, options.snapshot, options.config, controller.signal);
-    } else if (options.config) throw new UsageError('--config is for --from-offsite');
+      staged = await stageOffsiteCopy(real, name, options.fromOffsite, options.snapshot, options.config, controller.signal, options.stage === undefined ? undefined : resolve(options.stage));
+    } else if (options.config || options.stage !== undefined) throw new UsageError('--config and --stage are for --from-offsite');
     summary = await restoreSnapshot({
       root: staged?.root ?? root,
       name,

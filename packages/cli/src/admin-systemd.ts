@@ -93,6 +93,8 @@ export function systemdCommand(result: ExitCodeHolder): Command {
         '  never     PrivateDevices (snapshot hooks need block devices), RestrictSUIDSGID (a privileged receiver must restore setuid files), MemoryDenyWriteExecute (node\'s JIT).\n' +
         '\n--pull --offsite (systemd 249 or later, for OnSuccess=): while the off-site unit runs, a pull that succeeds\n' +
         'starts no second copy: its start joins the running one, which looks again for newer snapshots before it ends.\n' +
+        'It runs `offsite sync --lock-wait 60` (a mirror\'s view needs the host\'s lock for a moment); its exit 75, a host\n' +
+        'whose copy was at work already, is a success.\n' +
         '\nExit status 75 (a skipped run: another run of the host was going on, or a hook said skip) is a success\n' +
         '(SuccessExitStatus=75); 1 is a failure, shown by systemctl --failed. To be told of failures, save this\n' +
         'template as /etc/systemd/system/ssh-r-sync-failed@.service and uncomment the OnFailure= line of the service:\n' +
@@ -194,7 +196,9 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
   const argv = [absoluteProgram(command[0]!), ...command.slice(1).map(absolutePathArgument)];
   // The pull leaves its off-site copy to the -offsite unit, which OnSuccess= starts after it.
   const offsite = options.offsite === true && options.pull === true && !verify && !statusTimer;
-  if (offsite && !argv.includes('--defer-unlocked')) argv.splice(1, 0, '--defer-unlocked');
+  // Before BACKUP_ROOT, the receiver's last argument: right after the program would hand it to
+  // `node` where the command is `node …/ssh-r-sync-recv.js …`.
+  if (offsite && !argv.includes('--defer-unlocked')) argv.splice(Math.max(1, argv.length - 1), 0, '--defer-unlocked');
   const nice = niceSettings(options.nice);
 
   const unit = statusTimer ? `ssh-r-sync-status${options.name ? `-${options.name}` : ''}` : verify ? `ssh-r-sync-verify${options.name ? `-${options.name}` : ''}` : `ssh-r-sync-${options.name}`;
@@ -270,7 +274,10 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
       'Type=oneshot',
       '# a pull that succeeds while this runs starts no second copy (its start joins this one): this one looks again for newer snapshots before it ends',
       'WorkingDirectory=/',
-      `ExecStart=${[resolve(process.argv[1]!), 'offsite', 'sync', ...configArgs(argv), root, options.name!].map(unitWord).join(' ')}`,
+      '# a mirror\'s view needs the host\'s lock: wait a minute for a pull that holds it',
+      `ExecStart=${[resolve(process.argv[1]!), 'offsite', 'sync', '--lock-wait', '60', ...configArgs(argv), root, options.name!].map(unitWord).join(' ')}`,
+      '# exit 75: skipped (a copy of the host was at work already, or its pull still held its lock): not a failure',
+      'SuccessExitStatus=75',
       ...(options.user ? [`User=${options.user}`] : []),
       ...nice,
       'CPUSchedulingPolicy=batch',
