@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readHostRecord } from '@ssh-r-sync/core';
@@ -55,7 +55,7 @@ async function mirrorCase(dir: string, name: string, recvArgs: string[] = []) {
     // restic's summary of each backup, in order: files_changed counts the files it read again.
     summaries: () => (existsSync(summaries) ? readFileSync(summaries, 'utf8') : '').split('\n').filter((l) => l.includes('"message_type":"summary"')).map((l) => JSON.parse(l) as { files_new: number; files_changed: number; files_unmodified: number }),
     view: join(f.root, '.ssh-r-sync', 'offsite', `${name}.view`),
-    run: () => runRecv(['--config', config, ...recvArgs, '--local', f.src, '--name', name, f.root], { cwd: f.base, timeoutMs: 180_000 }),
+    run: (more: string[] = []) => runRecv(['--config', config, ...recvArgs, ...more, '--local', f.src, '--name', name, f.root], { cwd: f.base, timeoutMs: 180_000 }),
     // The copies of the host, oldest first: [local id, restic id].
     copies: () =>
       (JSON.parse(restic_(['snapshots', '--json', '--host', name])) as { id: string; time: string; tags: string[] }[])
@@ -180,6 +180,42 @@ describe('an off-site copy of a mirror', () => {
     assert.deepEqual(f.copies(), [], 'no copy of the root-only folder passes for the mirror');
     assert.deepEqual([...new Set(readFileSync(uids, 'utf8').trim().split('\n'))], [String(uid)], 'every restic ran as the account');
     assert.deepEqual(notOwnedBy(join(f.root, '.ssh-r-sync'), uid), []);
+  });
+
+  test('does not count when the next run rewrites the mirror in place (--inplace) while its view is copied: the files it shares with the view changed', async () => {
+    const hook = join(tmp.dir, 'inplace-next.sh');
+    await writeFile(hook, "#!/bin/sh\nprintf -- '--inplace\\0'\n", { mode: 0o755 });
+    const f = await mirrorCase('f6', 'm6');
+    await writeFile(f.hangFlag, '');
+    const first = f.run();
+    await until("the first run's copy waits in restic backup", () => existsSync(f.waiting));
+    // Same size, another mtime: rsync --inplace writes the new bytes into the inode the view links.
+    await writeFile(join(f.src, 'a.txt'), 'ALPHA\n');
+    await utimes(join(f.src, 'a.txt'), new Date('2020-01-01'), new Date('2020-01-01'));
+    const second = await f.run(['-x', `rsync.pre:${hook}`]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(readFileSync(join(f.view, 'tree', 'a.txt'), 'utf8'), 'ALPHA\n', 'the view shares the rewritten inode');
+    await rm(f.hangFlag);
+    const firstDone = await first;
+    assert.equal(firstDone.code, 0, firstDone.stderr);
+    assert.match(firstDone.stderr, /was removed or rewritten while it was copied \(.*writing in place\): that copy does not count/);
+    // What is there is the second run's mirror, copied once, under the host's lock.
+    const copies = f.copies();
+    assert.equal(copies.length, 1, JSON.stringify(copies));
+    assert.equal(f.dump(copies[0]![1], '/a.txt'), 'ALPHA\n');
+  });
+
+  test('whose view cannot be made (its off-site folder on another file system) is copied under the host\'s lock, saying why', { skip: process.getuid?.() !== 0 && 'needs root (a tmpfs mount)' }, async (t) => {
+    const f = await mirrorCase('f7', 'm7');
+    const offsite = join(f.root, '.ssh-r-sync', 'offsite');
+    await mkdir(offsite, { recursive: true, mode: 0o700 });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'srs-offsite', offsite]);
+    t.after(() => execFileSync('umount', [offsite]));
+    const run = await f.run();
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /m7: no view of the mirror could be made for its off-site copy \(.*[Cc]ross-device.*\): it is copied under the host's lock/);
+    assert.deepEqual(f.files(f.copies()[0]![1]), ['/a.txt', '/gone.txt', '/same.txt']);
+    assert.ok(!existsSync(f.view), 'no half-made view is left');
   });
 
   test('written in place (--inplace) is copied under the host\'s lock, so the next backup waits for it', async () => {

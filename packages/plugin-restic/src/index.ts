@@ -27,9 +27,9 @@ async function newestLocal(root: string, name: string): Promise<string | null> {
   return local.length ? copyKey(local.at(-1)!) : null;
 }
 
-// syncHost, again while a run committed a newer snapshot during the last pass (up to MAX_PASSES,
-// stopping at a failure): a run whose copy found this one at work left its snapshot to it. What
-// each repository got is summed; what is still to copy and the error are the last pass's.
+// syncHost, again while a run committed a newer snapshot during the last pass (up to MAX_PASSES):
+// a run whose copy found this one at work left its snapshot to it. What each repository got is
+// summed; what is still to copy and the error are the last pass's.
 async function syncPasses(root: string, name: string, parsed: ParsedOptions, sync: SyncOptions = {}): Promise<RepositoryResult[]> {
   let total: RepositoryResult[] = [];
   for (let pass = 0; pass < MAX_PASSES; pass++) {
@@ -39,7 +39,9 @@ async function syncPasses(root: string, name: string, parsed: ParsedOptions, syn
       const before = total.find((t) => t.name === r.name);
       return before ? { ...r, copied: [...before.copied, ...r.copied], removed: before.removed + r.removed } : r;
     });
-    if (results.some((r) => r.error) || (await newestLocal(root, name)) === newest) break;
+    // Newer snapshots came meanwhile: another pass, after a failure too (a copy that did not count
+    // because the mirror's next run rewrote it; the next snapshots are still to copy).
+    if ((await newestLocal(root, name)) === newest) break;
   }
   return total;
 }

@@ -5,8 +5,10 @@
 // rsync without --inplace writes every changed file anew and renames it in: the view keeps the
 // committed contents. What the next run changes in place is metadata of files whose contents did
 // not change (mode, owner, xattrs): a copy that outlives the start of the next run may show that.
-// A mirror whose run wrote in place (the done mark's inPlace, or a mark from before it was
-// recorded), or whose view cannot be made (another file system), is copied under the lock.
+// A later run that writes in place (core's mirrorInPlaceSince) rewrites the view's files too: that
+// copy does not count (sync.ts). A mirror whose run wrote in place (the done mark's inPlace, or a
+// mark from before it was recorded), or whose view cannot be made (another file system), is
+// copied under the lock.
 import { spawn } from 'node:child_process';
 import { lstat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -26,32 +28,37 @@ export function viewable(mirror: StoredSnapshot): boolean {
   return mirror.done.inPlace === false;
 }
 
-// Makes the view of `mirror` (the caller holds the host's lock) and returns it as the snapshot to
-// copy: the mirror's done mark and mode, the view's tree. A stale view (a copy that was killed) goes
-// first. Throws when it cannot be made; nothing is left then.
+// Makes the view of `mirror` (the caller holds the host's lock, and removed any stale view before
+// taking it) and returns it as the snapshot to copy: the mirror's done mark and mode, the view's
+// tree. Throws when it cannot be made; what cp made by then is left for removeMirrorView.
 export async function makeMirrorView(root: string, name: string, mirror: StoredSnapshot, signal?: AbortSignal): Promise<StoredSnapshot> {
   const view = mirrorViewPath(root, name);
-  await removeMirrorView(root, name, signal);
   await mkdir(join(root, '.ssh-r-sync', 'offsite'), { recursive: true, mode: 0o700 });
   const tree = join(view, 'tree');
-  try {
-    // As the owner of the host's directory (run as root by the admin, in a folder that account
-    // writes): cp then creates nothing that account could not. The view is that account's too,
-    // or cp (as that account) could not write into it.
-    const as = await ownerOf(mirror.paths.tree);
-    if (as) await run('mkdir', ['-m', '700', '--', view], as, signal);
-    else await mkdir(view, { mode: 0o700 });
-    await run('cp', ['-a', '--link', '--no-target-directory', '--', mirror.paths.tree, tree], as, signal);
-  } catch (error) {
-    await removeMirrorView(root, name).catch(() => {});
-    throw error;
-  }
+  // As the owner of the host's directory (run as root by the admin, in a folder that account
+  // writes): cp then creates nothing that account could not. The view is that account's too,
+  // or cp (as that account) could not write into it.
+  const as = await ownerOf(mirror.paths.tree);
+  if (as) await run('mkdir', ['-m', '700', '--', view], as, signal);
+  else await mkdir(view, { mode: 0o700 });
+  await run('cp', ['-a', '--link', '--no-target-directory', '--', mirror.paths.tree, tree], as, signal);
   return { ...mirror, paths: { ...mirror.paths, tree } };
 }
 
-// Removes host `name`'s view, if any (as root: one `rm -rf` of the path, which follows no link).
+// Removes host `name`'s view, if any, within VIEW_TIMEOUT_MS (as root: one `rm -rf` of the path,
+// which follows no link).
 export async function removeMirrorView(root: string, name: string, signal?: AbortSignal): Promise<void> {
-  await deleteTree(mirrorViewPath(root, name), { signal, ...(process.getuid?.() === 0 ? { jobs: 1 } : {}) });
+  const bounded = new AbortController();
+  const stop = () => bounded.abort(signal?.reason ?? new Error(`removing ${mirrorViewPath(root, name)} took over ${VIEW_TIMEOUT_MS / 60_000} min`));
+  const timer = setTimeout(stop, VIEW_TIMEOUT_MS);
+  signal?.addEventListener('abort', stop, { once: true });
+  if (signal?.aborted) stop();
+  try {
+    await deleteTree(mirrorViewPath(root, name), { signal: bounded.signal, ...(process.getuid?.() === 0 ? { jobs: 1 } : {}) });
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', stop);
+  }
 }
 
 // The uid and gid to run as: the owner of `path` when we are root and it is not; else our own.

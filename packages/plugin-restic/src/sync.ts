@@ -6,7 +6,7 @@
 // Snapshots are found only through core's store interface (storedSnapshots).
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SshRSyncError, isLockBusy, oneLine, readDoneMark, recordHostFacts, setHolds, silentLogger, snapshotId, storedSnapshots, validateName, withFileLock, withHostLock, type HostGauge, type Logger, type Retention, type StoredSnapshot } from '@ssh-r-sync/core';
+import { SshRSyncError, isLockBusy, mirrorInPlaceSince, oneLine, readDoneMark, recordHostFacts, setHolds, silentLogger, snapshotId, storedSnapshots, validateName, withFileLock, withHostLock, type HostGauge, type Logger, type Retention, type StoredSnapshot } from '@ssh-r-sync/core';
 import { checkPasswordFile, type ParsedOptions, type Repository } from './options.js';
 import { redactRepository, resticCommand, resticError, runRestic } from './restic.js';
 import { makeMirrorView, mirrorViewPath, removeMirrorView, viewable } from './mirror-view.js';
@@ -164,7 +164,10 @@ async function syncHostLocked(root: string, name: string, options: ParsedOptions
   // (without waiting: a running backup is rewriting it), a view of it is made, and copied after.
   const logger = sync.logger ?? silentLogger;
   const locked = { root, name, waitSeconds: sync.lockWait ?? 0, logger, signal: sync.signal };
-  const made = await withHostLock({ ...locked, brief: true }, async (): Promise<Viewed | 'none' | 'in place'> => {
+  // A view a killed copy left goes first, under the off-site lock only (it may be big).
+  await removeMirrorView(root, name, sync.signal);
+  let failed: unknown;
+  let made = await withHostLock({ ...locked, brief: true }, async (): Promise<Viewed | 'none' | 'in place' | 'no view'> => {
     const current = (await storedSnapshots(root, name, sync.now)).find((s) => !s.id && !s.future);
     if (!current) return 'none';
     if (!viewable(current)) return 'in place';
@@ -172,10 +175,15 @@ async function syncHostLocked(root: string, name: string, options: ParsedOptions
       return { ...(await makeMirrorView(root, name, current, sync.signal)), view: true };
     } catch (error) {
       if (sync.signal?.aborted) throw error;
-      logger.warn(`${name}: no view of the mirror could be made for its off-site copy (${oneLine(error)}): it is copied under the host's lock`);
-      return 'in place';
+      failed = error;
+      return 'no view';
     }
   });
+  if (made === 'no view') {
+    await removeMirrorView(root, name, sync.signal);
+    logger.warn(`${name}: no view of the mirror could be made for its off-site copy (${oneLine(failed)}): it is copied under the host's lock`);
+    made = 'in place';
+  }
   if (made === 'none') return syncHostRepositories(root, name, options, sync, []);
   if (made === 'in place') {
     // Written in its inodes (--inplace, an older done mark), or no view: copied where it lies, under the lock.
@@ -184,12 +192,20 @@ async function syncHostLocked(root: string, name: string, options: ParsedOptions
   try {
     return await syncHostRepositories(root, name, options, sync, [made]);
   } finally {
+    // Not with the task's signal: a stopped copy still removes its view (bounded in time).
     await removeMirrorView(root, name).catch((error: unknown) => logger.warn(`${name}: could not remove the mirror's view ${mirrorViewPath(root, name)}: ${oneLine(error)}`));
   }
 }
 
-/** A snapshot to copy that no run changes: a mirror's view. */
+/** A snapshot to copy that no run changes, a mirror's view, unless a later run writes in place. */
 type Viewed = StoredSnapshot & { view?: true };
+
+// Whether a view still holds the files of the mirror it was made of: no run since that one began
+// rewrote the mirror in its inodes (--inplace, --append), which the view's hard links share.
+async function viewIntact(snapshot: Viewed): Promise<boolean> {
+  const since = await mirrorInPlaceSince(snapshot.paths.meta);
+  return since === null || since.getTime() <= Date.parse(snapshot.done.startedAt);
+}
 
 // Whether a snapshot's done mark is still the one it was listed with (same run, same commit).
 async function doneMarkUnchanged(snapshot: StoredSnapshot): Promise<boolean> {
@@ -201,8 +217,8 @@ async function doneMarkUnchanged(snapshot: StoredSnapshot): Promise<boolean> {
 async function syncHostRepositories(root: string, name: string, options: ParsedOptions, sync: SyncOptions, snapshots?: Viewed[]): Promise<RepositoryResult[]> {
   const logger = sync.logger ?? silentLogger;
   const local: Viewed[] = snapshots ?? (await storedSnapshots(root, name, sync.now)).filter((s) => !s.future);
-  // A view stays as it was made; a snapshot is still the one listed while its done mark is.
-  const unchanged = (snapshot: Viewed) => (snapshot.view ? Promise.resolve(true) : doneMarkUnchanged(snapshot));
+  // A view stays as it was made (unless a run writes in place); a snapshot is still the one listed while its done mark is.
+  const unchanged = (snapshot: Viewed) => (snapshot.view ? viewIntact(snapshot) : doneMarkUnchanged(snapshot));
   const results: RepositoryResult[] = [];
   const repos = options.repositories.filter((r) => !sync.only || r.name === sync.only);
   for (const repo of repos) {
@@ -253,7 +269,7 @@ async function syncHostRepositories(root: string, name: string, options: ParsedO
         if (sync.signal?.aborted) throw sync.signal.reason;
         if (!same) {
           await forgetPartial(root, name, options, repo, null, sync.signal, logger, resticId ? [resticId] : []);
-          throw new Error(`${repo.name}: snapshot ${key} was removed or rewritten while it was copied (a rotation without holds, or the mirror's next run): that copy does not count, and the snapshot is copied again if it is still there`);
+          throw new Error(`${repo.name}: snapshot ${key} was removed or rewritten while it was copied (a rotation without holds, or the mirror's next run${snapshot.view ? ' writing in place' : ''}): that copy does not count, and the snapshot is copied again if it is still there`);
         }
         if (run.code !== 0) {
           const error = resticError(repo, `backup of ${key}`, run);

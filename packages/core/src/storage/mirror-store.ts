@@ -3,15 +3,33 @@
 // ROOT/.ssh-r-sync/mirror/NAME/. Its one backup is complete while its done mark is there, so a
 // run removes that mark (and the manifest it vouches for) before rsync rewrites the tree; the
 // manifest is kept aside as the previous backup's, to lend its hashes, until the run ends.
-import { copyFile, link, lstat, rm } from 'node:fs/promises';
+import { copyFile, link, lstat, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from './durable.js';
 import { beginMirror, commitInPlace, mirrorPaths, readDoneMark, type DoneMark, type SnapshotInfo, type SnapshotPaths } from './snapshots.js';
 import { oneLine } from '../errors.js';
+import { readSmallFile } from './small-file.js';
 import { MIRROR_KIND, type CommitResult, type HostLocation, type PreparedSnapshot, type PrepareRequest, type SnapshotStore, type StoreProvider } from './store.js';
 
 /** The committed manifest kept aside while the mirror is rewritten (ROOT/.ssh-r-sync/mirror/NAME/). */
 export const MIRROR_PREVIOUS = 'previous-manifest.tsv';
+
+/** When a run last began to rewrite the mirror in its inodes (ROOT/.ssh-r-sync/mirror/NAME/):
+ *  a hard-link view of the mirror taken before then may have changed with it. */
+export const MIRROR_IN_PLACE_RUN = 'in-place-run.json';
+
+// When the newest run that rewrote the mirror in place (--inplace, --append) began, from the
+// mirror's metadata folder `meta`; null: none since this was recorded.
+export async function mirrorInPlaceSince(meta: string): Promise<Date | null> {
+  const text = await readSmallFile(join(meta, MIRROR_IN_PLACE_RUN), 4096).catch(() => null);
+  if (text === null) return null;
+  try {
+    const date = new Date((JSON.parse(text) as { startedAt?: unknown }).startedAt as string);
+    return Number.isFinite(date.getTime()) ? date : new Date(8.64e15); // unreadable: as if now and forever
+  } catch {
+    return new Date(8.64e15);
+  }
+}
 
 /** rsync options that write into existing files: a rewritten file keeps its inode. */
 const IN_PLACE = /^--(inplace|append|append-verify)$/;
@@ -49,6 +67,9 @@ class MirrorStore implements SnapshotStore {
     const inPlace = request.command.args.some((arg) => IN_PLACE.test(arg));
     const previous = inPlace ? (await rm(join(paths.meta, MIRROR_PREVIOUS), { force: true }), null) : await keepPrevious(paths);
     await beginMirror(paths);
+    // Before rsync writes: whoever holds a hard-link view of the mirror (plugin-restic's copy)
+    // learns that its files may change under it.
+    if (inPlace) await writeFile(join(paths.meta, MIRROR_IN_PLACE_RUN), `${JSON.stringify({ startedAt: new Date().toISOString() })}\n`, { mode: 0o600 });
     return {
       id: '',
       paths,
