@@ -313,6 +313,33 @@ describe('ssh-r-sync-admin prune', () => {
     assert.match(again.stdout, /^host1: 7 snapshots, 7 kept; 0 deleted\n/);
   });
 
+  test('run as root over a store another account owns, it works as that account: root\'s rights never reach the account\'s tree', { skip: process.getuid?.() !== 0 && 'needs root (a throwaway user)' }, async (t) => {
+    const user = `srs-${Math.random().toString(16).slice(2, 8)}`;
+    execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', user]);
+    t.after(() => execFileSync('userdel', [user], { stdio: 'ignore' }));
+    const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+    const root = await newRoot();
+    const clean = await history(root, 'clean', [[50, true], [26, true], [2, true]]);
+    const planted = await history(root, 'planted', [[50, true], [2, true]]);
+    execFileSync('chown', ['-R', `${uid}:${uid}`, root]);
+    // Root put a folder of its own into the account's oldest snapshot: the account cannot empty it.
+    const rootOnly = join(root, 'planted', planted[0]!, 'root-only');
+    await mkdir(rootOnly, { mode: 0o755 });
+    await writeFile(join(rootOnly, 'kept.txt'), 'root\'s\n');
+    for (const d of [dir, root]) execFileSync('chmod', ['755', d]);
+    const r = await admin(['prune', root, '--keep', '1d', '--now', NOW, '--debug']);
+    assert.match(r.stderr, new RegExp(`running as ${user} \\(uid ${uid}\\), the owner of ${root}`));
+    assert.match(r.stdout, /^clean: 3 snapshots, 1 kept; 2 deleted$/m);
+    assert.deepEqual(clean.map((id) => existsSync(join(root, 'clean', id))), [false, false, true]);
+    assert.equal(r.code, 1, 'the planted folder could not be deleted with the account\'s rights');
+    assert.match(r.stdout, /^planted: 2 snapshots, 1 kept; 0 deleted, 1 could not be deleted$/m);
+    assert.match(r.stdout + r.stderr, /Permission denied/);
+    assert.ok(existsSync(join(rootOnly, 'kept.txt')), 'root\'s own file survives: nothing ran with root\'s rights in there');
+    // What prune wrote (locks, records) is the account's.
+    const owners = execFileSync('find', [root, '!', '-uid', String(uid), '!', '-path', `${rootOnly}*`], { encoding: 'utf8' }).trim();
+    assert.equal(owners, '', 'everything but the planted folder is the account\'s');
+  });
+
   test('a host whose backup is running is left alone (exit 1); other hosts are pruned', async () => {
     const root = await newRoot();
     const busy = await history(root, 'busy', [[50, true], [26, true], [2, true]]);

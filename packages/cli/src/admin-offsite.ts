@@ -5,11 +5,11 @@
 // the cli does not import the plugin: it loads it as the receiver does and uses its `offsite` API.
 import { statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { SshRSyncError, UsageError, createLogger, hostStatus, isLockBusy, loadConfig, loadPlugin, oneLine, storedSnapshots, type Logger, type Plugin, type Retention } from '@ssh-r-sync/core/internal';
-import { ADMIN_PREFIX, backupRoot, columns, hostNames, subCommand, type ExitCodeHolder } from './admin-shared.js';
+import { ADMIN_PREFIX, backupRoot, becomeOwnerOf, columns, hostNames, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { onSignals, seconds } from './common.js';
 import { JSON_SCHEMA } from './format.js';
 
@@ -51,36 +51,6 @@ export async function loadOffsite(configFile: string | undefined): Promise<Offsi
   throw new SshRSyncError('ECONFIG', `${loaded.filepath ?? 'no receiver config was found'}${loaded.filepath ? ' loads no @ssh-r-sync/plugin-restic' : ''}: give the receiver's config with --config (its plugins name the repositories)`);
 }
 
-// Root running `offsite sync|forget` over a backup root that another account owns (a non-root
-// receiver's) becomes that account first, for good: restic then reads and writes only what the
-// account could (a snapshot it swapped for a symlink leads nowhere the account could not go
-// itself), and what is written under ROOT stays the account's (a root-owned host record or
-// off-site state would lock the account's own runs out). Returns the account's name, or null.
-export function becomeOwnerOf(root: string, logger: Logger): string | null {
-  if (process.getuid?.() !== 0) return null;
-  const { uid, gid } = statSync(root);
-  if (uid === 0) return null;
-  try {
-    // Documented (process.initgroups), though @types/node leaves it out.
-    (process as NodeJS.Process & { initgroups(user: number, extraGroup: number): void }).initgroups(uid, gid);
-  } catch {
-    process.setgroups!([gid]); // no passwd entry for that uid: its own group only
-  }
-  process.setgid!(gid);
-  process.setuid!(uid);
-  let account = String(uid);
-  try {
-    const info = userInfo();
-    account = info.username;
-    // restic's cache and ssh (sftp: repositories) look in the account's home, as when the receiver runs.
-    Object.assign(process.env, { HOME: info.homedir, USER: info.username, LOGNAME: info.username });
-  } catch {
-    delete process.env.HOME;
-  }
-  logger.debug(`running as ${account} (uid ${uid}), the owner of ${root}`);
-  return account;
-}
-
 function percentage(value: string): number {
   const n = Number(value);
   if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0 && n <= 100)) throw new InvalidArgumentError('give a percentage, 0 < PCT <= 100 (e.g. 5)');
@@ -98,7 +68,7 @@ export function offsiteCommand(result: ExitCodeHolder): Command {
   const offsite = subCommand(new Command('offsite'))
     .usage('<sync|status|check|forget> [options] BACKUP_ROOT [NAME...]')
     .summary('off-site copies in restic repositories (plugin-restic): catch up, show the lag, check, forget')
-    .description("The off-site copies that @ssh-r-sync/plugin-restic makes after each backup, by hand. The repositories are the plugin's, read from the receiver's config (--config, default: its fixed places). See docs/offsite.md.");
+    .description("The off-site copies that @ssh-r-sync/plugin-restic makes after each backup, by hand. The repositories are the plugin's, read from the receiver's config (--config, default: its fixed places). Run as root over a BACKUP_ROOT that another account owns (a non-root receiver's), sync and forget run as that account. See docs/offsite.md.");
   const common = (command: Command) =>
     subCommand(command)
       .argument('<BACKUP_ROOT>', 'directory that holds one sub-directory per host')

@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { SshRSyncError, UsageError, createLogger, isSshRSyncError, lockHost, oneLine, type Logger } from '@ssh-r-sync/core/internal';
 import { defaultJobs, parsePolicy, pruneHost, type PruneResult, type RetentionPolicy } from '@ssh-r-sync/plugin-rotate';
 import { onSignals, seconds } from './common.js';
-import { ADMIN_PREFIX, backupRoot, columns, hostDir, hostNames, isoTime, positiveInteger, subCommand, type ExitCodeHolder } from './admin-shared.js';
+import { ADMIN_PREFIX, backupRoot, becomeOwnerOf, columns, hostDir, hostNames, isoTime, positiveInteger, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { JSON_SCHEMA, plural } from './format.js';
 
 interface PruneOptions {
@@ -62,6 +62,7 @@ export function pruneCommand(result: ExitCodeHolder): Command {
         '"monthly 2/6 (2026-10)", "incomplete, newer than the newest complete"; and for deletes: "expired: beyond 14d 4w;\n' +
         'not the newest of its month 2026-08, year 2026", "incomplete, superseded by 2026-11-22T024512Z". Periods are\n' +
         'UTC calendar periods (ISO weeks). A snapshot is deleted done mark first, so a half-deleted one never looks complete.\n' +
+        'Run as root over a BACKUP_ROOT that another account owns (a non-root receiver\'s), it runs as that account.\n' +
         '\nExamples:\n' +
         "  ssh-r-sync-admin prune /srv/backup --keep '14d 4w 6m 2y' --dry-run\n" +
         "  ssh-r-sync-admin prune /srv/backup laptop --keep '7d 8w *y' --keep-last 3 --max-deletes all\n" +
@@ -86,10 +87,11 @@ async function prune(rootArgument: string, name: string | undefined, options: Pr
   const policy: RetentionPolicy = { keep: options.keep, keepLast: options.keepLast, maxDeletes: options.maxDeletes, minAge: options.minAge };
   const { summary } = parsePolicy(policy); // a bad policy stops here, before any host is touched
   const root = await backupRoot(rootArgument);
+  const logger = createLogger({ prefix: ADMIN_PREFIX, debug: Boolean(options.debug) });
+  becomeOwnerOf(root, logger);
   const names = await hostNames(root, name ? [name] : []);
   if (name && !(await stat(hostDir(root, name)).catch(() => null))?.isDirectory()) throw new UsageError(`no host ${name} under ${root}`);
   const now = options.now ?? new Date();
-  const logger = createLogger({ prefix: ADMIN_PREFIX, debug: Boolean(options.debug) });
   const controller = new AbortController();
   const stopSignals = onSignals(
     (signal) => controller.abort(new SshRSyncError('EINTERNAL', `stopped by ${signal}`)),

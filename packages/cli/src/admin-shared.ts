@@ -1,8 +1,10 @@
 // What the admin sub-commands share: the prefix, option parsers, the host listing, ages.
+import { statSync } from 'node:fs';
 import { stat, readdir } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { NAME_PATTERN, UsageError, oneLine, validateName } from '@ssh-r-sync/core/internal';
+import { NAME_PATTERN, UsageError, oneLine, validateName, type Logger } from '@ssh-r-sync/core/internal';
 import { configureProgram, durationMs } from './common.js';
 
 export const ADMIN_PREFIX = 'ssh-r-sync-admin';
@@ -72,4 +74,35 @@ export { formatAge } from '@ssh-r-sync/core/internal';
 export function columns(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+// Root running an admin command that changes a backup root another account owns (a non-root
+// receiver's: prune, offsite sync|forget) becomes that account first, for good: its deletions
+// and restic then reach only what the account could (a folder it swapped for a symlink leads
+// nowhere the account could not go itself), and what is written under ROOT stays the account's
+// (a root-owned host record or off-site state would lock the account's own runs out). Returns
+// the account's name, or null.
+export function becomeOwnerOf(root: string, logger: Logger): string | null {
+  if (process.getuid?.() !== 0) return null;
+  const { uid, gid } = statSync(root);
+  if (uid === 0) return null;
+  try {
+    // Documented (process.initgroups), though @types/node leaves it out.
+    (process as NodeJS.Process & { initgroups(user: number, extraGroup: number): void }).initgroups(uid, gid);
+  } catch {
+    process.setgroups!([gid]); // no passwd entry for that uid: its own group only
+  }
+  process.setgid!(gid);
+  process.setuid!(uid);
+  let account = String(uid);
+  try {
+    const info = userInfo();
+    account = info.username;
+    // restic's cache and ssh (sftp: repositories) look in the account's home, as when the receiver runs.
+    Object.assign(process.env, { HOME: info.homedir, USER: info.username, LOGNAME: info.username });
+  } catch {
+    delete process.env.HOME;
+  }
+  logger.debug(`running as ${account} (uid ${uid}), the owner of ${root}`);
+  return account;
 }
