@@ -205,6 +205,24 @@ describe('an off-site copy of a mirror', () => {
     assert.equal(f.dump(copies[0]![1], '/a.txt'), 'ALPHA\n');
   });
 
+  test('still counts after a run that wrote in place left its record torn (a crash, a full disk): a later run\'s view is copied, not skipped', async () => {
+    const hook = join(tmp.dir, 'inplace-torn.sh');
+    await writeFile(hook, "#!/bin/sh\nprintf -- '--inplace\\0'\n", { mode: 0o755 });
+    const f = await mirrorCase('f9', 'm9');
+    assert.equal((await f.run(['-x', `rsync.pre:${hook}`])).code, 0);
+    // What writeFile leaves when the disk fills or the power goes between its truncate and its write.
+    const record = join(f.root, '.ssh-r-sync', 'mirror', 'm9', 'in-place-run.json');
+    assert.ok(existsSync(record), 'the in-place run left its record');
+    await writeFile(record, '');
+    await writeFile(join(f.src, 'new.txt'), 'only in the second run\n');
+    const second = await f.run();
+    assert.equal(second.code, 0, second.stderr);
+    assert.doesNotMatch(second.stderr, /gone \(or rewritten\)|does not count/);
+    const copies = f.copies();
+    assert.equal(copies.length, 2, second.stderr);
+    assert.deepEqual(f.files(copies[1]![1]), ['/a.txt', '/gone.txt', '/new.txt', '/same.txt']);
+  });
+
   test('whose view cannot be made (its off-site folder on another file system) is copied under the host\'s lock, saying why', { skip: process.getuid?.() !== 0 && 'needs root (a tmpfs mount)' }, async (t) => {
     const f = await mirrorCase('f7', 'm7');
     const offsite = join(f.root, '.ssh-r-sync', 'offsite');

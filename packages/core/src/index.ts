@@ -25,7 +25,7 @@ export { deleteTree, defaultJobs, type DeleteOptions } from './storage/delete-tr
 export { scheduleAfterSession, type AfterSessionTask } from './pipeline/after-session.js';
 export { writeFully, fsyncDir, flushFilesystem } from './storage/durable.js';
 export { storedSnapshots, openStoredSnapshot, storedHostDir, type StoredSnapshot } from './storage/stored-snapshots.js';
-export { mirrorInPlaceSince } from './storage/mirror-store.js';
+export { mirrorInPlaceMark } from './storage/mirror-store.js';
 export { readVerifyRecord, writeVerifyRecord, verifyRecordPath, FIRST_PROBLEMS, type VerifyRecord } from './storage/verify-record.js';
 export { setHolds, readHolds, type HoldRecord } from './storage/holds.js';
 export { readHostRecord, hostRecordPath, describeKind, type HostRecord, type HostKind, type AfterSessionRecord, type LastRunRecord } from './storage/host-record.js';

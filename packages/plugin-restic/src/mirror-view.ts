@@ -5,7 +5,7 @@
 // rsync without --inplace writes every changed file anew and renames it in: the view keeps the
 // committed contents. What the next run changes in place is metadata of files whose contents did
 // not change (mode, owner, xattrs): a copy that outlives the start of the next run may show that.
-// A later run that writes in place (core's mirrorInPlaceSince) rewrites the view's files too: that
+// A later run that writes in place (core's mirrorInPlaceMark) rewrites the view's files too: that
 // copy does not count (sync.ts). A mirror whose run wrote in place (the done mark's inPlace, or a
 // mark from before it was recorded), or whose view cannot be made (another file system), is
 // copied under the lock.

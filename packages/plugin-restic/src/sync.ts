@@ -6,7 +6,7 @@
 // Snapshots are found only through core's store interface (storedSnapshots).
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SshRSyncError, isLockBusy, mirrorInPlaceSince, oneLine, readDoneMark, recordHostFacts, setHolds, silentLogger, snapshotId, storedSnapshots, validateName, withFileLock, withHostLock, type HostGauge, type Logger, type Retention, type StoredSnapshot } from '@ssh-r-sync/core';
+import { SshRSyncError, isLockBusy, mirrorInPlaceMark, oneLine, readDoneMark, recordHostFacts, setHolds, silentLogger, snapshotId, storedSnapshots, validateName, withFileLock, withHostLock, type HostGauge, type Logger, type Retention, type StoredSnapshot } from '@ssh-r-sync/core';
 import { checkPasswordFile, type ParsedOptions, type Repository } from './options.js';
 import { redactRepository, resticCommand, resticError, runRestic } from './restic.js';
 import { makeMirrorView, mirrorViewPath, removeMirrorView, viewable } from './mirror-view.js';
@@ -172,7 +172,9 @@ async function syncHostLocked(root: string, name: string, options: ParsedOptions
     if (!current) return 'none';
     if (!viewable(current)) return 'in place';
     try {
-      return { ...(await makeMirrorView(root, name, current, sync.signal)), view: true };
+      // Under the lock, so no run is between this mark and the view.
+      const inPlaceMark = await mirrorInPlaceMark(current.paths.meta);
+      return { ...(await makeMirrorView(root, name, current, sync.signal)), view: true, inPlaceMark };
     } catch (error) {
       if (sync.signal?.aborted) throw error;
       failed = error;
@@ -197,14 +199,14 @@ async function syncHostLocked(root: string, name: string, options: ParsedOptions
   }
 }
 
-/** A snapshot to copy that no run changes, a mirror's view, unless a later run writes in place. */
-type Viewed = StoredSnapshot & { view?: true };
+/** A snapshot to copy that no run changes, a mirror's view, unless a later run writes in place
+ *  (`inPlaceMark`: core's mirrorInPlaceMark when the view was made). */
+type Viewed = StoredSnapshot & { view?: true; inPlaceMark?: string };
 
-// Whether a view still holds the files of the mirror it was made of: no run since that one began
-// rewrote the mirror in its inodes (--inplace, --append), which the view's hard links share.
+// Whether a view still holds the files of the mirror it was made of: no run since it was made
+// began to rewrite the mirror in its inodes (--inplace, --append), which the view's hard links share.
 async function viewIntact(snapshot: Viewed): Promise<boolean> {
-  const since = await mirrorInPlaceSince(snapshot.paths.meta);
-  return since === null || since.getTime() <= Date.parse(snapshot.done.startedAt);
+  return (await mirrorInPlaceMark(snapshot.paths.meta)) === snapshot.inPlaceMark;
 }
 
 // Whether a snapshot's done mark is still the one it was listed with (same run, same commit).

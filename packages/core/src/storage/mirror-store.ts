@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { fsyncDir } from './durable.js';
 import { beginMirror, commitInPlace, mirrorPaths, readDoneMark, type DoneMark, type SnapshotInfo, type SnapshotPaths } from './snapshots.js';
 import { oneLine } from '../errors.js';
-import { readSmallFile } from './small-file.js';
 import { MIRROR_KIND, type CommitResult, type HostLocation, type PreparedSnapshot, type PrepareRequest, type SnapshotStore, type StoreProvider } from './store.js';
 
 /** The committed manifest kept aside while the mirror is rewritten (ROOT/.ssh-r-sync/mirror/NAME/). */
@@ -18,17 +17,17 @@ export const MIRROR_PREVIOUS = 'previous-manifest.tsv';
  *  a hard-link view of the mirror taken before then may have changed with it. */
 export const MIRROR_IN_PLACE_RUN = 'in-place-run.json';
 
-// When the newest run that rewrote the mirror in place (--inplace, --append) began, from the
-// mirror's metadata folder `meta`; null: none since this was recorded.
-export async function mirrorInPlaceSince(meta: string): Promise<Date | null> {
-  const text = await readSmallFile(join(meta, MIRROR_IN_PLACE_RUN), 4096).catch(() => null);
-  if (text === null) return null;
-  try {
-    const date = new Date((JSON.parse(text) as { startedAt?: unknown }).startedAt as string);
-    return Number.isFinite(date.getTime()) ? date : new Date(8.64e15); // unreadable: as if now and forever
-  } catch {
-    return new Date(8.64e15);
-  }
+// What a view of the mirror compares to tell whether a run rewrote the mirror in place (--inplace,
+// --append) since the view was made: the identity of the record such a run rewrites before rsync
+// starts (in `meta`, the mirror's metadata folder), 'none' while there is none. Not its contents
+// nor a clock: a torn record (a full disk, a crash in the write) would otherwise void every later
+// view, and a clock set back would let a rewrite pass.
+export async function mirrorInPlaceMark(meta: string): Promise<string> {
+  const info = await lstat(join(meta, MIRROR_IN_PLACE_RUN), { bigint: true }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return null;
+    throw error;
+  });
+  return info ? `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}` : 'none';
 }
 
 /** rsync options that write into existing files: a rewritten file keeps its inode. */
