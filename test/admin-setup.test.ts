@@ -280,6 +280,11 @@ describe('ssh-r-sync-admin systemd', () => {
     // A command run by node: the flag goes to the receiver, not to node.
     const viaNode = JSON.parse((await admin(['systemd', '--name', 'web1', '--pull', '--offsite', '--json', '--', process.execPath, recvBin, ...pull])).stdout) as { service: string };
     assert.match(viaNode.service, new RegExp(`^ExecStart=\\S+ \\S+ssh-r-sync-recv\\.js --pull backup@web1 --name web1 --defer-unlocked /srv/backup$`, 'm'));
+    // BACKUP_ROOT not last (--root names it) or after `--`: the flag still goes before it, where the receiver reads options.
+    const rootNotLast = JSON.parse((await admin(['systemd', '--name', 'web1', '--pull', '--offsite', '--root', '/srv/backup', '--json', '--', recv, '--pull', 'backup@web1', '/srv/backup', '--name', 'web1'])).stdout) as { service: string };
+    assert.match(rootNotLast.service, new RegExp(`^ExecStart=${recv} --pull backup@web1 --defer-unlocked /srv/backup --name web1$`, 'm'));
+    const dashes = JSON.parse((await admin(['systemd', '--name', 'web1', '--pull', '--offsite', '--json', '--', recv, '--pull', 'backup@web1', '--name', 'web1', '--', '/srv/backup'])).stdout) as { service: string };
+    assert.match(dashes.service, new RegExp(`^ExecStart=${recv} --pull backup@web1 --name web1 --defer-unlocked -- /srv/backup$`, 'm'));
     // Without --offsite nothing changes.
     const plain = JSON.parse((await admin(['systemd', '--name', 'web1', '--pull', '--json', '--', recv, ...pull])).stdout) as { service: string; offsiteService?: string };
     assert.equal(plain.offsiteService, undefined);

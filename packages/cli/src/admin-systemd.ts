@@ -196,9 +196,7 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
   const argv = [absoluteProgram(command[0]!), ...command.slice(1).map(absolutePathArgument)];
   // The pull leaves its off-site copy to the -offsite unit, which OnSuccess= starts after it.
   const offsite = options.offsite === true && options.pull === true && !verify && !statusTimer;
-  // Before BACKUP_ROOT, the receiver's last argument: right after the program would hand it to
-  // `node` where the command is `node …/ssh-r-sync-recv.js …`.
-  if (offsite && !argv.includes('--defer-unlocked')) argv.splice(Math.max(1, argv.length - 1), 0, '--defer-unlocked');
+  if (offsite && !argv.includes('--defer-unlocked')) argv.splice(deferAt(argv, options.root), 0, '--defer-unlocked');
   const nice = niceSettings(options.nice);
 
   const unit = statusTimer ? `ssh-r-sync-status${options.name ? `-${options.name}` : ''}` : verify ? `ssh-r-sync-verify${options.name ? `-${options.name}` : ''}` : `ssh-r-sync-${options.name}`;
@@ -293,6 +291,17 @@ export function makeUnits(command: string[], options: SystemdOptions): Units {
     Object.assign(units, { offsiteServiceName: `${unit}-offsite.service`, offsiteService });
   }
   return units;
+}
+
+// Where --defer-unlocked goes in the pull's argv: before BACKUP_ROOT (--root's word, else the last
+// argument) and before a `--` ahead of it, where the receiver still reads options. Right after the
+// program would hand it to `node` where the command is `node …/ssh-r-sync-recv.js …`; right
+// before the last argument would split an option from its value when --root names another.
+function deferAt(argv: readonly string[], root: string | undefined): number {
+  const named = root === undefined ? -1 : argv.lastIndexOf(root);
+  const at = named > 0 ? named : argv.length - 1;
+  const dashes = argv.indexOf('--', 1);
+  return Math.max(1, dashes !== -1 && dashes < at ? dashes : at);
 }
 
 // The receiver's --config FILE (or --config=FILE) of the pull's command, for offsite sync: the
