@@ -64,7 +64,7 @@ export function systemdCommand(result: ExitCodeHolder): Command {
     .argument('[COMMAND...]', 'the command to run (a bare name is looked up in PATH), after --; not with --verify')
     .option('--name <NAME>', 'the host name: the units are ssh-r-sync-NAME.service and .timer (with --verify: only this host)')
     .option('--pull', 'the unit runs the receiver in pull mode on the server (writable: only BACKUP_ROOT)')
-    .option('--offsite', 'with --pull, for plugin-restic: the pull gets --defer-unlocked and OnSuccess= starts a third unit, ssh-r-sync-NAME-offsite.service, that runs `ssh-r-sync-admin offsite sync [--config FILE] BACKUP_ROOT NAME`: a copy to a repository that hangs never holds up the next pull')
+    .option('--offsite', 'with --pull, for plugin-restic: the pull gets --defer-unlocked and OnSuccess= starts a third unit, ssh-r-sync-NAME-offsite.service, that runs `ssh-r-sync-admin offsite sync --lock-wait 60 [--config FILE] BACKUP_ROOT NAME` (its exit 75 a success): a copy to a repository that hangs never holds up the next pull')
     .option('--verify <BACKUP_ROOT>', 'the units run `ssh-r-sync-admin verify --sample PCT BACKUP_ROOT [NAME]` instead of a backup')
     .option('--status-timer <BACKUP_ROOT>', 'the units run `ssh-r-sync-admin status --report BACKUP_ROOT` (hourly by default): every host\'s health goes to the receiver config\'s monitoring plugins, so a host that stopped calling in is reported; a stale host fails the unit')
     .option('--max-age <DURATION>', 'with --status-timer: a host whose newest complete backup is older than this is stale (default: the config\'s maxAge; hosts.NAME.maxAge wins)')

@@ -34,7 +34,7 @@ export function adminProgram(result: ExitCodeHolder): Command {
           '  ssh-r-sync-admin versions /srv/backup laptop etc/hosts     # which versions of a file the backups hold\n' +
           '  ssh-r-sync-admin restore --path etc/hosts /srv/backup laptop /tmp/back\n' +
           '  ssh-r-sync-admin offsite sync /srv/backup                  # copy what the restic repositories lack (plugin-restic)\n' +
-          '\nExit codes: 0 fine, 1 something needs attention (a stale host, a failed delete, a verify problem), 2 usage error.\n' +
+          '\nExit codes: 0 fine, 1 something needs attention (a stale host, a failed delete, a verify problem), 2 usage error, 75 skipped (offsite sync: a host was busy).\n' +
           'Getting files back: docs/restore.md.',
       ),
     ADMIN_PREFIX,
