@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lockHost, mirrorPaths, silentLogger, snapshotId, snapshotPaths, writeAtomic, type DoneMark } from '@ssh-r-sync/core/internal';
 import { repoRoot, runNode, tempDir } from './helpers/cli.js';
@@ -338,6 +338,28 @@ describe('ssh-r-sync-admin prune', () => {
     // What prune wrote (locks, records) is the account's.
     const owners = execFileSync('find', [root, '!', '-uid', String(uid), '!', '-path', `${rootOnly}*`], { encoding: 'utf8' }).trim();
     assert.equal(owners, '', 'everything but the planted folder is the account\'s');
+  });
+
+  test('run as root over its own store reached through a folder another account owns, it refuses: that account could swap the symlink to the store while root deletes', { skip: process.getuid?.() !== 0 && 'needs root (a throwaway user)' }, async (t) => {
+    const user = `srs-${Math.random().toString(16).slice(2, 8)}`;
+    execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', user]);
+    t.after(() => execFileSync('userdel', [user], { stdio: 'ignore' }));
+    const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+    const root = await newRoot();
+    const ids = await history(root, 'host1', [[50, true], [26, true], [2, true]]);
+    // The account's folder holds the way in: a symlink to root's store, which it can point elsewhere at will.
+    const theirs = join(dir, `theirs${count}`);
+    await mkdir(theirs);
+    await symlink(root, join(theirs, 'backup'));
+    execFileSync('chown', ['-h', '-R', `${uid}:${uid}`, theirs]);
+    const r = await admin(['prune', join(theirs, 'backup'), '--keep', '1d', '--now', NOW]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`refusing to change ${join(theirs, 'backup')} as root: ${theirs} is owned by uid ${uid}`));
+    assert.deepEqual(ids.map((id) => existsSync(join(root, 'host1', id))), [true, true, true], 'nothing was deleted');
+    // Through its real path, which only root can change, it prunes.
+    const direct = await admin(['prune', root, '--keep', '1d', '--now', NOW]);
+    assert.equal(direct.code, 0, direct.stderr);
+    assert.match(direct.stdout, /^host1: 3 snapshots, 1 kept; 2 deleted$/m);
   });
 
   test('a host whose backup is running is left alone (exit 1); other hosts are pruned', async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { SshRSyncError, UsageError, createLogger, hostStatus, isLockBusy, loadConfig, loadPlugin, oneLine, storedSnapshots, type Logger, type Plugin, type Retention } from '@ssh-r-sync/core/internal';
-import { ADMIN_PREFIX, backupRoot, becomeOwnerOf, columns, hostNames, subCommand, type ExitCodeHolder } from './admin-shared.js';
+import { ADMIN_PREFIX, backupRoot, becomeOwnerOf, columns, hostNames, subCommand, swappable, type ExitCodeHolder } from './admin-shared.js';
 import { onSignals, seconds } from './common.js';
 import { JSON_SCHEMA } from './format.js';
 
@@ -262,7 +262,7 @@ export interface StagedCopy {
 export async function stageOffsiteCopy(root: string, name: string, repository: string, spec: string, configFile: string | undefined, signal?: AbortSignal, stageIn?: string): Promise<StagedCopy> {
   const api = await loadOffsite(configFile);
   repositoryNames(api, repository);
-  const foreign = process.getuid?.() === 0 && statSync(root).uid !== 0;
+  const foreign = process.getuid?.() === 0 && (statSync(root).uid !== 0 || swappable(root) !== null);
   const base = stageIn ?? (foreign ? tmpdir() : join(root, '.ssh-r-sync', 'offsite-restore'));
   if (stageIn === undefined && !foreign) await mkdir(base, { recursive: true, mode: 0o700 });
   else if (!statSync(base, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--stage ${base} is not a directory`);

@@ -62,7 +62,8 @@ export function pruneCommand(result: ExitCodeHolder): Command {
         '"monthly 2/6 (2026-10)", "incomplete, newer than the newest complete"; and for deletes: "expired: beyond 14d 4w;\n' +
         'not the newest of its month 2026-08, year 2026", "incomplete, superseded by 2026-11-22T024512Z". Periods are\n' +
         'UTC calendar periods (ISO weeks). A snapshot is deleted done mark first, so a half-deleted one never looks complete.\n' +
-        'Run as root over a BACKUP_ROOT that another account owns (a non-root receiver\'s), it runs as that account.\n' +
+        'Run as root over a BACKUP_ROOT that another account owns (a non-root receiver\'s), it runs as that account; over root\'s\n' +
+        'own one reached through a folder another account owns or may write, it refuses (exit 2).\n' +
         '\nExamples:\n' +
         "  ssh-r-sync-admin prune /srv/backup --keep '14d 4w 6m 2y' --dry-run\n" +
         "  ssh-r-sync-admin prune /srv/backup laptop --keep '7d 8w *y' --keep-last 3 --max-deletes all\n" +

@@ -1,8 +1,8 @@
 // What the admin sub-commands share: the prefix, option parsers, the host listing, ages.
-import { statSync } from 'node:fs';
+import { lstatSync, realpathSync, statSync } from 'node:fs';
 import { stat, readdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { NAME_PATTERN, UsageError, oneLine, validateName, type Logger } from '@ssh-r-sync/core/internal';
 import { configureProgram, durationMs } from './common.js';
@@ -82,10 +82,16 @@ export function columns(rows: string[][]): string {
 // nowhere the account could not go itself), and what is written under ROOT stays the account's
 // (a root-owned host record or off-site state would lock the account's own runs out). Returns
 // the account's name, or null.
+// Root's own root whose path another account could swap (see swappable) is refused: root's
+// deletions there could be led anywhere, and becoming that account would not make them its own.
 export function becomeOwnerOf(root: string, logger: Logger): string | null {
   if (process.getuid?.() !== 0) return null;
   const { uid, gid } = statSync(root);
-  if (uid === 0) return null;
+  if (uid === 0) {
+    const weak = swappable(root);
+    if (weak) throw new UsageError(`refusing to change ${root} as root: ${weak}, so another account could swap it for a symlink meanwhile (chown root or chmod go-w it, or run as the account that owns it)`);
+    return null;
+  }
   try {
     // Documented (process.initgroups), though @types/node leaves it out.
     (process as NodeJS.Process & { initgroups(user: number, extraGroup: number): void }).initgroups(uid, gid);
@@ -105,4 +111,21 @@ export function becomeOwnerOf(root: string, logger: Logger): string | null {
   }
   logger.debug(`running as ${account} (uid ${uid}), the owner of ${root}`);
   return account;
+}
+
+// Why another account could swap ROOT, or a folder on the way to it, for a symlink (the path as
+// given, through each symlink on it, and the real path): one of them is not root's, or group or
+// others may write it (a sticky folder like /tmp excepted); null when none.
+export function swappable(root: string): string | null {
+  const seen = new Set<string>();
+  const absolute = resolve(root);
+  for (let prefix = absolute; ; prefix = dirname(prefix)) {
+    for (let dir = realpathSync(prefix); !seen.has(dir); dir = dirname(dir)) {
+      seen.add(dir);
+      const info = lstatSync(dir);
+      if (info.uid !== 0) return `${dir} is owned by uid ${info.uid}`;
+      if ((info.mode & 0o022) !== 0 && (info.mode & 0o1000) === 0) return `${dir} is writable by group or others`;
+    }
+    if (prefix === dirname(prefix)) return null;
+  }
 }
