@@ -87,5 +87,12 @@ describe('off-site through a non-root fake-super receiver', () => {
     assert.deepEqual(await compareTrees(join(src, 'dir'), join(tmp.dir, 'two', 'dir'), { xattrs: true, top: false }), []);
     assert.deepEqual(await readdir(stage), []);
     assert.deepEqual((await readdir(tmpdir())).filter((name) => name.startsWith(`ssh-r-sync-offsite-${HOST}-`)), []);
+    // A --stage in the account's root would hand root's writes back to the account: refused.
+    const inside = join(server.root, 'stage');
+    await mkdir(inside, { mode: 0o700 }); // root's own folder, but in the account's root
+    const refused = await runNode(adminBin, ['restore', '--from-offsite', 'offsite', '--config', config, '--stage', inside, '--path', 'dir', server.root, HOST, join(tmp.dir, 'three')], { timeoutMs: 180_000 });
+    assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+    assert.match(refused.stderr, /--stage \S+: \S+ is owned by uid \d+, so another account could redirect root's writes there/);
+    assert.deepEqual(await readdir(inside), []);
   });
 });

@@ -68,7 +68,7 @@ export function restoreCommand(result: ExitCodeHolder): Command {
     .option('--json', 'print one JSON object on stdout: { host, kind, snapshot, mode, modeSource, target, paths, dryRun, owners, items, files, bytes, durationMs[, itemized] }')
     .option('--from-offsite <REPO>', "restore from the copy in off-site repository REPO (plugin-restic, by its name in the receiver's config): restic restores it into a private staging folder (see --stage), which is then restored as a local snapshot and removed; --snapshot names the local id the copy was made of")
     .option('--config <FILE>', "with --from-offsite: the receiver's config that names the repository")
-    .option('--stage <DIR>', "with --from-offsite: stage the copy in a private folder in DIR (default: under BACKUP_ROOT/.ssh-r-sync/; run as root over a backup root another account owns: in the system's temporary folder, $TMPDIR or /tmp, where that account cannot redirect root's writes; give DIR when that is too small)")
+    .option('--stage <DIR>', "with --from-offsite: stage the copy in a private folder in DIR (default: under BACKUP_ROOT/.ssh-r-sync/; run as root over a backup root another account owns: in the system's temporary folder, $TMPDIR or /tmp, where that account cannot redirect root's writes; give DIR when that is too small; as root, a DIR another account could swap, e.g. in its backup root, is refused)")
     .addHelpText(
       'after',
       '\nExamples:\n' +
