@@ -223,6 +223,24 @@ describe('an off-site copy of a mirror', () => {
     assert.deepEqual(f.files(copies[1]![1]), ['/a.txt', '/gone.txt', '/new.txt', '/same.txt']);
   });
 
+  test('by `offsite sync` (the -offsite unit\'s command) ends within the plugin\'s timeout when the repository hangs, like the copy after a backup', async () => {
+    const f = await mirrorCase('f10', 'm10');
+    const plain = join(f.base, 'plain.json');
+    await writeFile(plain, '{"plugins":[]}');
+    assert.equal((await runRecv(['--config', plain, '--local', f.src, '--name', 'm10', f.root], { cwd: f.base })).code, 0);
+    const config = JSON.parse(readFileSync(f.config, 'utf8')) as { plugins: [string, { timeout?: number }][] };
+    config.plugins[0]![1].timeout = 2;
+    const bounded = join(f.base, 'bounded.json');
+    await writeFile(bounded, JSON.stringify(config));
+    await writeFile(f.hangFlag, '');
+    const synced = await runNode(adminBin, ['offsite', 'sync', '--config', bounded, f.root, 'm10'], { cwd: f.base, timeoutMs: 150_000 });
+    assert.ok(existsSync(f.waiting), 'the copy reached restic backup');
+    await rm(f.hangFlag);
+    assert.equal(synced.code, 1, synced.stdout + synced.stderr);
+    assert.match(synced.stdout, /^m10: offsite: 0 copied, 1 still to copy \(failed: .*2 s/m);
+    assert.ok(!existsSync(f.view), 'the view is gone');
+  });
+
   test('whose view cannot be made (its off-site folder on another file system) is copied under the host\'s lock, saying why', { skip: process.getuid?.() !== 0 && 'needs root (a tmpfs mount)' }, async (t) => {
     const f = await mirrorCase('f7', 'm7');
     const offsite = join(f.root, '.ssh-r-sync', 'offsite');

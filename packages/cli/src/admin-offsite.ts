@@ -15,7 +15,7 @@ import { JSON_SCHEMA } from './format.js';
 
 /** The part of plugin-restic's `offsite` API that the commands use (structural: no import). */
 export interface OffsiteApi {
-  options: { repositories: { name: string; keep: unknown }[] };
+  options: { repositories: { name: string; keep: unknown }[]; timeoutMs: number };
   sync(root: string, name: string, options?: { signal?: AbortSignal; logger?: Logger; only?: string; retention?: Retention; hostLocked?: boolean; lockWait?: number }): Promise<{ name: string; copied: string[]; pending: string[]; removed: number; error: string | null }[]>;
   forget(root: string, name: string, repository: string, options?: { dryRun?: boolean; signal?: AbortSignal; logger?: Logger; retention?: Retention }): Promise<{ removed: number; dryRun: boolean }>;
   check(repository: string, samplePercent: number, signal?: AbortSignal): Promise<string>;
@@ -119,6 +119,16 @@ async function withSignals<T>(work: (signal: AbortSignal) => Promise<T>): Promis
   }
 }
 
+// A signal that `signal` aborts, or `timeoutMs` (0: never) with an ETIMEOUT that names the option.
+function boundedBy(signal: AbortSignal, timeoutMs: number): { signal: AbortSignal; done(): void } {
+  const controller = new AbortController();
+  const stop = () => controller.abort(signal.reason);
+  signal.addEventListener('abort', stop, { once: true });
+  const seconds = timeoutMs / 1000;
+  const timer = timeoutMs > 0 ? setTimeout(() => controller.abort(new SshRSyncError('ETIMEOUT', `no end within ${seconds} s (plugin-restic's timeout option)`)), timeoutMs) : undefined;
+  return { signal: controller.signal, done: () => (clearTimeout(timer), signal.removeEventListener('abort', stop)) };
+}
+
 async function sync(rootArgument: string, names: string[], options: OffsiteOptions): Promise<number> {
   const root = await backupRoot(rootArgument);
   const logger = createLogger({ prefix: ADMIN_PREFIX, debug: Boolean(options.debug) });
@@ -130,10 +140,13 @@ async function sync(rootArgument: string, names: string[], options: OffsiteOptio
   await withSignals(async (signal) => {
     for (const name of await hostNames(root, names)) {
       const scoped = logger.scope(name);
+      // Bounded as the copy after a backup is (the plugin's timeout): a repository that hangs
+      // would keep the -offsite unit, and the host's off-site lock, for good.
+      const bounded = boundedBy(signal, api.options.timeoutMs);
       try {
         // Snapshots are copied beside the host's backups (the plugin's own lock); a mirror from a
         // view made under the host's lock, which the plugin takes (waiting --lock-wait).
-        for (const r of await api.sync(root, name, { signal, logger: scoped, only: options.repository, retention: api.retention, lockWait: options.lockWait ?? 0 })) {
+        for (const r of await api.sync(root, name, { signal: bounded.signal, logger: scoped, only: options.repository, retention: api.retention, lockWait: options.lockWait ?? 0 })) {
           if (r.error) failed += 1;
           process.stdout.write(`${name}: ${r.name}: ${r.copied.length} copied${r.removed ? `, ${r.removed} forgotten` : ''}, ${r.pending.length} still to copy${r.error ? ` (failed: ${r.error})` : ''}\n`);
         }
@@ -142,6 +155,8 @@ async function sync(rootArgument: string, names: string[], options: OffsiteOptio
         if (isLockBusy(error)) busy += 1;
         else failed += 1;
         process.stdout.write(`${name}: ${isLockBusy(error) ? 'skipped' : 'not synced'}: ${oneLine(error)}\n`);
+      } finally {
+        bounded.done();
       }
     }
   });
