@@ -94,5 +94,13 @@ describe('off-site through a non-root fake-super receiver', () => {
     assert.equal(refused.code, 2, refused.stdout + refused.stderr);
     assert.match(refused.stderr, /--stage \S+: \S+ is owned by uid \d+, so another account could redirect root's writes there/);
     assert.deepEqual(await readdir(inside), []);
+    // So is a $TMPDIR (sudo may keep the caller's) in a folder the account owns.
+    const theirs = join(home, 'tmp');
+    await mkdir(theirs, { mode: 0o700 });
+    await chown(theirs, uid, gid);
+    const viaTmp = await runNode(adminBin, ['restore', '--from-offsite', 'offsite', '--config', config, '--path', 'dir', server.root, HOST, join(tmp.dir, 'four')], { timeoutMs: 180_000, env: { TMPDIR: theirs } });
+    assert.equal(viaTmp.code, 2, viaTmp.stdout + viaTmp.stderr);
+    assert.match(viaTmp.stderr, /the temporary folder \S+ \(\$TMPDIR\): \S+ is owned by uid \d+/);
+    assert.deepEqual(await readdir(theirs), []);
   });
 });

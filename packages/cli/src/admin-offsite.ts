@@ -278,12 +278,14 @@ export async function stageOffsiteCopy(root: string, name: string, repository: s
   const api = await loadOffsite(configFile);
   repositoryNames(api, repository);
   const foreign = process.getuid?.() === 0 && (statSync(root).uid !== 0 || swappable(root) !== null);
-  // A --stage another account could swap (in its root, its home) brings back what the default avoids.
-  const weak = stageIn !== undefined && process.getuid?.() === 0 && statSync(stageIn, { throwIfNoEntry: false })?.isDirectory() ? swappable(stageIn) : null;
-  if (weak) throw new UsageError(`--stage ${stageIn}: ${weak}, so another account could redirect root's writes there; give a folder only root can change (default: ${tmpdir()})`);
   const base = stageIn ?? (foreign ? tmpdir() : join(root, '.ssh-r-sync', 'offsite-restore'));
-  if (stageIn === undefined && !foreign) await mkdir(base, { recursive: true, mode: 0o700 });
-  else if (!statSync(base, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--stage ${base} is not a directory`);
+  const given = stageIn === undefined ? (foreign ? `the temporary folder ${base} ($TMPDIR)` : null) : `--stage ${base}`;
+  if (given === null) await mkdir(base, { recursive: true, mode: 0o700 });
+  else if (!statSync(base, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`${given} is not a directory`);
+  // A stage another account could swap (in its root, its home: a --stage, a $TMPDIR kept by sudo)
+  // brings back what staging outside the backup root avoids.
+  const weak = given !== null && process.getuid?.() === 0 ? swappable(base) : null;
+  if (weak) throw new UsageError(`${given}: ${weak}, so another account could redirect root's writes there; give a --stage DIR only root can change`);
   const stage = await mkdtemp(join(base, `ssh-r-sync-offsite-${name}-`));
   const cleanup = () => rm(stage, { recursive: true, force: true });
   try {
