@@ -19,6 +19,12 @@ let tmp: Awaited<ReturnType<typeof tempDir>>;
 before(async () => (tmp = await tempDir('srs-restic-mirror-')));
 after(async () => tmp.cleanup());
 
+// A mirror's copies are told apart by their run's start to the second (restic's --time): a test's
+// next run starts in a later second than the one before, as any real next run does.
+async function nextSecond(): Promise<void> {
+  await sleep(1000 - (Date.now() % 1000) + 20);
+}
+
 async function until(what: string, check: () => boolean): Promise<void> {
   const deadline = Date.now() + 120_000;
   while (!check()) {
@@ -89,6 +95,7 @@ describe('an off-site copy of a mirror', () => {
     // The client changes; its next backup rewrites the mirror while the copy still waits.
     await writeFile(join(f.src, 'a.txt'), 'alpha, as the second run found it\n');
     await rm(join(f.src, 'gone.txt'));
+    await nextSecond();
     await writeFile(join(f.src, 'new.txt'), 'only in the second run\n');
     const second = await f.run();
     assert.equal(second.code, 0, `the mirror's next backup goes ahead: ${second.stderr}`);
@@ -116,6 +123,7 @@ describe('an off-site copy of a mirror', () => {
     const first = await f.run();
     assert.equal(first.code, 0, first.stderr);
     await writeFile(join(f.src, 'new.txt'), 'only in the second run\n');
+    await nextSecond();
     const second = await f.run();
     assert.equal(second.code, 0, second.stderr);
     assert.doesNotMatch(second.stderr, /failed|could not/);
@@ -192,6 +200,7 @@ describe('an off-site copy of a mirror', () => {
     // Same size, another mtime: rsync --inplace writes the new bytes into the inode the view links.
     await writeFile(join(f.src, 'a.txt'), 'ALPHA\n');
     await utimes(join(f.src, 'a.txt'), new Date('2020-01-01'), new Date('2020-01-01'));
+    await nextSecond();
     const second = await f.run(['-x', `rsync.pre:${hook}`]);
     assert.equal(second.code, 0, second.stderr);
     assert.equal(readFileSync(join(f.view, 'tree', 'a.txt'), 'utf8'), 'ALPHA\n', 'the view shares the rewritten inode');
@@ -215,6 +224,7 @@ describe('an off-site copy of a mirror', () => {
     assert.ok(existsSync(record), 'the in-place run left its record');
     await writeFile(record, '');
     await writeFile(join(f.src, 'new.txt'), 'only in the second run\n');
+    await nextSecond();
     const second = await f.run();
     assert.equal(second.code, 0, second.stderr);
     assert.doesNotMatch(second.stderr, /gone \(or rewritten\)|does not count/);

@@ -77,7 +77,7 @@ export function columns(rows: string[][]): string {
 }
 
 // Root running an admin command that changes a backup root another account owns (a non-root
-// receiver's: prune, offsite sync|forget) becomes that account first, for good: its deletions
+// receiver's: prune, verify, offsite sync|forget) becomes that account first, for good: its deletions
 // and restic then reach only what the account could (a folder it swapped for a symlink leads
 // nowhere the account could not go itself), and what is written under ROOT stays the account's
 // (a root-owned host record or off-site state would lock the account's own runs out). Returns

@@ -5,10 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError } from 'commander';
 import {
-  FIRST_PROBLEMS, SshRSyncError, UsageError, oneLine, openStoredSnapshot, readDoneMark, storedSnapshots, writeVerifyRecord,
+  FIRST_PROBLEMS, SshRSyncError, UsageError, createLogger, oneLine, openStoredSnapshot, readDoneMark, storedSnapshots, writeVerifyRecord,
   type StoredSnapshot, type VerifyRecord,
 } from '@ssh-r-sync/core/internal';
-import { backupRoot, hostNames, subCommand, type ExitCodeHolder } from './admin-shared.js';
+import { ADMIN_PREFIX, backupRoot, becomeOwnerOf, hostNames, subCommand, type ExitCodeHolder } from './admin-shared.js';
 import { onSignals } from './common.js';
 import { loadManifestModule, type ManifestModule } from './manifest-module.js';
 import { verifySnapshot, type SnapshotVerdict } from './verify-snapshot.js';
@@ -86,6 +86,8 @@ export function verifyCommand(result: ExitCodeHolder): Command {
         '  ssh-r-sync-admin verify --data /srv/backup laptop            # laptop\'s newest backup, every file reread\n' +
         '  ssh-r-sync-admin verify --sample 5 --snapshot all /srv/backup laptop\n' +
         '  ssh-r-sync-admin verify --snapshot 2026-11-22T024512Z --json /srv/backup laptop\n' +
+        '\nRun as root over a BACKUP_ROOT that another account owns (a non-root receiver\'s), it reads the backups and writes\n' +
+        'their verify.json as that account.\n' +
         '\nExit codes: 0 every backup matches its manifest, 1 a problem was found (or a backup could not be read, or there\n' +
         'was nothing to verify), 2 usage error, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP.',
     )
@@ -112,6 +114,8 @@ async function verify(rootArgument: string, name: string | undefined, options: V
   const spec = options.snapshot;
   if (spec !== 'latest' && spec !== 'all' && name === undefined) throw new UsageError(`--snapshot ${JSON.stringify(spec.slice(0, 80))} names one snapshot: give the host's NAME too`);
   const root = await backupRoot(rootArgument);
+  // Root (the weekly unit) over a non-root receiver's root reads it and writes each verify.json as its account.
+  becomeOwnerOf(root, createLogger({ prefix: ADMIN_PREFIX }));
   const names = await hostNames(root, name === undefined ? [] : [name]);
   const manifest = await loadManifestModule();
   const at = new Date();

@@ -64,7 +64,9 @@ export interface ForgetOptions {
   now?: Date;
 }
 
-// The key a local snapshot is known by off-site: its id (a mirror: its start, as an id).
+// The key a local snapshot is known by off-site: its id (a mirror: its start, as an id; of two
+// mirror runs that start in the same second only the first is copied, the later one's state
+// goes with the next run's copy).
 export function copyKey(snapshot: Pick<StoredSnapshot, 'id' | 'done'>): string {
   return snapshot.id || snapshotId(new Date(snapshot.done.startedAt));
 }
