@@ -100,6 +100,9 @@ export function becomeOwnerOf(root: string, logger: Logger): string | null {
   }
   process.setgid!(gid);
   process.setuid!(uid);
+  // Root's own places (its agent, its runtime and cache folders) are no use to the account and
+  // would only make restic and ssh warn; an explicit RESTIC_CACHE_DIR is the admin's choice and stays.
+  for (const key of ['SSH_AUTH_SOCK', 'XDG_RUNTIME_DIR', 'XDG_CACHE_HOME', 'XDG_CONFIG_HOME', 'XDG_DATA_HOME', 'XDG_STATE_HOME']) delete process.env[key];
   let account = String(uid);
   try {
     const info = userInfo();
@@ -108,6 +111,7 @@ export function becomeOwnerOf(root: string, logger: Logger): string | null {
     Object.assign(process.env, { HOME: info.homedir, USER: info.username, LOGNAME: info.username });
   } catch {
     delete process.env.HOME;
+    Object.assign(process.env, { USER: account, LOGNAME: account });
   }
   logger.debug(`running as ${account} (uid ${uid}), the owner of ${root}`);
   return account;
