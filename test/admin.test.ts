@@ -10,6 +10,7 @@ import { appendFile, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import { lockHost, mirrorPaths, silentLogger, snapshotId, snapshotPaths, writeAtomic, type DoneMark } from '@ssh-r-sync/core/internal';
 import { repoRoot, runNode, tempDir } from './helpers/cli.js';
+import { throwawayUser } from './helpers/users.js';
 
 const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
 const admin = (args: string[]) => runNode(adminBin, args);
@@ -314,10 +315,7 @@ describe('ssh-r-sync-admin prune', () => {
   });
 
   test('run as root over a store another account owns, it works as that account: root\'s rights never reach the account\'s tree', { skip: process.getuid?.() !== 0 && 'needs root (a throwaway user)' }, async (t) => {
-    const user = `srs-${Math.random().toString(16).slice(2, 8)}`;
-    execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', user]);
-    t.after(() => execFileSync('userdel', [user], { stdio: 'ignore' }));
-    const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+    const { user, uid } = throwawayUser(t);
     const root = await newRoot();
     const clean = await history(root, 'clean', [[50, true], [26, true], [2, true]]);
     const planted = await history(root, 'planted', [[50, true], [2, true]]);
@@ -341,10 +339,7 @@ describe('ssh-r-sync-admin prune', () => {
   });
 
   test('run as root over its own store reached through a folder another account owns, it refuses: that account could swap the symlink to the store while root deletes', { skip: process.getuid?.() !== 0 && 'needs root (a throwaway user)' }, async (t) => {
-    const user = `srs-${Math.random().toString(16).slice(2, 8)}`;
-    execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', user]);
-    t.after(() => execFileSync('userdel', [user], { stdio: 'ignore' }));
-    const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+    const { uid } = throwawayUser(t);
     const root = await newRoot();
     const ids = await history(root, 'host1', [[50, true], [26, true], [2, true]]);
     // The account's folder holds the way in: a symlink to root's store, which it can point elsewhere at will.

@@ -5,13 +5,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readHostRecord } from '@ssh-r-sync/core';
 import { backupCase, repoRoot, runNode, runRecv, tempDir, writeScript } from './helpers/cli.js';
+import { throwawayUser } from './helpers/users.js';
 
 const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
 
@@ -134,10 +134,7 @@ describe('an off-site copy of a mirror', () => {
   });
 
   test('of a store the backup account owns, by `offsite sync` run as root, is made from a view too (made as that account)', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
-    const user = `srs-${randomBytes(3).toString('hex')}`;
-    execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', user]);
-    t.after(() => execFileSync('userdel', [user], { stdio: 'ignore' }));
-    const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+    const { uid } = throwawayUser(t);
     const f = await mirrorCase('f4', 'm4');
     // The account's own run made the mirror (and its off-site folder); then root copies it by hand.
     const plain = join(f.base, 'plain.json');
@@ -158,10 +155,7 @@ describe('an off-site copy of a mirror', () => {
   });
 
   test('root\'s `offsite sync` runs as the store\'s account: a view that account swaps for a symlink to a root-only folder copies nothing of it', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
-    const user = `srs-${randomBytes(3).toString('hex')}`;
-    execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', user]);
-    t.after(() => execFileSync('userdel', [user], { stdio: 'ignore' }));
-    const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+    const { uid } = throwawayUser(t);
     const f = await mirrorCase('f5', 'm5');
     const secret = join(tmp.dir, 'secret-m5');
     await mkdir(secret, { mode: 0o700 });

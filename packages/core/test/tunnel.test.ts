@@ -680,6 +680,11 @@ test('with maxPending 32, a flood of 300 silent connections cannot keep a real p
     // machine: a connection slower to send its opener than 32 new arrivals is, by design, the
     // oldest one pushed out.)
     await waitFor('the flood to be opened', () => flood.length >= 300);
+    // Opened on our side is not yet accepted on the listener's: under load its accepts lag, and a
+    // pull that arrived in one batch with 32 of the flood would go as the latest of them. Each
+    // flood connection is sorted once it was dropped (closed) or admitted (it got the opener).
+    flood.forEach((socket) => socket.resume());
+    await waitFor('the listener to sort the whole flood', () => flood.every((socket) => socket.destroyed || socket.readableEnded || socket.bytesRead > 0), 30_000);
     const { code, output } = await (await startPull(fx, listener.port, fx.key)).result;
     assert.equal(code, 0, output);
     assert.deepEqual(describeTree(fx.dst), describeTree(fx.src));
