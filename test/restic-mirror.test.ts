@@ -258,6 +258,18 @@ describe('an off-site copy of a mirror', () => {
     assert.ok(!existsSync(f.view), 'no half-made view is left');
   });
 
+  test('after a copy that was killed: the view it left goes first, and none of it reaches the next copy', async () => {
+    const f = await mirrorCase('f8', 'm8');
+    // What a SIGKILLed copy leaves: a view, half made or read, of an older mirror.
+    await mkdir(join(f.view, 'tree'), { recursive: true });
+    await writeFile(join(f.view, 'tree', 'stale.txt'), 'from a copy that was killed\n');
+    const run = await f.run();
+    assert.equal(run.code, 0, run.stderr);
+    assert.doesNotMatch(run.stderr, /no view of the mirror could be made/);
+    assert.deepEqual(f.files(f.copies()[0]![1]), ['/a.txt', '/gone.txt', '/same.txt']);
+    assert.ok(!existsSync(f.view), 'no view is left');
+  });
+
   test('written in place (--inplace) is copied under the host\'s lock, so the next backup waits for it', async () => {
     const hook = join(tmp.dir, 'inplace.sh');
     await writeFile(hook, "#!/bin/sh\nprintf -- '--inplace\\0'\n", { mode: 0o755 });
