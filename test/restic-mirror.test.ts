@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readHostRecord } from '@ssh-r-sync/core';
 import { backupCase, repoRoot, runNode, runRecv, tempDir, writeScript } from './helpers/cli.js';
+import { initRepository } from './helpers/restic.js';
 import { throwawayUser } from './helpers/users.js';
 
 const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
@@ -39,10 +40,7 @@ async function mirrorCase(dir: string, name: string, recvArgs: string[] = []) {
   const f = await backupCase(join(tmp.dir, dir), ['core', 'plugin-restic']);
   await writeFile(join(f.src, 'same.txt'), 'kept by both runs\n');
   await writeFile(join(f.src, 'gone.txt'), 'only in the first run\n');
-  const passwordFile = join(f.base, 'restic.pass');
-  await writeFile(passwordFile, 'mirror-secret\n', { mode: 0o600 });
-  const repository = join(f.base, 'repo');
-  execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'init'], { stdio: 'pipe', timeout: 120_000 });
+  const { passwordFile, repository } = await initRepository(f.base, 'mirror-secret');
   const hangFlag = join(f.base, 'HANG');
   const waiting = join(f.base, 'waiting');
   // Each backup's JSON output is kept too (its summary says how many files restic read again).

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { listSnapshots, readHolds, readHostRecord } from '@ssh-r-sync/core';
 import { backupCase, processesMatching, repoRoot, runNode, runRecv, tempDir, writeScript, type RunResult } from './helpers/cli.js';
+import { initRepository } from './helpers/restic.js';
 import { makeKey, startSshd, type Sshd } from './helpers/sshd.js';
 
 const NAME = 'pullhost';
@@ -51,10 +52,7 @@ describe('ssh-r-sync-recv --pull --defer-unlocked with plugin-restic', { concurr
   test('the pull ends with its snapshot committed and held; the copy is deferred, not failed; offsite sync copies it; without the flag the pull waits for the copy', async () => {
     const f = await backupCase(join(tmp.dir, 'case'), ['core', 'plugin-restic', 'plugin-link-dest']);
     await sshd.setAuthorizedKeys([{ publicKey, options: `restrict,command="${RRSYNC} -ro ${f.src}"` }]);
-    const passwordFile = join(f.base, 'restic.pass');
-    await writeFile(passwordFile, 'pull-secret\n', { mode: 0o600 });
-    const repository = join(f.base, 'repo');
-    execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'init'], { stdio: 'pipe', timeout: 120_000 });
+    const { passwordFile, repository } = await initRepository(f.base, 'pull-secret');
     // While HANG exists the repository does not answer: every restic call waits (and says so).
     const hangFlag = join(f.base, 'HANG');
     const waiting = join(f.base, 'waiting');

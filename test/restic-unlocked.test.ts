@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { listSnapshots, readHolds, readHostRecord } from '@ssh-r-sync/core';
 import { backupCase, runRecv, tempDir, writeScript } from './helpers/cli.js';
+import { initRepository } from './helpers/restic.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 before(async () => (tmp = await tempDir('srs-restic-unlocked-')));
@@ -29,10 +30,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>): Pro
 // call, or only for `backup`) and writes its pid to `waiting` when it starts to wait.
 async function hangingCase(dir: string, name: string, rotate: Record<string, unknown>, when: 'every call' | 'backup') {
   const f = await backupCase(join(tmp.dir, dir), ['core', 'plugin-restic', 'plugin-rotate', 'plugin-link-dest']);
-  const passwordFile = join(f.base, 'restic.pass');
-  await writeFile(passwordFile, 'unlocked-secret\n', { mode: 0o600 });
-  const repository = join(f.base, 'repo');
-  execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'init'], { stdio: 'pipe', timeout: 120_000 });
+  const { passwordFile, repository } = await initRepository(f.base, 'unlocked-secret');
   const hangFlag = join(f.base, 'HANG');
   const waiting = join(f.base, 'waiting');
   const wait = `if [ -e ${hangFlag} ]; then echo $$ > ${waiting}.part && mv ${waiting}.part ${waiting}; fi; while [ -e ${hangFlag} ]; do sleep 0.1; done`;
@@ -87,10 +85,7 @@ describe('an off-site copy runs without the host\'s lock', () => {
 
   test('the metrics file is written again once the copy ended: it shows the copy the run just made', async () => {
     const f = await backupCase(join(tmp.dir, 'f3'), ['core', 'plugin-restic', 'plugin-link-dest', 'plugin-prometheus']);
-    const passwordFile = join(f.base, 'restic.pass');
-    await writeFile(passwordFile, 'metrics-secret\n', { mode: 0o600 });
-    const repository = join(f.base, 'repo');
-    execFileSync('restic', ['-r', repository, '--password-file', passwordFile, 'init'], { stdio: 'pipe', timeout: 120_000 });
+    const { passwordFile, repository } = await initRepository(f.base, 'metrics-secret');
     const textfile = join(f.base, 'ssh-r-sync.prom');
     const config = join(f.base, 'ssh-r-sync.config.json');
     // plugin-prometheus first: its report is made before the copy, whatever the order.
