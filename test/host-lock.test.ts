@@ -425,7 +425,8 @@ describe('the host lock through ssh-r-sync-recv --local', { concurrency: 1 }, ()
   async function gate(base: string): Promise<{ hook: string; started: string; stop: string }> {
     const started = join(base, 'started');
     const stop = join(base, 'stop');
-    const hook = await writeScript(base, 'gate', `echo $$ >> ${started}\nwhile [ ! -e ${stop} ]; do sleep 0.05; done\n`);
+    // It also ends when the test's folder is gone, so that a failed test leaves nothing running.
+    const hook = await writeScript(base, 'gate', `echo $$ >> ${started}\nwhile [ ! -e ${stop} ] && [ -d ${base} ]; do sleep 0.05; done\n`);
     return { hook, started, stop };
   }
   async function fixture() {

@@ -3,7 +3,7 @@
 import { SshRSyncError } from '../errors.js';
 import { LineSplitter } from './line-splitter.js';
 import type { Logger } from '../logger.js';
-import { dieWithUs, killGroup } from './process-group.js';
+import { guardStart, killGroup } from './process-group.js';
 import { importModule } from '@ssh-r-sync/core/dynamic-import';
 
 export interface ScriptRun {
@@ -29,6 +29,9 @@ export interface ScriptResult {
 // Runs a script to its end and returns its exit status and stdout; throws only when it cannot run.
 export async function runScript(run: ScriptRun): Promise<ScriptResult> {
   const { execa } = await importModule<typeof import('execa')>('execa');
+  // Announced to the watchdog before it starts: a script dies with us even if we are SIGKILLed
+  // before its group is registered.
+  const guard = await guardStart();
   const subprocess = execa(run.path, run.args, {
     ...(run.input === undefined ? { stdin: 'ignore' as const } : { input: run.input }),
     stdout: 'pipe',
@@ -36,14 +39,14 @@ export async function runScript(run: ScriptRun): Promise<ScriptResult> {
     buffer: { stdout: true, stderr: false },
     encoding: 'buffer',
     maxBuffer: { stdout: run.maxOutputBytes },
-    env: run.env,
+    env: { ...run.env, ...guard.env },
     extendEnv: false,
     detached: true,
     reject: false,
     shell: false,
   });
   const pid = subprocess.pid;
-  const forget = dieWithUs(pid);
+  const forget = guard.started(pid);
   const abort = () => killGroup(pid, 'SIGKILL');
   if (run.signal?.aborted) abort();
   run.signal?.addEventListener('abort', abort, { once: true });
