@@ -42,7 +42,8 @@ export function restoreCommand(result: ExitCodeHolder): Command {
         'another machine, as the client had it: owner, group, mode, devices, ACLs, xattrs, hard links, sparse files and ' +
         'mtimes, in every storage mode (a fake-super store is read back through rsync --fake-super on the sending side; the ' +
         'receiving rsync runs with --super and sets real owners: run as root, and log in as root with --to). Symlinks in ' +
-        'the snapshot are restored as symlinks and never followed. DEST keeps its own owner and mode (a new DEST is made ' +
+        'the snapshot are restored as symlinks and never followed. Root restoring a backup another account owns reads it as ' +
+        'that account (with --to: staged first in a private folder in $TMPDIR; docs/restore.md). DEST keeps its own owner and mode (a new DEST is made ' +
         "0700); nothing in DEST is deleted. Everything is checked before anything is written.",
     )
     .argument('<BACKUP_ROOT>', 'the receiver\'s backup root')

@@ -42,13 +42,19 @@ export interface RestoreRsyncOptions {
   rsh: string;
   /** No data moving for this long stops rsync (--timeout); 0 = never. */
   ioTimeoutSeconds: number;
+  /** The roles swapped for a local DEST (see restore-account.ts): the sender is the "remote",
+   *  started by `rsh` as the store's account, and this process's rsync is the receiver. */
+  remoteSender?: boolean;
 }
 
 // rsync's options for a restore, without source and target.
 export function restoreRsyncArgs(options: RestoreRsyncOptions): string[] {
+  // A remote sender gets --fake-super as a remote option (only the side that reads the xattrs
+  // uses it); the local receiver, run as root, sets owners without being told.
+  const mode = options.remoteSender ? MODE_ARGS[options.mode].map((arg) => (arg === '--fake-super' ? '-M--fake-super' : arg)) : MODE_ARGS[options.mode];
   return [
-    ...MODE_ARGS[options.mode],
-    ...(options.asSuperUser && options.mode !== 'plain' ? ['-M--super'] : []),
+    ...mode,
+    ...(options.asSuperUser && options.mode !== 'plain' && !options.remoteSender ? ['-M--super'] : []),
     // --files-from turns -a's -r off; the list holds the top's entries, or the --path values.
     '-r',
     '--from0',
@@ -65,9 +71,9 @@ export function restoreRsyncArgs(options: RestoreRsyncOptions): string[] {
 
 export interface RestoreRsyncRun {
   args: string[];
-  /** The snapshot's tree, with a trailing slash. */
+  /** The snapshot's tree, with a trailing slash (`SRS_RESTORE=local:TREE/` for a remote sender). */
   source: string;
-  /** `user@host:DIR/`, or `SRS_RESTORE=local:DEST/` for env(1); none for --list-only. */
+  /** `user@host:DIR/`, `SRS_RESTORE=local:DEST/` for env(1), or `DEST/` for a remote sender; none for --list-only. */
   target?: string;
   /** Relative names (bytes) rsync reads from stdin, NUL-separated. */
   list: Buffer[];

@@ -1,7 +1,7 @@
 // `ssh-r-sync-admin restore`: one complete snapshot (or a few paths of it) written back with
 // rsync, to a local DEST or over ssh to `--to [user@]host[:port]:DIR`. Everything is checked
 // before anything is written: the paths, the snapshot, the target.
-import { lstat, mkdir, readdir } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import type { Mode } from '../pipeline/context.js';
 import { parseDestination } from '../client/destination.js';
 import { SshRSyncError } from '../errors.js';
@@ -13,7 +13,8 @@ import { openStoredSnapshot, type StoredSnapshot } from '../storage/stored-snaps
 import { remoteState } from './remote-listing.js';
 import { restoreModeOf } from './restore-mode.js';
 import { checkRestorePaths, normalizeRestorePath } from './restore-paths.js';
-import { describeRestoreFailure, restoreRsyncArgs, runRestoreRsync } from './restore-rsync.js';
+import { describeRestoreFailure, restoreRsyncArgs, runRestoreRsync, type RestoreRsyncResult } from './restore-rsync.js';
+import { asAccountRsh, privateStage, readingAccount } from './restore-account.js';
 import { checkLocalTarget, parseRemoteTarget, type RemoteTarget, type RestoreTarget } from './restore-target.js';
 
 /** The word env(1) takes as a harmless assignment where rsync puts the remote host's name. */
@@ -131,19 +132,43 @@ async function restoreOpened(options: RestoreOptions, snapshot: StoredSnapshot, 
 
   const list = paths.length ? paths.map((path) => Buffer.from(path, 'latin1')) : (await readdir(tree, { encoding: 'buffer' })).sort(Buffer.compare);
   let items = 0;
-  const result = await runRestoreRsync({
-    args: restoreRsyncArgs({ mode, asSuperUser: owners, dryRun: options.dryRun, ignoreTimes: !empty, rsh, ioTimeoutSeconds: options.ioTimeoutSeconds }),
-    source: `${tree}/`,
-    target: rsyncTarget,
-    list,
-    onLine: options.dryRun
-      ? (line) => {
-          items += 1;
-          options.onItem?.(line);
-        }
-      : undefined,
-    signal: options.signal,
-  });
+  const onLine = options.dryRun
+    ? (line: string) => {
+        items += 1;
+        options.onItem?.(line);
+      }
+    : undefined;
+  const args = { asSuperUser: owners, dryRun: options.dryRun, ignoreTimes: !empty, ioTimeoutSeconds: options.ioTimeoutSeconds };
+  // As root over another account's folders, the sending rsync runs as that account.
+  const account = await readingAccount(options.root, options.name, tree);
+  let result: RestoreRsyncResult;
+  if (!account) {
+    result = await runRestoreRsync({ args: restoreRsyncArgs({ mode, rsh, ...args }), source: `${tree}/`, target: rsyncTarget, list, onLine, signal: options.signal });
+  } else if (!remote) {
+    // The same DEST, now as this (receiving) rsync's own target.
+    const dest = rsyncTarget.slice(`${LOCAL_HOST}:`.length);
+    // Itemized as received here ('>'): said as the other restores say it, sent to DEST ('<').
+    const received = onLine && ((line: string) => (line.startsWith('created directory ') ? undefined : onLine(line.replace(/^>/, '<'))));
+    result = await runRestoreRsync({ args: restoreRsyncArgs({ mode, rsh: asAccountRsh(account), remoteSender: true, ...args }), source: `${LOCAL_HOST}:${tree}/`, target: dest, list, onLine: received, signal: options.signal });
+  } else {
+    // Read as the account into a private folder of root's, then push that with root's ssh.
+    const stage = await privateStage();
+    try {
+      const staged = await runRestoreRsync({
+        args: restoreRsyncArgs({ mode, rsh: asAccountRsh(account), remoteSender: true, asSuperUser: true, dryRun: false, ignoreTimes: false, ioTimeoutSeconds: options.ioTimeoutSeconds }),
+        source: `${LOCAL_HOST}:${tree}/`,
+        target: `${stage}/`,
+        list,
+        signal: options.signal,
+      });
+      if (options.signal?.aborted) throw new SshRSyncError('EINTERNAL', `restore stopped before anything was written to ${remote.spec}`);
+      if (staged.exitCode !== 0) throw new SshRSyncError('ERSYNC', `restore into ${remote.spec} failed before anything was sent: reading the backup as its owner (uid ${account.uid}) into ${stage} failed: ${describeRestoreFailure(staged, stage)}`);
+      // The staged tree carries real owners now (for a plain store, none).
+      result = await runRestoreRsync({ args: restoreRsyncArgs({ mode: mode === 'plain' ? 'plain' : 'privileged', rsh, ...args }), source: `${stage}/`, target: rsyncTarget, list, onLine, signal: options.signal });
+    } finally {
+      await rm(stage, { recursive: true, force: true });
+    }
+  }
   const where = remote ? remote.spec : target.kind === 'local' ? target.path : '';
   if (options.signal?.aborted) throw new SshRSyncError('EINTERNAL', `restore stopped: what was written in ${where} is incomplete`);
   if (result.exitCode !== 0) throw new SshRSyncError('ERSYNC', `restore into ${where} failed: ${describeRestoreFailure(result, where)}`);

@@ -1,0 +1,75 @@
+// Root restoring a backup that another account owns (a non-root receiver's store) must not read
+// it with root's rights: the account may rename its folders while rsync reads them, and a folder
+// rsync has listed, swapped for a symlink to one of root's, would have root's rsync send root's
+// files. rsync (3.4 and later) follows a symlinked folder on a file's path itself, reading the
+// link and walking its target from "/", so no open flag or mount option stops it; the kernel's
+// permission checks do. The sending rsync therefore runs as the account: for a local DEST it is
+// the "remote" side, started through setpriv, and this process's rsync (root) receives and sets
+// the owners; for --to, the tree is first restored so into a private staging folder of root's,
+// which is then pushed (root's ssh key never reaches the account).
+import { lstat, mkdtemp, realpath } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { SshRSyncError } from '../errors.js';
+
+const SETPRIV = '/usr/bin/setpriv';
+
+/** Whose rights the sending rsync takes. */
+export interface StoreAccount {
+  uid: number;
+  gid: number;
+}
+
+// Whether another account could swap a folder on the way from / to `path`: one that is not
+// root's, or that group or others may write without the sticky bit.
+export async function othersCanSwap(path: string): Promise<boolean> {
+  for (let dir = path; ; dir = dirname(dir)) {
+    const info = await lstat(dir);
+    if (info.uid !== 0 || ((info.mode & 0o022) !== 0 && (info.mode & 0o1000) === 0)) return true;
+    if (dir === dirname(dir)) return false;
+  }
+}
+
+// The account the sender must run as, or null: not root, or nothing on the tree's way is
+// another account's to swap.
+export async function readingAccount(root: string, name: string, tree: string): Promise<StoreAccount | null> {
+  if (process.getuid?.() !== 0 || !(await othersCanSwap(tree))) return null;
+  for (const dir of [join(root, name), root]) {
+    const info = await lstat(dir);
+    if (info.uid === 0) continue;
+    const account = { uid: info.uid, gid: info.gid };
+    // A folder above that the account cannot pass (a copy root made into a private folder of
+    // its own) keeps the account from swapping anything below: root reads it, as the account
+    // could not.
+    return (await canPass(account, dirname(root))) ? account : null;
+  }
+  throw new SshRSyncError('EUSAGE', `${tree} is on a path other accounts can write to, and ${join(root, name)} is root's: make the folders above BACKUP_ROOT writable by root only, then restore again`);
+}
+
+// Whether `account` (no supplementary groups) may search every folder from / to `dir`.
+async function canPass(account: StoreAccount, dir: string): Promise<boolean> {
+  for (let at = await realpath(dir); ; at = dirname(at)) {
+    const info = await lstat(at);
+    const bit = info.uid === account.uid ? 0o100 : info.gid === account.gid ? 0o010 : 0o001;
+    if ((info.mode & bit) === 0) return false;
+    if (at === dirname(at)) return true;
+  }
+}
+
+// rsync's -e for a sender that runs as `account`, with no supplementary groups; `env` takes the
+// word rsync puts where a host name goes (SRS_RESTORE=local) as a harmless assignment.
+export function asAccountRsh(account: StoreAccount): string {
+  if (!existsSync(SETPRIV)) throw new SshRSyncError('EUSAGE', `${SETPRIV} is missing: root restores a backup another account owns only by reading it as that account; install util-linux, or restore as that account (without owners)`);
+  return `${SETPRIV} --reuid=${account.uid} --regid=${account.gid} --clear-groups env`;
+}
+
+// A new private folder of root's for a staged tree: in the temporary folder, unless another
+// account could swap that (a TMPDIR of theirs), then /tmp.
+export async function privateStage(): Promise<string> {
+  for (const base of [tmpdir(), '/tmp']) {
+    const real = await realpath(base).catch(() => null);
+    if (real && !(await othersCanSwap(real).catch(() => true))) return mkdtemp(join(real, 'srs-restore-stage-'));
+  }
+  throw new SshRSyncError('EUSAGE', `no private place to stage the restore: ${tmpdir()} and /tmp are writable by other accounts; set TMPDIR to a folder only root can write`);
+}
