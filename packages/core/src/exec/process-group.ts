@@ -22,7 +22,8 @@ export function killGroup(pid: number | undefined, signal: NodeJS.Signals = 'SIG
 //   pTOKEN / cTOKEN  a start about to happen / done (its group, if any, sent just before).
 // A start still pending at the end is one we were killed in the middle of, before its group
 // could be listed: every process carrying SSH_R_SYNC_SPAWN=TOKEN in its environment (the child
-// and whatever it forked meanwhile) is killed. The scan runs a few times to catch late forks.
+// and whatever it forked meanwhile) is killed. A child between fork and exec still shows our
+// environment, without the token: the scan is repeated for 0.6 s, which also catches late forks.
 export const SPAWN_TOKEN_VARIABLE = 'SSH_R_SYNC_SPAWN';
 const WATCHDOG = [
   'groups=" "',
@@ -36,13 +37,15 @@ const WATCHDOG = [
   '  esac',
   'done',
   'for group in $groups; do kill -9 "-$group" 2>/dev/null; done',
-  'for token in $pending; do',
-  '  for pass in 1 2 3; do',
+  '[ "$pending" = " " ] && exit 0',
+  'for pass in 1 2 3 4 5 6; do',
+  '  for token in $pending; do',
   `    for file in $(grep -lzxF "${SPAWN_TOKEN_VARIABLE}=$token" /proc/[0-9]*/environ 2>/dev/null); do`,
   '      pid=${file#/proc/}; pid=${pid%/environ}',
   '      kill -9 "-$pid" 2>/dev/null; kill -9 "$pid" 2>/dev/null',
   '    done',
   '  done',
+  '  sleep 0.1',
   'done',
 ].join('\n');
 

@@ -3,10 +3,13 @@
 // rsync has listed, swapped for a symlink to one of root's, would have root's rsync send root's
 // files. rsync (3.4 and later) follows a symlinked folder on a file's path itself, reading the
 // link and walking its target from "/", so no open flag or mount option stops it; the kernel's
-// permission checks do. The sending rsync therefore runs as the account: for a local DEST it is
+// permission checks do. The sending rsync therefore runs as the account (rsync 3.4.0 or newer:
+// root's receiving rsync now trusts a sender the account could take over, and 3.4.0 fixed what
+// a malicious sender could do to a receiver): for a local DEST it is
 // the "remote" side, started through setpriv, and this process's rsync (root) receives and sets
 // the owners; for --to, the tree is first restored so into a private staging folder of root's,
 // which is then pushed (root's ssh key never reaches the account).
+import { execFile } from 'node:child_process';
 import { lstat, mkdtemp, realpath } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,24 +47,25 @@ export async function readingAccount(root: string, name: string, tree: string): 
     // could not.
     return (await canPass(account, dirname(root))) ? account : null;
   }
-  throw new SshRSyncError('EUSAGE', `${tree} is on a path other accounts can write to, and ${join(root, name)} is root's: make the folders above BACKUP_ROOT writable by root only, then restore again`);
+  throw new SshRSyncError('EUSAGE', `a folder on the way to ${tree} is another account's or writable by others, but ${join(root, name)} and ${root} are root's: make that path root's only (ls -ld each folder), then restore again`);
 }
 
-// Whether `account` (no supplementary groups) may search every folder from / to `dir`.
+// Whether `account` may reach `dir`: asked of the kernel as the account (its groups and any
+// ACLs count). Anything but a clear "no" counts as yes: the sender then runs as the account.
 async function canPass(account: StoreAccount, dir: string): Promise<boolean> {
-  for (let at = await realpath(dir); ; at = dirname(at)) {
-    const info = await lstat(at);
-    const bit = info.uid === account.uid ? 0o100 : info.gid === account.gid ? 0o010 : 0o001;
-    if ((info.mode & bit) === 0) return false;
-    if (at === dirname(at)) return true;
-  }
+  if (!existsSync(SETPRIV)) return true;
+  const answer = await new Promise<string>((resolve) => {
+    execFile(SETPRIV, [`--reuid=${account.uid}`, `--regid=${account.gid}`, '--init-groups', '--', '/bin/sh', '-c', 'if test -x "$1"; then echo yes; else echo no; fi', 'sh', dir], { timeout: 10_000, env: { PATH: '/usr/bin:/bin' } }, (_error, stdout) => resolve(String(stdout).trim()));
+  });
+  return answer !== 'no';
 }
 
-// rsync's -e for a sender that runs as `account`, with no supplementary groups; `env` takes the
+// rsync's -e for a sender that runs as `account`; `env` takes the
 // word rsync puts where a host name goes (SRS_RESTORE=local) as a harmless assignment.
 export function asAccountRsh(account: StoreAccount): string {
   if (!existsSync(SETPRIV)) throw new SshRSyncError('EUSAGE', `${SETPRIV} is missing: root restores a backup another account owns only by reading it as that account; install util-linux, or restore as that account (without owners)`);
-  return `${SETPRIV} --reuid=${account.uid} --regid=${account.gid} --clear-groups env`;
+  // Its groups as at a login (initgroups); none of root's environment.
+  return `${SETPRIV} --reuid=${account.uid} --regid=${account.gid} --init-groups env -i PATH=/usr/bin:/bin LC_ALL=C`;
 }
 
 // A new private folder of root's for a staged tree: in the temporary folder, unless another
@@ -72,4 +76,13 @@ export async function privateStage(): Promise<string> {
     if (real && !(await othersCanSwap(real).catch(() => true))) return mkdtemp(join(real, 'srs-restore-stage-'));
   }
   throw new SshRSyncError('EUSAGE', `no private place to stage the restore: ${tmpdir()} and /tmp are writable by other accounts; set TMPDIR to a folder only root can write`);
+}
+
+// rsync 3.4.0 or newer, or a refusal saying so.
+export async function requireSafeReceiver(program = 'rsync'): Promise<void> {
+  const text = await new Promise<string>((resolve) => execFile(program, ['--version'], { timeout: 10_000 }, (_error, stdout) => resolve(String(stdout))));
+  const found = /version\s+(\d+)\.(\d+)\.(\d+)/.exec(text);
+  const version = found ? [Number(found[1]), Number(found[2]), Number(found[3])] : null;
+  if (version && (version[0]! > 3 || (version[0] === 3 && version[1]! >= 4))) return;
+  throw new SshRSyncError('EUSAGE', `root restores a backup another account owns with rsync 3.4.0 or newer only (found ${version ? version.join('.') : 'no version'}): older receivers trust a sender too much; upgrade rsync, or restore as that account (without owners)`);
 }

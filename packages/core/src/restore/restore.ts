@@ -14,7 +14,7 @@ import { remoteState } from './remote-listing.js';
 import { restoreModeOf } from './restore-mode.js';
 import { checkRestorePaths, normalizeRestorePath } from './restore-paths.js';
 import { describeRestoreFailure, restoreRsyncArgs, runRestoreRsync, type RestoreRsyncResult } from './restore-rsync.js';
-import { asAccountRsh, privateStage, readingAccount } from './restore-account.js';
+import { asAccountRsh, privateStage, readingAccount, requireSafeReceiver } from './restore-account.js';
 import { checkLocalTarget, parseRemoteTarget, type RemoteTarget, type RestoreTarget } from './restore-target.js';
 
 /** The word env(1) takes as a harmless assignment where rsync puts the remote host's name. */
@@ -140,7 +140,9 @@ async function restoreOpened(options: RestoreOptions, snapshot: StoredSnapshot, 
     : undefined;
   const args = { asSuperUser: owners, dryRun: options.dryRun, ignoreTimes: !empty, ioTimeoutSeconds: options.ioTimeoutSeconds };
   // As root over another account's folders, the sending rsync runs as that account.
-  const account = await readingAccount(options.root, options.name, tree);
+  // A dry run with --to reads no file and shows the list to root alone: root lists it.
+  const account = remote && options.dryRun ? null : await readingAccount(options.root, options.name, tree);
+  if (account) await requireSafeReceiver();
   let result: RestoreRsyncResult;
   if (!account) {
     result = await runRestoreRsync({ args: restoreRsyncArgs({ mode, rsh, ...args }), source: `${tree}/`, target: rsyncTarget, list, onLine, signal: options.signal });
@@ -162,11 +164,14 @@ async function restoreOpened(options: RestoreOptions, snapshot: StoredSnapshot, 
         signal: options.signal,
       });
       if (options.signal?.aborted) throw new SshRSyncError('EINTERNAL', `restore stopped before anything was written to ${remote.spec}`);
-      if (staged.exitCode !== 0) throw new SshRSyncError('ERSYNC', `restore into ${remote.spec} failed before anything was sent: reading the backup as its owner (uid ${account.uid}) into ${stage} failed: ${describeRestoreFailure(staged, stage)}`);
+      if (staged.exitCode !== 0) {
+        const where = `the staging folder ${stage} (set TMPDIR to a folder only root can write, with room for the restore)`;
+        throw new SshRSyncError('ERSYNC', `restore into ${remote.spec} failed before anything was sent: reading the backup as its owner (uid ${account.uid}) into a staging folder failed: ${describeRestoreFailure(staged, where)}`);
+      }
       // The staged tree carries real owners now (for a plain store, none).
       result = await runRestoreRsync({ args: restoreRsyncArgs({ mode: mode === 'plain' ? 'plain' : 'privileged', rsh, ...args }), source: `${stage}/`, target: rsyncTarget, list, onLine, signal: options.signal });
     } finally {
-      await rm(stage, { recursive: true, force: true });
+      await rm(stage, { recursive: true, force: true }).catch((error: Error) => options.onWarning?.(`could not remove the staging folder ${stage}: ${error.message}; remove it by hand`));
     }
   }
   const where = remote ? remote.spec : target.kind === 'local' ? target.path : '';
