@@ -462,11 +462,16 @@ describe('the host lock through ssh-r-sync-recv --local', { concurrency: 1 }, ()
     let run: Run | undefined;
     await withHostLock({ root: f.root, name: NAME, waitSeconds: 0, logger: silentLogger, brief: true }, async () => {
       run = recv(['--local', f.src, '--name', NAME, '--lock-wait', '0', f.root]);
-      // It waits (one of the host's waiter slots is taken), rather than being refused.
-      const slot = join(f.root, '.ssh-r-sync', 'locks', `${NAME}.wait.0`);
+      // It waits (one of the host's waiter slots is taken), rather than being refused. Every
+      // slot is probed: the probe's own brief flock can push the run on to the next slot.
+      const locks = join(f.root, '.ssh-r-sync', 'locks');
+      const slotTaken = () =>
+        readdirSync(locks)
+          .filter((file) => file.startsWith(`${NAME}.wait.`))
+          .some((file) => spawnSync('flock', ['-n', join(locks, file), 'true']).status === 1);
       let ended = false;
       void run.exited.then(() => (ended = true));
-      await waitUntil(() => ended || (existsSync(slot) && spawnSync('flock', ['-n', slot, 'true']).status === 1), 60_000);
+      await waitUntil(() => ended || slotTaken(), 60_000);
       assert.equal(ended, false, 'the run was refused while the brief holder held the lock');
     });
     const done = await run!.exited;
