@@ -89,3 +89,15 @@ test('with --to: read as the account into a private staging folder first; nothin
   assert.deepEqual([top.uid, top.gid], [1234, 5678]);
   assert.deepEqual(await readdir(temp), [], 'the staging folder is removed');
 });
+
+test('an rsync older than 3.4.0 is refused for it, with what to do, and nothing is written', { skip, timeout: 60_000 }, async () => {
+  // A stand-in that only prints an old version: rsync 3.2 cannot be installed next to 3.4+ here.
+  const bin = join(tmp.dir, 'old-rsync');
+  await mkdir(bin);
+  await writeFile(join(bin, 'rsync'), '#!/bin/sh\necho "rsync  version 3.2.7  protocol version 31"\n', { mode: 0o755 });
+  const dest = join(tmp.dir, 'old');
+  const run = await runNode(adminBin, ['restore', server.root, HOST, dest], { timeoutMs: 50_000, env: { TMPDIR: temp, PATH: `${bin}:${process.env.PATH}` } });
+  assert.equal(run.code, 2, run.stderr);
+  assert.match(run.stderr, /^ssh-r-sync-admin: error: root restores a backup another account owns with rsync 3\.4\.0 or newer only \(found 3\.2\.7\): .*upgrade rsync, or restore as that account/m);
+  assert.equal(existsSync(dest), false, 'DEST is not even made');
+});

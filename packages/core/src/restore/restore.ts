@@ -102,6 +102,11 @@ async function restoreOpened(options: RestoreOptions, snapshot: StoredSnapshot, 
   const tree = snapshot.paths.tree;
   if (!(await lstat(tree)).isDirectory()) throw new SshRSyncError('EUSAGE', `${tree} is not a directory: refused`);
   await checkRestorePaths(tree, paths);
+  // As root over another account's folders, the sending rsync runs as that account (checked
+  // before DEST is made). A dry run with --to reads no file and shows the list to root alone.
+  const account = remote && options.dryRun ? null : await readingAccount(options.root, options.name, tree);
+  if (account) await requireSafeReceiver();
+  const accountRsh = account ? asAccountRsh(account) : '';
 
   let target: RestoreTarget;
   let rsh: string;
@@ -139,10 +144,6 @@ async function restoreOpened(options: RestoreOptions, snapshot: StoredSnapshot, 
       }
     : undefined;
   const args = { asSuperUser: owners, dryRun: options.dryRun, ignoreTimes: !empty, ioTimeoutSeconds: options.ioTimeoutSeconds };
-  // As root over another account's folders, the sending rsync runs as that account.
-  // A dry run with --to reads no file and shows the list to root alone: root lists it.
-  const account = remote && options.dryRun ? null : await readingAccount(options.root, options.name, tree);
-  if (account) await requireSafeReceiver();
   let result: RestoreRsyncResult;
   if (!account) {
     result = await runRestoreRsync({ args: restoreRsyncArgs({ mode, rsh, ...args }), source: `${tree}/`, target: rsyncTarget, list, onLine, signal: options.signal });
@@ -151,13 +152,13 @@ async function restoreOpened(options: RestoreOptions, snapshot: StoredSnapshot, 
     const dest = rsyncTarget.slice(`${LOCAL_HOST}:`.length);
     // Itemized as received here ('>'): said as the other restores say it, sent to DEST ('<').
     const received = onLine && ((line: string) => (line.startsWith('created directory ') ? undefined : onLine(line.replace(/^>/, '<'))));
-    result = await runRestoreRsync({ args: restoreRsyncArgs({ mode, rsh: asAccountRsh(account), remoteSender: true, ...args }), source: `${LOCAL_HOST}:${tree}/`, target: dest, list, onLine: received, signal: options.signal });
+    result = await runRestoreRsync({ args: restoreRsyncArgs({ mode, rsh: accountRsh, remoteSender: true, ...args }), source: `${LOCAL_HOST}:${tree}/`, target: dest, list, onLine: received, signal: options.signal });
   } else {
     // Read as the account into a private folder of root's, then push that with root's ssh.
     const stage = await privateStage();
     try {
       const staged = await runRestoreRsync({
-        args: restoreRsyncArgs({ mode, rsh: asAccountRsh(account), remoteSender: true, asSuperUser: true, dryRun: false, ignoreTimes: false, ioTimeoutSeconds: options.ioTimeoutSeconds }),
+        args: restoreRsyncArgs({ mode, rsh: accountRsh, remoteSender: true, asSuperUser: true, dryRun: false, ignoreTimes: false, ioTimeoutSeconds: options.ioTimeoutSeconds }),
         source: `${LOCAL_HOST}:${tree}/`,
         target: `${stage}/`,
         list,
