@@ -1,10 +1,10 @@
 // What the admin sub-commands share: the prefix, option parsers, the host listing, ages.
-import { lstatSync, realpathSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { stat, readdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { NAME_PATTERN, UsageError, oneLine, validateName, type Logger } from '@ssh-r-sync/core/internal';
+import { NAME_PATTERN, UsageError, oneLine, swappable, validateName, type Logger } from '@ssh-r-sync/core/internal';
 import { configureProgram, durationMs } from './common.js';
 
 export const ADMIN_PREFIX = 'ssh-r-sync-admin';
@@ -117,19 +117,5 @@ export function becomeOwnerOf(root: string, logger: Logger): string | null {
   return account;
 }
 
-// Why another account could swap ROOT, or a folder on the way to it, for a symlink (the path as
-// given, through each symlink on it, and the real path): one of them is not root's, or group or
-// others may write it (a sticky folder like /tmp excepted); null when none.
-export function swappable(root: string): string | null {
-  const seen = new Set<string>();
-  const absolute = resolve(root);
-  for (let prefix = absolute; ; prefix = dirname(prefix)) {
-    for (let dir = realpathSync(prefix); !seen.has(dir); dir = dirname(dir)) {
-      seen.add(dir);
-      const info = lstatSync(dir);
-      if (info.uid !== 0) return `${dir} is owned by uid ${info.uid}`;
-      if ((info.mode & 0o022) !== 0 && (info.mode & 0o1000) === 0) return `${dir} is writable by group or others`;
-    }
-    if (prefix === dirname(prefix)) return null;
-  }
-}
+// swappable lives in core (restore uses it too); the admin commands import it from here.
+export { swappable };

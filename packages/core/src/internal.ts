@@ -22,6 +22,7 @@ export { loadClientPlugins, type ClientPlugins } from './client/client-plugins.j
 export { parseDestination, type Destination } from './client/destination.js';
 export { clientName, sanitizeName } from './client/client-name.js';
 export { lockHost } from './storage/host-lock.js';
+export { swappable } from './storage/swappable.js';
 export { createSessionDir, type SessionDir } from './session/session-dir.js';
 export * from './session/tunnel/index.js';
 export { claimStdout } from './session/protocol/stdout-guard.js';

@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { SshRSyncError } from '../errors.js';
+import { swappable } from '../storage/swappable.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 
@@ -24,20 +25,10 @@ export interface StoreAccount {
   gid: number;
 }
 
-// Whether another account could swap a folder on the way from / to `path`: one that is not
-// root's, or that group or others may write without the sticky bit.
-export async function othersCanSwap(path: string): Promise<boolean> {
-  for (let dir = path; ; dir = dirname(dir)) {
-    const info = await lstat(dir);
-    if (info.uid !== 0 || ((info.mode & 0o022) !== 0 && (info.mode & 0o1000) === 0)) return true;
-    if (dir === dirname(dir)) return false;
-  }
-}
-
 // The account the sender must run as, or null: not root, or nothing on the tree's way is
 // another account's to swap.
 export async function readingAccount(root: string, name: string, tree: string): Promise<StoreAccount | null> {
-  if (process.getuid?.() !== 0 || !(await othersCanSwap(tree))) return null;
+  if (process.getuid?.() !== 0 || swappable(tree) === null) return null;
   for (const dir of [join(root, name), root]) {
     const info = await lstat(dir);
     if (info.uid === 0) continue;
@@ -73,7 +64,7 @@ export function asAccountRsh(account: StoreAccount): string {
 export async function privateStage(): Promise<string> {
   for (const base of [tmpdir(), '/tmp']) {
     const real = await realpath(base).catch(() => null);
-    if (real && !(await othersCanSwap(real).catch(() => true))) return mkdtemp(join(real, 'srs-restore-stage-'));
+    if (real && swappable(real) === null) return mkdtemp(join(real, 'srs-restore-stage-'));
   }
   throw new SshRSyncError('EUSAGE', `no private place to stage the restore: ${tmpdir()} and /tmp are writable by other accounts; set TMPDIR to a folder only root can write`);
 }
