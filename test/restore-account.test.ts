@@ -7,8 +7,9 @@
 // owners included (see restore.test.ts for the whole awkward tree). Runs as root.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { chown, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { repoRoot, runNode, runRecv, tempDir } from './helpers/cli.js';
 import { LINK_DEST_DIST, MANIFEST_DIST, startNonRootServer, startRootLogin, type NonRootServer, type RootLogin } from './helpers/nonroot-server.js';
@@ -115,4 +116,34 @@ test('root\'s own store reached through a symlink is read by root as before (a s
   assert.equal(run.code, 0, run.stderr);
   const top = statSync(join(dest, 'top.txt'));
   assert.deepEqual([top.uid, top.gid], [1234, 5678]);
+});
+
+test('a stage left by a killed --to restore is removed by the next one; one whose restore still runs is kept', { skip, timeout: 120_000 }, async () => {
+  const stale = join(temp, 'srs-restore-stage-killed');
+  const live = join(temp, 'srs-restore-stage-running');
+  for (const dir of [stale, live]) {
+    await mkdir(join(dir, 'tree'), { recursive: true, mode: 0o700 });
+    await writeFile(join(dir, 'tree', 'copy.txt'), 'a staged copy\n');
+    await writeFile(join(dir, 'lock'), '');
+    const old = new Date(Date.now() - 5 * 60_000);
+    await utimes(dir, old, old);
+  }
+  // The running restore's lock, held as the restore holds it.
+  const holder = spawn('flock', ['-x', join(live, 'lock'), '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => holder.on('close', resolve));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('locked') && resolve());
+      holder.on('close', () => reject(new Error('flock ended')));
+    });
+    const dest = join(tmp.dir, 'after-kill');
+    await mkdir(dest);
+    const run = await runNode(adminBin, ['restore', '--to', login.to(dest), ...login.restoreArgs(), server.root, HOST], { timeoutMs: 100_000, env: { TMPDIR: temp } });
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(await readdir(temp), ['srs-restore-stage-running'], 'the killed restore\'s stage is gone, the running one\'s kept');
+  } finally {
+    holder.stdin.end();
+    await exited;
+    await rm(live, { recursive: true, force: true });
+  }
 });

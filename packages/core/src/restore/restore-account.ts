@@ -10,12 +10,13 @@
 // the owners; for --to, the tree is first restored so into a private staging folder of root's,
 // which is then pushed (root's ssh key never reaches the account).
 import { execFile } from 'node:child_process';
-import { lstat, mkdtemp, realpath } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, realpath, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { SshRSyncError } from '../errors.js';
 import { swappable } from '../storage/swappable.js';
+import { withFileLock } from '../storage/kernel-lock.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 
@@ -59,14 +60,45 @@ export function asAccountRsh(account: StoreAccount): string {
   return `${SETPRIV} --reuid=${account.uid} --regid=${account.gid} --init-groups env -i PATH=/usr/bin:/bin LC_ALL=C`;
 }
 
-// A new private folder of root's for a staged tree: in the temporary folder, unless another
-// account could swap that (a TMPDIR of theirs), then /tmp.
-export async function privateStage(): Promise<string> {
+const STAGE_PREFIX = 'srs-restore-stage-';
+/** A stage this old whose lock is free was left by a restore that was killed: it is removed. */
+const STALE_STAGE_MS = 60_000;
+
+// Runs `work` with a new private folder of root's for a staged tree: in the temporary folder,
+// unless another account could swap that (a TMPDIR of theirs), then /tmp. The folder holds a
+// lock for as long as the restore runs, and is removed after it; stages that a killed restore
+// left (lock free, older than a minute) are removed first.
+export async function withPrivateStage<T>(work: (tree: string) => Promise<T>, onWarning: (message: string) => void): Promise<T> {
+  const base = await stageBase();
+  await removeStaleStages(base);
+  const dir = await mkdtemp(join(base, STAGE_PREFIX));
+  try {
+    const tree = join(dir, 'tree');
+    await mkdir(tree, { mode: 0o700 });
+    return await withFileLock(join(dir, 'lock'), { waitSeconds: 0 }, () => work(tree));
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch((error: Error) => onWarning(`could not remove the staging folder ${dir}: ${error.message}; remove it by hand`));
+  }
+}
+
+async function stageBase(): Promise<string> {
   for (const base of [tmpdir(), '/tmp']) {
     const real = await realpath(base).catch(() => null);
-    if (real && swappable(real) === null) return mkdtemp(join(real, 'srs-restore-stage-'));
+    if (real && swappable(real) === null) return real;
   }
   throw new SshRSyncError('EUSAGE', `no private place to stage the restore: ${tmpdir()} and /tmp are writable by other accounts; set TMPDIR to a folder only root can write`);
+}
+
+async function removeStaleStages(base: string): Promise<void> {
+  const names = await readdir(base).catch(() => [] as string[]);
+  for (const name of names.filter((entry) => entry.startsWith(STAGE_PREFIX))) {
+    const dir = join(base, name);
+    const info = await lstat(dir).catch(() => null);
+    if (!info?.isDirectory() || info.uid !== 0 || Date.now() - info.mtimeMs < STALE_STAGE_MS) continue;
+    await withFileLock(join(dir, 'lock'), { waitSeconds: 0 }, () => rm(dir, { recursive: true, force: true })).catch(() => {
+      // in use by a running restore (its lock is held), or not ours to remove
+    });
+  }
 }
 
 // rsync 3.4.0 or newer, or a refusal saying so.

@@ -1,7 +1,7 @@
 // `ssh-r-sync-admin restore`: one complete snapshot (or a few paths of it) written back with
 // rsync, to a local DEST or over ssh to `--to [user@]host[:port]:DIR`. Everything is checked
 // before anything is written: the paths, the snapshot, the target.
-import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir } from 'node:fs/promises';
 import type { Mode } from '../pipeline/context.js';
 import { parseDestination } from '../client/destination.js';
 import { SshRSyncError } from '../errors.js';
@@ -14,7 +14,7 @@ import { remoteState } from './remote-listing.js';
 import { restoreModeOf } from './restore-mode.js';
 import { checkRestorePaths, normalizeRestorePath } from './restore-paths.js';
 import { describeRestoreFailure, restoreRsyncArgs, runRestoreRsync, type RestoreRsyncResult } from './restore-rsync.js';
-import { asAccountRsh, privateStage, readingAccount, requireSafeReceiver } from './restore-account.js';
+import { asAccountRsh, readingAccount, requireSafeReceiver, withPrivateStage } from './restore-account.js';
 import { checkLocalTarget, parseRemoteTarget, type RemoteTarget, type RestoreTarget } from './restore-target.js';
 
 /** The word env(1) takes as a harmless assignment where rsync puts the remote host's name. */
@@ -155,8 +155,7 @@ async function restoreOpened(options: RestoreOptions, snapshot: StoredSnapshot, 
     result = await runRestoreRsync({ args: restoreRsyncArgs({ mode, rsh: accountRsh, remoteSender: true, ...args }), source: `${LOCAL_HOST}:${tree}/`, target: dest, list, onLine: received, signal: options.signal });
   } else {
     // Read as the account into a private folder of root's, then push that with root's ssh.
-    const stage = await privateStage();
-    try {
+    result = await withPrivateStage(async (stage) => {
       const staged = await runRestoreRsync({
         args: restoreRsyncArgs({ mode, rsh: accountRsh, remoteSender: true, asSuperUser: true, dryRun: false, ignoreTimes: false, ioTimeoutSeconds: options.ioTimeoutSeconds }),
         source: `${LOCAL_HOST}:${tree}/`,
@@ -170,10 +169,8 @@ async function restoreOpened(options: RestoreOptions, snapshot: StoredSnapshot, 
         throw new SshRSyncError('ERSYNC', `restore into ${remote.spec} failed before anything was sent: reading the backup as its owner (uid ${account.uid}) into a staging folder failed: ${describeRestoreFailure(staged, where)}`);
       }
       // The staged tree carries real owners now (for a plain store, none).
-      result = await runRestoreRsync({ args: restoreRsyncArgs({ mode: mode === 'plain' ? 'plain' : 'privileged', rsh, ...args }), source: `${stage}/`, target: rsyncTarget, list, onLine, signal: options.signal });
-    } finally {
-      await rm(stage, { recursive: true, force: true }).catch((error: Error) => options.onWarning?.(`could not remove the staging folder ${stage}: ${error.message}; remove it by hand`));
-    }
+      return runRestoreRsync({ args: restoreRsyncArgs({ mode: mode === 'plain' ? 'plain' : 'privileged', rsh, ...args }), source: `${stage}/`, target: rsyncTarget, list, onLine, signal: options.signal });
+    }, (message) => options.onWarning?.(message));
   }
   const where = remote ? remote.spec : target.kind === 'local' ? target.path : '';
   if (options.signal?.aborted) throw new SshRSyncError('EINTERNAL', `restore stopped: what was written in ${where} is incomplete`);
