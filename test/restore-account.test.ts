@@ -80,7 +80,7 @@ test('with --to: read as the account into a private staging folder first; nothin
   assert.equal(run.code, 1, run.stderr);
   assert.match(run.stderr, /failed before anything was sent: reading the backup as its owner \(uid \d+\) .*Permission denied/);
   assert.deepEqual(await readdir(dest), []);
-  assert.deepEqual(await readdir(temp), [], 'the staging folder is removed');
+  assert.deepEqual(await readdir(join(temp, 'srs-restore-stages')), [], 'the staging folder is removed');
   // Once the file is gone, the same restore goes through, owners included.
   await rm(join(tree, 'd', 'roots.txt'));
   const again = await runNode(adminBin, ['restore', '--to', login.to(dest), ...login.restoreArgs(), server.root, HOST], { timeoutMs: 100_000, env: { TMPDIR: temp } });
@@ -88,7 +88,7 @@ test('with --to: read as the account into a private staging folder first; nothin
   assert.equal(readFileSync(join(dest, 'd', 'own.txt'), 'utf8'), 'the account\'s own\n');
   const top = statSync(join(dest, 'top.txt'));
   assert.deepEqual([top.uid, top.gid], [1234, 5678]);
-  assert.deepEqual(await readdir(temp), [], 'the staging folder is removed');
+  assert.deepEqual(await readdir(join(temp, 'srs-restore-stages')), [], 'the staging folder is removed');
 });
 
 test('an rsync older than 3.4.0 is refused for it, with what to do, and nothing is written', { skip, timeout: 60_000 }, async () => {
@@ -119,8 +119,8 @@ test('root\'s own store reached through a symlink is read by root as before (a s
 });
 
 test('a stage left by a killed --to restore is removed by the next one; one whose restore still runs is kept', { skip, timeout: 120_000 }, async () => {
-  const stale = join(temp, 'srs-restore-stage-killed');
-  const live = join(temp, 'srs-restore-stage-running');
+  const stale = join(temp, 'srs-restore-stages', 'srs-restore-stage-killed');
+  const live = join(temp, 'srs-restore-stages', 'srs-restore-stage-running');
   for (const dir of [stale, live]) {
     await mkdir(join(dir, 'tree'), { recursive: true, mode: 0o700 });
     await writeFile(join(dir, 'tree', 'copy.txt'), 'a staged copy\n');
@@ -140,7 +140,7 @@ test('a stage left by a killed --to restore is removed by the next one; one whos
     await mkdir(dest);
     const run = await runNode(adminBin, ['restore', '--to', login.to(dest), ...login.restoreArgs(), server.root, HOST], { timeoutMs: 100_000, env: { TMPDIR: temp } });
     assert.equal(run.code, 0, run.stderr);
-    assert.deepEqual(await readdir(temp), ['srs-restore-stage-running'], 'the killed restore\'s stage is gone, the running one\'s kept');
+    assert.deepEqual(await readdir(join(temp, 'srs-restore-stages')), ['srs-restore-stage-running'], 'the killed restore\'s stage is gone, the running one\'s kept');
   } finally {
     holder.stdin.end();
     await exited;

@@ -15,7 +15,8 @@ import { SPARSE_SIZE, buildTree, compareTrees } from './helpers/tree.js';
 
 const adminBin = join(repoRoot, 'packages/cli/bin/ssh-r-sync-admin.js');
 const HOST = 'restore-fs';
-const admin = (args: string[]) => runNode(adminBin, args, { timeoutMs: 120_000 });
+// TMPDIR: where a --to restore as root over the account's store stages (removed with tmp).
+const admin = (args: string[]) => runNode(adminBin, args, { timeoutMs: 120_000, env: { TMPDIR: join(tmp.dir, 'temp') } });
 /** The tree comes back as it was; the top is DEST's own (see docs/restore.md). */
 const SAME = { xattrs: true, top: false } as const;
 
@@ -28,6 +29,7 @@ let privilegedRoot: string;
 
 before(async () => {
   tmp = await tempDir('srs-restore-');
+  await mkdir(join(tmp.dir, 'temp'), { mode: 0o700 });
   src = join(tmp.dir, 'src');
   await mkdir(src);
   const info = await buildTree(src);

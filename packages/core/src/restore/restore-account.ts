@@ -10,13 +10,13 @@
 // the owners; for --to, the tree is first restored so into a private staging folder of root's,
 // which is then pushed (root's ssh key never reaches the account).
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readdir, realpath, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, realpath, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { SshRSyncError } from '../errors.js';
 import { swappable } from '../storage/swappable.js';
-import { withFileLock } from '../storage/kernel-lock.js';
+import { isLockBusy, withFileLock } from '../storage/kernel-lock.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 
@@ -60,43 +60,63 @@ export function asAccountRsh(account: StoreAccount): string {
   return `${SETPRIV} --reuid=${account.uid} --regid=${account.gid} --init-groups env -i PATH=/usr/bin:/bin LC_ALL=C`;
 }
 
+const STAGES = 'srs-restore-stages';
 const STAGE_PREFIX = 'srs-restore-stage-';
 /** A stage this old whose lock is free was left by a restore that was killed: it is removed. */
 const STALE_STAGE_MS = 60_000;
 
-// Runs `work` with a new private folder of root's for a staged tree: in the temporary folder,
-// unless another account could swap that (a TMPDIR of theirs), then /tmp. The folder holds a
-// lock for as long as the restore runs, and is removed after it; stages that a killed restore
-// left (lock free, older than a minute) are removed first.
+// Runs `work` with a new private folder of root's for a staged tree, in BASE/srs-restore-stages
+// (root's, 0700: no other account can make a name in it) where BASE is the temporary folder,
+// or /tmp when another account could swap that (a TMPDIR of theirs). The stage's lock is held
+// while the restore runs and while its tree is removed; stages that a killed restore left (lock
+// free, older than a minute) are removed first.
 export async function withPrivateStage<T>(work: (tree: string) => Promise<T>, onWarning: (message: string) => void): Promise<T> {
-  const base = await stageBase();
-  await removeStaleStages(base);
-  const dir = await mkdtemp(join(base, STAGE_PREFIX));
+  const stages = await stagesFolder();
+  await removeStaleStages(stages, onWarning);
+  const dir = await mkdtemp(join(stages, STAGE_PREFIX));
+  const tree = join(dir, 'tree');
+  const removeTree = () => rm(tree, { recursive: true, force: true }).catch((error: Error) => onWarning(`could not remove the staging folder ${dir}: ${error.message}; remove it by hand`));
   try {
-    const tree = join(dir, 'tree');
+    await writeFile(join(dir, 'lock'), '', { mode: 0o600, flag: 'wx' });
     await mkdir(tree, { mode: 0o700 });
-    return await withFileLock(join(dir, 'lock'), { waitSeconds: 0 }, () => work(tree));
+    return await withFileLock(join(dir, 'lock'), { waitSeconds: 0 }, async () => {
+      try {
+        return await work(tree);
+      } finally {
+        await removeTree();
+      }
+    });
   } finally {
-    await rm(dir, { recursive: true, force: true }).catch((error: Error) => onWarning(`could not remove the staging folder ${dir}: ${error.message}; remove it by hand`));
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
 }
 
-async function stageBase(): Promise<string> {
+async function stagesFolder(): Promise<string> {
   for (const base of [tmpdir(), '/tmp']) {
     const real = await realpath(base).catch(() => null);
-    if (real && swappable(real) === null) return real;
+    if (!real || swappable(real) !== null) continue;
+    const stages = join(real, STAGES);
+    await mkdir(stages, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
+    const info = await lstat(stages);
+    if (!info.isDirectory() || info.uid !== 0 || (info.mode & 0o077) !== 0) {
+      throw new SshRSyncError('EUSAGE', `${stages} is not a private folder of root's (mode 0700): remove it, then restore again`);
+    }
+    return stages;
   }
   throw new SshRSyncError('EUSAGE', `no private place to stage the restore: ${tmpdir()} and /tmp are writable by other accounts; set TMPDIR to a folder only root can write`);
 }
 
-async function removeStaleStages(base: string): Promise<void> {
-  const names = await readdir(base).catch(() => [] as string[]);
-  for (const name of names.filter((entry) => entry.startsWith(STAGE_PREFIX))) {
-    const dir = join(base, name);
+async function removeStaleStages(stages: string, onWarning: (message: string) => void): Promise<void> {
+  for (const name of (await readdir(stages)).filter((entry) => entry.startsWith(STAGE_PREFIX))) {
+    const dir = join(stages, name);
     const info = await lstat(dir).catch(() => null);
-    if (!info?.isDirectory() || info.uid !== 0 || Date.now() - info.mtimeMs < STALE_STAGE_MS) continue;
-    await withFileLock(join(dir, 'lock'), { waitSeconds: 0 }, () => rm(dir, { recursive: true, force: true })).catch(() => {
-      // in use by a running restore (its lock is held), or not ours to remove
+    if (!info?.isDirectory() || Date.now() - info.mtimeMs < STALE_STAGE_MS) continue;
+    // Only a stage with its lock file (a restore made it): none is created here.
+    if (!(await lstat(join(dir, 'lock')).catch(() => null))?.isFile()) continue;
+    await withFileLock(join(dir, 'lock'), { waitSeconds: 0 }, () => rm(dir, { recursive: true, force: true })).catch((error: unknown) => {
+      if (!isLockBusy(error)) onWarning(`could not remove ${dir}, left by a restore that was killed: ${(error as Error).message}; remove it by hand`);
     });
   }
 }
