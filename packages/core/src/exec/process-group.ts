@@ -68,8 +68,13 @@ export function dieWithUs(pid: number | undefined): () => void {
   watchdog ??= startWatchdog();
   const dog = watchdog;
   dog?.stdin?.write(`+${pid}\n`);
+  return forgetter(dog, pid);
+}
+
+// The function that takes `pid`'s group off `dog`'s list (nothing once that watchdog is gone).
+function forgetter(dog: ChildProcess | undefined, pid: number | undefined): () => void {
   return () => {
-    if (dog && dog === watchdog && dog.stdin?.writable) dog.stdin.write(`-${pid}\n`);
+    if (pid && dog && dog === watchdog && dog.stdin?.writable) dog.stdin.write(`-${pid}\n`);
   };
 }
 
@@ -99,9 +104,7 @@ export async function guardStart(): Promise<GuardedStart> {
     started(pid) {
       if (!(dog && dog === watchdog && dog.stdin?.writable)) return dieWithUs(pid); // a new watchdog
       dog.stdin.write(`${pid ? `+${pid}\n` : ''}c${token}\n`);
-      return () => {
-        if (pid && dog === watchdog && dog.stdin?.writable) dog.stdin.write(`-${pid}\n`);
-      };
+      return forgetter(dog, pid);
     },
   };
 }

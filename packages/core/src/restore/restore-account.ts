@@ -17,8 +17,7 @@ import { dirname, join } from 'node:path';
 import { SshRSyncError } from '../errors.js';
 import { swappable } from '../storage/swappable.js';
 import { isLockBusy, withFileLock } from '../storage/kernel-lock.js';
-
-const SETPRIV = '/usr/bin/setpriv';
+import { SETPRIV } from '../session/tunnel/daemon.js';
 
 /** Whose rights the sending rsync takes. */
 export interface StoreAccount {

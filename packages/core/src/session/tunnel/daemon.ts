@@ -10,7 +10,7 @@ import { killGroup } from '../../exec/process-group.js';
 import type { TunnelEvent } from './events.js';
 import { LineSplitter } from '../../exec/line-splitter.js';
 
-const SETPRIV = '/usr/bin/setpriv';
+export const SETPRIV = '/usr/bin/setpriv';
 const LOG_LINE_MAX = 1000;
 const KILL_GRACE_MS = 1000;
 
